@@ -1,0 +1,86 @@
+// Builds the two artifacts and prints what it built:
+//   dist/kvrf   the CNI plugin as a Node single-executable application (no Node needed on the host)
+//   dist/kvrfd  the node daemon as one CommonJS bundle run by Node
+// Usage: tsx scripts/build.ts [--no-sea]
+import { build, type BuildOptions } from "esbuild";
+import { execFileSync } from "node:child_process";
+import { copyFileSync, chmodSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { inject } from "postject";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const dist = path.join(root, "dist");
+const version = (JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as { version: string }).version;
+// The SEA fuse every Node binary carries; postject flips it when the blob is injected.
+const seaFuse = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
+
+const common: BuildOptions = {
+  bundle: true,
+  platform: "node",
+  target: "node24",
+  format: "cjs",
+  minify: true,
+  keepNames: true,
+  legalComments: "none",
+  define: { "process.env.KVRF_VERSION": JSON.stringify(version) },
+  logLevel: "warning",
+  metafile: true,
+};
+
+function size(file: string): string {
+  const bytes = statSync(file).size;
+  return bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
+}
+
+async function bundle(entry: string, outfile: string, banner?: string): Promise<void> {
+  await build({ ...common, entryPoints: [path.join(root, entry)], outfile, ...(banner ? { banner: { js: banner } } : {}) });
+}
+
+/** Turns a CJS bundle into a single executable: blob (with V8 code cache) injected into a copy of node. */
+async function makeSea(bundleFile: string, output: string): Promise<void> {
+  const blob = `${output}.blob`;
+  const seaConfig = `${output}.sea.json`;
+  writeFileSync(
+    seaConfig,
+    JSON.stringify({ main: bundleFile, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, useSnapshot: false }),
+  );
+  // The blob and its code cache must come from the very Node binary it is injected into.
+  execFileSync(process.execPath, ["--experimental-sea-config", seaConfig], { stdio: ["ignore", "ignore", "inherit"] });
+  rmSync(output, { force: true });
+  copyFileSync(process.execPath, output);
+  chmodSync(output, 0o755);
+  try {
+    // Symbols are ~15% of node's size and never used by the plugin.
+    execFileSync("strip", ["--strip-all", output], { stdio: "ignore" });
+  } catch {
+    process.stderr.write("build: `strip` not available, dist/kvrf keeps node's debug symbols\n");
+  }
+  await inject(output, "NODE_SEA_BLOB", readFileSync(blob), { sentinelFuse: seaFuse });
+  rmSync(blob);
+  rmSync(seaConfig);
+}
+
+async function main(): Promise<void> {
+  const noSea = process.argv.includes("--no-sea");
+  mkdirSync(dist, { recursive: true });
+  const rows: [string, string][] = [];
+
+  const kvrfBundle = path.join(dist, "kvrf.cjs");
+  await bundle("cni/main.ts", kvrfBundle);
+  rows.push(["dist/kvrf.cjs (bundle)", size(kvrfBundle)]);
+  if (!noSea) {
+    await makeSea(kvrfBundle, path.join(dist, "kvrf"));
+    rows.push([`dist/kvrf (single executable, node ${process.version})`, size(path.join(dist, "kvrf"))]);
+  }
+
+  const kvrfd = path.join(dist, "kvrfd");
+  await bundle("reconciler/main.ts", kvrfd, "#!/usr/bin/env node");
+  chmodSync(kvrfd, 0o755);
+  rows.push(["dist/kvrfd (bundle, runs on node ≥24)", size(kvrfd)]);
+
+  const width = Math.max(...rows.map(([name]) => name.length));
+  for (const [name, s] of rows) process.stdout.write(`${name.padEnd(width)}  ${s.padStart(10)}\n`);
+}
+
+await main();

@@ -1,0 +1,32 @@
+// Integration tier: one real control plane (etcd + kube-apiserver) shared by the tier's files,
+// started before and stopped after, also when tests fail. Leftovers of a crashed run are reaped.
+import { mkdirSync, rmSync } from "node:fs";
+import path from "node:path";
+import type { TestProject } from "vitest/node";
+import { startControlPlane, type ControlPlane } from "./apiserver.js";
+import { reapStale } from "./process.js";
+import { testEnvDir } from "./tools.js";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    kubeconfig: string;
+    apiserverUrl: string;
+  }
+}
+
+let cp: ControlPlane | undefined;
+
+export async function setup(project: TestProject): Promise<void> {
+  const runRoot = path.join(testEnvDir, "run");
+  for (const what of reapStale(runRoot)) process.stderr.write(`reaped stale ${what} from a previous run\n`);
+  const dir = path.join(runRoot, `integration-${process.pid}`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  cp = await startControlPlane({ dir });
+  project.provide("kubeconfig", cp.kubeconfig);
+  project.provide("apiserverUrl", cp.url);
+}
+
+export async function teardown(): Promise<void> {
+  await cp?.stop();
+}

@@ -1,0 +1,127 @@
+// Starts and stops the test environment's daemons by PID. Each daemon records a pidfile (pid and
+// the exact command line) so a later run can reap what a crashed run left behind, checking the
+// command line first so a reused PID is never signalled.
+import { spawn, type ChildProcess } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+
+export interface Daemon {
+  readonly name: string;
+  readonly pid: number;
+  readonly logFile: string;
+  /** Resolves with the exit code (or signal name) when the process exits. */
+  readonly exited: Promise<number | string>;
+  /** True once the process has exited. */
+  hasExited(): boolean;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process is gone. Idempotent. */
+  stop(graceMs?: number): Promise<void>;
+  /** SIGKILL without grace (for crash tests). */
+  kill(): Promise<void>;
+}
+
+export interface SpawnOptions {
+  /** Directory for the log file and pidfile. */
+  dir: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export function spawnDaemon(name: string, command: string, args: readonly string[], opts: SpawnOptions): Daemon {
+  mkdirSync(opts.dir, { recursive: true });
+  const logFile = path.join(opts.dir, `${name}.log`);
+  const fd = openSync(logFile, "a");
+  let child: ChildProcess;
+  try {
+    child = spawn(command, args, { stdio: ["ignore", fd, fd], env: opts.env ?? process.env });
+  } finally {
+    closeSync(fd);
+  }
+  const pid = child.pid;
+  if (pid === undefined) throw new Error(`starting ${name} (${command}) failed: no pid`);
+  const pidFile = path.join(opts.dir, `${name}.pid`);
+  writeFileSync(pidFile, JSON.stringify({ pid, cmdline: [command, ...args] }));
+  let done = false;
+  const exited = new Promise<number | string>((resolve) => {
+    child.once("exit", (code, signal) => {
+      done = true;
+      rmSync(pidFile, { force: true });
+      resolve(code ?? signal ?? "unknown");
+    });
+  });
+  const stop = async (graceMs = 5000): Promise<void> => {
+    if (done) return;
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    await exited;
+    clearTimeout(timer);
+  };
+  return {
+    name,
+    pid,
+    logFile,
+    exited,
+    hasExited: () => done,
+    stop,
+    kill: async () => {
+      if (done) return;
+      child.kill("SIGKILL");
+      await exited;
+    },
+  };
+}
+
+/** The last `lines` lines of a log file, for error messages. */
+export function tail(file: string, lines = 20): string {
+  if (!existsSync(file)) return "";
+  return readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+}
+
+/** Polls `probe` until it resolves truthy; fails early if `daemon` exits, with its log tail. */
+export async function waitFor(
+  what: string,
+  probe: () => Promise<boolean>,
+  opts: { timeoutMs: number; daemon?: Daemon; intervalMs?: number },
+): Promise<void> {
+  const deadline = Date.now() + opts.timeoutMs;
+  let lastErr: unknown;
+  for (;;) {
+    if (opts.daemon?.hasExited() === true) {
+      throw new Error(`${opts.daemon.name} exited while waiting for ${what}; log ${opts.daemon.logFile}:\n${tail(opts.daemon.logFile)}`);
+    }
+    try {
+      if (await probe()) return;
+    } catch (err) {
+      lastErr = err;
+    }
+    if (Date.now() > deadline) {
+      const log = opts.daemon ? `; log ${opts.daemon.logFile}:\n${tail(opts.daemon.logFile)}` : "";
+      throw new Error(`timed out after ${opts.timeoutMs} ms waiting for ${what} (last error: ${String(lastErr)})${log}`);
+    }
+    await sleep(opts.intervalMs ?? 100);
+  }
+}
+
+/**
+ * Kills daemons a previous, crashed run left behind in `dir` (recursively): SIGKILL to each
+ * recorded pid whose /proc cmdline still equals the recorded command line. Returns what it killed.
+ */
+export function reapStale(dir: string): string[] {
+  const killed: string[] = [];
+  if (!existsSync(dir)) return killed;
+  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile() || !entry.name.endsWith(".pid")) continue;
+    const file = path.join(entry.parentPath, entry.name);
+    try {
+      const { pid, cmdline } = JSON.parse(readFileSync(file, "utf8")) as { pid: number; cmdline: string[] };
+      const live = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter((s) => s !== "");
+      if (JSON.stringify(live) === JSON.stringify(cmdline)) {
+        process.kill(pid, "SIGKILL");
+        killed.push(`${entry.name.replace(/\.pid$/, "")} (pid ${pid})`);
+      }
+    } catch {
+      // Process gone or pidfile unreadable: nothing to reap.
+    }
+    rmSync(file, { force: true });
+  }
+  return killed;
+}
