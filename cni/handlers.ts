@@ -1,16 +1,14 @@
-// Verb handlers. The attachment logic (ADD/DEL/CHECK/STATUS/GC) lands with issue #3; until then
-// every verb but VERSION answers with a clear error instead of pretending to succeed.
-import { CniError, ErrorCode } from "./error.js";
-import type { CmdArgs, Handlers } from "./skel.js";
+// The verb table. Each verb's module is loaded only when that verb runs: VERSION and argument
+// errors never pay for the Kubernetes client, the kernel code or the IPAM delegation, and the
+// bundle stays one file (esbuild turns these imports into lazy initialisers).
+import type { Handlers } from "./skel.js";
 
-function notImplemented(args: CmdArgs): never {
-  throw new CniError(ErrorCode.Internal, `CNI_COMMAND ${args.verb} is not implemented in this build of kvrf`);
+export function makeHandlers(env: Readonly<Record<string, string | undefined>>): Handlers {
+  return {
+    add: async (args) => (await import("./add.js")).add(args, env),
+    del: async (args) => (await import("./del.js")).del(args, env),
+    check: async (args) => (await import("./check.js")).check(args, env),
+    status: async (args) => (await import("./status.js")).status(args, env),
+    gc: async (args) => (await import("./gc.js")).gc(args, env),
+  };
 }
-
-export const handlers: Handlers = {
-  add: async (args) => notImplemented(args),
-  del: async (args) => notImplemented(args),
-  check: async (args) => notImplemented(args),
-  status: async (args) => notImplemented(args),
-  gc: async (args) => notImplemented(args),
-};

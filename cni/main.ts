@@ -1,7 +1,7 @@
 // kvrf CNI plugin entry point: wires the process to the dispatcher and exits with its code.
 // No top-level await: the single-executable build bundles this file as CommonJS.
 import { dispatch } from "./skel.js";
-import { handlers } from "./handlers.js";
+import { makeHandlers } from "./handlers.js";
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -9,7 +9,7 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-void dispatch(handlers, {
+void dispatch(makeHandlers(process.env), {
   env: process.env,
   readStdin: () => readAll(process.stdin),
   writeStdout: (text) => process.stdout.write(text),

@@ -6,8 +6,13 @@ import { execFile } from "node:child_process";
 export interface IpOptions {
   /** Network namespace: a name under /var/run/netns, or an absolute path (nsenter). Default: ours. */
   netns?: string;
-  /** Feed these lines to `ip -batch -` (one command per line, without the leading "ip"). */
+  /**
+   * Feed these lines to `ip [ARGS] -batch -` (one command per line, without the leading "ip").
+   * Global options such as -6 go in ARGS: iproute2 does not parse them inside batch lines.
+   */
   batch?: readonly string[];
+  /** With batch: run every line even after one fails (`-force`); the call still rejects. */
+  force?: boolean;
   /** Abort after this many ms (default 10 s). */
   timeoutMs?: number;
 }
@@ -47,7 +52,7 @@ function command(args: readonly string[], netns: string | undefined): [string, s
 
 /** Runs `ip ARGS` (in `opts.netns`) and resolves with stdout; rejects with IpError. */
 export function ip(args: readonly string[], opts: IpOptions = {}): Promise<string> {
-  const full = opts.batch ? ["-force", "-batch", "-", ...args] : args;
+  const full = opts.batch ? [...args, ...(opts.force ? ["-force"] : []), "-batch", "-"] : args;
   const [cmd, argv] = command(full, opts.netns);
   return new Promise((resolve, reject) => {
     const child = execFile(

@@ -1,6 +1,8 @@
 // Runs a throw-away gobgpd (v3.10 or v4.8; both take the flags used here) with its gRPC API on a unix
 // socket inside `dir`, no config file and no BGP listener until StartBgp. Always `await stop()`.
-import { accessSync, constants, rmSync } from "node:fs";
+// With `netns`, gobgpd runs inside that network namespace (its BGP sessions use the namespace's
+// links) while the API socket, a filesystem path, stays reachable from here.
+import { accessSync, constants, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { GoBgpService } from "../../proto/gen/api/gobgp_pb.js";
@@ -18,6 +20,8 @@ export interface StartGobgpdOptions {
   readyTimeoutMs?: number;
   /** Grace period between SIGTERM and SIGKILL in stop(); default 5 s. */
   stopTimeoutMs?: number;
+  /** Network namespace name to run gobgpd in (`ip netns exec NAME`). */
+  netns?: string;
 }
 
 export interface Gobgpd {
@@ -27,6 +31,8 @@ export interface Gobgpd {
   logFile: string;
   /** SIGTERM, then SIGKILL after stopTimeoutMs; resolves once the process has exited. Idempotent. */
   stop(): Promise<void>;
+  /** SIGKILL without grace (a crash); the socket file stays behind, as it would. */
+  kill(): Promise<void>;
 }
 
 /** sun_path is 108 bytes on Linux including the terminating NUL. */
@@ -50,7 +56,11 @@ export async function startGobgpd(opts: StartGobgpdOptions): Promise<Gobgpd> {
   rmSync(socket, { force: true });
 
   const args = ["--api-hosts", `unix://${socket}`, "--pprof-disable", "--log-level", opts.logLevel ?? "info", "--log-plain"];
-  const daemon = spawnDaemon("gobgpd", opts.binary, args, { dir });
+  // `ip netns exec` execs gobgpd in place, so the pid is gobgpd's own.
+  const daemon =
+    opts.netns === undefined
+      ? spawnDaemon("gobgpd", opts.binary, args, { dir })
+      : spawnDaemon("gobgpd", "ip", ["netns", "exec", opts.netns, opts.binary, ...args], { dir });
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= daemon.stop(opts.stopTimeoutMs ?? 5000).then(() => rmSync(socket, { force: true }));
@@ -79,5 +89,14 @@ export async function startGobgpd(opts: StartGobgpdOptions): Promise<Gobgpd> {
     await stop();
     throw err;
   }
-  return { socket, pid: daemon.pid, logFile: daemon.logFile, stop };
+  if (opts.netns !== undefined) {
+    // After the exec, /proc/<pid>/cmdline is gobgpd's; the pidfile must say so for reapStale().
+    // (No pidfile means gobgpd already exited, and the next call will say so.)
+    const pidFile = path.join(dir, "gobgpd.pid");
+    if (existsSync(pidFile)) {
+      const record = JSON.parse(readFileSync(pidFile, "utf8")) as Record<string, unknown>;
+      writeFileSync(pidFile, JSON.stringify({ ...record, cmdline: [opts.binary, ...args] }));
+    }
+  }
+  return { socket, pid: daemon.pid, logFile: daemon.logFile, stop, kill: () => daemon.kill() };
 }

@@ -39,7 +39,7 @@ export function spawnDaemon(name: string, command: string, args: readonly string
   const pid = child.pid;
   if (pid === undefined) throw new Error(`starting ${name} (${command}) failed: no pid`);
   const pidFile = path.join(opts.dir, `${name}.pid`);
-  writeFileSync(pidFile, JSON.stringify({ pid, cmdline: [command, ...args] }));
+  writeFileSync(pidFile, JSON.stringify({ pid, owner: process.pid, cmdline: [command, ...args] }));
   let done = false;
   const exited = new Promise<number | string>((resolve) => {
     child.once("exit", (code, signal) => {
@@ -103,7 +103,9 @@ export async function waitFor(
 
 /**
  * Kills daemons a previous, crashed run left behind in `dir` (recursively): SIGKILL to each
- * recorded pid whose /proc cmdline still equals the recorded command line. Returns what it killed.
+ * recorded pid whose owner (the test process that started it) is gone and whose /proc cmdline
+ * still equals the recorded command line. Daemons of a concurrent, live run are left alone.
+ * Returns what it killed.
  */
 export function reapStale(dir: string): string[] {
   const killed: string[] = [];
@@ -112,7 +114,8 @@ export function reapStale(dir: string): string[] {
     if (!entry.isFile() || !entry.name.endsWith(".pid")) continue;
     const file = path.join(entry.parentPath, entry.name);
     try {
-      const { pid, cmdline } = JSON.parse(readFileSync(file, "utf8")) as { pid: number; cmdline: string[] };
+      const { pid, owner, cmdline } = JSON.parse(readFileSync(file, "utf8")) as { pid: number; owner?: number; cmdline: string[] };
+      if (owner !== undefined && existsSync(`/proc/${owner}`)) continue;
       const live = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter((s) => s !== "");
       if (JSON.stringify(live) === JSON.stringify(cmdline)) {
         process.kill(pid, "SIGKILL");

@@ -1,0 +1,255 @@
+// Round trips go through the protobuf wire format, as they would to gobgpd and back.
+import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { describe, expect, it } from "vitest";
+import { DestinationSchema, GlobalSchema, PeerSchema, TableType, VrfSchema, WatchEventResponseSchema } from "../../proto/gen/api/gobgp_pb.js";
+import type { AdminAssigned } from "../../shared/route-distinguisher.js";
+import type { LocalPath, PeerConfig, Vrf } from "../speaker.js";
+import {
+  eventFromV4,
+  globalFromV4,
+  localPathToV4,
+  peerFromV4,
+  peerToV4,
+  prefixSidToV4,
+  rdFromV4,
+  rdToV4,
+  rtFromV4,
+  rtToV4,
+  vrfFromV4,
+  vrfPathsFromV4,
+  vrfTable,
+  vrfToV4,
+  watchRequestV4,
+} from "./convert-v4.js";
+
+function wire<Desc extends DescMessage>(schema: Desc, init: MessageInitShape<Desc>): MessageShape<Desc> {
+  return fromBinary(schema, toBinary(schema, create(schema, init)));
+}
+
+const layouts: AdminAssigned[] = [
+  { type: 0, asn: 65000, assigned: 4294967295 },
+  { type: 0, asn: 65535, assigned: 0 },
+  { type: 1, address: "192.0.2.1", assigned: 65535 },
+  { type: 2, asn: 4200000001, assigned: 7 },
+  { type: 2, asn: 4294967295, assigned: 65535 },
+];
+
+describe("RD and RT (v4 oneofs)", () => {
+  it.each(layouts)("%j round-trips as RD and as RT", (v) => {
+    const vrf = wire(VrfSchema, { rd: rdToV4(v), importRt: [rtToV4(v)] });
+    expect(rdFromV4(vrf.rd)).toEqual(v);
+    expect(vrf.importRt.map(rtFromV4)).toEqual([v]);
+  });
+
+  it("encodes an RT as the transitive route-target sub-type", () => {
+    expect(rtToV4({ type: 2, asn: 4200000001, assigned: 7 })).toEqual({
+      rt: { case: "fourOctetAsSpecific", value: { isTransitive: true, subType: 2, asn: 4200000001, localAdmin: 7 } },
+    });
+  });
+});
+
+describe("VRF", () => {
+  it("round-trips name, id, RD and RTs (RTs come back in canonical order)", () => {
+    const vrf: Vrf = {
+      name: "vpc-abc",
+      id: 4294967295,
+      rd: { type: 2, asn: 4200000001, assigned: 65535 },
+      importRts: [
+        { type: 2, asn: 4200000001, assigned: 7 },
+        { type: 0, asn: 65000, assigned: 10 },
+      ],
+      exportRts: [{ type: 1, address: "192.0.2.1", assigned: 9 }],
+    };
+    expect(vrfFromV4(wire(VrfSchema, vrfToV4(vrf)))).toEqual({ ...vrf, importRts: [vrf.importRts[1], vrf.importRts[0]] });
+  });
+
+  it("refuses a 4-byte ASN in a type-0 RD instead of truncating it", () => {
+    expect(() => vrfToV4({ name: "v", id: 1, rd: { type: 0, asn: 4200000001, assigned: 1 }, importRts: [], exportRts: [] })).toThrow(
+      /type 0 needs a 2-byte ASN/,
+    );
+  });
+});
+
+describe("global", () => {
+  it("is undefined while gobgpd reports AS 0", () => {
+    expect(globalFromV4(undefined)).toBeUndefined();
+    expect(globalFromV4(create(GlobalSchema, { asn: 0, routerId: "invalid IP" }))).toBeUndefined();
+    expect(globalFromV4(wire(GlobalSchema, { asn: 65000, routerId: "192.0.2.1", listenPort: -1, listenAddresses: ["0.0.0.0", "::"] }))).toEqual({
+      asn: 65000,
+      routerId: "192.0.2.1",
+      listenPort: -1,
+      listenAddresses: ["0.0.0.0", "::"],
+    });
+  });
+});
+
+describe("peer", () => {
+  const full: PeerConfig = {
+    address: "fd00:ff::2",
+    asn: 65000,
+    password: "s3cret",
+    routeReflectorClient: true,
+    routeReflectorClusterId: "10.255.0.1",
+    holdTimeSeconds: 9,
+    keepaliveSeconds: 3,
+    localAddress: "fd00:ff::1",
+    remotePort: 1790,
+    families: ["vpnv4", "vpnv6"],
+  };
+
+  it("round-trips every setting", () => {
+    expect(peerFromV4(wire(PeerSchema, peerToV4(full)))).toEqual({ ...full, state: "unknown" });
+  });
+
+  it("configures VPNv4/VPNv6 as AFI/SAFI 1/128 and 2/128", () => {
+    expect(peerToV4(full).afiSafis).toEqual([
+      { config: { family: { afi: 1, safi: 128 }, enabled: true } },
+      { config: { family: { afi: 2, safi: 128 }, enabled: true } },
+    ]);
+  });
+
+  it("omits what gobgpd reports as unset and reads the session state", () => {
+    const p = wire(PeerSchema, {
+      conf: { neighborAddress: "192.0.2.7", peerAsn: 65001 },
+      routeReflector: { routeReflectorClient: false, routeReflectorClusterId: "0.0.0.0" },
+      transport: { localAddress: "0.0.0.0", remotePort: 179 },
+      timers: { config: { holdTime: 90n, keepaliveInterval: 30n } },
+      state: { sessionState: 6 },
+      afiSafis: [{ config: { family: { afi: 1, safi: 1 }, enabled: true } }, { config: { family: { afi: 1, safi: 128 }, enabled: true } }],
+    });
+    expect(peerFromV4(p)).toEqual({
+      address: "192.0.2.7",
+      asn: 65001,
+      holdTimeSeconds: 90,
+      keepaliveSeconds: 30,
+      remotePort: 179,
+      families: ["vpnv4"],
+      state: "established",
+    });
+  });
+});
+
+describe("local path", () => {
+  const lp: LocalPath = { vrf: "vpc-a", prefix: "10.1.0.5/32", nextHop: "fd00:ff::2", sid: "fc00:0:2::a:0:1", behavior: 19 };
+
+  it("is an IPv4 unicast path, origin IGP, next hop in MP_REACH, SRv6 L3 service Prefix-SID", () => {
+    const nlri = { nlri: { case: "prefix", value: { prefix: "10.1.0.5", prefixLen: 32 } } };
+    expect(localPathToV4(lp)).toEqual({
+      family: { afi: 1, safi: 1 },
+      nlri,
+      pattrs: [
+        { attr: { case: "origin", value: { origin: 0 } } },
+        { attr: { case: "mpReach", value: { family: { afi: 1, safi: 1 }, nextHops: ["fd00:ff::2"], nlris: [nlri] } } },
+        { attr: { case: "prefixSid", value: prefixSidToV4(lp.sid, 19) } },
+      ],
+    });
+  });
+
+  it("carries the SID, behaviour and kvrf's SID structure in RFC 9252 nesting", () => {
+    const sid = prefixSidToV4("fc00:0:2::a:0:1", 18);
+    expect(sid).toEqual({
+      tlvs: [
+        {
+          tlv: {
+            case: "l3Service",
+            value: {
+              subTlvs: {
+                1: {
+                  tlvs: [
+                    {
+                      tlv: {
+                        case: "information",
+                        value: {
+                          sid: Uint8Array.from(Buffer.from("fc000000000200000000000a00000001", "hex")),
+                          endpointBehavior: 18,
+                          subSubTlvs: {
+                            1: {
+                              tlvs: [
+                                {
+                                  tlv: {
+                                    case: "structure",
+                                    value: {
+                                      locatorBlockLength: 32,
+                                      locatorNodeLength: 32,
+                                      functionLength: 64,
+                                      argumentLength: 0,
+                                      transpositionLength: 0,
+                                      transpositionOffset: 0,
+                                    },
+                                  },
+                                },
+                              ],
+                            },
+                          },
+                        },
+                      },
+                    },
+                  ],
+                },
+              },
+            },
+          },
+        },
+      ],
+    });
+  });
+
+  it("uses the IPv6 unicast family for IPv6 prefixes", () => {
+    expect(localPathToV4({ ...lp, prefix: "fd10::5/128" }).family).toEqual({ afi: 2, safi: 1 });
+  });
+
+  it("refuses a non-canonical prefix", () => {
+    expect(() => localPathToV4({ ...lp, prefix: "10.1.0.5/24" })).toThrow(/not canonical/);
+  });
+});
+
+describe("VRF RIB", () => {
+  const prefixSid = prefixSidToV4("fc00:0:2::a:0:1", 19);
+
+  it("reads local IPv4 (NEXT_HOP) and remote (MP_REACH) paths; the first path of a destination is best", () => {
+    const dest = wire(DestinationSchema, {
+      prefix: "65000:10:10.1.0.5/32",
+      paths: [
+        {
+          nlri: { nlri: { case: "prefix", value: { prefix: "10.1.0.5", prefixLen: 32 } } },
+          pattrs: [
+            { attr: { case: "origin", value: { origin: 0 } } },
+            { attr: { case: "prefixSid", value: prefixSid } },
+            { attr: { case: "nextHop", value: { nextHop: "fd00:ff::2" } } },
+          ],
+          family: { afi: 1, safi: 1 },
+        },
+        {
+          nlri: { nlri: { case: "prefix", value: { prefix: "10.1.0.5", prefixLen: 32 } } },
+          pattrs: [{ attr: { case: "mpReach", value: { nextHops: ["fd00:ff:0::3"] } } }],
+          neighborIp: "fd00:ff::1",
+          family: { afi: 1, safi: 1 },
+        },
+      ],
+    });
+    expect(vrfPathsFromV4("vpc-a", dest)).toEqual([
+      { vrf: "vpc-a", prefix: "10.1.0.5/32", nextHop: "fd00:ff::2", sid: "fc00:0:2::a:0:1", behavior: 19, best: true, local: true },
+      { vrf: "vpc-a", prefix: "10.1.0.5/32", nextHop: "fd00:ff::3", best: false, local: false, neighbor: "fd00:ff::1" },
+    ]);
+  });
+});
+
+describe("watch", () => {
+  it("asks for best-path changes with the current table, and peer changes", () => {
+    expect(watchRequestV4).toEqual({ peer: {}, table: { filters: [{ type: 1, init: true }] } });
+    expect(vrfTable).toBe(TableType.VRF);
+    expect(vrfTable).toBe(5);
+  });
+
+  it.each([
+    [{ event: { case: "table", value: { paths: [] } } }, { kind: "rib" }],
+    [
+      { event: { case: "peer", value: { type: 3, peer: { state: { neighborAddress: "fd00:ff::1", sessionState: 6 } } } } },
+      { kind: "peer", address: "fd00:ff::1", state: "established" },
+    ],
+    [{ event: { case: "peer", value: { type: 2 } } }, undefined],
+    [{}, undefined],
+  ] as const)("maps %j", (r, want) => {
+    expect(eventFromV4(wire(WatchEventResponseSchema, r as MessageInitShape<typeof WatchEventResponseSchema>))).toEqual(want);
+  });
+});

@@ -1,0 +1,221 @@
+// Version-independent pieces of the Speaker ↔ gobgpd conversion: input checks (so that bad input
+// fails here with a clear "invalid" instead of as a Go error text, or worse, a truncated value on
+// the wire), address and SID encoding, and the SRv6 SID structure kvrf advertises.
+import ipaddr from "ipaddr.js";
+import type { AdminAssigned } from "../../shared/route-distinguisher.js";
+import {
+  SpeakerError,
+  srv6Behavior,
+  type AddressFamily,
+  type GlobalConfig,
+  type LocalPath,
+  type PeerConfig,
+  type PeerSessionState,
+  type Vrf,
+} from "../speaker.js";
+
+const u16 = 0xffff;
+const u32 = 0xffffffff;
+
+function invalid(message: string): SpeakerError {
+  return new SpeakerError("invalid", message);
+}
+
+function isUint(n: number, max: number): boolean {
+  return Number.isInteger(n) && n >= 0 && n <= max;
+}
+
+/**
+ * SRv6 SID structure (RFC 9252 §3.2.1) of kvrf's attachment SIDs, whose layout is
+ * `locator (L ≤ 64) | zero padding (64 − L) | vpc (48) | attachment (16)` (shared/srv6-sid.ts):
+ * the function (vpc | attachment) always sits in the low 64 bits, so the structure says
+ * locator block 32 + locator node 32 (the padded 64-bit locator part; the speaker does not know
+ * L), function 64, no argument. No transposition: the whole SID travels in the TLV, and the
+ * VPN label stays whatever GoBGP assigns to the VRF (0 without zebra).
+ */
+export const sidStructure = {
+  locatorBlockLength: 32,
+  locatorNodeLength: 32,
+  functionLength: 64,
+  argumentLength: 0,
+  transpositionLength: 0,
+  transpositionOffset: 0,
+} as const;
+
+/** RFC 9252 type codes used as keys of the sub-TLV maps. */
+export const srv6SidInformationSubTlv = 1;
+export const srv6SidStructureSubSubTlv = 1;
+
+export interface ParsedPrefix {
+  family: AddressFamily;
+  address: string;
+  length: number;
+}
+
+/** A canonical CIDR (host bits zero, canonical address text) or a SpeakerError "invalid". */
+export function parsePrefix(cidr: string, field = "prefix"): ParsedPrefix {
+  let addr: ipaddr.IPv4 | ipaddr.IPv6;
+  let length: number;
+  try {
+    [addr, length] = ipaddr.parseCIDR(cidr);
+  } catch {
+    throw invalid(`${field}: "${cidr}" is not a CIDR prefix`);
+  }
+  const family: AddressFamily = addr.kind() === "ipv4" ? "ipv4" : "ipv6";
+  const bytes = addr.toByteArray();
+  for (let i = 0; i < bytes.length; i++) {
+    const keep = Math.max(0, Math.min(8, length - i * 8));
+    bytes[i] = (bytes[i] ?? 0) & ((0xff << (8 - keep)) & 0xff);
+  }
+  const address = ipaddr.fromByteArray(bytes).toString();
+  if (`${address}/${length}` !== cidr) {
+    throw invalid(`${field}: "${cidr}" is not canonical (want "${address}/${length}")`);
+  }
+  return { family, address, length };
+}
+
+export function formatPrefix(address: string, length: number): string {
+  return `${canonicalIp(address) ?? address}/${length}`;
+}
+
+/** Canonical text of an IPv4 (dotted quad) or IPv6 address, or undefined when `text` is neither. */
+export function canonicalIp(text: string): string | undefined {
+  if (ipaddr.IPv4.isValidFourPartDecimal(text)) return ipaddr.IPv4.parse(text).toString();
+  if (ipaddr.IPv6.isValid(text)) return ipaddr.IPv6.parse(text).toString();
+  return undefined;
+}
+
+/** An address as gobgpd reports it, or undefined for its spellings of "none" ("", 0.0.0.0, ::). */
+export function reportedIp(text: string | undefined): string | undefined {
+  if (text === undefined || text === "" || text === "0.0.0.0" || text === "::") return undefined;
+  return canonicalIp(text);
+}
+
+function checkIpv4(text: string, field: string): void {
+  if (!ipaddr.IPv4.isValidFourPartDecimal(text)) throw invalid(`${field}: "${text}" is not a dotted-quad IPv4 address`);
+}
+
+/** A SpeakerError "invalid" unless `text` is an IPv4 or IPv6 address. */
+export function checkAddress(text: string, field: string): void {
+  if (canonicalIp(text) === undefined) throw invalid(`${field}: "${text}" is not an IP address`);
+}
+
+/** A SID (IPv6 address text) as the 16 bytes of the SRv6 SID Information sub-TLV. */
+export function sidToBytes(sid: string, field = "sid"): Uint8Array {
+  if (!ipaddr.IPv6.isValid(sid)) throw invalid(`${field}: "${sid}" is not an IPv6 address`);
+  return Uint8Array.from(ipaddr.IPv6.parse(sid).toByteArray());
+}
+
+/** The SID text of 16 SID bytes; undefined for anything else (an absent or malformed SID). */
+export function sidFromBytes(bytes: Uint8Array): string | undefined {
+  if (bytes.length !== 16) return undefined;
+  return ipaddr.fromByteArray([...bytes]).toString();
+}
+
+/** Range checks for each RD/RT layout, so that nothing is truncated on the wire. */
+export function checkAdminAssigned(v: AdminAssigned, field: string): void {
+  switch (v.type) {
+    case 0:
+      if (!isUint(v.asn, u16)) throw invalid(`${field}: type 0 needs a 2-byte ASN, got ${v.asn}`);
+      if (!isUint(v.assigned, u32)) throw invalid(`${field}: type 0 needs a 32-bit number, got ${v.assigned}`);
+      return;
+    case 1:
+      checkIpv4(v.address, field);
+      if (!isUint(v.assigned, u16)) throw invalid(`${field}: type 1 needs a 16-bit number, got ${v.assigned}`);
+      return;
+    case 2:
+      if (!isUint(v.asn, u32)) throw invalid(`${field}: type 2 needs a 4-byte ASN, got ${v.asn}`);
+      if (!isUint(v.assigned, u16)) throw invalid(`${field}: type 2 needs a 16-bit number, got ${v.assigned}`);
+      return;
+    default:
+      throw invalid(`${field}: unknown layout ${JSON.stringify(v)}`);
+  }
+}
+
+function adminAssignedKey(v: AdminAssigned): string {
+  const admin = v.type === 1 ? ipaddr.IPv4.parse(v.address).toByteArray().map((b) => b.toString(16).padStart(2, "0")).join("") : v.asn.toString(16).padStart(8, "0");
+  return `${v.type}:${admin}:${v.assigned.toString(16).padStart(8, "0")}`;
+}
+
+/**
+ * Route targets in a canonical order without duplicates. gobgpd keeps import RTs in a map, so
+ * ListVrf returns them in no particular order; callers compare sorted lists.
+ */
+export function sortRouteTargets(rts: readonly AdminAssigned[]): AdminAssigned[] {
+  const byKey = new Map(rts.map((rt) => [adminAssignedKey(rt), rt] as const));
+  return [...byKey.keys()].sort().map((k) => byKey.get(k) as AdminAssigned);
+}
+
+export function checkGlobal(config: GlobalConfig): void {
+  if (!isUint(config.asn, u32) || config.asn === 0) throw invalid(`asn: ${config.asn} is not an AS number (1 to 4294967295)`);
+  // gobgpd 3.10 accepts an IPv6 router ID and breaks later; 4.x refuses it. Refuse it on both.
+  checkIpv4(config.routerId, "routerId");
+  if (!Number.isInteger(config.listenPort) || config.listenPort < -1 || config.listenPort > u16) {
+    throw invalid(`listenPort: ${config.listenPort} is not a port (or -1 for no listener)`);
+  }
+  for (const a of config.listenAddresses ?? []) checkAddress(a, "listenAddresses");
+}
+
+export function checkVrf(vrf: Vrf): void {
+  if (vrf.name === "") throw invalid("vrf name is empty");
+  if (!isUint(vrf.id, u32)) throw invalid(`vrf ${vrf.name}: id ${vrf.id} is not a 32-bit unsigned integer`);
+  checkAdminAssigned(vrf.rd, `vrf ${vrf.name} rd`);
+  for (const rt of vrf.importRts) checkAdminAssigned(rt, `vrf ${vrf.name} import rt`);
+  for (const rt of vrf.exportRts) checkAdminAssigned(rt, `vrf ${vrf.name} export rt`);
+}
+
+export function checkPeer(peer: PeerConfig): void {
+  checkAddress(peer.address, "peer address");
+  if (!isUint(peer.asn, u32) || peer.asn === 0) throw invalid(`peer ${peer.address}: asn ${peer.asn} is not an AS number`);
+  if (peer.routeReflectorClusterId !== undefined) checkIpv4(peer.routeReflectorClusterId, `peer ${peer.address} routeReflectorClusterId`);
+  if (peer.localAddress !== undefined) checkAddress(peer.localAddress, `peer ${peer.address} localAddress`);
+  if (peer.remotePort !== undefined && (!isUint(peer.remotePort, u16) || peer.remotePort === 0)) {
+    throw invalid(`peer ${peer.address}: remotePort ${peer.remotePort} is not a port`);
+  }
+  for (const [k, v] of [
+    ["holdTimeSeconds", peer.holdTimeSeconds],
+    ["keepaliveSeconds", peer.keepaliveSeconds],
+  ] as const) {
+    if (v !== undefined && !isUint(v, u16)) throw invalid(`peer ${peer.address}: ${k} ${v} is not a number of seconds`);
+  }
+  for (const f of peer.families) {
+    if (f !== "vpnv4" && f !== "vpnv6") throw invalid(`peer ${peer.address}: unknown family ${String(f)}`);
+  }
+}
+
+const behaviors = new Set<number>(Object.values(srv6Behavior));
+
+/** Checks a local path and returns its parsed prefix. */
+export function checkLocalPath(path: LocalPath): ParsedPrefix {
+  if (path.vrf === "") throw invalid("local path: vrf name is empty");
+  const prefix = parsePrefix(path.prefix, `local path ${path.vrf} prefix`);
+  checkAddress(path.nextHop, `local path ${path.vrf} ${path.prefix} nextHop`);
+  sidToBytes(path.sid, `local path ${path.vrf} ${path.prefix} sid`);
+  if (!behaviors.has(path.behavior)) throw invalid(`local path ${path.vrf} ${path.prefix}: behavior ${path.behavior} is not one kvrf uses`);
+  return prefix;
+}
+
+/** AFI/SAFI numbers (RFC 4760; IANA). */
+export const afi = { ip: 1, ip6: 2 } as const;
+export const safi = { unicast: 1, mplsVpn: 128 } as const;
+
+export function unicastAfi(family: AddressFamily): number {
+  return family === "ipv4" ? afi.ip : afi.ip6;
+}
+
+/** Peer families kvrf configures and the AFI/SAFI each one is. */
+export const vpnFamilies = [
+  { name: "vpnv4", afi: afi.ip, safi: safi.mplsVpn },
+  { name: "vpnv6", afi: afi.ip6, safi: safi.mplsVpn },
+] as const;
+
+export function vpnFamilyName(a: number, s: number): "vpnv4" | "vpnv6" | undefined {
+  return vpnFamilies.find((f) => f.afi === a && f.safi === s)?.name;
+}
+
+// The session-state numbers are the same in both APIs (IDLE = 1 ... ESTABLISHED = 6).
+const sessionStates: readonly PeerSessionState[] = ["unknown", "idle", "connect", "active", "opensent", "openconfirm", "established"];
+
+export function sessionState(n: number): PeerSessionState {
+  return sessionStates[n] ?? "unknown";
+}

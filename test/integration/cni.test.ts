@@ -1,0 +1,389 @@
+// The kvrf CNI plugin end to end on one node: cnitool (libcni) runs dist/kvrf inside a namespace
+// playing the node, host-local hands out addresses, and the real API server holds the
+// BGPVRFInstance and RouteTargetClaim objects. Pods are namespaces.
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { isIP } from "node:net";
+import path from "node:path";
+import * as k8s from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { startApiBridge, type ApiBridge } from "../harness/api-bridge.js";
+import { CniNode, cnitoolContainerId, runPlugin } from "../harness/cni.js";
+import { cleanupNetns, createNetns, type Netns } from "../harness/netns.js";
+import { waitFor } from "../harness/process.js";
+import { repoRoot, testEnvDir } from "../harness/tools.js";
+import { parseHostVethName } from "../../shared/ifnames.js";
+
+const group = "kvrf.dev";
+const version = "v1alpha1";
+const nodeName = "node-a";
+
+interface Bvi {
+  metadata: { name: string; labels?: Record<string, string>; finalizers?: string[]; deletionTimestamp?: unknown };
+  spec: { asn: number; routeDistinguisher: string; importRouteTargets: string[]; table: number; attachments?: { containerID: string; ifName: string; attachment: string; sid?: string; sid6?: string; prefixes: string[] }[] };
+}
+interface Claim {
+  spec: { vpc: string; routeTarget: string; holders?: { node: string; containerID: string; ifName: string }[] };
+}
+
+/** A successful cnitool run: exit 0 and nothing on stderr (shows stderr when not). */
+function expectOk(r: { code: number; stderr: string }): void {
+  expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+}
+
+describe("kvrf CNI plugin with cnitool, host-local and a real API server", () => {
+  const kc = new k8s.KubeConfig();
+  let custom: k8s.CustomObjectsApi;
+  let core: k8s.CoreV1Api;
+  let bridge: ApiBridge;
+  let node: Netns;
+  let cni: CniNode;
+  let nsKubeconfig: string;
+  const dir = path.join(testEnvDir, "run", `cni-${process.pid}`);
+
+  const plugin = (vpc: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+    type: "kvrf",
+    vpc,
+    srv6Locator: "fd00:0:a::/48",
+    kubeconfig: nsKubeconfig,
+    nodeName,
+    asn: 65000,
+    stateDir: path.join(dir, "state"),
+    logFile: path.join(dir, "kvrf.log"),
+    ipam: cni.hostLocal([[{ subnet: "10.1.0.0/24" }], [{ subnet: "fd10::/64" }]], `vpc-${vpc}`),
+    ...extra,
+  });
+
+  const getBvi = async (vpc: string): Promise<Bvi | undefined> =>
+    (custom.getClusterCustomObject({ group, version, plural: "bgpvrfinstances", name: `${nodeName}.vpc-${vpc}` }) as Promise<Bvi>).catch(() => undefined);
+  const getClaim = async (rt: string): Promise<Claim | undefined> =>
+    (custom.getClusterCustomObject({ group, version, plural: "routetargetclaims", name: `rt-${rt.replace(":", "-")}` }) as Promise<Claim>).catch(() => undefined);
+  /** Plays kvrfd's part at deletion: release the finalizer of a terminating object. */
+  const finishDeletion = async (vpc: string): Promise<void> => {
+    const bvi = await getBvi(vpc);
+    if (bvi?.metadata.deletionTimestamp === undefined) return;
+    await custom.patchClusterCustomObject(
+      { group, version, plural: "bgpvrfinstances", name: bvi.metadata.name, body: [{ op: "remove", path: "/metadata/finalizers" }] },
+      k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.JsonPatch),
+    );
+    await waitFor(`BGPVRFInstance of VPC ${vpc} gone`, async () => (await getBvi(vpc)) === undefined, { timeoutMs: 10_000 });
+  };
+  const kvrfLinks = async (): Promise<string[]> => (await node.ip("-o", "link", "show")).split("\n").filter((l) => / kv[a-z2-7]{13}[@:]/.test(l));
+  /** Addresses host-local has leased from a VPC's pool (its files are named by address). */
+  const leases = (vpc: string): string[] => {
+    const d = cni.leaseDir(`vpc-${vpc}`);
+    if (!existsSync(d)) return [];
+    return readdirSync(d, { recursive: true, encoding: "utf8" }).map((f) => path.basename(f)).filter((f) => isIP(f) !== 0);
+  };
+
+  beforeAll(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    kc.loadFromFile(inject("kubeconfig"));
+    custom = kc.makeApiClient(k8s.CustomObjectsApi);
+    core = kc.makeApiClient(k8s.CoreV1Api);
+    const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
+    const crdDir = path.join(repoRoot, "manifests/crds");
+    for (const f of readdirSync(crdDir).filter((f) => f.endsWith(".yaml"))) {
+      const crd = k8s.loadYaml<k8s.V1CustomResourceDefinition>(readFileSync(path.join(crdDir, f), "utf8"));
+      await objects.patch(crd, undefined, undefined, "kvrf-test", true, k8s.PatchStrategy.ServerSideApply);
+    }
+    const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
+    for (const name of ["bgpvrfinstances.kvrf.dev", "routetargetclaims.kvrf.dev"]) {
+      await waitFor(`${name} established`, async () => {
+        const c = await ext.readCustomResourceDefinition({ name });
+        return c.status?.conditions?.some((x) => x.type === "Established" && x.status === "True") ?? false;
+      }, { timeoutMs: 30_000 });
+    }
+    await core.createNode({ body: { metadata: { name: nodeName, labels: { "kvrf.dev/role": "worker" } } } }).catch(() => undefined);
+    node = await createNetns("node");
+    await node.exec("sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1");
+    bridge = await startApiBridge(inject("apiserverUrl"), dir);
+    await bridge.into(node.name);
+    nsKubeconfig = bridge.nsKubeconfig(inject("kubeconfig"), path.join(dir, "kvrf.kubeconfig"));
+    cni = new CniNode({ netns: node.name, dir });
+  });
+
+  afterAll(async () => {
+    await cleanupNetns();
+    await bridge?.close();
+  });
+
+  it("attaches two pods of one VPC, publishes them, and they reach each other", async () => {
+    cni.writeConflist("vpc-aa", [plugin("aa")]);
+    const [p1, p2] = await Promise.all([createNetns("p1"), createNetns("p2")]);
+    const r1 = await cni.cnitool("add", "vpc-aa", p1.path);
+    expectOk(r1);
+    expectOk(await cni.cnitool("add", "vpc-aa", p2.path));
+
+    const res = r1.json as { cniVersion: string; interfaces: { name: string; sandbox?: string }[]; ips: { address: string; gateway: string; interface: number }[]; routes: { dst: string; gw: string }[] };
+    expect(res.cniVersion).toBe("1.1.0");
+    expect(parseHostVethName(res.interfaces[0]?.name ?? "")?.vpc).toBe(0xaan);
+    expect(res.interfaces[1]).toMatchObject({ name: "eth0", sandbox: p1.path, mtu: 1436 });
+    expect(res.ips).toEqual([
+      { address: "10.1.0.2/32", gateway: "169.254.1.1", interface: 1 },
+      { address: "fd10::2/128", gateway: "fe80::1", interface: 1 },
+    ]);
+    expect(res.routes).toEqual([{ dst: "0.0.0.0/0", gw: "169.254.1.1" }, { dst: "::/0", gw: "fe80::1" }]);
+
+    const bvi = await getBvi("aa");
+    expect(bvi?.metadata.labels).toEqual({ "kvrf.dev/node": nodeName, "kvrf.dev/vpc": "aa" });
+    expect(bvi?.metadata.finalizers).toEqual(["kvrf.dev/vrf-cleanup"]);
+    expect(bvi?.spec).toMatchObject({ asn: 65000, routeDistinguisher: "65000:170", importRouteTargets: ["65000:170"], table: 170 });
+    const c1 = await cnitoolContainerId(p1.path);
+    const e1 = bvi?.spec.attachments?.find((a) => a.containerID === c1);
+    const att = e1?.attachment ?? "";
+    expect(e1).toEqual({
+      containerID: c1,
+      ifName: "eth0",
+      attachment: att,
+      sid: `fd00:0:a::aa:${att}`,
+      sid6: `fd00:0:a:1::aa:${att}`,
+      prefixes: ["10.1.0.2/32", "fd10::2/128"],
+    });
+    expect(bvi?.spec.attachments).toHaveLength(2);
+    expect(new Set(bvi?.spec.attachments?.map((a) => a.attachment)).size).toBe(2);
+    expect((await getClaim("65000:170"))?.spec.holders).toHaveLength(2);
+
+    expect(await p1.exec("ping", "-c", "1", "-W", "2", "10.1.0.3")).toMatch(/1 received/);
+    expect(await p1.exec("ping", "-6", "-c", "1", "-W", "2", "fd10::3")).toMatch(/1 received/);
+
+    expectOk(await cni.cnitool("check", "vpc-aa", p1.path));
+
+    // DEL one pod: only its entry, its claim hold and its kernel state go.
+    expectOk(await cni.cnitool("del", "vpc-aa", p1.path));
+    expectOk(await cni.cnitool("del", "vpc-aa", p1.path)); // twice
+    const after = await getBvi("aa");
+    expect(after?.spec.attachments?.map((a) => a.containerID)).toEqual([await cnitoolContainerId(p2.path)]);
+    expect((await getClaim("65000:170"))?.spec.holders).toHaveLength(1);
+    expect(await kvrfLinks()).toHaveLength(1);
+
+    // The last one: object deleted (held by kvrfd's finalizer), claim gone, nothing in the kernel.
+    expectOk(await cni.cnitool("del", "vpc-aa", p2.path));
+    expect((await getBvi("aa"))?.metadata.deletionTimestamp).toBeDefined();
+    await finishDeletion("aa");
+    expect(await getClaim("65000:170")).toBeUndefined();
+    expect(await kvrfLinks()).toEqual([]);
+    expect(await node.ip("rule", "show", "table", "170")).toBe("");
+    expect(await node.ip("-6", "route", "show", "table", "all", "proto", "196")).toBe("");
+    expect(leases("aa")).toEqual([]);
+  });
+
+  it("refuses a VPC whose route target another VPC holds, leaving nothing behind", async () => {
+    cni.writeConflist("vpc-aa", [plugin("aa")]);
+    const holder = await createNetns("rt-holder");
+    expectOk(await cni.cnitool("add", "vpc-aa", holder.path));
+    // 0x1000000aa and 0xaa share their low 32 bits: the same RT 65000:170.
+    const pod = await createNetns("rt-loser");
+    const r = await runPlugin(cni, node.name, "ADD", { cniVersion: "1.1.0", name: "vpc-big", ...plugin("1000000aa") }, { containerId: "loser", podNetns: pod.path, ifName: "eth0" });
+    expect(r.code).toBe(1);
+    expect(r.json).toMatchObject({ code: 103 });
+    expect(String(r.json?.["msg"])).toBe(
+      "route target 65000:170 of VPC 1000000aa is already claimed by VPC aa (RouteTargetClaim rt-65000-170): their IDs share the low 32 bits, so they would import each other's routes",
+    );
+    expect(await getBvi("1000000aa")).toBeUndefined();
+    expect((await getClaim("65000:170"))?.spec).toMatchObject({ vpc: "aa", holders: [{ containerID: await cnitoolContainerId(holder.path) }] });
+    expect(leases("1000000aa")).toEqual([]);
+    expect((await kvrfLinks()).length).toBe(1);
+    expect(await pod.ip("-o", "link", "show")).not.toContain("eth0");
+
+    expectOk(await cni.cnitool("del", "vpc-aa", holder.path));
+    await finishDeletion("aa");
+  });
+
+  it("converges 20 parallel ADDs and then 20 parallel DELs of one VPC to nothing left", async () => {
+    cni.writeConflist("vpc-bb", [plugin("bb", { ipam: cni.hostLocal([[{ subnet: "10.2.0.0/24" }], [{ subnet: "fd20::/64" }]], "vpc-bb") })]);
+    const pods = await Promise.all(Array.from({ length: 20 }, (_, i) => createNetns(`par${i}`)));
+    const adds = await Promise.all(pods.map((p) => cni.cnitool("add", "vpc-bb", p.path)));
+    for (const r of adds) expectOk(r);
+    const bvi = await getBvi("bb");
+    expect(bvi?.spec.attachments).toHaveLength(20);
+    expect(new Set(bvi?.spec.attachments?.map((a) => a.attachment)).size).toBe(20);
+    expect(new Set(bvi?.spec.attachments?.flatMap((a) => a.prefixes)).size).toBe(40);
+    expect((await getClaim("65000:187"))?.spec.holders).toHaveLength(20);
+    expect(await kvrfLinks()).toHaveLength(20);
+    expect(leases("bb")).toHaveLength(40);
+    // Two of them talk across the shared VPC table.
+    const ip1 = ((adds[1]?.json as { ips: { address: string }[] }).ips[0]?.address ?? "").split("/")[0] ?? "";
+    expect(await pods[0]?.exec("ping", "-c", "1", "-W", "2", ip1)).toMatch(/1 received/);
+
+    const dels = await Promise.all(pods.map((p) => cni.cnitool("del", "vpc-bb", p.path)));
+    for (const r of dels) expectOk(r);
+    // The last DEL deletes the object rather than emptying it; kvrfd's finalizer holds it.
+    expect((await getBvi("bb"))?.metadata.deletionTimestamp).toBeDefined();
+    expect((await getBvi("bb"))?.spec.attachments?.length ?? 0).toBeLessThanOrEqual(1);
+    await finishDeletion("bb");
+    expect(await getClaim("65000:187")).toBeUndefined();
+    expect(await kvrfLinks()).toEqual([]);
+    expect(await node.ip("-4", "rule", "show", "table", "187")).toBe("");
+    expect(await node.ip("-6", "route", "show", "table", "all", "proto", "196")).toBe("");
+    expect(await node.ip("-4", "route", "show", "table", "all", "proto", "196")).toBe("");
+    expect(leases("bb")).toEqual([]);
+  });
+
+  describe("a failing ADD undoes every step", () => {
+    it("at IPAM (pool exhausted): no claim hold, interface or entry", async () => {
+      const ipam = cni.hostLocal([[{ subnet: "10.3.0.0/24", rangeStart: "10.3.0.9", rangeEnd: "10.3.0.9" }]], "vpc-cc");
+      cni.writeConflist("vpc-cc", [plugin("cc", { ipam })]);
+      const [first, second] = await Promise.all([createNetns("cc1"), createNetns("cc2")]);
+      expectOk(await cni.cnitool("add", "vpc-cc", first.path));
+      const r = await cni.cnitool("add", "vpc-cc", second.path);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/IPAM plugin host-local ADD: .*no IP addresses available/);
+      expect((await getClaim("65000:204"))?.spec.holders).toHaveLength(1);
+      expect((await getBvi("cc"))?.spec.attachments).toHaveLength(1);
+      expect(await kvrfLinks()).toHaveLength(1);
+      expect(await second.ip("-o", "link", "show")).not.toContain("eth0");
+      expectOk(await cni.cnitool("del", "vpc-cc", first.path));
+      await finishDeletion("cc");
+      expect(await getClaim("65000:204")).toBeUndefined();
+    });
+
+    it("in the kernel (the pod already has the interface): lease released, claim released", async () => {
+      cni.writeConflist("vpc-cc", [plugin("cc")]);
+      const pod = await createNetns("cc-busy");
+      await pod.ip("link", "add", "eth0", "type", "veth", "peer", "name", "eth1");
+      const r = await runPlugin(cni, node.name, "ADD", { cniVersion: "1.1.0", name: "vpc-cc", ...plugin("cc") }, { containerId: "busy", podNetns: pod.path, ifName: "eth0" });
+      expect(r.json).toMatchObject({ code: 7, msg: `interface eth0 already exists in ${pod.path}` });
+      expect(leases("cc")).toEqual([]);
+      expect(await getClaim("65000:204")).toBeUndefined();
+      expect(await getBvi("cc")).toBeUndefined();
+      expect(await kvrfLinks()).toEqual([]);
+      expect(await node.ip("-4", "rule", "show", "table", "204")).toBe("");
+      expect(await node.ip("-6", "route", "show", "table", "all", "proto", "196")).toBe("");
+    });
+
+    it("at the API (the node's object disagrees): kernel, lease and claim undone", async () => {
+      // Someone else's BGPVRFInstance for VPC dd on this node with another ASN.
+      const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
+      await objects.patch(
+        {
+          apiVersion: "kvrf.dev/v1alpha1",
+          kind: "BGPVRFInstance",
+          metadata: { name: `${nodeName}.vpc-dd` },
+          spec: { nodeName, vpc: "dd", asn: 64999, routeDistinguisher: "64999:221", importRouteTargets: ["64999:221"], exportRouteTargets: ["64999:221"], table: 221 },
+        } as k8s.KubernetesObject,
+        undefined,
+        undefined,
+        "someone-else",
+        false,
+        k8s.PatchStrategy.ServerSideApply,
+      );
+      cni.writeConflist("vpc-dd", [plugin("dd")]);
+      const pod = await createNetns("dd");
+      const r = await runPlugin(cni, node.name, "ADD", { cniVersion: "1.1.0", name: "vpc-dd", ...plugin("dd") }, { containerId: "dd1", podNetns: pod.path, ifName: "eth0" });
+      expect(r.json).toMatchObject({ code: 101 });
+      expect(String(r.json?.["msg"])).toMatch(/BGPVRFInstance node-a.vpc-dd disagrees with this attachment \(asn 65000, rd 65000:221, table 221\)/);
+      expect(await kvrfLinks()).toEqual([]);
+      expect(leases("dd")).toEqual([]);
+      expect(await getClaim("65000:221")).toBeUndefined();
+      expect((await getBvi("dd"))?.spec.attachments).toBeUndefined();
+      expect(await pod.ip("-o", "link", "show")).not.toContain("eth0");
+      await custom.deleteClusterCustomObject({ group, version, plural: "bgpvrfinstances", name: `${nodeName}.vpc-dd` });
+    });
+
+    it("on a bad config (code 7, the field named), before touching anything", async () => {
+      const pod = await createNetns("bad");
+      const r = await runPlugin(cni, node.name, "ADD", { cniVersion: "1.1.0", name: "bad", ...plugin("aa", { srv6Locator: "fd00::/80" }) }, { containerId: "bad", podNetns: pod.path, ifName: "eth0" });
+      expect(r.json).toEqual({ cniVersion: "1.1.0", code: 7, msg: 'srv6Locator: "fd00::/80" has prefix length 80; a locator is 1 to 64 bits (the rest holds vpc and attachment)' });
+      expect(await kvrfLinks()).toEqual([]);
+    });
+  });
+
+  it("DEL succeeds without ADD, twice, and after the pod's netns is gone", async () => {
+    cni.writeConflist("vpc-ee", [plugin("ee")]);
+    const never = await createNetns("never");
+    expectOk(await cni.cnitool("del", "vpc-ee", never.path));
+    expectOk(await cni.cnitool("del", "vpc-ee", never.path));
+    const r = await runPlugin(cni, node.name, "DEL", { cniVersion: "1.1.0", name: "vpc-ee", ...plugin("ee") }, { containerId: "ghost", ifName: "eth0" });
+    expect({ code: r.code, out: r.stdout }).toEqual({ code: 0, out: "" });
+
+    const pod = await createNetns("gone");
+    expectOk(await cni.cnitool("add", "vpc-ee", pod.path));
+    const path_ = pod.path;
+    await pod.delete();
+    expectOk(await cni.cnitool("del", "vpc-ee", path_));
+    await finishDeletion("ee");
+    expect(await kvrfLinks()).toEqual([]);
+    expect(leases("ee")).toEqual([]);
+    expect(await getClaim("65000:238")).toBeUndefined();
+  });
+
+  it("takes the ASN from the BGPInstance selecting the node, and refuses one that cannot encode the RD", async () => {
+    await custom.createClusterCustomObject({
+      group,
+      version,
+      plural: "bgpinstances",
+      body: {
+        apiVersion: "kvrf.dev/v1alpha1",
+        kind: "BGPInstance",
+        metadata: { name: "workers" },
+        spec: { nodeSelector: { matchLabels: { "kvrf.dev/role": "worker" } }, asn: 4200000001 },
+      },
+    });
+    const { asn: _drop, ...noAsn } = plugin("7");
+    cni.writeConflist("vpc-7", [noAsn]);
+    const pod = await createNetns("asn");
+    expectOk(await cni.cnitool("add", "vpc-7", pod.path));
+    expect((await getBvi("7"))?.spec).toMatchObject({ asn: 4200000001, routeDistinguisher: "4200000001:7", importRouteTargets: ["4200000001:7"] });
+    // STATUS is ready now that a speaker config selects the node.
+    const status = await runPlugin(cni, node.name, "STATUS", { cniVersion: "1.1.0", name: "vpc-7", ...noAsn });
+    expect({ code: status.code, out: status.stdout }).toEqual({ code: 0, out: "" });
+    expectOk(await cni.cnitool("del", "vpc-7", pod.path));
+    await finishDeletion("7");
+
+    // 4-byte ASN with a VPC number above 16 bits: no RD encodes it; refused, never truncated.
+    const big = await createNetns("asn-big");
+    const { asn: _d2, ...bigConf } = plugin("10000");
+    const r = await runPlugin(cni, node.name, "ADD", { cniVersion: "1.1.0", name: "vpc-10000", ...bigConf }, { containerId: "big", podNetns: big.path, ifName: "eth0" });
+    expect(r.json).toMatchObject({ code: 7 });
+    expect(String(r.json?.["msg"])).toContain("asn: route distinguisher 4200000001:65536 cannot be encoded");
+    expect(await kvrfLinks()).toEqual([]);
+    await custom.deleteClusterCustomObject({ group, version, plural: "bgpinstances", name: "workers" });
+  });
+
+  it("reports not ready (50) without a speaker config or an API server", async () => {
+    const conf = { cniVersion: "1.1.0", name: "vpc-aa", ...plugin("aa") };
+    const none = await runPlugin(cni, node.name, "STATUS", conf);
+    expect(none.json).toMatchObject({ code: 50, msg: `not ready: no BGPInstance selects node ${nodeName}, so it has no BGP speaker config` });
+    const dead = bridge.nsKubeconfig(inject("kubeconfig"), path.join(dir, "dead.kubeconfig")).replace("dead", "dead");
+    const cfg = JSON.parse(readFileSync(dead, "utf8")) as { clusters: { cluster: { server: string } }[] };
+    for (const c of cfg.clusters) c.cluster.server = "https://127.0.0.1:1";
+    const { writeFileSync } = await import("node:fs");
+    writeFileSync(dead, JSON.stringify(cfg));
+    const down = await runPlugin(cni, node.name, "STATUS", { ...conf, kubeconfig: dead });
+    expect(down.json).toMatchObject({ code: 50 });
+    expect(String(down.json?.["msg"])).toMatch(/not ready: .*ECONNREFUSED/);
+  });
+
+  it("renders results for older spec versions (0.4.0: ips carry a version)", async () => {
+    cni.writeConflist("vpc-fa", [plugin("fa", { ipam: cni.hostLocal([[{ subnet: "10.6.0.0/24" }]], "vpc-fa") })], "0.4.0");
+    const pod = await createNetns("old");
+    const r = await cni.cnitool("add", "vpc-fa", pod.path);
+    expectOk(r);
+    expect(r.json).toMatchObject({ cniVersion: "0.4.0", ips: [{ version: "4", address: "10.6.0.2/32", gateway: "169.254.1.1", interface: 1 }] });
+    expect((r.json as { interfaces: Record<string, unknown>[] }).interfaces[1]).not.toHaveProperty("mtu");
+    expectOk(await cni.cnitool("check", "vpc-fa", pod.path));
+    expectOk(await cni.cnitool("del", "vpc-fa", pod.path));
+    await finishDeletion("fa");
+  });
+
+  it("GC removes attachments the runtime no longer knows", async () => {
+    cni.writeConflist("vpc-ab", [plugin("ab", { ipam: cni.hostLocal([[{ subnet: "10.7.0.0/24" }]], "vpc-ab") })]);
+    const [keep, lost] = await Promise.all([createNetns("gc-keep"), createNetns("gc-lost")]);
+    expectOk(await cni.cnitool("add", "vpc-ab", keep.path));
+    expectOk(await cni.cnitool("add", "vpc-ab", lost.path));
+    // The runtime forgets one attachment (its libcni cache entry is gone): only GC can find it.
+    const cache = `/var/lib/cni/results/vpc-ab-${await cnitoolContainerId(lost.path)}-eth0`;
+    expect(existsSync(cache)).toBe(true);
+    rmSync(cache);
+    // cnitool's GC passes no valid attachments: libcni DELs the cached one, GC must remove the other.
+    expectOk(await cni.cnitool("gc", "vpc-ab", keep.path));
+    expect(await kvrfLinks()).toEqual([]);
+    expect(leases("ab")).toEqual([]);
+    expect((await getBvi("ab"))?.metadata.deletionTimestamp).toBeDefined();
+    await finishDeletion("ab");
+    expect(await getClaim("65000:171")).toBeUndefined();
+    expect(await lost.ip("-o", "link", "show")).not.toContain("eth0");
+  });
+});
+
