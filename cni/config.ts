@@ -27,10 +27,9 @@ function describe(value: unknown): string {
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
-const noValue = Symbol("no value");
-
-function invalid(field: string, message: string, value: unknown = noValue): CniError {
-  return new CniError(ErrorCode.InvalidConfig, `${field}: ${message}${value === noValue ? "" : ` (got ${describe(value)})`}`);
+/** A code-7 error naming the field; with a value (even undefined), also what was given. */
+function invalid(field: string, message: string, ...given: [unknown?]): CniError {
+  return new CniError(ErrorCode.InvalidConfig, `${field}: ${message}${given.length > 0 ? ` (got ${describe(given[0])})` : ""}`);
 }
 
 // Field readers: each names the field and the offending value. Hand-written rather than a schema

@@ -15,25 +15,47 @@ export async function del(args: CmdArgs, env: Readonly<Record<string, string | u
   const ctx = makeContext(args, env);
   const client = await kubeClient(ctx.conf);
   try {
-    await removeAttachment(ctx, client, args.containerId, args.ifName, await findAttachment(ctx, client));
-    await invokeIpam(ctx.conf.ipam.type, "DEL", args.path, env, args.stdin);
-    ctx.log.info({ apiRoundTrips: client.roundTrips }, "detached");
+    const started = performance.now();
+    await removeAttachment(ctx, client, args.containerId, args.ifName, await findAttachment(ctx, client), () =>
+      invokeIpam(ctx.conf.ipam.type, "DEL", args.path, env, args.stdin).then(() => undefined),
+    );
+    ctx.log.info({ ms: Math.round(performance.now() - started), apiRoundTrips: client.roundTrips }, "detached");
   } finally {
     client.close();
   }
 }
 
-/** API entries, then kernel state, of one attachment (also used by GC); `ids` undefined: none left. */
-export async function removeAttachment(ctx: Context, client: KubeClient, containerId: string, ifName: string, ids: AttachmentIds | undefined): Promise<void> {
+/**
+ * Removes one attachment (also used by GC; `ids` undefined: nothing of it is left in the
+ * kernel): its BGPVRFInstance entry first, then — concurrently — its route-target claim and its
+ * kernel state followed by `afterKernel` (the IPAM lease).
+ */
+export async function removeAttachment(
+  ctx: Context,
+  client: KubeClient,
+  containerId: string,
+  ifName: string,
+  ids: AttachmentIds | undefined,
+  afterKernel: () => Promise<void> = () => Promise.resolve(),
+): Promise<void> {
   const { conf } = ctx;
   await withdrawAttachment(client, conf.nodeName, conf.vpcHex, containerId, ifName);
-  await releaseClaims(client, conf.vpcHex, { node: conf.nodeName, containerID: containerId, ifName });
-  const dpMode = await mode(ctx);
-  const lockName = `vpc-${conf.vpcHex}`;
-  await withLock(lockName, async () => {
-    if (ids !== undefined) await detach({ mode: dpMode, table: conf.table, hostIf: ids.hostIf, sid: ids.sid, sid6: ids.sid6 });
-    if (await releaseVpcIfUnused(dpMode, conf.vpc, conf.table)) ctx.log.info({ table: conf.table }, "released the VPC's table: last attachment on this node");
-  });
+  const holder = { node: conf.nodeName, containerID: containerId, ifName };
+  // Claims are found by the VPC's label, not recomputed from the ASN: the config's ASN may have
+  // changed since ADD, and a claim must never be left behind.
+  const claims = releaseClaims(client, conf.vpcHex, holder);
+  const local = (async () => {
+    const dpMode = await mode(ctx);
+    const lockName = `vpc-${conf.vpcHex}`;
+    await withLock(lockName, async () => {
+      if (ids !== undefined) await detach({ mode: dpMode, table: conf.table, hostIf: ids.hostIf, sid: ids.sid, sid6: ids.sid6 });
+      if (await releaseVpcIfUnused(dpMode, conf.vpc, conf.table)) ctx.log.info({ table: conf.table }, "released the VPC's table: last attachment on this node");
+    });
+    await afterKernel();
+  })();
+  const [c, l] = await Promise.allSettled([claims, local]);
+  if (c.status === "rejected") throw c.reason;
+  if (l.status === "rejected") throw l.reason;
 }
 
 interface ClaimList {

@@ -50,8 +50,9 @@ export async function gc(args: CmdArgs, env: Readonly<Record<string, string | un
       live.add(key);
       if (valid.has(key)) continue;
       try {
-        await removeAttachment(forVpc(ctx, ids.vpc), client, rest.slice(0, sep), rest.slice(sep + 1), attachmentIds(conf.locator, ids.vpc, ids.attachment));
-        await releaseLease(ctx, rest.slice(0, sep), rest.slice(sep + 1));
+        await removeAttachment(forVpc(ctx, ids.vpc), client, rest.slice(0, sep), rest.slice(sep + 1), attachmentIds(conf.locator, ids.vpc, ids.attachment), () =>
+          releaseLease(ctx, rest.slice(0, sep), rest.slice(sep + 1)),
+        );
         removed.add(key);
         log.info({ stale: key, hostIf: link.ifname }, "GC removed a stale attachment");
       } catch (err) {
@@ -67,8 +68,9 @@ export async function gc(args: CmdArgs, env: Readonly<Record<string, string | un
       const key = `${a.containerID}/${a.ifName}`;
       if (valid.has(key) || live.has(key) || removed.has(key)) continue;
       try {
-        await removeAttachment(ctx, client, a.containerID, a.ifName, attachmentIds(conf.locator, conf.vpc, parseInt(a.attachment, 16)));
-        await releaseLease(ctx, a.containerID, a.ifName);
+        await removeAttachment(ctx, client, a.containerID, a.ifName, attachmentIds(conf.locator, conf.vpc, parseInt(a.attachment, 16)), () =>
+          releaseLease(ctx, a.containerID, a.ifName),
+        );
         log.info({ stale: key }, "GC removed a stale API entry");
       } catch (err) {
         errors.push(`${key}: ${(err as Error).message}`);

@@ -10,7 +10,7 @@
 import { createHash } from "node:crypto";
 import ipaddr from "ipaddr.js";
 import { routeProtocol } from "../../shared/api-types.js";
-import { ip, ipJson, IpError, type IpOptions } from "../../shared/kernel/ip.js";
+import { ip, ipIdempotentDel, ipJson, IpError, type IpOptions } from "../../shared/kernel/ip.js";
 import { hostVethName, vrfDeviceName } from "../../shared/ifnames.js";
 import { attachmentSid, attachmentSid6, type Locator } from "../../shared/srv6-sid.js";
 import { CniError, ErrorCode } from "../error.js";
@@ -105,13 +105,6 @@ function nextHop4Candidate(vpc: bigint, attachment: number, probe: number): stri
   return ipaddr.fromByteArray(b).toString();
 }
 
-async function linkMac(name: string, opts: IpOptions): Promise<string> {
-  const links = await ipJson<{ address?: string }>(["link", "show", "dev", name], opts);
-  const mac = links[0]?.address;
-  if (mac === undefined) throw new CniError(ErrorCode.Kernel, `interface ${name} has no MAC address`);
-  return mac;
-}
-
 function kernelError(what: string, err: unknown): CniError {
   if (err instanceof CniError) return err;
   return new CniError(ErrorCode.Kernel, `${what}: ${(err as Error).message}`, "", { cause: err });
@@ -155,8 +148,8 @@ export async function releaseVpcIfUnused(mode: DataplaneMode, vpc: bigint, table
       if (!(err instanceof IpError && err.notFound)) throw err;
     });
   } else {
-    const rules = [...(await ipJson(["-4", "rule", "show", "table", t], h)), ...(await ipJson(["-6", "rule", "show", "table", t], h))];
-    if (rules.length > 0) return false;
+    // Every attachment has an IPv4 and an IPv6 rule; the IPv4 ones tell whether any is left.
+    if ((await ipJson(["-4", "rule", "show", "table", t], h)).length > 0) return false;
   }
   await ip([], {
     ...h,
@@ -205,7 +198,7 @@ export async function attach(spec: AttachmentSpec, undo: UndoStack): Promise<Att
       }
       continue;
     }
-    undo.push(`veth ${ids.hostIf}`, () => ip(["link", "del", ids.hostIf], h).then(() => undefined));
+    undo.push(`veth ${ids.hostIf}`, () => ipIdempotentDel(["link", "del", ids.hostIf], h));
     const { attachment: _auto, ...rest } = spec;
     return configure({ ...rest, ...ids }, undo, h);
   }
@@ -216,12 +209,14 @@ async function configure(s: Resolved, undo: UndoStack, h: IpOptions): Promise<At
   const t = String(s.table);
   const has4 = s.ips.some((i) => i.family === 4);
   const has6 = s.ips.some((i) => i.family === 6);
+  const { host: hostMac, pod: podMac } = macs(s.vpc, s.attachment);
+  // One undo for everything below: detach() removes it all and tolerates what is not there.
+  undo.push(`attachment ${s.hostIf}`, () => detach({ hostNs: s.hostNs, mode: s.mode, table: s.table, hostIf: s.hostIf, sid: s.sid, sid6: s.sid6 }));
   try {
-    const [hostMac, podMac] = await Promise.all([linkMac(s.hostIf, h), linkMac(s.podIf, { netns: s.netns })]);
     const podAddresses = s.ips.map((i) => `${hostAddress(i.address)}/${i.family === 4 ? 32 : 128}`);
 
-    // 2. The pod side: addresses, link-local gateways with permanent neighbours, routes.
-    const pod: string[] = ["link set lo up"];
+    // The pod side: addresses, link-local gateways with permanent neighbours, routes.
+    const pod: string[] = ["link set lo up", `link set ${s.podIf} address ${podMac}`];
     for (const a of podAddresses) pod.push(`addr add ${a} dev ${s.podIf}${family(hostAddress(a)) === 6 ? " nodad" : ""}`);
     pod.push(`link set ${s.podIf} up`);
     if (has4) {
@@ -241,51 +236,40 @@ async function configure(s: Resolved, undo: UndoStack, h: IpOptions): Promise<At
     }
     await ip([], { netns: s.netns, batch: pod });
 
-    // 3. The host side: up, alias, VPC membership, routes to the pod and its terminations.
-    const host: string[] = [`link set ${s.hostIf} alias ${s.alias}`];
-    if (s.mode === "vrf") host.push(`link set ${s.hostIf} master ${vrfDeviceName(s.vpc)}`);
-    host.push(`link set ${s.hostIf} up`);
+    // The host side, in one batch per family (each `ip` run costs a process start): VPC
+    // membership, routes to the pod and its terminations, and SRv6 decapsulation into it.
+    const up = `link set ${s.hostIf} address ${hostMac} alias ${s.alias} up`;
+    const host: string[] = [];
+    if (s.mode === "vrf") host.push(up, `link set ${s.hostIf} master ${vrfDeviceName(s.vpc)}`);
     for (const a of podAddresses) {
       const addr = hostAddress(a);
-      const v = family(addr);
       host.push(`neigh replace ${addr} lladdr ${podMac} dev ${s.hostIf} nud permanent`);
-      host.push(`route add ${a} dev ${s.hostIf} table ${t} proto ${proto}${v === 4 ? " scope link" : ""}`);
+      host.push(`route add ${a} dev ${s.hostIf} table ${t} proto ${proto}${family(addr) === 4 ? " scope link" : ""}`);
     }
     for (const term of s.terminations) {
       host.push(`route add ${term.network} via ${term.via} dev ${s.hostIf} table ${t} proto ${proto} onlink`);
     }
-    await ip([], { ...h, batch: host });
-    if (s.mode === "policy-routing") {
-      for (const v of ["-4", "-6"]) {
-        await ip([v, "rule", "add", "iif", s.hostIf, "lookup", t, "pref", String(rulePreference), "protocol", proto], h);
-        undo.push(`rule ${v} iif ${s.hostIf}`, () => ip([v, "rule", "del", "iif", s.hostIf, "lookup", t], h).then(() => undefined));
-      }
-    }
-
-    // 4. SRv6 decapsulation into this attachment.
+    const host6: string[] = [];
     if (s.mode === "vrf") {
-      await ip(["-6", "route", "add", `${s.sid}/128`, "encap", "seg6local", "action", "End.DT46", "vrftable", t, "dev", vrfDeviceName(s.vpc), "proto", proto], h);
-      undo.push(`SID ${s.sid}`, () => ip(["-6", "route", "del", `${s.sid}/128`], h).then(() => undefined));
+      host.push(`route add ${s.sid}/128 encap seg6local action End.DT46 vrftable ${t} dev ${vrfDeviceName(s.vpc)} proto ${proto}`);
+      await ip([], { ...h, batch: host });
     } else {
-      if (has4) {
-        const nh = await allocateNextHop4(s, h);
-        await ip(["neigh", "replace", nh, "lladdr", podMac, "dev", s.hostIf, "nud", "permanent"], h);
-        await ip(["-6", "route", "add", `${s.sid}/128`, "encap", "seg6local", "action", "End.DX4", "nh4", nh, "dev", s.hostIf, "proto", proto], h);
-        undo.push(`SID ${s.sid}`, () => ip(["-6", "route", "del", `${s.sid}/128`], h).then(() => undefined));
-      }
+      host.push(`rule add iif ${s.hostIf} lookup ${t} pref ${rulePreference} protocol ${proto}`);
+      host6.push(`rule add iif ${s.hostIf} lookup ${t} pref ${rulePreference} protocol ${proto}`);
       if (has6 && s.sid6 !== undefined) {
         const nh = nextHop6(s.vpc, s.attachment);
-        await ip([], {
-          ...h,
-          batch: [
-            `route add ${nh}/128 dev ${s.hostIf} proto ${proto}`,
-            `neigh replace ${nh} lladdr ${podMac} dev ${s.hostIf} nud permanent`,
-            `route add ${s.sid6}/128 encap seg6local action End.DX6 nh6 ${nh} dev ${s.hostIf} proto ${proto}`,
-          ],
-        });
-        const sid6 = s.sid6;
-        undo.push(`SID ${sid6}`, () => ip(["-6", "route", "del", `${sid6}/128`], h).then(() => undefined));
+        host6.push(
+          `route add ${nh}/128 dev ${s.hostIf} proto ${proto}`,
+          `neigh replace ${nh} lladdr ${podMac} dev ${s.hostIf} nud permanent`,
+          `route add ${s.sid6}/128 encap seg6local action End.DX6 nh6 ${nh} dev ${s.hostIf} proto ${proto}`,
+        );
       }
+      if (has4) await withNextHop4(s, h, up, host, (nh) => [
+        `neigh replace ${nh} lladdr ${podMac} dev ${s.hostIf} nud permanent`,
+        `route add ${s.sid}/128 encap seg6local action End.DX4 nh4 ${nh} dev ${s.hostIf} proto ${proto}`,
+      ]);
+      else await ip([], { ...h, batch: [up, ...host] });
+      await ip(["-6"], { ...h, batch: host6 });
     }
     return { hostMac, podMac, podAddresses, attachment: s.attachment, hostIf: s.hostIf, sid: s.sid, sid6: s.sid6 };
   } catch (err) {
@@ -293,18 +277,28 @@ async function configure(s: Resolved, undo: UndoStack, h: IpOptions): Promise<At
   }
 }
 
+/** Locally administered unicast MACs for both ends, fixed per attachment (no read-back needed). */
+export function macs(vpc: bigint, attachment: number): { host: string; pod: string } {
+  const mac = (role: string): string => {
+    const b = createHash("sha256").update(`${role}/${vpc}/${attachment}`).digest();
+    return ["02", ...[...b.subarray(0, 5)].map((x) => x.toString(16).padStart(2, "0"))].join(":");
+  };
+  return { host: mac("host"), pod: mac("pod") };
+}
+
 /**
- * Picks a free End.DX4 next hop: the kernel's EEXIST on `ip route add` is the allocator's atomic
- * test-and-set, so concurrent ADDs never share one. The route goes with the veth.
+ * Runs the host batch with a free End.DX4 next hop: its route comes right after bringing the
+ * veth up (idempotent), so the kernel's EEXIST on it (nothing else applied yet: a batch stops at
+ * its first failure) is the allocator's atomic test-and-set; concurrent ADDs never share one.
  */
-async function allocateNextHop4(s: Resolved, h: IpOptions): Promise<string> {
+async function withNextHop4(s: Resolved, h: IpOptions, up: string, host: string[], then: (nh: string) => string[]): Promise<void> {
   for (let probe = 0; probe < 64; probe++) {
     const nh = nextHop4Candidate(s.vpc, s.attachment, probe);
     try {
-      await ip(["route", "add", `${nh}/32`, "dev", s.hostIf, "proto", proto], h);
-      return nh;
+      await ip([], { ...h, batch: [up, `route add ${nh}/32 dev ${s.hostIf} proto ${proto}`, ...host, ...then(nh)] });
+      return;
     } catch (err) {
-      if (!(err instanceof IpError && err.exists)) throw err;
+      if (!(err instanceof IpError && err.exists && /Command failed -:2\b/.test(err.stderr))) throw err;
     }
   }
   throw new CniError(ErrorCode.Kernel, "no free End.DX4 next hop in 169.254.64.0/18 after 64 probes");
@@ -323,15 +317,15 @@ export interface DetachSpec {
 export async function detach(s: DetachSpec): Promise<void> {
   const h: IpOptions = s.hostNs !== undefined ? { netns: s.hostNs } : {};
   const t = String(s.table);
-  const sids = [s.sid, ...(s.sid6 !== undefined ? [s.sid6] : [])].map((sid) => `route del ${sid}/128`);
+  // Only our own SID routes (proto 196): a rollback must not remove a route someone else holds.
+  const sids = [s.sid, ...(s.sid6 !== undefined ? [s.sid6] : [])].map((sid) => `route del ${sid}/128 proto ${proto}`);
   // Rules name the interface, so they outlive it: remove them explicitly (twice, in case an
   // interrupted earlier run added one more).
   const rules = [`rule del iif ${s.hostIf} lookup ${t}`, `rule del iif ${s.hostIf} lookup ${t}`];
   const steps: [string[], string[]][] = [
     [["-6"], [...sids, ...rules]],
-    [["-4"], rules],
     // Deleting the host end removes the pod end, and every route and neighbour through it.
-    [[], [`link del ${s.hostIf}`]],
+    [["-4"], [...rules, `link del ${s.hostIf}`]],
   ];
   for (const [args, batch] of steps) {
     await ip(args, { ...h, batch, force: true }).catch((err: unknown) => {

@@ -77,8 +77,9 @@ export class CniNode {
 }
 
 /**
- * Runs dist/kvrf directly in the node namespace, the way libcni execs a plugin (env + stdin),
- * to see its exact exit status and CNI error JSON.
+ * Runs the plugin named by `config.type` (dist/kvrf for "kvrf", else a reference plugin)
+ * directly in the node namespace, the way libcni execs a plugin (env + stdin), to see its
+ * exact exit status and CNI error JSON.
  */
 export function runPlugin(
   node: CniNode,
@@ -97,7 +98,9 @@ export function runPlugin(
     ...(vars.args !== undefined ? { CNI_ARGS: vars.args } : {}),
   };
   return new Promise((resolve) => {
-    const child = execFile("ip", ["netns", "exec", netns, path.join(node.binDir, "kvrf")], { env, encoding: "utf8", timeout: 120_000 }, (err, stdout, stderr) => {
+    const type = typeof config["type"] === "string" ? config["type"] : "kvrf";
+    const binary = type === "kvrf" ? path.join(node.binDir, "kvrf") : path.join(cniBinDir(), type);
+    const child = execFile("ip", ["netns", "exec", netns, binary], { env, encoding: "utf8", timeout: 120_000 }, (err, stdout, stderr) => {
       let json: Record<string, unknown> | undefined;
       try {
         json = JSON.parse(stdout) as Record<string, unknown>;

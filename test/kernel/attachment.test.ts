@@ -147,7 +147,8 @@ describe("attachment data plane (policy-routing mode)", () => {
     await nodeA.ip("-6", "route", "add", `${ids(s).sid}/128`, "dev", "lo");
     const undo = new UndoStack();
     await expect(attach(s, undo)).rejects.toThrow(/File exists/);
-    expect(await undo.unwind()).toEqual([]);
+    const failures = await undo.unwind();
+    expect(failures).toEqual([]);
     await nodeA.ip("-6", "route", "del", `${ids(s).sid}/128`, "dev", "lo");
     const left = await kvrfState(nodeA);
     expect(left).not.toContain(ids(s).hostIf);
