@@ -1,14 +1,53 @@
-// kvrfd entry point. The reconcile loop lands with issue #4; this build only answers --version
-// and --help so the packaging and the DaemonSet can be exercised end to end.
+// kvrfd entry point: flags → config, JSON logs on stderr, the daemon, and a graceful SIGTERM that
+// finishes running reconciles and leaves gobgpd and the kernel as they are (the next kvrfd picks
+// up from there without churn). No top-level await: the bundle is CommonJS.
+import { pino } from "pino";
+import { ConfigError, parseConfig } from "./config.js";
+import { Daemon } from "./daemon.js";
+import { connectSpeaker } from "./gobgp/connect.js";
+
 const version = process.env["KVRF_VERSION"] ?? "0.1.0";
 
-function main(argv: readonly string[]): number {
-  if (argv.includes("--version")) {
-    process.stdout.write(`kvrfd ${version}\n`);
-    return 0;
+async function main(argv: readonly string[]): Promise<number> {
+  let cfg;
+  try {
+    cfg = await parseConfig(argv, version);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`kvrfd: ${err.message}\nRun kvrfd --help for the flags.\n`);
+      return 2;
+    }
+    throw err;
   }
-  process.stderr.write("usage: kvrfd [--version]\nthe reconciler is not implemented in this build\n");
-  return argv.includes("--help") ? 0 : 2;
+  const log = pino({ level: cfg.logLevel, base: { node: cfg.nodeName }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2));
+  const socket = cfg.gobgpSocket;
+  const daemon = new Daemon(cfg, log, { connect: () => connectSpeaker(socket, { timeoutMs: cfg.speakerTimeoutSeconds * 1000 }) });
+
+  const stopped = new Promise<string>((resolve) => {
+    for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => resolve(sig));
+  });
+  await daemon.start();
+  const sig = await stopped;
+  log.info({ signal: sig }, "signal received");
+  // A second signal, or a shutdown that hangs, must not keep the pod terminating forever.
+  const force = setTimeout(() => {
+    log.error("shutdown took too long; exiting");
+    process.exit(1);
+  }, 20_000);
+  force.unref();
+  await daemon.stop();
+  log.flush();
+  return 0;
 }
 
-process.exitCode = main(process.argv.slice(2));
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // Sockets of client libraries (HTTP/2 to gobgpd, keep-alive to the API server) may linger.
+    if (code === 0) setTimeout(() => process.exit(code), 100).unref();
+  },
+  (err: unknown) => {
+    process.stderr.write(`kvrfd: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -12,6 +12,7 @@ import { CniNode, runPlugin } from "../test/harness/cni.js";
 import { cleanupNetns, createNetns, type Netns } from "../test/harness/netns.js";
 import { cniBinDir, repoRoot, testEnvDir, tool } from "../test/harness/tools.js";
 import { quantile, table } from "./lib/stats.js";
+import { writeSection } from "./lib/report.js";
 
 const podsFlag = process.argv.indexOf("--pods");
 const pods = podsFlag > 0 ? Number(process.argv[podsFlag + 1]) : 50;
@@ -104,8 +105,13 @@ async function main(): Promise<void> {
       const med = quantile(s, 0.5);
       return [name, med.toFixed(1), quantile(s, 0.95).toFixed(1), (med / bare).toFixed(2)];
     };
-    process.stdout.write(`CNI latency, ${pods} pods, sequential, each run via \`ip netns exec\` in the node namespace (Node ${process.version}, ${cniBinDir()})\n\n`);
-    process.stdout.write(
+    const out: string[] = [];
+    const emit = (t: string): void => {
+      out.push(t);
+      process.stdout.write(t);
+    };
+    emit(`CNI latency, ${pods} pods, sequential, each run via \`ip netns exec\` in the node namespace (Node ${process.version}, ${cniBinDir()})\n\n`);
+    emit(
       table(
         ["operation", "median ms", "p95 ms", "× bare node"],
         [
@@ -119,9 +125,9 @@ async function main(): Promise<void> {
       ),
     );
     const trips = adds.map((a) => a.apiRoundTrips);
-    process.stdout.write(`\nAPI round trips per ADD: ${Math.min(...trips)}–${Math.max(...trips)} (asn in the config)\n\n`);
+    emit(`\nAPI round trips per ADD: ${Math.min(...trips)}–${Math.max(...trips)} (asn in the config)\n\n`);
     const phases = ["startup", "config", "claim", "ipam", "kernel", "publish"];
-    process.stdout.write(
+    emit(
       table(
         ["ADD phase (plugin's own clock)", "median ms", "p95 ms"],
         phases.map((p) => {
@@ -131,7 +137,12 @@ async function main(): Promise<void> {
       ),
     );
     const target = bare * 2.5 + quantile(adds.map((a) => a.phaseMs["publish"] ?? 0), 0.5);
-    process.stdout.write(`\ntarget: ADD median ≤ 2.5 × bare start + one API round trip (publish) = ${target.toFixed(1)} ms; measured ${quantile(samples["kvrfAdd"] ?? [], 0.5).toFixed(1)} ms\n`);
+    emit(`\ntarget: ADD median ≤ 2.5 × bare start + one API round trip (publish) = ${target.toFixed(1)} ms; measured ${quantile(samples["kvrfAdd"] ?? [], 0.5).toFixed(1)} ms\n`);
+    writeSection(
+      repoRoot,
+      "cni",
+      `## CNI ADD/DEL latency (scripts/bench-cni.ts)\n\n${new Date().toISOString().slice(0, 10)}, this 2-core machine. Phases: \`startup\` is the process's age when ADD begins (Node bootstrap + bundle load with the code cache); the claim runs concurrently with IPAM and the kernel work.\n\n\`\`\`\n${out.join("")}\`\`\`\n`,
+    );
     await runPlugin(cni, node.name, "DEL", kvrfConf, residentVars);
     await bridge.close();
   } finally {

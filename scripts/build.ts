@@ -23,7 +23,10 @@ const common: BuildOptions = {
   minify: true,
   keepNames: true,
   legalComments: "none",
-  define: { "process.env.KVRF_VERSION": JSON.stringify(version) },
+  // ESM-only dependencies (yargs) call createRequire(import.meta.url), which a CommonJS bundle
+  // does not have: give them the bundle's own file URL.
+  define: { "process.env.KVRF_VERSION": JSON.stringify(version), "import.meta.url": "__kvrfImportMetaUrl" },
+  banner: { js: 'var __kvrfImportMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
   logLevel: "warning",
   metafile: true,
 };
@@ -33,8 +36,9 @@ function size(file: string): string {
   return bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
 }
 
-async function bundle(entry: string, outfile: string, banner?: string): Promise<void> {
-  await build({ ...common, entryPoints: [path.join(root, entry)], outfile, ...(banner ? { banner: { js: banner } } : {}) });
+async function bundle(entry: string, outfile: string, shebang?: string): Promise<void> {
+  const js = [shebang, common.banner?.["js"]].filter((l) => l !== undefined).join("\n");
+  await build({ ...common, entryPoints: [path.join(root, entry)], outfile, banner: { js } });
 }
 
 /** Turns a CJS bundle into a single executable: blob (with V8 code cache) injected into a copy of node. */
@@ -64,6 +68,9 @@ async function makeSea(bundleFile: string, output: string): Promise<void> {
 async function main(): Promise<void> {
   const noSea = process.argv.includes("--no-sea");
   mkdirSync(dist, { recursive: true });
+  // The bundles are CommonJS; without this, Node would read the extensionless dist/kvrfd as ESM
+  // (the repository's package.json says "type": "module").
+  writeFileSync(path.join(dist, "package.json"), JSON.stringify({ type: "commonjs" }) + "\n");
   const rows: [string, string][] = [];
 
   const kvrfBundle = path.join(dist, "kvrf.cjs");
@@ -78,6 +85,12 @@ async function main(): Promise<void> {
   await bundle("reconciler/main.ts", kvrfd, "#!/usr/bin/env node");
   chmodSync(kvrfd, 0o755);
   rows.push(["dist/kvrfd (bundle, runs on node ≥24)", size(kvrfd)]);
+
+  // The DaemonSet's init container: installs kvrf, its token and kubeconfig onto the host.
+  const install = path.join(dist, "kvrf-install");
+  await bundle("cni/install/main.ts", install, "#!/usr/bin/env node");
+  chmodSync(install, 0o755);
+  rows.push(["dist/kvrf-install (bundle, runs on node ≥24)", size(install)]);
 
   const width = Math.max(...rows.map(([name]) => name.length));
   for (const [name, s] of rows) process.stdout.write(`${name.padEnd(width)}  ${s.padStart(10)}\n`);

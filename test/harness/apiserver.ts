@@ -30,6 +30,8 @@ export interface ControlPlaneOptions {
   bindAddress?: string;
   /** Fixed secure port; default a free one. */
   port?: number;
+  /** Let etcd and kube-apiserver outlive this process (the lab). */
+  detached?: boolean;
 }
 
 /** A TCP port that was free a moment ago on `host`. */
@@ -96,7 +98,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       "--unsafe-no-fsync",
       "--log-level=warn",
     ],
-    { dir: opts.dir },
+    { dir: opts.dir, detached: opts.detached ?? false },
   );
   try {
     await waitFor("etcd /health", async () => (await fetch(`${etcdUrl}/health`)).ok, { timeoutMs: 30_000, daemon: etcd });
@@ -126,7 +128,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   ];
   let apiserver: Daemon | undefined;
   const startApiserver = async (): Promise<void> => {
-    const d = spawnDaemon("kube-apiserver", tool("kube-apiserver"), apiserverArgs, { dir: opts.dir });
+    const d = spawnDaemon("kube-apiserver", tool("kube-apiserver"), apiserverArgs, { dir: opts.dir, detached: opts.detached ?? false });
     apiserver = d;
     await waitFor(
       "kube-apiserver /readyz",

@@ -1,17 +1,20 @@
-// Runs inside a node's network namespace (`ip netns exec NODE node forwarder.ts PORT SOCKET`):
-// listens on 127.0.0.1:PORT there and relays each connection to a unix socket, which the test
-// process (in the root namespace) relays on to the API server. Namespaces thus reach the API
-// server on "their" loopback without any address in the root namespace. Plain TypeScript that
-// Node runs directly (type stripping), no imports but node:.
-import { connect, createServer } from "node:net";
+// A TCP <-> unix socket relay that network namespaces use to reach the API server on "their"
+// 127.0.0.1 without any address in the root namespace. Plain TypeScript that Node runs directly
+// (type stripping), no imports but node:.
+//   forwarder.ts PORT SOCKET          inside a namespace: listen on 127.0.0.1:PORT, relay to SOCKET
+//   forwarder.ts --to HOST:PORT SOCKET in the root namespace: listen on SOCKET, relay to HOST:PORT
+import { connect, createServer, type Socket } from "node:net";
+import { rmSync } from "node:fs";
 
-const [port, socket] = process.argv.slice(2);
-if (port === undefined || socket === undefined) {
-  process.stderr.write("usage: forwarder.ts PORT SOCKET\n");
+const argv = process.argv.slice(2);
+const toTcp = argv[0] === "--to";
+const [target, socket] = toTcp ? [argv[1], argv[2]] : [argv[0], argv[1]];
+if (target === undefined || socket === undefined) {
+  process.stderr.write("usage: forwarder.ts PORT SOCKET | forwarder.ts --to HOST:PORT SOCKET\n");
   process.exit(2);
 }
-const server = createServer((client) => {
-  const upstream = connect(socket);
+
+function relay(client: Socket, upstream: Socket): void {
   client.pipe(upstream).pipe(client);
   const close = (): void => {
     client.destroy();
@@ -19,6 +22,20 @@ const server = createServer((client) => {
   };
   client.on("error", close);
   upstream.on("error", close);
+}
+
+const server = createServer((client) => {
+  if (toTcp) {
+    const colon = target.lastIndexOf(":");
+    relay(client, connect(Number(target.slice(colon + 1)), target.slice(0, colon).replace(/^\[|\]$/g, "")));
+  } else {
+    relay(client, connect(socket));
+  }
 });
-server.listen(Number(port), "127.0.0.1", () => process.stdout.write(`listening 127.0.0.1:${port} -> ${socket}\n`));
+if (toTcp) {
+  rmSync(socket, { force: true });
+  server.listen(socket, () => process.stdout.write(`listening ${socket} -> ${target}\n`));
+} else {
+  server.listen(Number(target), "127.0.0.1", () => process.stdout.write(`listening 127.0.0.1:${target} -> ${socket}\n`));
+}
 process.on("SIGTERM", () => server.close(() => process.exit(0)));

@@ -22,6 +22,8 @@ export interface StartGobgpdOptions {
   stopTimeoutMs?: number;
   /** Network namespace name to run gobgpd in (`ip netns exec NAME`). */
   netns?: string;
+  /** Let gobgpd outlive this process (the lab). */
+  detached?: boolean;
 }
 
 export interface Gobgpd {
@@ -59,8 +61,8 @@ export async function startGobgpd(opts: StartGobgpdOptions): Promise<Gobgpd> {
   // `ip netns exec` execs gobgpd in place, so the pid is gobgpd's own.
   const daemon =
     opts.netns === undefined
-      ? spawnDaemon("gobgpd", opts.binary, args, { dir })
-      : spawnDaemon("gobgpd", "ip", ["netns", "exec", opts.netns, opts.binary, ...args], { dir });
+      ? spawnDaemon("gobgpd", opts.binary, args, { dir, detached: opts.detached ?? false })
+      : spawnDaemon("gobgpd", "ip", ["netns", "exec", opts.netns, opts.binary, ...args], { dir, detached: opts.detached ?? false });
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= daemon.stop(opts.stopTimeoutMs ?? 5000).then(() => rmSync(socket, { force: true }));
@@ -96,6 +98,7 @@ export async function startGobgpd(opts: StartGobgpdOptions): Promise<Gobgpd> {
     if (existsSync(pidFile)) {
       const record = JSON.parse(readFileSync(pidFile, "utf8")) as Record<string, unknown>;
       writeFileSync(pidFile, JSON.stringify({ ...record, cmdline: [opts.binary, ...args] }));
+      // (spawnDaemon records the same for `ip netns exec`; kept for pidfiles written before.)
     }
   }
   return { socket, pid: daemon.pid, logFile: daemon.logFile, stop, kill: () => daemon.kill() };

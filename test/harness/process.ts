@@ -24,6 +24,8 @@ export interface SpawnOptions {
   /** Directory for the log file and pidfile. */
   dir: string;
   env?: NodeJS.ProcessEnv;
+  /** Own session and no hold on our event loop: the daemon outlives this process (the lab). */
+  detached?: boolean;
 }
 
 export function spawnDaemon(name: string, command: string, args: readonly string[], opts: SpawnOptions): Daemon {
@@ -32,14 +34,19 @@ export function spawnDaemon(name: string, command: string, args: readonly string
   const fd = openSync(logFile, "a");
   let child: ChildProcess;
   try {
-    child = spawn(command, args, { stdio: ["ignore", fd, fd], env: opts.env ?? process.env });
+    child = spawn(command, args, { stdio: ["ignore", fd, fd], env: opts.env ?? process.env, detached: opts.detached ?? false });
+    if (opts.detached === true) child.unref();
   } finally {
     closeSync(fd);
   }
   const pid = child.pid;
   if (pid === undefined) throw new Error(`starting ${name} (${command}) failed: no pid`);
   const pidFile = path.join(opts.dir, `${name}.pid`);
-  writeFileSync(pidFile, JSON.stringify({ pid, owner: process.pid, cmdline: [command, ...args] }));
+  // `ip netns exec NS CMD…` execs CMD in place: /proc then shows CMD…, and that is what a later
+  // run must match before signalling the pid; `spawn` is what restarts it.
+  const spawned = [command, ...args];
+  const cmdline = command === "ip" && args[0] === "netns" && args[1] === "exec" ? args.slice(3) : spawned;
+  writeFileSync(pidFile, JSON.stringify({ pid, owner: process.pid, cmdline, spawn: spawned }));
   let done = false;
   const exited = new Promise<number | string>((resolve) => {
     child.once("exit", (code, signal) => {
@@ -73,7 +80,12 @@ export function spawnDaemon(name: string, command: string, args: readonly string
 /** The last `lines` lines of a log file, for error messages. */
 export function tail(file: string, lines = 20): string {
   if (!existsSync(file)) return "";
-  return readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+  return readFileSync(file, "utf8")
+    .trimEnd()
+    .split("\n")
+    .slice(-lines)
+    .map((l) => (l.length > 400 ? `${l.slice(0, 400)}…` : l))
+    .join("\n");
 }
 
 /** Polls `probe` until it resolves truthy; fails early if `daemon` exits, with its log tail. */
@@ -114,10 +126,10 @@ export function reapStale(dir: string): string[] {
     if (!entry.isFile() || !entry.name.endsWith(".pid")) continue;
     const file = path.join(entry.parentPath, entry.name);
     try {
-      const { pid, owner, cmdline } = JSON.parse(readFileSync(file, "utf8")) as { pid: number; owner?: number; cmdline: string[] };
+      const { pid, owner, cmdline, spawn } = JSON.parse(readFileSync(file, "utf8")) as { pid: number; owner?: number; cmdline: string[]; spawn?: string[] };
       if (owner !== undefined && existsSync(`/proc/${owner}`)) continue;
-      const live = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter((s) => s !== "");
-      if (JSON.stringify(live) === JSON.stringify(cmdline)) {
+      const live = JSON.stringify(readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter((s) => s !== ""));
+      if (live === JSON.stringify(cmdline) || live === JSON.stringify(spawn)) {
         process.kill(pid, "SIGKILL");
         killed.push(`${entry.name.replace(/\.pid$/, "")} (pid ${pid})`);
       }
@@ -127,4 +139,42 @@ export function reapStale(dir: string): string[] {
     rmSync(file, { force: true });
   }
   return killed;
+}
+
+/**
+ * Stops every daemon recorded by pidfiles in `dir` (recursively), whoever started it: SIGTERM,
+ * then SIGKILL after `graceMs`, each only while /proc/<pid>/cmdline still equals the recorded
+ * command line. For the lab, whose daemons outlive the command that started them.
+ */
+export async function stopByPidfiles(dir: string, graceMs = 5000): Promise<string[]> {
+  const stopped: string[] = [];
+  if (!existsSync(dir)) return stopped;
+  const live = (pid: number, cmdlines: (string[] | undefined)[]): boolean => {
+    try {
+      const now = JSON.stringify(readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter((s) => s !== ""));
+      return cmdlines.some((c) => c !== undefined && JSON.stringify(c) === now);
+    } catch {
+      return false;
+    }
+  };
+  const targets: { file: string; pid: number; cmdline: string[]; spawn?: string[]; name: string }[] = [];
+  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile() || !entry.name.endsWith(".pid")) continue;
+    const file = path.join(entry.parentPath, entry.name);
+    try {
+      const { pid, cmdline, spawn } = JSON.parse(readFileSync(file, "utf8")) as { pid: number; cmdline: string[]; spawn?: string[] };
+      targets.push({ file, pid, cmdline, ...(spawn ? { spawn } : {}), name: entry.name.replace(/\.pid$/, "") });
+    } catch {
+      rmSync(file, { force: true });
+    }
+  }
+  for (const t of targets) if (live(t.pid, [t.cmdline, t.spawn])) process.kill(t.pid, "SIGTERM");
+  const deadline = Date.now() + graceMs;
+  for (const t of targets) {
+    while (live(t.pid, [t.cmdline, t.spawn]) && Date.now() < deadline) await sleep(50);
+    if (live(t.pid, [t.cmdline, t.spawn])) process.kill(t.pid, "SIGKILL");
+    stopped.push(`${t.name} (pid ${t.pid})`);
+    rmSync(t.file, { force: true });
+  }
+  return stopped;
 }

@@ -1,0 +1,401 @@
+// The VRF and speaker controllers end to end against in-memory fakes: FakeSpeaker (gobgpd),
+// FakeKernel (proto-tagged routes), FakeStore/FakeVrfApi (informer caches and API writes).
+import type { V1Node } from "@kubernetes/client-node";
+import { pino } from "pino";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterEach, describe, expect, it } from "vitest";
+import { vrfFinalizer, type BGPVRFInstance } from "../shared/api-types.js";
+import type { BGPInstance } from "./bgp-instance.js";
+import { KernelRouteCache } from "./kernel-routes.js";
+import { Metrics } from "./metrics.js";
+import { WorkQueue } from "./queue.js";
+import { SpeakerController, speakerKey } from "./speaker-controller.js";
+import { SpeakerLink } from "./speaker-link.js";
+import { FakeStore, FakeVrfApi } from "./testing/fake-api.js";
+import { FakeKernel } from "./testing/fake-kernel.js";
+import { FakeSpeaker } from "./testing/fake-speaker.js";
+import { orphanKey, VrfController } from "./vrf-controller.js";
+
+const log = pino({ level: process.env["KVRF_TEST_LOG"] ?? "silent" });
+const rt = (n: number) => ({ type: 0 as const, asn: 65000, assigned: n });
+
+function bvi(name: string, vpc: string, table: number, prefixes: string[], extra: Partial<BGPVRFInstance["spec"]> = {}): BGPVRFInstance {
+  const nn = parseInt(vpc, 16);
+  return {
+    apiVersion: "kvrf.dev/v1alpha1",
+    kind: "BGPVRFInstance",
+    metadata: { name, generation: 1, resourceVersion: "1", finalizers: [vrfFinalizer], creationTimestamp: new Date("2026-01-01T00:00:00Z") },
+    spec: {
+      nodeName: "n1",
+      vpc,
+      asn: 65000,
+      routeDistinguisher: `65000:${nn}`,
+      importRouteTargets: [`65000:${nn}`],
+      exportRouteTargets: [`65000:${nn}`],
+      table,
+      attachments: prefixes.map((p, i) => ({ containerID: `c${i}`, ifName: "eth0", attachment: String(i + 1), sid: `fd00:0:a::${vpc}:${i + 1}`, prefixes: [p] })),
+      ...extra,
+    },
+  };
+}
+
+class Rig {
+  now = Date.now();
+  readonly fake = new FakeSpeaker();
+  readonly kernelFake = new FakeKernel();
+  readonly kernel = new KernelRouteCache(this.kernelFake, () => this.now);
+  readonly objects = new FakeStore<BGPVRFInstance>();
+  readonly nodes = new FakeStore<V1Node & { metadata: { name: string } }>();
+  readonly instances = new FakeStore<BGPInstance>();
+  readonly api = new FakeVrfApi(this.objects);
+  readonly metrics = new Metrics({ defaultMetrics: false });
+  connectable = true;
+  readonly link: SpeakerLink;
+  readonly vrf: VrfController;
+  readonly speaker: SpeakerController;
+  readonly queue: WorkQueue;
+
+  constructor(opts: { routeHoldMs?: number } = {}) {
+    this.link = new SpeakerLink({
+      connect: async () => {
+        if (!this.connectable) throw new Error("connect ENOENT");
+        this.fake.closed = false;
+        return this.fake;
+      },
+      probeIntervalMs: 20,
+      backoff: { baseMs: 5, maxMs: 20 },
+      log,
+    });
+    this.vrf = new VrfController({
+      nodeName: "n1",
+      objects: this.objects,
+      link: this.link,
+      kernel: this.kernel,
+      api: this.api,
+      status: { set: (name, status) => void this.api.patchStatus(name, status) },
+      underlay: async () => ({ dev: "fab0", nextHop: "fd00:ff::a" }),
+      metrics: this.metrics,
+      log,
+      routeHoldMs: opts.routeHoldMs ?? 0,
+      speakerGraceMs: 0,
+      now: () => this.now,
+    });
+    this.speaker = new SpeakerController({
+      nodeName: "n1",
+      nodes: this.nodes,
+      instances: this.instances,
+      link: this.link,
+      api: this.api,
+      metrics: this.metrics,
+      log,
+      onSpeakerReset: () => this.passAll(),
+      now: () => this.now,
+    });
+    this.queue = new WorkQueue({
+      workers: 4,
+      backoff: { baseMs: 5, maxMs: 20 },
+      reconcile: (key) => (key === speakerKey ? this.speaker.reconcile() : this.vrf.reconcile(key)),
+      onResult: (key, result, _ms, err) => log.debug({ key, result, err: err instanceof Error ? err.message : undefined }, "reconciled"),
+    });
+    this.nodes.put({ metadata: { name: "n1", labels: { role: "worker" } }, status: { addresses: [{ type: "InternalIP", address: "10.0.0.1" }] } });
+    this.instances.put({
+      apiVersion: "kvrf.dev/v1alpha1",
+      kind: "BGPInstance",
+      metadata: { name: "workers", generation: 1 },
+      spec: { asn: 65000, nodeSelector: { matchLabels: { role: "worker" } }, listenPort: -1, peers: [{ address: "fd00:ff::1", asn: 65000 }] },
+    });
+  }
+
+  passAll(): void {
+    this.queue.addAll(this.objects.keys(), "low");
+    this.queue.add(orphanKey, "low");
+  }
+
+  async start(): Promise<void> {
+    await this.kernel.load();
+    this.link.start({
+      up: () => this.queue.add(speakerKey),
+      down: () => undefined,
+      lost: () => this.queue.add(speakerKey),
+      event: () => this.passAll(),
+    });
+    await this.settle();
+  }
+
+  /** Waits until the queue has been idle for a moment (events may enqueue more work). */
+  async settle(): Promise<void> {
+    for (let quiet = 0; quiet < 3; ) {
+      await sleep(15);
+      if (this.queue.depth === 0 && this.queue.inFlight === 0) quiet++;
+      else {
+        quiet = 0;
+        await this.queue.idle();
+      }
+    }
+  }
+
+  put(o: BGPVRFInstance): void {
+    const old = this.objects.get(o.metadata.name ?? "");
+    const rv = Number(old?.metadata.resourceVersion ?? 0) + 1;
+    this.objects.put({ ...o, metadata: { ...o.metadata, resourceVersion: String(rv), generation: (old?.metadata.generation ?? 0) + 1 }, ...(old?.status ? { status: old.status } : {}) });
+    this.queue.add(o.metadata.name ?? "");
+  }
+
+  markDeleted(name: string): void {
+    const o = this.objects.get(name);
+    if (o === undefined) throw new Error(name);
+    this.objects.put({ ...o, metadata: { ...o.metadata, deletionTimestamp: new Date("2026-01-02T00:00:00Z") } });
+    this.queue.add(name);
+  }
+
+  async stop(): Promise<void> {
+    await this.queue.stop();
+    await this.link.stop();
+  }
+}
+
+describe("controllers", () => {
+  let rig: Rig | undefined;
+  afterEach(async () => rig?.stop());
+
+  async function started(opts: { routeHoldMs?: number } = {}): Promise<Rig> {
+    rig = new Rig(opts);
+    await rig.start();
+    return rig;
+  }
+
+  it("starts BGP from the node's BGPInstance with an Auto router ID, adds peers and publishes node status", async () => {
+    const r = await started();
+    expect(r.fake.global).toEqual({ asn: 65000, routerId: "10.0.0.1", listenPort: -1 });
+    expect([...r.fake.peers.keys()]).toEqual(["fd00:ff::1"]);
+    expect(r.api.nodeStatus.get("workers")).toMatchObject({ nodeName: "n1", routerID: "10.0.0.1", asn: 65000, peers: [{ address: "fd00:ff::1", state: "active" }] });
+  });
+
+  it("creates the VRF and originates each prefix with the node's next hop and SID; Ready", async () => {
+    const r = await started();
+    r.put(bvi("n1.vpc-abc", "abc", 1000, ["10.1.0.5/32", "2001:db8::5/128"]));
+    await r.settle();
+    expect(r.fake.vrfs.get("vpc-abc")).toEqual({ name: "vpc-abc", rd: rt(2748), importRts: [rt(2748)], exportRts: [rt(2748)], id: 1000 });
+    expect([...(r.fake.localPaths.get("vpc-abc")?.values() ?? [])].map((p) => [p.prefix, p.nextHop, p.sid, p.behavior])).toEqual([
+      ["10.1.0.5/32", "fd00:ff::a", "fd00:0:a::abc:1", 20],
+      ["2001:db8::5/128", "fd00:ff::a", "fd00:0:a::abc:2", 20],
+    ]);
+    const st = r.api.statuses.get("n1.vpc-abc");
+    expect(st?.conditions?.map((c) => [c.type, c.status, c.reason])).toEqual([
+      ["Ready", "True", "Ready"],
+      ["VRFConfigured", "True", "Configured"],
+      ["RoutesProgrammed", "True", "Programmed"],
+    ]);
+    expect(st).toMatchObject({ observedGeneration: 1, localPrefixes: 2, remotePrefixes: 0 });
+  });
+
+  it("programs remote best paths into the VPC's table only, next to foreign routes it never touches", async () => {
+    const r = await started();
+    r.kernelFake.put({ table: 1000, prefix: "10.1.0.9/32", sid: "", dev: "vpc9", proto: 196 });
+    r.kernelFake.put({ table: 1000, prefix: "10.99.0.0/16", sid: "", dev: "x", proto: 4 });
+    r.put(bvi("n1.vpc-abc", "abc", 1000, ["10.1.0.5/32"]));
+    r.put(bvi("n1.vpc-def", "def", 2000, ["10.1.0.5/32"]));
+    await r.settle();
+    r.fake.learn({ prefix: "10.1.1.7/32", nextHop: "fd00:ff::b", sid: "fd00:0:b::abc:1", rts: [rt(2748)], neighbor: "fd00:ff::1" });
+    r.fake.learn({ prefix: "10.1.1.8/32", nextHop: "fd00:ff::b", sid: "fd00:0:b::def:1", rts: [rt(3567)], neighbor: "fd00:ff::1" });
+    // A prefix the CNI already routes locally (a pod not yet in the object): reported, never overwritten.
+    r.fake.learn({ prefix: "10.1.0.9/32", nextHop: "fd00:ff::c", sid: "fd00:0:c::abc:1", rts: [rt(2748)], neighbor: "fd00:ff::1" });
+    // A remote path for a prefix that is local here: the local path is best, no kernel route.
+    r.fake.learn({ prefix: "10.1.0.5/32", nextHop: "fd00:ff::c", sid: "fd00:0:c::abc:2", rts: [rt(2748)], neighbor: "fd00:ff::1" });
+    await r.settle();
+    expect(r.kernelFake.encap(1000)).toEqual([{ table: 1000, prefix: "10.1.1.7/32", sid: "fd00:0:b::abc:1", dev: "fab0" }]);
+    expect(r.kernelFake.encap(2000)).toEqual([{ table: 2000, prefix: "10.1.1.8/32", sid: "fd00:0:b::def:1", dev: "fab0" }]);
+    expect(r.kernelFake.routes.get("1000 10.1.0.9/32")).toMatchObject({ proto: 196, dev: "vpc9" });
+    expect(r.kernelFake.routes.get("1000 10.99.0.0/16")?.proto).toBe(4);
+    expect(r.api.statuses.get("n1.vpc-abc")?.conditions?.find((c) => c.type === "RoutesProgrammed")).toMatchObject({ status: "False", reason: "ForeignRoute" });
+    expect(r.api.events.map((e) => [e.name, e.reason])).toContainEqual(["n1.vpc-abc", "ForeignRoute"]);
+
+    r.fake.withdraw("10.1.1.7/32", "fd00:ff::1");
+    await r.settle();
+    expect(r.kernelFake.encap(1000)).toEqual([]);
+    expect(r.kernelFake.routes.get("1000 10.99.0.0/16")?.proto).toBe(4);
+  });
+
+  it("withdraws a prefix that leaves the object and replaces the VRF when its route target changes", async () => {
+    const r = await started();
+    r.put(bvi("o", "abc", 1000, ["10.1.0.5/32", "10.1.0.6/32"]));
+    await r.settle();
+    r.fake.log.length = 0;
+    r.put(bvi("o", "abc", 1000, ["10.1.0.5/32"]));
+    await r.settle();
+    expect(r.fake.log).toEqual(["deleteLocalPath vpc-abc 10.1.0.6/32"]);
+    r.fake.log.length = 0;
+    r.put(bvi("o", "abc", 1000, ["10.1.0.5/32"], { importRouteTargets: ["65000:7"], exportRouteTargets: ["65000:7"] }));
+    await r.settle();
+    expect(r.fake.log).toEqual(["deleteVrf vpc-abc", "addVrf vpc-abc", "addLocalPath vpc-abc 10.1.0.5/32"]);
+    expect(r.fake.vrfs.get("vpc-abc")?.importRts).toEqual([rt(7)]);
+    expect(r.api.statuses.get("o")?.observedGeneration).toBe(3);
+  });
+
+  it("changes nothing when everything is already right (no churn on a pass over everything)", async () => {
+    const r = await started();
+    r.fake.learn({ prefix: "10.1.1.7/32", nextHop: "fd00:ff::b", sid: "fd00:0:b::abc:1", rts: [rt(2748)], neighbor: "fd00:ff::1" });
+    r.put(bvi("o", "abc", 1000, ["10.1.0.5/32"]));
+    await r.settle();
+    const writes = [r.fake.log.length, r.kernelFake.log.length, r.api.statusWrites];
+    r.passAll();
+    r.queue.add(speakerKey);
+    await r.settle();
+    expect([r.fake.log.length, r.kernelFake.log.length, r.api.statusWrites]).toEqual(writes);
+  });
+
+  it("on delete removes VRF, paths and routes, then releases the finalizer", async () => {
+    const r = await started();
+    r.put(bvi("o", "abc", 1000, ["10.1.0.5/32"]));
+    await r.settle();
+    r.fake.learn({ prefix: "10.1.1.7/32", nextHop: "fd00:ff::b", sid: "fd00:0:b::abc:1", rts: [rt(2748)], neighbor: "fd00:ff::1" });
+    await r.settle();
+    expect(r.kernelFake.encap(1000)).toHaveLength(1);
+    r.markDeleted("o");
+    await r.settle();
+    expect(r.fake.vrfs.has("vpc-abc")).toBe(false);
+    expect(r.kernelFake.encap(1000)).toEqual([]);
+    expect(r.objects.get("o")).toBeUndefined();
+  });
+
+  it("holds the finalizer while gobgpd is unreachable and releases it when gobgpd returns", async () => {
+    const r = await started();
+    r.put(bvi("o", "abc", 1000, ["10.1.0.5/32"]));
+    await r.settle();
+    r.connectable = false;
+    r.fake.close();
+    await until(() => r.link.current() === undefined);
+    r.markDeleted("o");
+    await r.settle();
+    expect(r.objects.get("o")?.metadata.finalizers).toEqual([vrfFinalizer]);
+    r.connectable = true;
+    await until(() => r.link.current() !== undefined);
+    r.passAll();
+    await r.settle();
+    expect(r.objects.get("o")).toBeUndefined();
+    expect(r.fake.vrfs.has("vpc-abc")).toBe(false);
+  });
+
+  it("replays everything after gobgpd restarts, keeping kernel routes during the hold", async () => {
+    const r = await started({ routeHoldMs: 60_000 });
+    r.put(bvi("o", "abc", 1000, ["10.1.0.5/32"]));
+    r.fake.learn({ prefix: "10.1.1.7/32", nextHop: "fd00:ff::b", sid: "fd00:0:b::abc:1", rts: [rt(2748)], neighbor: "fd00:ff::1" });
+    await r.settle();
+    expect(r.kernelFake.encap(1000)).toHaveLength(1);
+    r.now += 1000;
+    r.fake.restart();
+    await until(() => r.fake.global !== undefined && r.fake.vrfs.has("vpc-abc"));
+    await r.settle();
+    expect([...(r.fake.localPaths.get("vpc-abc")?.keys() ?? [])]).toEqual(["10.1.0.5/32"]);
+    expect([...r.fake.peers.keys()]).toEqual(["fd00:ff::1"]);
+    // The remote path is not relearned yet: the route stays while the hold lasts…
+    expect(r.kernelFake.encap(1000)).toHaveLength(1);
+    expect((await r.metrics.replays.get()).values.find((v) => v.labels["reason"] === "gobgpd-restart")?.value).toBe(1);
+    // …and goes once it is over.
+    r.now += 61_000;
+    r.passAll();
+    await r.settle();
+    expect(r.kernelFake.encap(1000)).toEqual([]);
+  });
+
+  it("notices a gobgpd that lost BGP between probes (a call says not started) and replays", async () => {
+    const r = await started();
+    r.put(bvi("o", "abc", 1000, ["10.1.0.5/32"]));
+    await r.settle();
+    // Same connection, state gone: what a fast restart behind a proxy or a StopBgp looks like.
+    r.fake.global = undefined;
+    r.fake.vrfs.clear();
+    r.fake.localPaths.clear();
+    await until(() => r.fake.vrfs.has("vpc-abc"));
+    await r.settle();
+    expect(r.fake.global).toMatchObject({ asn: 65000 });
+    expect([...(r.fake.localPaths.get("vpc-abc")?.keys() ?? [])]).toEqual(["10.1.0.5/32"]);
+  });
+
+  it("reports speaker errors in status and as an Event, and retries until they pass", async () => {
+    const r = await started();
+    r.fake.failNext("addVrf", "other", 2);
+    r.put(bvi("o", "abc", 1000, ["10.1.0.5/32"]));
+    await r.settle();
+    expect(r.fake.vrfs.has("vpc-abc")).toBe(true);
+    expect(r.api.events.map((e) => e.reason)).toContain("SpeakerError");
+    expect(r.api.statuses.get("o")?.conditions?.[0]?.status).toBe("True");
+  });
+
+  it("refuses a second VPC in the same table with a TableConflict", async () => {
+    const r = await started();
+    r.put(bvi("a", "abc", 1000, ["10.1.0.5/32"]));
+    r.put({ ...bvi("b", "def", 1000, ["10.1.0.6/32"]), metadata: { ...bvi("b", "def", 1000, []).metadata, creationTimestamp: new Date("2026-01-05T00:00:00Z") } });
+    await r.settle();
+    expect(r.fake.vrfs.has("vpc-def")).toBe(false);
+    expect(r.api.statuses.get("b")?.conditions?.[1]).toMatchObject({ type: "VRFConfigured", status: "False", reason: "TableConflict" });
+  });
+
+  it("removes kvrfd routes and VRFs no object owns (left by a crash), never other routes", async () => {
+    rig = new Rig();
+    const r = rig;
+    r.kernelFake.put({ table: 3000, prefix: "10.7.0.1/32", sid: "fd00::1", dev: "fab0", proto: 197 });
+    r.kernelFake.put({ table: 3000, prefix: "10.7.0.2/32", sid: "", dev: "x", proto: 196 });
+    await r.start();
+    await r.fake.addVrf({ name: "vpc-777", rd: rt(1911), importRts: [rt(1911)], exportRts: [rt(1911)], id: 3000 });
+    await r.fake.addVrf({ name: "not-ours", rd: rt(1), importRts: [rt(1)], exportRts: [rt(1)], id: 1 });
+    await r.link.loadVrfs(r.link.current() ?? (undefined as never));
+    r.queue.add(orphanKey);
+    await r.settle();
+    expect(r.kernelFake.encap(3000)).toEqual([]);
+    expect(r.kernelFake.routes.get("3000 10.7.0.2/32")?.proto).toBe(196);
+    expect([...r.fake.vrfs.keys()]).toEqual(["not-ours"]);
+  });
+
+  it("re-announces prefixes that several VPCs originate once a peer comes up (gobgpd 4.8 workaround)", async () => {
+    const r = await started();
+    r.put(bvi("a", "abc", 1000, ["10.1.0.5/32", "10.1.0.6/32"]));
+    r.put(bvi("d", "def", 2000, ["10.1.0.5/32"]));
+    r.put(bvi("x", "123", 3000, ["10.9.0.1/32"]));
+    await r.settle();
+    r.fake.log.length = 0;
+    const keys = r.vrf.markReannounce();
+    expect(keys.sort()).toEqual(["a", "d"]);
+    r.queue.addAll(keys, "high");
+    await r.settle();
+    expect(r.fake.log.sort()).toEqual([
+      "addLocalPath vpc-abc 10.1.0.5/32",
+      "addLocalPath vpc-def 10.1.0.5/32",
+      "deleteLocalPath vpc-abc 10.1.0.5/32",
+      "deleteLocalPath vpc-def 10.1.0.5/32",
+    ]);
+    // Once only: the next pass changes nothing.
+    r.fake.log.length = 0;
+    r.passAll();
+    await r.settle();
+    expect(r.fake.log).toEqual([]);
+  });
+
+  it("stops BGP when no instance selects the node any more", async () => {
+    const r = await started();
+    r.nodes.put({ metadata: { name: "n1", labels: { role: "other" } }, status: { addresses: [{ type: "InternalIP", address: "10.0.0.1" }] } });
+    r.queue.add(speakerKey);
+    await r.settle();
+    expect(r.fake.global).toBeUndefined();
+    expect(r.api.nodeStatus.get("workers")).toBeUndefined();
+  });
+
+  it("reports a router ID published by another node", async () => {
+    const r = await started();
+    const i = r.instances.get("workers");
+    if (i === undefined) throw new Error("no instance");
+    r.instances.put({ ...i, status: { nodes: [{ nodeName: "n2", routerID: "10.0.0.1" }] } });
+    r.queue.add(speakerKey);
+    await r.settle();
+    expect(r.api.nodeStatus.get("workers")?.conditions?.find((c) => c.type === "RouterIDUnique")).toMatchObject({ status: "False", reason: "Collision" });
+    expect((await r.metrics.routerIdConflicts.get()).values[0]?.value).toBe(1);
+  });
+});
+
+async function until(cond: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out");
+    await sleep(5);
+  }
+}

@@ -1,0 +1,67 @@
+import { describe, expect, it } from "vitest";
+import { KernelRouteCache, parseBatchErrors, parseOwnedRoutes } from "./kernel-routes.js";
+import { FakeKernel } from "./testing/fake-kernel.js";
+
+describe("iproute2 output", () => {
+  it("parses owned routes of every table and family (host routes print without a length)", () => {
+    // Shapes as printed by `ip -j route show table all proto 197` (iproute2 6.1).
+    const got = parseOwnedRoutes([
+      { dst: "10.1.1.2", encap: "seg6", segs: ["fd00:0:b::abc:0:1"], dev: "d0", table: "100" },
+      { dst: "2001:db8::5", encap: "seg6", segs: ["fd00:0:B:0::2"], dev: "d0", table: "100" },
+      { dst: "10.9.0.0/16", encap: "seg6", segs: ["fd00::9"], dev: "d0" },
+      { dst: "default", dev: "d0", table: "7" },
+    ]);
+    expect(got).toEqual([
+      { table: 100, prefix: "10.1.1.2/32", sid: "fd00:0:b::abc:0:1", dev: "d0" },
+      { table: 100, prefix: "2001:db8::5/128", sid: "fd00:0:b::2", dev: "d0" },
+      { table: 254, prefix: "10.9.0.0/16", sid: "fd00::9", dev: "d0" },
+    ]);
+  });
+
+  it("maps batch errors to their lines", () => {
+    const stderr = 'RTNETLINK answers: No such process\nCommand failed -:2\nCannot find device "nope"\nCommand failed -:3\n';
+    expect([...parseBatchErrors(stderr)]).toEqual([
+      [2, "RTNETLINK answers: No such process"],
+      [3, 'Cannot find device "nope"'],
+    ]);
+  });
+});
+
+describe("KernelRouteCache", () => {
+  const r = (prefix: string, sid = "fd00::1") => ({ table: 100, prefix, sid, dev: "fab0" });
+
+  it("tracks its writes, and reports a foreign route in the way instead of overwriting it", async () => {
+    const k = new FakeKernel();
+    k.put({ ...r("10.0.0.9/32"), proto: 196 });
+    k.put({ ...r("10.0.0.3/32"), proto: 197 });
+    const c = new KernelRouteCache(k);
+    await c.load();
+    expect(c.table(100)).toEqual([r("10.0.0.3/32")]);
+    const failures = await c.apply({ add: [r("10.0.0.1/32"), r("10.0.0.9/32")], replace: [], remove: [r("10.0.0.3/32")] });
+    expect(failures.map((f) => [f.route.prefix, f.foreignOwner])).toEqual([["10.0.0.9/32", "196"]]);
+    expect(c.table(100)).toMatchObject([r("10.0.0.1/32")]);
+    expect(c.table(100)[0]?.since).toBeTypeOf("number");
+    expect(k.routes.get("100 10.0.0.9/32")?.proto).toBe(196);
+  });
+
+  it("treats an add that meets its own route as a stale view, not a failure", async () => {
+    const k = new FakeKernel();
+    const c = new KernelRouteCache(k);
+    await c.load();
+    k.put({ ...r("10.0.0.1/32"), proto: 197 });
+    expect(await c.apply({ add: [r("10.0.0.1/32")], replace: [], remove: [] })).toEqual([]);
+    expect(c.table(100)).toEqual([r("10.0.0.1/32")]);
+  });
+
+  it("clears a table: the routes it knows, unknown IPv4 ones by a proto-197 flush, never other owners", async () => {
+    const k = new FakeKernel();
+    k.put({ ...r("2001:db8::1/128"), proto: 197 });
+    const c = new KernelRouteCache(k);
+    await c.load();
+    k.put({ ...r("10.0.0.1/32"), proto: 197 });
+    k.put({ ...r("10.0.0.2/32"), proto: 196 });
+    expect(await c.clearTable(100)).toEqual([]);
+    expect([...k.routes.keys()]).toEqual(["100 10.0.0.2/32"]);
+    expect(c.table(100)).toEqual([]);
+  });
+});

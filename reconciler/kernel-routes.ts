@@ -1,0 +1,337 @@
+// kvrfd's kernel routes: remote VPC prefixes in the VPC's table, SRv6-encapsulated to the remote
+// SID, marked `proto 197` (routeProtocol.kvrfd). Every listing filters on that protocol and every
+// delete names it, so the kernel itself refuses to remove anyone else's route; new routes use
+// `ip route add`, which fails rather than overwrite a route another owner put at the same key
+// (`replace` would silently take over, e.g., the CNI plugin's proto-196 route to a local pod).
+import { routeProtocol } from "../shared/api-types.js";
+import { ip, ipJson, IpError } from "../shared/kernel/ip.js";
+import { canonicalIpv6, canonicalPrefix } from "./desired.js";
+import { routeCommands, routeKey, type KernelRoute, type RoutePlan } from "./planner.js";
+
+const proto = routeProtocol.kvrfd;
+
+interface IpRoute {
+  type?: string;
+  dst?: string;
+  table?: string;
+  dev?: string;
+  encap?: string;
+  segs?: string[];
+  protocol?: string;
+}
+
+export interface RouteFailure {
+  route: KernelRoute;
+  op: "add" | "replace" | "remove";
+  message: string;
+  /** The add failed because someone else's route holds the prefix (named by its protocol). */
+  foreignOwner?: string;
+}
+
+/** The kernel as kvrfd needs it; the real one runs iproute2, unit tests use an in-memory one. */
+export interface KernelRouteBackend {
+  /** kvrfd's routes in every table. */
+  dumpOwned(): Promise<KernelRoute[]>;
+  /** kvrfd's routes in one table, read now. */
+  dumpTable(table: number): Promise<KernelRoute[]>;
+  /** Every route's protocol at (table, prefix), any owner, read now. */
+  owners(table: number, prefix: string): Promise<string[]>;
+  /** Runs the plan; resolves with what failed (the rest is done). */
+  apply(plan: RoutePlan): Promise<RouteFailure[]>;
+  /** Deletes every IPv4 kvrfd route of a table, known or not (best effort). */
+  flushTable?(table: number): Promise<void>;
+}
+
+function tableNumber(t: string | undefined): number | undefined {
+  if (t === undefined || t === "main") return 254;
+  if (t === "local") return 255;
+  if (t === "default") return 253;
+  const n = Number(t);
+  return Number.isInteger(n) ? n : undefined;
+}
+
+function hostPrefix(dst: string): string | undefined {
+  if (dst === "default") return undefined;
+  return canonicalPrefix(dst.includes("/") ? dst : `${dst}/${dst.includes(":") ? 128 : 32}`);
+}
+
+/** Parses `ip -j route show … proto 197` entries into kvrfd routes (table given when the dump omits it). */
+export function parseOwnedRoutes(entries: readonly IpRoute[], table?: number): KernelRoute[] {
+  const out: KernelRoute[] = [];
+  for (const e of entries) {
+    if (e.dst === undefined) continue;
+    const prefix = hostPrefix(e.dst);
+    const t = table ?? tableNumber(e.table);
+    if (prefix === undefined || t === undefined) continue;
+    if (e.type === "throw") {
+      out.push({ table: t, prefix, sid: "", dev: "", kind: "throw" });
+      continue;
+    }
+    const sid = e.encap === "seg6" ? canonicalIpv6(e.segs?.[0]) : undefined;
+    out.push({ table: t, prefix, sid: sid ?? "", dev: e.dev ?? "" });
+  }
+  return out;
+}
+
+/** Maps `ip -batch -force` stderr ("…message…\nCommand failed -:N") to 1-based line → message. */
+export function parseBatchErrors(stderr: string): Map<number, string> {
+  const out = new Map<number, string>();
+  let pending: string[] = [];
+  for (const line of stderr.split("\n")) {
+    const m = /^Command failed -:(\d+)$/.exec(line.trim());
+    if (m !== null) {
+      out.set(Number(m[1]), pending.join("; ") || "failed");
+      pending = [];
+    } else if (line.trim() !== "") {
+      pending.push(line.trim());
+    }
+  }
+  return out;
+}
+
+const missingTable = (err: unknown): boolean => err instanceof IpError && /FIB table does not exist/.test(err.stderr);
+
+interface BatchRequest {
+  lines: string[];
+  resolve(failed: Map<number, string>): void;
+  reject(err: unknown): void;
+}
+
+export class IpRouteBackend implements KernelRouteBackend {
+  private readonly pending: BatchRequest[] = [];
+  private draining = false;
+
+  constructor(
+    private readonly netns?: string,
+    /** Observes every `ip` process run, by purpose (metrics). */
+    private readonly onRun: (kind: "batch" | "dump" | "lookup") => void = () => undefined,
+    private readonly maxLines = 2000,
+    /** How long the first request of a batch waits for others: one `ip` process per batch. */
+    private readonly gatherMs = 20,
+  ) {}
+
+  private opts(): { netns?: string } {
+    return this.netns === undefined ? {} : { netns: this.netns };
+  }
+
+  async dumpOwned(): Promise<KernelRoute[]> {
+    // Without -4/-6 iproute2 dumps both families.
+    this.onRun("dump");
+    return parseOwnedRoutes(await ipJson<IpRoute>(["route", "show", "table", "all", "proto", String(proto)], this.opts()));
+  }
+
+  async dumpTable(table: number): Promise<KernelRoute[]> {
+    const out: KernelRoute[] = [];
+    for (const fam of ["-4", "-6"]) {
+      this.onRun("dump");
+      try {
+        out.push(...parseOwnedRoutes(await ipJson<IpRoute>([fam, "route", "show", "table", String(table), "proto", String(proto)], this.opts()), table));
+      } catch (err) {
+        // A table with no routes of a family does not exist for that family.
+        if (!missingTable(err)) throw err;
+      }
+    }
+    return out;
+  }
+
+  async owners(table: number, prefix: string): Promise<string[]> {
+    try {
+      // With a table and no family, iproute2 lists IPv4 only.
+      const fam = prefix.includes(":") ? "-6" : "-4";
+      this.onRun("lookup");
+      const got = await ipJson<IpRoute>([fam, "route", "show", "table", String(table), "exact", prefix], this.opts());
+      return got.map((r) => r.protocol ?? "boot");
+    } catch (err) {
+      if (missingTable(err)) return [];
+      throw err;
+    }
+  }
+
+  async apply(plan: RoutePlan): Promise<RouteFailure[]> {
+    const lines = routeCommands(plan, proto);
+    if (lines.length === 0) return [];
+    const routes: { route: KernelRoute; op: RouteFailure["op"] }[] = [
+      ...plan.remove.map((route) => ({ route, op: "remove" as const })),
+      ...plan.replace.map((route) => ({ route, op: "replace" as const })),
+      ...plan.add.map((route) => ({ route, op: "add" as const })),
+    ];
+    const failed = await this.run(lines);
+    const out: RouteFailure[] = [];
+    for (const [i, message] of failed) {
+      const r = routes[i];
+      if (r === undefined) continue;
+      // Removing what is already gone is what we wanted.
+      if (r.op === "remove" && /No such process/.test(message)) continue;
+      out.push({ ...r, message });
+    }
+    return out;
+  }
+
+  async flushTable(table: number): Promise<void> {
+    // `proto` makes the kernel spare every other owner's routes; "root 0.0.0.0/0" keeps it to IPv4.
+    await this.run([`route flush root 0.0.0.0/0 table ${table} proto ${proto}`]);
+  }
+
+  /**
+   * Runs lines through `ip -force -batch`, sharing one process among the reconciles that write at
+   * the same time: requests that arrive while a batch runs go together in the next one. Resolves
+   * with this request's failed lines (0-based) and their messages.
+   */
+  private run(lines: string[]): Promise<Map<number, string>> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ lines, resolve, reject });
+      if (!this.draining) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      // Each `ip` is a fork of this process (a main-thread stall that grows with its size) plus an
+      // exec: under load, a few milliseconds of waiting turn many small batches into a few big ones.
+      if (this.gatherMs > 0) await new Promise((r) => setTimeout(r, this.gatherMs));
+      while (this.pending.length > 0) {
+        const batch: BatchRequest[] = [];
+        let n = 0;
+        while (this.pending.length > 0 && (batch.length === 0 || n + (this.pending[0]?.lines.length ?? 0) <= this.maxLines)) {
+          const r = this.pending.shift() as BatchRequest;
+          batch.push(r);
+          n += r.lines.length;
+        }
+        const all = batch.flatMap((r) => r.lines);
+        this.onRun("batch");
+        try {
+          await ip([], { ...this.opts(), batch: all, force: true, timeoutMs: 30_000 });
+          for (const r of batch) r.resolve(new Map());
+        } catch (err) {
+          const failed = err instanceof IpError ? parseBatchErrors(err.stderr) : new Map<number, string>();
+          if (failed.size === 0) {
+            for (const r of batch) r.reject(err);
+            continue;
+          }
+          let offset = 0;
+          for (const r of batch) {
+            const mine = new Map<number, string>();
+            for (let i = 0; i < r.lines.length; i++) {
+              const m = failed.get(offset + i + 1);
+              if (m !== undefined) mine.set(i, m);
+            }
+            offset += r.lines.length;
+            r.resolve(mine);
+          }
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+}
+
+/**
+ * kvrfd's routes as last read from the kernel and kept up to date by our own writes, so that a
+ * reconcile that changes nothing runs no `ip` at all. `load()` re-reads everything (start,
+ * periodic resync, and after a write failed).
+ */
+export class KernelRouteCache {
+  private byTable = new Map<number, Map<string, KernelRoute>>();
+  private loaded = false;
+
+  constructor(
+    readonly backend: KernelRouteBackend,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async load(): Promise<void> {
+    const fresh = new Map<number, Map<string, KernelRoute>>();
+    for (const r of await this.backend.dumpOwned()) {
+      let t = fresh.get(r.table);
+      if (t === undefined) fresh.set(r.table, (t = new Map<string, KernelRoute>()));
+      const known = this.byTable.get(r.table)?.get(routeKey(r));
+      t.set(routeKey(r), known !== undefined && known.sid === r.sid && known.since !== undefined ? { ...r, since: known.since } : r);
+    }
+    this.byTable = fresh;
+    this.loaded = true;
+  }
+
+  get isLoaded(): boolean {
+    return this.loaded;
+  }
+
+  table(table: number): KernelRoute[] {
+    return [...(this.byTable.get(table)?.values() ?? [])];
+  }
+
+  tables(): number[] {
+    return [...this.byTable.keys()];
+  }
+
+  count(): number {
+    let n = 0;
+    for (const t of this.byTable.values()) n += t.size;
+    return n;
+  }
+
+  /** Applies a plan and records what succeeded; add failures caused by foreign routes are diagnosed. */
+  async apply(plan: RoutePlan): Promise<RouteFailure[]> {
+    const failures = await this.backend.apply(plan);
+    const failed = new Set(failures.map((f) => `${f.op} ${routeKey(f.route)}`));
+    for (const r of plan.remove) if (!failed.has(`remove ${routeKey(r)}`)) this.byTable.get(r.table)?.delete(routeKey(r));
+    for (const [op, list] of [["replace", plan.replace], ["add", plan.add]] as const) {
+      for (const r of list) {
+        if (failed.has(`${op} ${routeKey(r)}`)) continue;
+        let t = this.byTable.get(r.table);
+        if (t === undefined) this.byTable.set(r.table, (t = new Map<string, KernelRoute>()));
+        t.set(routeKey(r), { ...r, since: this.now() });
+      }
+    }
+    const out: RouteFailure[] = [];
+    for (const f of failures) {
+      if (f.op === "add" && /File exists/.test(f.message)) {
+        const owners = await this.backend.owners(f.route.table, f.route.prefix);
+        const foreign = owners.filter((o) => o !== String(proto));
+        if (foreign.length === 0) {
+          // Ours after all (our view was stale): re-read the table and let the next pass compare.
+          await this.reloadTable(f.route.table);
+          continue;
+        }
+        out.push({ ...f, foreignOwner: foreign.join(",") });
+        continue;
+      }
+      out.push(f);
+    }
+    return out;
+  }
+
+  async reloadTable(table: number): Promise<void> {
+    const fresh = await this.backend.dumpTable(table);
+    const old = this.byTable.get(table);
+    if (fresh.length === 0) this.byTable.delete(table);
+    else {
+      this.byTable.set(
+        table,
+        new Map(
+          fresh.map((r): [string, KernelRoute] => {
+            const known = old?.get(routeKey(r));
+            return [routeKey(r), known?.since !== undefined && known.sid === r.sid ? { ...r, since: known.since } : r];
+          }),
+        ),
+      );
+    }
+  }
+
+  /**
+   * Removes every kvrfd route of `table`: the ones we know of, plus an IPv4 flush limited to our
+   * protocol for any we do not (iproute2 flushes one family per process, and IPv6 ones unknown to
+   * us are left to the next orphan sweep, which re-reads the kernel).
+   */
+  async clearTable(table: number): Promise<RouteFailure[]> {
+    const known = this.table(table);
+    const failures = await this.backend.apply({ add: [], replace: [], remove: known });
+    const failed = new Set(failures.map((f) => routeKey(f.route)));
+    const t = this.byTable.get(table);
+    for (const r of known) if (!failed.has(routeKey(r))) t?.delete(routeKey(r));
+    if (t !== undefined && t.size === 0) this.byTable.delete(table);
+    await this.backend.flushTable?.(table);
+    return failures;
+  }
+}

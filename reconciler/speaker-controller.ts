@@ -1,0 +1,261 @@
+// The speaker controller: makes gobgpd run the BGPInstance that selects this node (StartBgp with
+// ASN, router ID and listener; peers added, updated and removed to match), and publishes this
+// node's entry in the instance's status. One key, so speaker changes never run concurrently.
+import type { V1Node } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { apiVersion, bgpInstance, type Condition } from "../shared/api-types.js";
+import { desiredSpeaker, InstanceError, selectInstance, type BGPInstance, type BGPInstanceNodeStatus, type DesiredSpeaker } from "./bgp-instance.js";
+import type { SpeakerApi } from "./kube.js";
+import type { Metrics } from "./metrics.js";
+import type { ReconcileResult } from "./queue.js";
+import { findRouterIdConflicts, type NodeAddress } from "./router-id.js";
+import { SpeakerError, type PeerStatus } from "./speaker.js";
+import type { Session } from "./speaker-link.js";
+import { peerFingerprint, planGlobal, planPeers } from "./speaker-planner.js";
+
+export const speakerKey = "\u0000speaker";
+
+export interface SpeakerControllerDeps {
+  nodeName: string;
+  nodes: { get(name: string): V1Node | undefined; readonly hasSynced: boolean };
+  instances: { list(): BGPInstance[]; readonly hasSynced: boolean };
+  link: { current(): Session | undefined; report(s: Session, err: unknown): void; loadVrfs(s: Session): Promise<void> };
+  api: SpeakerApi;
+  metrics: Metrics;
+  log: Logger;
+  /** BGP started, stopped or restarted in gobgpd: every VRF must be (re)applied or re-reported. */
+  onSpeakerReset(): void;
+  now?: () => number;
+}
+
+export class SpeakerController {
+  /** Peer fingerprints applied in the session of `appliedGeneration`. */
+  private applied = new Map<string, string>();
+  private appliedGeneration = -1;
+  private published = new Map<string, string>();
+  private lastView = "";
+  private warned: string | undefined;
+  /** BGP ran in gobgpd at some point while we watched: a later StartBgp is a replay. */
+  private hadBgp = false;
+  private starts = 0;
+
+  constructor(private readonly d: SpeakerControllerDeps) {}
+
+  private now(): number {
+    return (this.d.now ?? Date.now)();
+  }
+
+  async reconcile(): Promise<ReconcileResult> {
+    if (!this.d.nodes.hasSynced || !this.d.instances.hasSynced) return { kind: "done" };
+    const node = this.d.nodes.get(this.d.nodeName);
+    const instances = this.d.instances.list();
+    const { chosen, ignored } = node === undefined ? { chosen: undefined, ignored: [] } : selectInstance(instances, node.metadata?.labels ?? {});
+    if (node === undefined) this.d.log.warn({ node: this.d.nodeName }, "Node object not found; no BGPInstance can select it");
+
+    let desired: DesiredSpeaker | undefined;
+    let problem: string | undefined;
+    if (chosen !== undefined) {
+      try {
+        const addresses = (node?.status?.addresses ?? []) as NodeAddress[];
+        desired = await desiredSpeaker(chosen, addresses, (ref) => this.d.api.secretValue(ref));
+      } catch (err) {
+        if (!(err instanceof InstanceError)) throw err;
+        problem = err.message;
+      }
+    }
+
+    const s = this.d.link.current();
+    let peers: PeerStatus[] = [];
+    if (s !== undefined) {
+      try {
+        peers = await this.applySpeaker(s, chosen, desired, problem);
+      } catch (err) {
+        this.d.link.report(s, err);
+        if (!s.settled) {
+          // VRFs wait for the first speaker reconcile of a session; a failed one must not hold them forever.
+          s.settled = true;
+          this.d.onSpeakerReset();
+        }
+        await this.publish(chosen, ignored, node, desired, s, [], problem ?? `gobgpd: ${err instanceof Error ? err.message : String(err)}`);
+        throw err;
+      }
+    }
+    this.updatePeerMetrics(peers);
+    if (s !== undefined) s.settled = true;
+    // A new session, or BGP (re)started or stopped inside one: every VRF must be replayed or re-reported.
+    const view = `${s?.generation ?? 0}/${s?.started === true}/${this.starts}`;
+    if (view !== this.lastView) {
+      this.lastView = view;
+      this.d.onSpeakerReset();
+    }
+    await this.publish(chosen, ignored, node, desired, s, peers, problem);
+    return { kind: "done" };
+  }
+
+  private async applySpeaker(s: Session, chosen: BGPInstance | undefined, desired: DesiredSpeaker | undefined, problem: string | undefined): Promise<PeerStatus[]> {
+    if (s.generation !== this.appliedGeneration) {
+      this.applied = new Map();
+      this.appliedGeneration = s.generation;
+    }
+    const observed = await s.speaker.getGlobal();
+    if (observed !== undefined || s.started) this.hadBgp = true;
+    if (observed === undefined && s.started) {
+      s.started = false;
+      s.vrfs.clear();
+    }
+    // An instance we cannot turn into a config (e.g. no InternalIP for Auto) leaves gobgpd as it is:
+    // stopping BGP over a config error would take the node's VPCs down.
+    const action = chosen !== undefined && desired === undefined ? undefined : planGlobal(desired?.global, observed);
+    if (action !== undefined) {
+      const log = this.d.log.child({ asn: desired?.global.asn, routerId: desired?.global.routerId });
+      if (action.op === "stop" || action.op === "restart") {
+        log.warn({ why: action.op === "restart" ? action.why : "no BGPInstance selects this node" }, "stopping BGP");
+        await s.speaker.stopBgp();
+        this.d.metrics.speakerWrites.inc({ op: "stop-bgp" });
+        s.started = false;
+        s.vrfs.clear();
+        this.applied.clear();
+      }
+      if (action.op === "start" || action.op === "restart") {
+        await s.speaker.startBgp(action.global);
+        this.d.metrics.speakerWrites.inc({ op: "start-bgp" });
+        s.started = true;
+        s.freshSince = this.now();
+        this.starts++;
+        this.applied.clear();
+        await this.d.link.loadVrfs(s);
+        this.d.metrics.replays.inc({ reason: action.op === "restart" ? "config-change" : this.hadBgp ? "gobgpd-restart" : "start" });
+        this.hadBgp = true;
+        log.info({ listenPort: action.global.listenPort }, "BGP started");
+      }
+    }
+    this.d.metrics.bgpStarted.set(s.started ? 1 : 0);
+    if (!s.started || desired === undefined || problem !== undefined) return s.started ? s.speaker.listPeers() : [];
+
+    const before = await s.speaker.listPeers();
+    const actions = planPeers(desired.peers, before, this.applied);
+    for (const a of actions) {
+      if (a.op === "delete-peer") {
+        await s.speaker.deletePeer(a.address).catch(ignoreKind("not-found"));
+        this.applied.delete(a.address);
+      } else if (a.op === "add-peer") {
+        await s.speaker.addPeer(a.peer);
+        this.applied.set(a.peer.address, peerFingerprint(a.peer));
+      } else {
+        await s.speaker.updatePeer(a.peer);
+        this.applied.set(a.peer.address, peerFingerprint(a.peer));
+      }
+      this.d.metrics.speakerWrites.inc({ op: a.op });
+      this.d.log.info({ op: a.op, peer: a.op === "delete-peer" ? a.address : a.peer.address }, "peer changed");
+    }
+    // Peers that were already right when this session began count as applied from now on.
+    for (const p of desired.peers) if (!this.applied.has(p.address)) this.applied.set(p.address, peerFingerprint(p));
+    return actions.length > 0 ? s.speaker.listPeers() : before;
+  }
+
+  private updatePeerMetrics(peers: readonly PeerStatus[]): void {
+    this.d.metrics.peers.reset();
+    for (const p of peers) this.d.metrics.peers.inc({ state: p.state });
+    this.d.metrics.peersEstablished.set(peers.filter((p) => p.state === "established").length);
+  }
+
+  private async publish(
+    chosen: BGPInstance | undefined,
+    ignored: readonly BGPInstance[],
+    node: V1Node | undefined,
+    desired: DesiredSpeaker | undefined,
+    s: Session | undefined,
+    peers: readonly PeerStatus[],
+    problem: string | undefined,
+  ): Promise<void> {
+    // Drop our entry from instances that no longer select us.
+    for (const inst of ignored) await this.writeEntry(inst, undefined);
+    for (const name of [...this.published.keys()]) {
+      if (name !== chosen?.metadata.name && !ignored.some((i) => i.metadata.name === name)) {
+        await this.d.api.applyNodeStatus(name, undefined);
+        this.published.delete(name);
+      }
+    }
+    if (chosen === undefined || node === undefined) return;
+
+    const others = this.d.instances
+      .list()
+      .flatMap((i) => i.status?.nodes ?? [])
+      .filter((n) => n.routerID !== undefined)
+      .map((n) => ({ node: n.nodeName, routerId: n.routerID ?? "" }));
+    const conflicts = desired === undefined ? [] : findRouterIdConflicts({ node: this.d.nodeName, routerId: desired.global.routerId }, others);
+    this.d.metrics.routerIdConflicts.set(conflicts.length);
+
+    const established = peers.filter((p) => p.state === "established").length;
+    const ready: Condition =
+      problem !== undefined
+        ? { type: "Ready", status: "False", reason: "InvalidConfig", message: problem }
+        : s === undefined
+          ? { type: "Ready", status: "False", reason: "SpeakerUnavailable", message: "gobgpd is not reachable" }
+          : !s.started
+            ? { type: "Ready", status: "False", reason: "BGPNotStarted", message: "BGP is not running" }
+            : (desired?.skippedPeers.length ?? 0) > 0
+              ? { type: "Ready", status: "False", reason: "PeersSkipped", message: desired?.skippedPeers.join("; ") ?? "" }
+              : { type: "Ready", status: "True", reason: "Running", message: `BGP running, ${established}/${peers.length} peers established` };
+    const unique: Condition =
+      conflicts.length === 0
+        ? { type: "RouterIDUnique", status: "True", reason: "Unique", message: "no other node publishes this router ID" }
+        : { type: "RouterIDUnique", status: "False", reason: "Collision", message: `router ID ${desired?.global.routerId} is also used by ${conflicts.join(", ")}; set routerID.source=Manual for one of them` };
+    const entry: BGPInstanceNodeStatus = {
+      nodeName: this.d.nodeName,
+      conditions: [ready, unique],
+      peers: peers.map((p) => ({ address: p.address, state: p.state })),
+      establishedPeers: established,
+    };
+    if (chosen.metadata.generation !== undefined) entry.observedGeneration = chosen.metadata.generation;
+    if (desired !== undefined) {
+      entry.routerID = desired.global.routerId;
+      entry.routerIDSource = desired.routerIdFrom;
+      entry.asn = desired.global.asn;
+    }
+    if (s !== undefined) entry.api = s.speaker.api;
+    await this.writeEntry(chosen, entry);
+
+    const bad = ready.status === "False" ? ready : unique.status === "False" ? unique : undefined;
+    if (bad !== undefined && this.warned !== `${bad.reason}`) {
+      this.warned = bad.reason;
+      this.d.log.warn({ reason: bad.reason, message: bad.message }, "speaker problem");
+      await this.d.api
+        .event({ kind: bgpInstance.kind, apiVersion, name: chosen.metadata.name ?? "", ...(chosen.metadata.uid !== undefined ? { uid: chosen.metadata.uid } : {}) }, "Warning", bad.reason ?? "Problem", `node ${this.d.nodeName}: ${bad.message ?? ""}`)
+        .catch((err: unknown) => this.d.log.debug({ err: String(err) }, "could not record event"));
+    } else if (bad === undefined) {
+      this.warned = undefined;
+    }
+  }
+
+  private async writeEntry(inst: BGPInstance, entry: BGPInstanceNodeStatus | undefined): Promise<void> {
+    const name = inst.metadata.name ?? "";
+    const current = inst.status?.nodes?.find((n) => n.nodeName === this.d.nodeName);
+    if (entry === undefined) {
+      if (current === undefined && !this.published.has(name)) return;
+      await this.d.api.applyNodeStatus(name, undefined);
+      this.published.delete(name);
+      return;
+    }
+    const now = new Date(this.now()).toISOString().replace(/\.\d{3}Z$/, "Z");
+    for (const c of entry.conditions ?? []) {
+      const old = current?.conditions?.find((x) => x.type === c.type);
+      c.lastTransitionTime = old?.status === c.status && old.lastTransitionTime !== undefined ? old.lastTransitionTime : now;
+    }
+    const fingerprint = JSON.stringify({ ...entry, conditions: entry.conditions?.map((c) => ({ ...c, lastTransitionTime: undefined })) });
+    const currentFp =
+      current === undefined ? "" : JSON.stringify({ ...current, conditions: current.conditions?.map((c) => ({ ...c, lastTransitionTime: undefined })) });
+    if (this.published.get(name) === fingerprint || currentFp === fingerprint) {
+      this.published.set(name, fingerprint);
+      return;
+    }
+    await this.d.api.applyNodeStatus(name, entry);
+    this.published.set(name, fingerprint);
+  }
+}
+
+function ignoreKind(kind: SpeakerError["kind"]): (err: unknown) => void {
+  return (err) => {
+    if (!(err instanceof SpeakerError && err.kind === kind)) throw err;
+  };
+}

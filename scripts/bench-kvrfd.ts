@@ -1,0 +1,352 @@
+// kvrfd speed and scale (issue #4): for N VRFs with one prefix each on one node, the time from
+// object creation to VRF+path in gobgpd and to the remote node's kernel route, reconciles per
+// second, replay throughput after gobgpd loses its state, and kvrfd's RSS; next to the raw limit
+// of the same client adding VRFs to gobgpd in a tight loop. Real kube-apiserver, gobgpd 4.x, a
+// route reflector and two workers in network namespaces (root required).
+// Usage: tsx scripts/bench-kvrfd.ts [--sizes 1,100,1000] [--concurrency 16] [--node-args "--max-old-space-size=128 …"]
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { createClient } from "@connectrpc/connect";
+import * as k8s from "@kubernetes/client-node";
+import { build } from "esbuild";
+import { GoBgpService, WatchEventRequest_Table_Filter_Type } from "../proto/gen/api/gobgp_pb.js";
+import { createUnixGrpcTransport } from "../shared/gobgp/transport.js";
+import { apiVersion, bgpVrfInstance, group, nodeLabel, nodeLabelValue, version, vrfFinalizer } from "../shared/api-types.js";
+import { connectSpeaker } from "../reconciler/gobgp/connect.js";
+import { startControlPlane } from "../test/harness/apiserver.js";
+import { startGobgpd } from "../test/harness/gobgpd.js";
+import { sidOf, startFabric, type Fabric, type FabricNode } from "../test/harness/kvrfd.js";
+import { cleanupNetns } from "../test/harness/netns.js";
+import { testEnvDir, tool } from "../test/harness/tools.js";
+import { quantile, table } from "./lib/stats.js";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const arg = (name: string, dflt: string): string => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? (process.argv[i + 1] ?? dflt) : dflt;
+};
+const sizes = arg("sizes", "1,100,1000").split(",").map(Number);
+const concurrency = Number(arg("concurrency", "16"));
+// V8 sizes its heap for throughput and lets garbage pile up (measured: 23 MiB live, 200+ MiB heap
+// at 1,000 VRFs); these caps are what the DaemonSet should run kvrfd with (docs/kvrfd.md).
+const nodeArgs = arg("node-args", "--max-old-space-size=128 --max-semi-space-size=8");
+const asn = 65000;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, cond: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await sleep(50);
+  }
+}
+
+async function pool<T>(items: readonly T[], n: number, f: (x: T) => Promise<void>): Promise<void> {
+  let i = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(n, items.length) }, async () => {
+      while (i < items.length) {
+        const x = items[i++] as T;
+        await f(x);
+      }
+    }),
+  );
+}
+
+/**
+ * The kvrfd the benchmark runs: a bundle of the current sources made like scripts/build.ts makes
+ * dist/kvrfd (a dist/kvrfd from an older build would measure old code).
+ */
+async function kvrfdBundle(dir: string): Promise<string> {
+  const out = path.join(dir, "kvrfd.cjs");
+  await build({
+    bundle: true,
+    platform: "node",
+    target: "node24",
+    format: "cjs",
+    minify: true,
+    keepNames: true,
+    entryPoints: [path.join(root, "reconciler/main.ts")],
+    outfile: out,
+    // yargs (ESM) calls createRequire(import.meta.url), which a CJS bundle leaves undefined.
+    banner: { js: 'var __kvrfImportMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
+    define: { "import.meta.url": "__kvrfImportMetaUrl" },
+    logLevel: "warning",
+  });
+  return out;
+}
+
+/** First time each RD number shows up as a best path in a gobgpd's RIB (v4 WatchEvent BEST). */
+class RibWatcher {
+  seen = new Map<number, number>();
+  private ac = new AbortController();
+
+  start(socket: string): void {
+    this.ac = new AbortController();
+    const client = createClient(GoBgpService, createUnixGrpcTransport(socket));
+    const signal = this.ac.signal;
+    void (async () => {
+      try {
+        const stream = client.watchEvent({ table: { filters: [{ type: WatchEventRequest_Table_Filter_Type.BEST, init: true }] } }, { signal });
+        for await (const e of stream) {
+          if (e.event.case !== "table") continue;
+          const now = Date.now();
+          for (const p of e.event.value.paths) {
+            const n = p.nlri?.nlri;
+            // Only this node's own prefixes (10.1/16; the remote node's are 10.2/16 and share the RDs).
+            if (n?.case !== "labeledVpnIpPrefix" || p.isWithdraw || !n.value.prefix.startsWith("10.1.")) continue;
+            const rd = n.value.rd?.rd;
+            if (rd?.case !== "twoOctetAsn") continue;
+            if (!this.seen.has(rd.value.assigned)) this.seen.set(rd.value.assigned, now);
+          }
+        }
+      } catch {
+        // Aborted, or gobgpd went away (restart test): start() again.
+      }
+    })();
+  }
+
+  stop(): void {
+    this.ac.abort();
+  }
+}
+
+/** `ip monitor route` in a namespace, calling back with the table of each new kvrfd route as it appears. */
+function watchRoutes(netns: string, onTable: (table: number) => void): { stop(): void } {
+  const child = spawn("ip", ["-n", netns, "monitor", "route"], { stdio: ["ignore", "pipe", "ignore"] });
+  let buf = "";
+  child.stdout.on("data", (d: Buffer) => {
+    buf += d.toString();
+    const lines = buf.split("\n");
+    buf = lines.pop() ?? "";
+    for (const l of lines) {
+      if (l.startsWith("Deleted") || !/ proto 197/.test(l)) continue;
+      const m = / table (\d+) /.exec(l);
+      if (m !== null) onTable(Number(m[1]));
+    }
+  });
+  return { stop: () => void child.kill("SIGTERM") };
+}
+
+function rssMiB(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m === null ? 0 : Number(m[1]) / 1024;
+  } catch {
+    return 0;
+  }
+}
+
+/** The raw limit: the same client adding VRFs (and VRF+path) to a fresh gobgpd, sequentially. */
+async function rawLimit(dir: string, n: number): Promise<{ vrf: number; vrfPath: number }> {
+  const g = await startGobgpd({ binary: tool("gobgpd4"), dir: path.join(dir, "raw"), logLevel: "warn" });
+  try {
+    const s = await connectSpeaker(g.socket);
+    await s.startBgp({ asn, routerId: "10.0.0.1", listenPort: -1 });
+    const rt = (i: number) => ({ type: 0 as const, asn, assigned: i });
+    let t = performance.now();
+    for (let i = 1; i <= n; i++) await s.addVrf({ name: `raw-${i}`, rd: rt(i), importRts: [rt(i)], exportRts: [rt(i)], id: i });
+    const vrf = n / ((performance.now() - t) / 1000);
+    t = performance.now();
+    for (let i = n + 1; i <= 2 * n; i++) {
+      await s.addVrf({ name: `raw-${i}`, rd: rt(i), importRts: [rt(i)], exportRts: [rt(i)], id: i });
+      await s.addLocalPath({ vrf: `raw-${i}`, prefix: `10.${(i >> 8) & 255}.${i & 255}.1/32`, nextHop: "fd00::1", sid: "fd00:0:1::1", behavior: 20 });
+    }
+    const vrfPath = n / ((performance.now() - t) / 1000);
+    s.close();
+    return { vrf, vrfPath };
+  } finally {
+    await g.stop();
+  }
+}
+
+interface Result {
+  n: number;
+  createSpan: number;
+  toGobgpd: number[];
+  toRemote: number[];
+  endToEnd: number;
+  afterLastCreate: number;
+  reconcilesPerSec: number;
+  replaySec: number;
+  rssA: number;
+  rssB: number;
+}
+
+async function runSize(f: Fabric, n: number, offset: number, watcher: RibWatcher): Promise<Result> {
+  const custom = f.kc.makeApiClient(k8s.CustomObjectsApi);
+  const a = f.worker("a");
+  const b = f.worker("b");
+  const vpcs = Array.from({ length: n }, (_, i) => offset + i);
+  const body = (node: FabricNode, idx: number, v: number) => {
+    const vpc = v.toString(16);
+    return {
+      apiVersion,
+      kind: bgpVrfInstance.kind,
+      metadata: { name: `${node.name}.vpc-${vpc}`, labels: { [nodeLabel]: nodeLabelValue(node.name) }, finalizers: [vrfFinalizer] },
+      spec: {
+        nodeName: node.name,
+        vpc,
+        asn,
+        routeDistinguisher: `${asn}:${v}`,
+        importRouteTargets: [`${asn}:${v}`],
+        exportRouteTargets: [`${asn}:${v}`],
+        table: v,
+        attachments: [{ containerID: `c${v}`, ifName: "eth0", attachment: "1", sid: sidOf(idx, "1", v & 0xffff), prefixes: [`10.${idx + 1}.${(v >> 8) & 255}.${v & 255}/32`] }],
+      },
+    };
+  };
+  const create = (node: FabricNode, idx: number) => (v: number) =>
+    custom.createClusterCustomObject({ group, version, plural: bgpVrfInstance.plural, body: body(node, idx, v) }).then(() => undefined);
+
+  // The remote side's VRFs exist first, so a's paths have somewhere to be imported.
+  await pool(vpcs, concurrency, create(b, 1));
+  await until(`b has ${n} VRFs`, async () => {
+    const s = await b.speaker();
+    try {
+      return (await s.listVrfs()).length >= n;
+    } finally {
+      s.close();
+    }
+  }, 120_000);
+
+  const tables = new Set(vpcs);
+  const remoteSeen = new Map<number, number>();
+  const monitor = watchRoutes(b.netns.name, (table) => {
+    if (tables.has(table) && !remoteSeen.has(table)) remoteSeen.set(table, Date.now());
+  });
+  const reconcilesBefore = await a.kvrfd.metric("kvrfd_reconciles_total", { controller: "vrf" });
+  let rssA = 0;
+  let rssB = 0;
+  const sampler = setInterval(() => {
+    rssA = Math.max(rssA, rssMiB(a.kvrfd.daemon.pid));
+    rssB = Math.max(rssB, rssMiB(b.kvrfd.daemon.pid));
+  }, 200);
+  const created = new Map<number, number>();
+  const t0 = Date.now();
+  await pool(vpcs, concurrency, async (v) => {
+    await create(a, 0)(v);
+    created.set(v, Date.now());
+  });
+  const createSpan = (Date.now() - t0) / 1000;
+  await until(`${n} paths in a's gobgpd`, () => vpcs.every((v) => watcher.seen.has(v)), 300_000);
+  const inGobgpd = Date.now();
+  await until(`${n} routes in b's kernel`, () => remoteSeen.size >= n, 300_000);
+  monitor.stop();
+  const toGobgpd = vpcs.map((v) => (watcher.seen.get(v) ?? Number.NaN) - (created.get(v) ?? t0));
+  const endToEnd = (Math.max(...remoteSeen.values()) - t0) / 1000;
+  const afterLastCreate = (Math.max(...remoteSeen.values()) - Math.max(...created.values())) / 1000;
+  const reconciles = (await a.kvrfd.metric("kvrfd_reconciles_total", { controller: "vrf" })) - reconcilesBefore;
+  const reconcilesPerSec = reconciles / ((inGobgpd - t0) / 1000);
+
+  // Replay: gobgpd on a loses everything; time until every path is back.
+  watcher.stop();
+  watcher.seen = new Map();
+  await a.gobgpd.kill();
+  const tr = Date.now();
+  await a.restartGobgpd();
+  watcher.start(a.gobgpd.socket);
+  await until(`${n} paths replayed`, () => vpcs.every((v) => watcher.seen.has(v)), 300_000);
+  const replaySec = (Date.now() - tr) / 1000;
+  clearInterval(sampler);
+  if (process.env["KVRF_BENCH_DEBUG"] === "1") {
+    for (const node of [a, b]) {
+      const m = await node.kvrfd.metrics();
+      process.stderr.write(`-- ${node.name}\n` + m.split("\n").filter((l) => /^kvrfd_(reconcile|speaker_writes|kernel_route_writes|queue|rib_passes|status_writes|ip_runs)/.test(l) && !/_bucket/.test(l)).join("\n") + "\n");
+    }
+  }
+
+  const toRemote = vpcs.map((v) => (remoteSeen.get(v) ?? Number.NaN) - (created.get(v) ?? t0));
+  return { n, createSpan, toGobgpd, toRemote, endToEnd, afterLastCreate, reconcilesPerSec, replaySec, rssA, rssB };
+}
+
+async function cleanup(f: Fabric): Promise<void> {
+  const custom = f.kc.makeApiClient(k8s.CustomObjectsApi);
+  const list = (await custom.listClusterCustomObject({ group, version, plural: bgpVrfInstance.plural })) as { items: { metadata: { name: string } }[] };
+  await pool(list.items, concurrency, async (o) => {
+    await custom.deleteClusterCustomObject({ group, version, plural: bgpVrfInstance.plural, name: o.metadata.name }).catch(() => undefined);
+  });
+  await until(
+    "objects deleted",
+    async () => ((await custom.listClusterCustomObject({ group, version, plural: bgpVrfInstance.plural })) as { items: unknown[] }).items.length === 0,
+    300_000,
+  );
+}
+
+async function main(): Promise<void> {
+  const runRoot = path.join(testEnvDir, "run");
+  mkdirSync(runRoot, { recursive: true });
+  const dir = mkdtempSync(path.join(runRoot, "bench-kvrfd-"));
+  process.env["KVRF_KVRFD_BIN"] = await kvrfdBundle(dir);
+  process.env["KVRF_KVRFD_NODE_ARGS"] = nodeArgs;
+  if (process.env["KVRF_BENCH_PROFILE"] === "1") process.env["NODE_OPTIONS"] = `--cpu-prof --cpu-prof-dir=${path.join(dir, "prof")}`;
+  const cp = await startControlPlane({ dir: path.join(dir, "cp") });
+  let f: Fabric | undefined;
+  const watcher = new RibWatcher();
+  try {
+    const maxN = Math.max(...sizes);
+    process.stderr.write(`bench: raw limit (${maxN} VRFs)…\n`);
+    const raw = await rawLimit(dir, maxN);
+    f = await startFabric({ label: "bn", gobgpd: tool("gobgpd4"), kubeconfig: cp.kubeconfig, dir, workers: ["a", "b"], logLevel: "info" });
+    const a = f.worker("a");
+    await until(
+      "sessions established",
+      async () => {
+        const s = await a.speaker();
+        try {
+          return (await s.listPeers()).every((p) => p.state === "established");
+        } finally {
+          s.close();
+        }
+      },
+      60_000,
+    );
+    watcher.start(a.gobgpd.socket);
+    const results: Result[] = [];
+    let offset = 0x1000;
+    for (const n of sizes) {
+      process.stderr.write(`bench: ${n} VRFs…\n`);
+      // The watcher's own first-sighting times drive the create→gobgpd latencies.
+      const r = await runSize(f, n, offset, watcher);
+      results.push(r);
+      await cleanup(f);
+      offset += n;
+    }
+    process.stdout.write(
+      `kvrfd benchmark: gobgpd ${execFileSync(tool("gobgpd4"), ["--version"], { encoding: "utf8" }).trim()}, node ${process.version}, ` +
+        `${(await import("node:os")).cpus().length} CPUs, kvrfd bundled from the current sources run with \`node ${nodeArgs}\`, creation concurrency ${concurrency}\n\n`,
+    );
+    process.stdout.write(`raw limit (same client, sequential): ${raw.vrf.toFixed(0)} AddVrf/s; ${raw.vrfPath.toFixed(0)} (AddVrf+AddPath)/s\n\n`);
+    process.stdout.write(
+      table(
+        ["VRFs", "creating s", "create→gobgpd p50/p95 ms", "create→remote kernel p50/p95 ms", "end to end s (after last create)", "reconciles/s", "replay s (VRFs/s)", "RSS a/b MiB"],
+        results.map((r) => [
+          String(r.n),
+          r.createSpan.toFixed(2),
+          `${quantile(r.toGobgpd, 0.5).toFixed(0)}/${quantile(r.toGobgpd, 0.95).toFixed(0)}`,
+          `${quantile(r.toRemote, 0.5).toFixed(0)}/${quantile(r.toRemote, 0.95).toFixed(0)}`,
+          `${r.endToEnd.toFixed(2)} (${r.afterLastCreate.toFixed(2)})`,
+          r.reconcilesPerSec.toFixed(0),
+          `${r.replaySec.toFixed(2)} (${(r.n / r.replaySec).toFixed(0)})`,
+          `${r.rssA.toFixed(0)}/${r.rssB.toFixed(0)}`,
+        ]),
+      ),
+    );
+  } finally {
+    watcher.stop();
+    await f?.stop().catch(() => undefined);
+    await cp.stop();
+    await cleanupNetns();
+    if (process.env["KVRF_KEEP_TEST_DIRS"] !== "1") rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench-kvrfd: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,145 @@
+// `scripts/lab up | status | demo | test | down` — see docs/lab.md.
+import { execFileSync } from "node:child_process";
+import * as k8s from "@kubernetes/client-node";
+import { attachDemoPods, converge, down, kernelRoutes, kubeClient, readState, renderMatrix, speakerOf, up } from "./lab.js";
+import { labNodes, workers } from "./topology.js";
+import { copyFileSync, cpSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { makeClientCert, makePki } from "../../test/harness/pki.js";
+import { cniBinDir, repoRoot, tool } from "../../test/harness/tools.js";
+import type { BGPVRFInstance } from "../../shared/api-types.js";
+
+const log = (s: string): void => void process.stdout.write(`${s}\n`);
+
+async function status(): Promise<void> {
+  const state = readState();
+  if (state === undefined) {
+    log("lab is down (scripts/lab up)");
+    return;
+  }
+  const custom = kubeClient(state).makeApiClient(k8s.CustomObjectsApi);
+  const list = (await custom.listClusterCustomObject({ group: "kvrf.dev", version: "v1alpha1", plural: "bgpvrfinstances" })) as { items: BGPVRFInstance[] };
+  for (const node of labNodes) {
+    const s = await speakerOf(node.name).catch(() => undefined);
+    if (s === undefined) {
+      log(`${node.name}: gobgpd not answering`);
+      continue;
+    }
+    try {
+      const peers = await s.listPeers();
+      const vrfs = await s.listVrfs();
+      log(`${node.name} (${node.role}, ${node.address}, gobgp ${s.api})`);
+      log(`  BGP: ${peers.map((p) => `${p.address} ${p.state}`).join(", ") || "no peers"}`);
+      for (const v of vrfs) {
+        const paths = [...(await s.listVrfPaths(v.name, "ipv4")), ...(await s.listVrfPaths(v.name, "ipv6"))];
+        const local = paths.filter((p) => p.local).length;
+        const remote = paths.filter((p) => !p.local && p.best).length;
+        const routes = await kernelRoutes(node.name, v.id);
+        log(`  VRF ${v.name} table ${v.id}: ${local} local, ${remote} remote prefixes; ${routes.length} kernel routes`);
+      }
+      for (const o of list.items.filter((i) => i.spec.nodeName === node.name)) {
+        const conds = (o.status?.conditions ?? []).map((c) => `${c.type}=${c.status}${c.reason ? ` (${c.reason})` : ""}`).join(" ");
+        log(`  ${o.metadata.name}: ${conds || "no status yet"}`);
+      }
+    } finally {
+      s.close();
+    }
+  }
+}
+
+async function demo(): Promise<void> {
+  await up(log);
+  const t0 = Date.now();
+  const pods = await attachDemoPods();
+  log(`\nattached ${pods.length} pods in ${Date.now() - t0} ms:`);
+  for (const p of pods) log(`  ${p.name.padEnd(9)} VPC ${p.vpc} on ${p.node}: ${p.ipv4}, ${p.ipv6}`);
+  const { ms, cells } = await converge(pods);
+  log(`\nconnectivity (ping, IPv4 and IPv6), ${Number.isNaN(ms) ? "NOT converged after 120 s" : `converged ${ms} ms after the last pod was attached`}:\n`);
+  log(renderMatrix(pods, cells));
+  const iad = workers[0]?.name ?? "iad";
+  log(`\nVPC a1's remote prefixes in ${iad}'s kernel (table 161, encapsulated to the remote attachment SIDs):`);
+  for (const r of await kernelRoutes(iad, 0xa1)) log(`  ${r}`);
+  if (Number.isNaN(ms) || cells.some((c) => c.ok !== c.expected)) process.exitCode = 1;
+  log("\nscripts/lab status | scripts/lab down");
+}
+
+/** PKI and kubeconfig for the containerlab topology (API server at 172.31.255.10:6443). */
+function containerlabPki(dir: string): void {
+  const pki = makePki(path.resolve(dir), ["DNS:localhost", "IP:127.0.0.1", "IP:172.31.255.10"]);
+  const admin = makeClientCert(pki, "admin", "kvrf-admin", ["system:masters"]);
+  // Inside the containers the PKI is mounted at /etc/kvrf/pki.
+  const inC = (f: string): string => `/etc/kvrf/pki/${path.basename(f)}`;
+  const kubeconfig = (server: string, file: (f: string) => string): string =>
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: "kvrf-clab", cluster: { server, "certificate-authority": file(pki.caCert) } }],
+      users: [{ name: "kvrf-admin", user: { "client-certificate": file(admin.cert), "client-key": file(admin.key) } }],
+      contexts: [{ name: "kvrf-clab", context: { cluster: "kvrf-clab", user: "kvrf-admin" } }],
+      "current-context": "kvrf-clab",
+    }, null, 2);
+  writeFileSync(path.join(pki.dir, "admin.kubeconfig"), kubeconfig("https://172.31.255.10:6443", (f) => path.resolve(f)));
+  // The lab's nodes use the admin identity; a cluster uses the DaemonSet's (docs/deploy.md).
+  writeFileSync(path.join(pki.dir, "kvrf.kubeconfig"), kubeconfig("https://172.31.255.10:6443", inC));
+  writeFileSync(
+    path.join(pki.dir, "control-plane.sh"),
+    `#!/bin/sh
+# Runs etcd and kube-apiserver in the containerlab "api" node (flags as test/harness/apiserver.ts).
+etcd --data-dir=/var/lib/etcd --listen-client-urls=http://127.0.0.1:2379 --advertise-client-urls=http://127.0.0.1:2379 --listen-peer-urls=http://127.0.0.1:2380 &
+exec kube-apiserver --etcd-servers=http://127.0.0.1:2379 --secure-port=6443 --bind-address=0.0.0.0 --advertise-address=172.31.255.10 \
+  --tls-cert-file=${inC(pki.serverCert)} --tls-private-key-file=${inC(pki.serverKey)} --client-ca-file=${inC(pki.caCert)} \
+  --service-cluster-ip-range=10.0.0.0/24 --authorization-mode=RBAC --disable-admission-plugins=ServiceAccount \
+  --service-account-issuer=https://172.31.255.10:6443/ --service-account-key-file=${inC(pki.saPub)} --service-account-signing-key-file=${inC(pki.saKey)}
+`,
+    { mode: 0o755 },
+  );
+  log(`PKI, kubeconfigs and control-plane.sh in ${pki.dir}`);
+}
+
+/** The build context of containerlab/Dockerfile: this repository's artifacts and pinned binaries. */
+function containerlabContext(dir: string): void {
+  const out = path.resolve(dir);
+  rmSync(out, { recursive: true, force: true });
+  for (const d of ["bin", "dist", "cni"]) mkdirSync(path.join(out, d), { recursive: true });
+  for (const f of ["kvrf", "kvrfd", "kvrf-install", "package.json"]) copyFileSync(path.join(repoRoot, "dist", f), path.join(out, "dist", f));
+  for (const t of ["kube-apiserver", "etcd", "kubectl", "gobgpd4", "gobgp4", "cnitool"] as const) {
+    copyFileSync(tool(t), path.join(out, "bin", t.replace(/4$/, "")));
+  }
+  for (const p of ["host-local", "loopback"]) copyFileSync(path.join(cniBinDir(), p), path.join(out, "bin", p));
+  cpSync(path.join(repoRoot, "containerlab/cni"), path.join(out, "cni"), { recursive: true });
+  copyFileSync(path.join(repoRoot, "containerlab/Dockerfile"), path.join(out, "Dockerfile"));
+  log(`docker build -t kvrf/lab-node:dev ${out}`);
+}
+
+async function main(): Promise<void> {
+  const cmd = process.argv[2] ?? "help";
+  switch (cmd) {
+    case "up":
+      await up(log);
+      return;
+    case "down":
+      await down(log);
+      log("lab removed");
+      return;
+    case "status":
+      await status();
+      return;
+    case "demo":
+      await demo();
+      return;
+    case "pki":
+      containerlabPki(process.argv[3] ?? "containerlab/pki");
+      return;
+    case "clab-context":
+      containerlabContext(process.argv[3] ?? ".clab-build");
+      return;
+    case "test":
+      execFileSync("scripts/test", ["lab"], { cwd: repoRoot, stdio: "inherit" });
+      return;
+    default:
+      log("usage: scripts/lab up | status | demo | test | down | pki DIR | clab-context DIR");
+      process.exitCode = cmd === "help" ? 0 : 2;
+  }
+}
+
+await main();

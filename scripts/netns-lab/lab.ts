@@ -1,0 +1,415 @@
+// The network-namespace lab: the containerlab topology (containerlab/) rebuilt with network
+// namespaces so it runs without Docker. Every daemon is detached with a pidfile under
+// .testenv/lab, every namespace is named kvrf-lab-*, so `down` removes exactly what `up` made,
+// also after a crash. Used by `scripts/lab` and the lab test tier.
+import { execFile } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import * as k8s from "@kubernetes/client-node";
+import { startControlPlane } from "../../test/harness/apiserver.js";
+import { startGobgpd } from "../../test/harness/gobgpd.js";
+import { spawnDaemon, stopByPidfiles, waitFor } from "../../test/harness/process.js";
+import { cniBinDir, repoRoot, testEnvDir, tool } from "../../test/harness/tools.js";
+import { connectSpeaker } from "../../reconciler/gobgp/connect.js";
+import type { Speaker } from "../../reconciler/speaker.js";
+import { conflist, demoPods, fabricNetns, labNodes, nodeNetns, nsPrefix, podNetns, workers, type DemoPod, type LabNode } from "./topology.js";
+
+export const labDir = path.join(testEnvDir, "lab");
+const stateFile = path.join(labDir, "state.json");
+const nsApiPort = 6443;
+
+export interface LabState {
+  apiserverUrl: string;
+  kubeconfig: string;
+  startedAt: string;
+}
+
+function run(cmd: string, args: readonly string[], input?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(cmd, args, { encoding: "utf8", maxBuffer: 16 << 20, timeout: 120_000 }, (err, stdout, stderr) => {
+      if (err === null) resolve(stdout);
+      else reject(new Error(`${cmd} ${args.join(" ")}: ${stderr.trim() || err.message}`));
+    });
+    if (input !== undefined) child.stdin?.end(input);
+  });
+}
+
+const ipn = (ns: string, ...args: string[]): Promise<string> => run("ip", ["-n", ns, ...args]);
+const inNs = (ns: string, cmd: string, ...args: string[]): Promise<string> => run("ip", ["netns", "exec", ns, cmd, ...args]);
+
+export function readState(): LabState | undefined {
+  try {
+    return JSON.parse(readFileSync(stateFile, "utf8")) as LabState;
+  } catch {
+    return undefined;
+  }
+}
+
+export function kubeClient(state: LabState): k8s.KubeConfig {
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(state.kubeconfig);
+  return kc;
+}
+
+async function labNamespaces(): Promise<string[]> {
+  const out = await run("ip", ["netns", "list"]);
+  return out
+    .split("\n")
+    .map((l) => l.split(" ")[0] ?? "")
+    .filter((n) => n.startsWith(nsPrefix));
+}
+
+/** Is the lab fully up? (state, every namespace, every daemon.) */
+export async function isUp(): Promise<boolean> {
+  const state = readState();
+  if (state === undefined) return false;
+  const have = new Set(await labNamespaces());
+  if (![fabricNetns, ...labNodes.map((n) => nodeNetns(n.name))].every((n) => have.has(n))) return false;
+  for (const n of labNodes) {
+    const pidfile = path.join(labDir, n.name, "kvrfd.pid");
+    if (!existsSync(pidfile)) return false;
+    const { pid } = JSON.parse(readFileSync(pidfile, "utf8")) as { pid: number };
+    if (!existsSync(`/proc/${pid}`)) return false;
+  }
+  try {
+    await kubeClient(state).makeApiClient(k8s.CoreV1Api).readNode({ name: "rr" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Removes every daemon, namespace and file the lab made. Safe after a crash and when not up. */
+export async function down(log: (s: string) => void = () => undefined): Promise<void> {
+  for (const pod of await labNamespaces()) if (pod.startsWith(`${nsPrefix}pod-`)) await run("ip", ["netns", "del", pod]).catch(() => undefined);
+  const stopped = await stopByPidfiles(labDir);
+  if (stopped.length > 0) log(`stopped ${stopped.join(", ")}`);
+  for (const ns of await labNamespaces()) await run("ip", ["netns", "del", ns]).catch(() => undefined);
+  rmSync(labDir, { recursive: true, force: true });
+}
+
+/** Brings the lab up; a no-op when it already is. Returns how long it took (ms). */
+export async function up(log: (s: string) => void = () => undefined): Promise<LabState> {
+  if (await isUp()) {
+    log("lab is already up");
+    return readState() as LabState;
+  }
+  await down(log);
+  mkdirSync(labDir, { recursive: true });
+  const t0 = Date.now();
+  try {
+    // Control plane in the root namespace; namespaces reach it through a relay (no root addresses).
+    const cp = await startControlPlane({ dir: path.join(labDir, "control-plane"), detached: true });
+    log(`kube-apiserver ${cp.url} (${Date.now() - t0} ms)`);
+    const apiSocket = path.join(labDir, "apiserver.sock");
+    const relay = spawnDaemon("api-relay", process.execPath, [path.join(repoRoot, "test/harness/forwarder.ts"), "--to", new URL(cp.url).host, apiSocket], { dir: labDir, detached: true });
+    await waitFor("API relay", async () => existsSync(apiSocket), { timeoutMs: 10_000, daemon: relay });
+
+    const kc = new k8s.KubeConfig();
+    kc.loadFromFile(cp.kubeconfig);
+    await applyObjects(kc);
+
+    // Underlay: a bridge in the fabric namespace, one veth per node.
+    await run("ip", ["netns", "add", fabricNetns]);
+    await ipn(fabricNetns, "link", "add", "br0", "type", "bridge");
+    await ipn(fabricNetns, "link", "set", "br0", "up");
+    for (const node of labNodes) await buildNode(node, apiSocket, cp.kubeconfig);
+
+    const state: LabState = { apiserverUrl: cp.url, kubeconfig: cp.kubeconfig, startedAt: new Date().toISOString() };
+    writeFileSync(stateFile, JSON.stringify(state, null, 2));
+    await waitSessions(log);
+    log(`lab up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    return state;
+  } catch (err) {
+    log(`lab up failed: ${(err as Error).message}; removing what was made`);
+    await down(log);
+    throw err;
+  }
+}
+
+async function applyObjects(kc: k8s.KubeConfig): Promise<void> {
+  const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  for (const file of ["bgpvrfinstances.kvrf.dev.yaml", "bgpinstances.kvrf.dev.yaml", "routetargetclaims.kvrf.dev.yaml"]) {
+    const crd = k8s.loadYaml<k8s.KubernetesObject>(readFileSync(path.join(repoRoot, "manifests/crds", file), "utf8"));
+    await objects.patch(crd, undefined, undefined, "kvrf-lab", true, k8s.PatchStrategy.ServerSideApply);
+  }
+  const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
+  for (const name of ["bgpvrfinstances.kvrf.dev", "bgpinstances.kvrf.dev", "routetargetclaims.kvrf.dev"]) {
+    await waitFor(`CRD ${name}`, async () => {
+      const c = await ext.readCustomResourceDefinition({ name });
+      return c.status?.conditions?.some((x) => x.type === "Established" && x.status === "True") ?? false;
+    }, { timeoutMs: 30_000 });
+  }
+  for (const n of labNodes) {
+    // No kubelets here: the lab registers the nodes, InternalIP being the underlay address.
+    const created = await core.createNode({ body: { metadata: { name: n.name, labels: { "kvrf.dev/role": n.role } } } });
+    await core.replaceNodeStatus({ name: n.name, body: { ...created, status: { addresses: [{ type: "InternalIP", address: n.address }] } } });
+  }
+  const instances = k8s.loadAllYaml(readFileSync(path.join(repoRoot, "containerlab/manifests/bgpinstances.yaml"), "utf8")) as k8s.KubernetesObject[];
+  for (const inst of instances) {
+    await waitFor(`BGPInstance ${inst.metadata?.name}`, async () => {
+      await objects.patch(inst, undefined, undefined, "kvrf-lab", true, k8s.PatchStrategy.ServerSideApply);
+      return true;
+    }, { timeoutMs: 30_000 });
+  }
+}
+
+function nodeDir(node: string): string {
+  return path.join(labDir, node);
+}
+
+async function buildNode(node: LabNode, apiSocket: string, adminKubeconfig: string): Promise<void> {
+  const ns = nodeNetns(node.name);
+  const dir = nodeDir(node.name);
+  mkdirSync(dir, { recursive: true });
+  await run("ip", ["netns", "add", ns]);
+  await ipn(ns, "link", "set", "lo", "up");
+  const port = `p-${node.name}`;
+  await run("ip", ["link", "add", "fab0", "netns", ns, "type", "veth", "peer", "name", port, "netns", fabricNetns]);
+  await ipn(fabricNetns, "link", "set", port, "master", "br0", "up");
+  await ipn(ns, "-6", "addr", "add", `${node.address}/64`, "dev", "fab0", "nodad");
+  await ipn(ns, "link", "set", "fab0", "up");
+  await inNs(ns, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1", "net.ipv6.conf.all.seg6_enabled=1", "net.ipv6.conf.fab0.seg6_enabled=1");
+  for (const other of workers) {
+    if (other.name !== node.name && other.locator !== undefined) await ipn(ns, "-6", "route", "add", other.locator, "via", other.address);
+  }
+
+  // The API server on this namespace's 127.0.0.1:6443, through the relay.
+  const fwd = spawnDaemon("api-forwarder", "ip", ["netns", "exec", ns, process.execPath, path.join(repoRoot, "test/harness/forwarder.ts"), String(nsApiPort), apiSocket], { dir, detached: true });
+  await waitFor(`API forwarder in ${ns}`, async () => readFileSync(fwd.logFile, "utf8").includes("listening"), { timeoutMs: 10_000, daemon: fwd });
+  const kubeconfig = path.join(dir, "kubeconfig");
+  const cfg = JSON.parse(readFileSync(adminKubeconfig, "utf8")) as { clusters: { cluster: { server: string } }[] };
+  for (const c of cfg.clusters) c.cluster.server = `https://127.0.0.1:${nsApiPort}`;
+  writeFileSync(kubeconfig, JSON.stringify(cfg, null, 2));
+
+  const gobgpd = await startGobgpd({ binary: tool("gobgpd4"), dir: path.join(dir, "gobgp"), netns: ns, logLevel: "warn", detached: true });
+  await startKvrfd(node, gobgpd.socket);
+
+  if (node.role === "worker") {
+    const bin = path.join(dir, "bin");
+    mkdirSync(bin, { recursive: true });
+    symlinkSync(path.join(repoRoot, "dist/kvrf"), path.join(bin, "kvrf"));
+    mkdirSync(path.join(dir, "net.d"), { recursive: true });
+    for (const vpc of ["a1", "b1"]) {
+      writeFileSync(path.join(dir, "net.d", `vpc-${vpc}.conflist`), JSON.stringify(conflist(node, vpc, kubeconfig, path.join(dir, "cni-state"), path.join(dir, "kvrf-cni.log")), null, 2));
+    }
+  }
+}
+
+/** Starts (or restarts) kvrfd inside the node's namespace, as a DaemonSet pod would run. */
+export async function startKvrfd(node: LabNode, gobgpSocket = path.join(nodeDir(node.name), "gobgp", "gobgpd.sock")): Promise<void> {
+  const dir = nodeDir(node.name);
+  const kvrfd = path.join(repoRoot, "dist/kvrfd");
+  const d = spawnDaemon(
+    "kvrfd",
+    "ip",
+    [
+      "netns", "exec", nodeNetns(node.name), process.execPath, kvrfd,
+      "--node-name", node.name,
+      "--kubeconfig", path.join(dir, "kubeconfig"),
+      "--gobgp-socket", gobgpSocket,
+      "--underlay-interface", "fab0",
+      "--health-address", "127.0.0.1",
+      "--health-port", "9477",
+      "--route-hold", "10",
+    ],
+    { dir, detached: true },
+  );
+  await waitFor(`kvrfd on ${node.name}`, async () => (await inNs(nodeNetns(node.name), "curl", "-sf", "http://127.0.0.1:9477/healthz").then(() => true, () => false)), {
+    timeoutMs: 30_000,
+    daemon: d,
+    intervalMs: 200,
+  });
+}
+
+export async function stopKvrfd(node: string, signal: "SIGTERM" | "SIGKILL" = "SIGTERM"): Promise<void> {
+  const pidfile = path.join(nodeDir(node), "kvrfd.pid");
+  const { pid } = JSON.parse(readFileSync(pidfile, "utf8")) as { pid: number };
+  process.kill(pid, signal);
+  await waitFor(`kvrfd on ${node} to exit`, async () => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z "), { timeoutMs: 30_000 });
+  rmSync(pidfile, { force: true });
+}
+
+export async function speakerOf(node: string): Promise<Speaker> {
+  return connectSpeaker(path.join(nodeDir(node), "gobgp", "gobgpd.sock"), { timeoutMs: 5000 });
+}
+
+async function waitSessions(log: (s: string) => void): Promise<void> {
+  const t0 = Date.now();
+  await waitFor("BGP sessions of the route reflector", async () => {
+    const s = await speakerOf("rr");
+    try {
+      const peers = await s.listPeers();
+      return peers.length === workers.length && peers.every((p) => p.state === "established");
+    } finally {
+      s.close();
+    }
+  }, { timeoutMs: 90_000, intervalMs: 500 });
+  log(`BGP sessions established (${Date.now() - t0} ms)`);
+}
+
+/** cnitool inside the pod's worker namespace, the way the runtime would attach it. */
+async function cnitool(verb: "add" | "del", pod: DemoPod): Promise<string> {
+  const dir = nodeDir(pod.node);
+  const env = { ...process.env, NETCONFPATH: path.join(dir, "net.d"), CNI_PATH: `${path.join(dir, "bin")}:${cniBinDir()}` };
+  return new Promise((resolve, reject) =>
+    execFile("ip", ["netns", "exec", nodeNetns(pod.node), tool("cnitool"), verb, `vpc-${pod.vpc}`, `/var/run/netns/${podNetns(pod.name)}`], { env, encoding: "utf8" }, (err, stdout, stderr) =>
+      err === null ? resolve(stdout) : reject(new Error(`cnitool ${verb} ${pod.name}: ${stderr.trim() || err.message}`)),
+    ),
+  );
+}
+
+export interface AttachedPod extends DemoPod {
+  ipv4: string;
+  ipv6: string;
+}
+
+export async function attachPod(pod: DemoPod): Promise<AttachedPod> {
+  const ns = podNetns(pod.name);
+  if (!(await labNamespaces()).includes(ns)) await run("ip", ["netns", "add", ns]);
+  const out = JSON.parse(await cnitool("add", pod)) as { ips: { address: string }[] };
+  const addr = (v6: boolean): string => (out.ips.find((i) => i.address.includes(":") === v6)?.address ?? "").split("/")[0] ?? "";
+  return { ...pod, ipv4: addr(false), ipv6: addr(true) };
+}
+
+export async function detachPod(pod: DemoPod): Promise<void> {
+  await cnitool("del", pod);
+  await run("ip", ["netns", "del", podNetns(pod.name)]).catch(() => undefined);
+}
+
+export async function attachDemoPods(): Promise<AttachedPod[]> {
+  const pods: AttachedPod[] = [];
+  for (const p of demoPods) pods.push(await attachPod(p));
+  return pods;
+}
+
+/** One ping from a pod; true when answered. */
+export async function ping(from: AttachedPod, to: string): Promise<boolean> {
+  return inNs(podNetns(from.name), "ping", to.includes(":") ? "-6" : "-4", "-c", "1", "-W", "1", to).then(
+    () => true,
+    () => false,
+  );
+}
+
+export interface MatrixCell {
+  from: string;
+  to: string;
+  family: 4 | 6;
+  expected: boolean;
+  /** The target's address also belongs to a pod of the source's own VPC (overlapping ranges). */
+  shadowed: boolean;
+  ok: boolean;
+}
+
+export async function matrix(pods: AttachedPod[]): Promise<MatrixCell[]> {
+  const cells: Promise<MatrixCell>[] = [];
+  for (const a of pods) {
+    for (const b of pods) {
+      if (a === b) continue;
+      for (const family of [4, 6] as const) {
+        const to = family === 4 ? b.ipv4 : b.ipv6;
+        // VPCs may use the same addresses: a ping answers when the address exists in the source's
+        // own VPC, whoever else has it. Which pod answered is checked by the lab tests' counters.
+        const shadowed = a.vpc !== b.vpc && pods.some((p) => p.vpc === a.vpc && (family === 4 ? p.ipv4 : p.ipv6) === to);
+        const expected = a.vpc === b.vpc || shadowed;
+        cells.push(ping(a, to).then((ok) => ({ from: a.name, to: b.name, family, expected, shadowed, ok })));
+      }
+    }
+  }
+  return Promise.all(cells);
+}
+
+/** Polls the matrix until it is as expected; resolves with the time that took (ms) and the last matrix. */
+export async function converge(pods: AttachedPod[], timeoutMs = 120_000): Promise<{ ms: number; cells: MatrixCell[] }> {
+  const t0 = Date.now();
+  let cells: MatrixCell[] = [];
+  while (Date.now() - t0 < timeoutMs) {
+    cells = await matrix(pods);
+    if (cells.every((c) => c.ok === c.expected)) return { ms: Date.now() - t0, cells };
+    await sleep(250);
+  }
+  return { ms: Number.NaN, cells };
+}
+
+export function renderMatrix(pods: AttachedPod[], cells: MatrixCell[]): string {
+  const cell = (a: string, b: string, f: 4 | 6): string => {
+    const c = cells.find((x) => x.from === a && x.to === b && x.family === f);
+    if (c === undefined) return "  ";
+    if (c.shadowed) return c.ok ? "=" : "✗";
+    return c.ok === c.expected ? (c.ok ? "✓" : "·") : c.ok ? "!" : "✗";
+  };
+  const w = Math.max(...pods.map((p) => p.name.length));
+  const lines = [`${"from \\ to".padEnd(w)}  ${pods.map((p) => p.name.padEnd(9)).join(" ")}`];
+  for (const a of pods) {
+    lines.push(`${a.name.padEnd(w)}  ${pods.map((b) => (a === b ? "-".padEnd(9) : `v4${cell(a.name, b.name, 4)} v6${cell(a.name, b.name, 6)}`.padEnd(9))).join(" ")}`);
+  }
+  lines.push(
+    "",
+    "✓ reachable, same VPC   · unreachable, other VPC   = other VPC's address that also exists in the own VPC (answered there)",
+    "✗ expected but unreachable   ! isolation broken",
+  );
+  return lines.join("\n");
+}
+
+/** kvrfd's routes (proto 197) in a node's table, "prefix sid" per line. */
+export async function kernelRoutes(node: string, table: number): Promise<string[]> {
+  const out = await ipn(nodeNetns(node), "-j", "route", "show", "table", String(table), "proto", "197").catch(() => "[]");
+  const six = await ipn(nodeNetns(node), "-6", "-j", "route", "show", "table", String(table), "proto", "197").catch(() => "[]");
+  const parse = (s: string): { dst: string; type?: string; encap?: string; segs?: string[] }[] => (s.trim() === "" ? [] : (JSON.parse(s) as { dst: string }[]));
+  return [...parse(out), ...parse(six)].filter((r) => r.type !== "throw").map((r) => `${r.dst} ${r.segs?.[0] ?? "-"}`).sort();
+}
+
+/**
+ * Stops a lab daemon by its pidfile (SIGTERM, or SIGKILL for a crash), waits `downMs`, and starts
+ * the very same command line again (detached, same log). For the failure scenarios.
+ */
+export async function restartDaemon(pidfile: string, signal: "SIGTERM" | "SIGKILL", downMs = 0, beforeStart?: () => void): Promise<void> {
+  const { pid, cmdline, spawn } = JSON.parse(readFileSync(pidfile, "utf8")) as { pid: number; cmdline: string[]; spawn?: string[] };
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // already gone
+  }
+  await waitFor(`pid ${pid} to exit`, async () => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z "), { timeoutMs: 30_000 });
+  rmSync(pidfile, { force: true });
+  if (downMs > 0) await sleep(downMs);
+  beforeStart?.();
+  const [cmd, ...args] = spawn ?? cmdline;
+  spawnDaemon(path.basename(pidfile, ".pid"), cmd ?? "", args, { dir: path.dirname(pidfile), detached: true });
+}
+
+export const pidfiles = {
+  gobgpd: (node: string): string => path.join(nodeDir(node), "gobgp", "gobgpd.pid"),
+  kvrfd: (node: string): string => path.join(nodeDir(node), "kvrfd.pid"),
+  apiserver: (): string => path.join(labDir, "control-plane", "kube-apiserver.pid"),
+};
+
+/** gobgpd crashes (SIGKILL: its state is lost, its socket file stays) and comes back. */
+export async function crashGobgpd(node: string, downMs = 0): Promise<void> {
+  const socket = path.join(nodeDir(node), "gobgp", "gobgpd.sock");
+  await restartDaemon(pidfiles.gobgpd(node), "SIGKILL", downMs, () => rmSync(socket, { force: true }));
+  await waitFor(`gobgpd on ${node}`, async () => {
+    const s = await speakerOf(node).catch(() => undefined);
+    if (s === undefined) return false;
+    try {
+      await s.getGlobal();
+      return true;
+    } catch {
+      return false;
+    } finally {
+      s.close();
+    }
+  }, { timeoutMs: 30_000, intervalMs: 200 });
+}
+
+/** Counts of ICMP echo requests a pod has received (to tell which pod answered a ping). */
+export async function echoRequests(pod: string): Promise<{ v4: number; v6: number }> {
+  const out = await inNs(podNetns(pod), "cat", "/proc/net/snmp", "/proc/net/snmp6");
+  const v4 = /^Icmp: (.*)$/gm;
+  const lines = [...out.matchAll(v4)].map((m) => m[1]?.split(" ") ?? []);
+  const idx = lines[0]?.indexOf("InEchos") ?? -1;
+  const v6 = /^Icmp6InEchos\s+(\d+)/m.exec(out);
+  return { v4: Number(lines[1]?.[idx] ?? 0), v6: Number(v6?.[1] ?? 0) };
+}

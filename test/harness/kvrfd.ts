@@ -1,0 +1,386 @@
+// kvrfd as a real process for integration tests and the benchmark, plus a small fabric to run it
+// in: a route reflector and worker nodes, each a network namespace with its own gobgpd, joined by
+// a bridge on fd00:ff::/64. kvrfd runs in the root namespace (it reaches the test API server on
+// loopback and gobgpd by its socket path) and programs its node's namespace with --netns.
+//
+// kvrfd runs as `node --import tsx reconciler/main.ts` (one process, so its pid is kvrfd's own and
+// kill -9 really kills it); KVRF_KVRFD_BIN=dist/kvrfd runs the built bundle instead, and
+// KVRF_KVRFD_NODE_ARGS adds node flags (V8 heap limits).
+import { execFile } from "node:child_process";
+import { mkdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import * as k8s from "@kubernetes/client-node";
+import ipaddr from "ipaddr.js";
+import { apiVersion, bgpInstance, bgpVrfInstance, group, nodeLabel, nodeLabelValue, version, vrfFinalizer, type BGPVRFInstance } from "../../shared/api-types.js";
+import { connectSpeaker } from "../../reconciler/gobgp/connect.js";
+import type { Speaker } from "../../reconciler/speaker.js";
+import { freePort } from "./apiserver.js";
+import { startGobgpd, type Gobgpd } from "./gobgpd.js";
+import { createNetns, ip, type Netns } from "./netns.js";
+import { spawnDaemon, waitFor, type Daemon } from "./process.js";
+import { repoRoot } from "./tools.js";
+
+export interface KvrfdOptions {
+  dir: string;
+  nodeName: string;
+  kubeconfig: string;
+  gobgpSocket: string;
+  netns?: string;
+  underlay?: string;
+  /** Extra flags, e.g. ["--route-hold", "5"]. */
+  args?: string[];
+  logLevel?: string;
+}
+
+export interface Kvrfd {
+  daemon: Daemon;
+  healthPort: number;
+  /** The Prometheus text of /metrics. */
+  metrics(): Promise<string>;
+  /** Sum of a metric's samples whose labels include `labels`. */
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  ready(): Promise<boolean>;
+  stop(): Promise<void>;
+  kill(): Promise<void>;
+}
+
+export async function startKvrfd(opts: KvrfdOptions): Promise<Kvrfd> {
+  mkdirSync(opts.dir, { recursive: true });
+  const port = await freePort();
+  const flags = [
+    "--node-name",
+    opts.nodeName,
+    "--kubeconfig",
+    opts.kubeconfig,
+    "--gobgp-socket",
+    opts.gobgpSocket,
+    "--health-address",
+    "127.0.0.1",
+    "--health-port",
+    String(port),
+    "--log-level",
+    opts.logLevel ?? "debug",
+    ...(opts.netns !== undefined ? ["--netns", opts.netns] : []),
+    ...(opts.underlay !== undefined ? ["--underlay-interface", opts.underlay] : []),
+    ...(opts.args ?? []),
+  ];
+  const bin = process.env["KVRF_KVRFD_BIN"];
+  const node = path.join(repoRoot, "node_modules/.bin/node");
+  // V8 heap flags (e.g. "--max-old-space-size=128") only work on the command line.
+  const nodeArgs = (process.env["KVRF_KVRFD_NODE_ARGS"] ?? "").split(" ").filter((a) => a !== "");
+  const [cmd, args] =
+    bin !== undefined && bin !== ""
+      ? [node, [...nodeArgs, path.resolve(repoRoot, bin), ...flags]]
+      : [node, [...nodeArgs, "--import", "tsx", path.join(repoRoot, "reconciler/main.ts"), ...flags]];
+  const daemon = spawnDaemon(`kvrfd-${opts.nodeName}`, cmd, args, { dir: opts.dir, env: { ...process.env, NODE_NO_WARNINGS: "1" } });
+  const base = `http://127.0.0.1:${port}`;
+  const metrics = async (): Promise<string> => (await fetch(`${base}/metrics`)).text();
+  const k: Kvrfd = {
+    daemon,
+    healthPort: port,
+    metrics,
+    metric: async (name, labels = {}) => {
+      let sum = 0;
+      for (const line of (await metrics()).split("\n")) {
+        const m = /^([a-zA-Z_:][\w:]*)(\{([^}]*)\})? ([-+\d.eE]+|NaN)$/.exec(line);
+        if (m === null || m[1] !== name) continue;
+        const have = new Map([...(m[3] ?? "").matchAll(/(\w+)="([^"]*)"/g)].map((x): [string, string] => [x[1] ?? "", x[2] ?? ""]));
+        if (Object.entries(labels).every(([lk, lv]) => have.get(lk) === lv)) sum += Number(m[4]);
+      }
+      return sum;
+    },
+    ready: async () => {
+      try {
+        return (await fetch(`${base}/readyz`)).status === 200;
+      } catch {
+        return false;
+      }
+    },
+    stop: () => daemon.stop(10_000),
+    kill: () => daemon.kill(),
+  };
+  await waitFor(`kvrfd ${opts.nodeName} /healthz`, async () => (await fetch(`${base}/healthz`)).ok, { timeoutMs: 30_000, daemon, intervalMs: 100 });
+  return k;
+}
+
+/** Applies our CRDs (server-side apply) and waits until they are served. */
+export async function applyCrds(kc: k8s.KubeConfig): Promise<void> {
+  const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
+  const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
+  for (const file of ["bgpvrfinstances.kvrf.dev.yaml", "bgpinstances.kvrf.dev.yaml"]) {
+    const crd = k8s.loadYaml<k8s.V1CustomResourceDefinition>(readFileSync(path.join(repoRoot, "manifests/crds", file), "utf8"));
+    await waitFor(
+      `CRD ${file} applied`,
+      async () => {
+        await objects.patch(crd, undefined, undefined, "kvrf-test", true, k8s.PatchStrategy.ServerSideApply);
+        return true;
+      },
+      { timeoutMs: 30_000 },
+    );
+    await waitFor(
+      `CRD ${file} Established`,
+      async () => {
+        const got = await ext.readCustomResourceDefinition({ name: crd.metadata?.name ?? "" });
+        return got.status?.conditions?.some((c) => c.type === "Established" && c.status === "True") ?? false;
+      },
+      { timeoutMs: 30_000 },
+    );
+  }
+  // Right after a CRD is established its storage may still answer 429/503 for a moment.
+  const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+  await waitFor(
+    "custom resources served",
+    async () => {
+      await custom.listClusterCustomObject({ group, version, plural: bgpVrfInstance.plural, limit: 1 });
+      await custom.listClusterCustomObject({ group, version, plural: bgpInstance.plural, limit: 1 });
+      return true;
+    },
+    { timeoutMs: 30_000 },
+  );
+}
+
+export interface FabricNode {
+  name: string;
+  netns: Netns;
+  /** Underlay address on fab0 (fd00:ff::/64). */
+  address: string;
+  gobgpd: Gobgpd;
+  kvrfd: Kvrfd;
+  /** Restarts gobgpd (after kill or stop) with the same socket. */
+  restartGobgpd(): Promise<void>;
+  startKvrfd(args?: string[]): Promise<void>;
+  /** A Speaker on this node's gobgpd, for inspecting it. */
+  speaker(): Promise<Speaker>;
+  /** kvrfd's routes (proto 197) of a table, as "prefix sid" lines. */
+  routes(table: number): Promise<string[]>;
+}
+
+export interface FabricOptions {
+  /** Short unique label; node names and BGPInstance names derive from it. */
+  label: string;
+  gobgpd: string;
+  kubeconfig: string;
+  dir: string;
+  workers: string[];
+  asn?: number;
+  /** Extra kvrfd flags for every node. */
+  kvrfdArgs?: string[];
+  logLevel?: string;
+}
+
+export interface Fabric {
+  kc: k8s.KubeConfig;
+  rr: FabricNode;
+  workers: Map<string, FabricNode>;
+  worker(name: string): FabricNode;
+  /** Creates or replaces a BGPVRFInstance for a worker (the CNI plugin's job in production). */
+  putVrf(node: string, vpc: string, table: number, attachments: { id: number; prefixes: string[] }[], rt?: number): Promise<BGPVRFInstance>;
+  getVrf(node: string, vpc: string): Promise<BGPVRFInstance | undefined>;
+  deleteVrf(node: string, vpc: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function vrfObjectName(node: string, vpc: string): string {
+  return `${node}.vpc-${vpc}`;
+}
+
+/**
+ * The attachment SID of (worker index, vpc, attachment): locator fd00:0:N:0::/64, then the VPC
+ * (48 bits) and the attachment (16 bits), in canonical text. VPCs in tests fit 16 bits.
+ */
+export function sidOf(nodeIndex: number, vpc: string, attachment: number): string {
+  return ipaddr.IPv6.parse(`fd00:0:${(nodeIndex + 1).toString(16)}:0:0:0:${vpc}:${attachment.toString(16)}`).toString();
+}
+
+function isNotFound(err: unknown): boolean {
+  return err instanceof k8s.ApiException && err.code === 404;
+}
+
+export async function startFabric(opts: FabricOptions): Promise<Fabric> {
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(opts.kubeconfig);
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+  const asn = opts.asn ?? 65000;
+  const rrAddress = "fd00:ff::100";
+  const nodes: FabricNode[] = [];
+  const made: { stop(): Promise<void> }[] = [];
+  const fab = await createNetns(`${opts.label}-fab`);
+  made.push({ stop: () => fab.delete() });
+  await fab.ip("link", "add", "br0", "type", "bridge");
+  await fab.ip("link", "set", "br0", "up");
+
+  const roleLabel = `kvrf-test/role-${opts.label}`;
+  try {
+    await applyCrds(kc);
+    const specs = [{ name: `${opts.label}-rr`, role: "rr", address: rrAddress }, ...opts.workers.map((w, i) => ({ name: `${opts.label}-${w}`, role: "worker", address: `fd00:ff::${(i + 1).toString(16)}` }))];
+    for (const [i, spec] of specs.entries()) {
+      const ns = await createNetns(`${opts.label}-${i}`);
+      made.push({ stop: () => ns.delete() });
+      const peer = `k${process.pid % 10000}${opts.label.slice(0, 3)}${i}`.slice(0, 15);
+      await ip("link", "add", "fab0", "netns", ns.name, "type", "veth", "peer", "name", peer, "netns", fab.name);
+      await fab.ip("link", "set", peer, "master", "br0", "up");
+      await ns.ip("-6", "addr", "add", `${spec.address}/64`, "dev", "fab0", "nodad");
+      await ns.ip("link", "set", "fab0", "up");
+      await ns.exec("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1", "net.ipv6.conf.all.seg6_enabled=1", "net.ipv6.conf.fab0.seg6_enabled=1");
+      // Node objects: the test API server has no kubelets. InternalIP drives the Auto router ID.
+      await core.deleteNode({ name: spec.name }).catch(() => undefined);
+      const created = await core.createNode({ body: { metadata: { name: spec.name, labels: { [roleLabel]: spec.role } } } });
+      await core.replaceNodeStatus({ name: spec.name, body: { ...created, status: { addresses: [{ type: "InternalIP", address: spec.address }] } } });
+      const dir = path.join(opts.dir, spec.name);
+      const socketDir = path.join(opts.dir, `s${i}`);
+      let gobgpd = await startGobgpd({ binary: opts.gobgpd, dir: socketDir, netns: ns.name, logLevel: "warn" });
+      const node: FabricNode = {
+        name: spec.name,
+        netns: ns,
+        address: spec.address,
+        gobgpd,
+        kvrfd: undefined as unknown as Kvrfd,
+        restartGobgpd: async () => {
+          await node.gobgpd.stop();
+          gobgpd = await startGobgpd({ binary: opts.gobgpd, dir: socketDir, netns: ns.name, logLevel: "warn" });
+          node.gobgpd = gobgpd;
+        },
+        startKvrfd: async (args = []) => {
+          node.kvrfd = await startKvrfd({
+            dir,
+            nodeName: spec.name,
+            kubeconfig: opts.kubeconfig,
+            gobgpSocket: node.gobgpd.socket,
+            netns: ns.name,
+            underlay: "fab0",
+            args: [...(opts.kvrfdArgs ?? []), ...args],
+            ...(opts.logLevel !== undefined ? { logLevel: opts.logLevel } : {}),
+          });
+        },
+        speaker: () => connectSpeaker(node.gobgpd.socket, { timeoutMs: 5000 }),
+        routes: async (table) => {
+          const out = await ns.ip("-j", "route", "show", "table", "all", "proto", "197").catch(() => "[]");
+          const list = JSON.parse(out.trim() === "" ? "[]" : out) as { dst: string; type?: string; table?: string; segs?: string[] }[];
+          // The encap routes; the throw routes for remote SIDs that go with them are checked apart.
+          return list
+            .filter((r) => Number(r.table ?? 254) === table && r.type !== "throw")
+            .map((r) => `${r.dst.includes("/") ? r.dst : `${r.dst}/${r.dst.includes(":") ? 128 : 32}`} ${r.segs?.[0] ?? "-"}`)
+            .sort();
+        },
+      };
+      made.push({ stop: () => node.gobgpd.stop() });
+      made.push({ stop: async () => node.kvrfd?.stop() });
+      nodes.push(node);
+    }
+    const workers = nodes.slice(1);
+    // The route reflector reflects between the workers; the workers peer with it only.
+    const instance = (name: string, role: string, peers: object[]): k8s.KubernetesObject & { spec: object } => ({
+      apiVersion,
+      kind: bgpInstance.kind,
+      metadata: { name },
+      spec: { nodeSelector: { matchLabels: { [roleLabel]: role } }, asn, listenPort: 179, peers },
+    });
+    const timers = { holdTime: 9, keepalive: 3 };
+    const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
+    for (const inst of [
+      instance(`${opts.label}-rr`, "rr", workers.map((w) => ({ address: w.address, asn, routeReflectorClient: true, timers }))),
+      instance(`${opts.label}-workers`, "worker", [{ address: rrAddress, asn, timers }]),
+    ]) {
+      await objects.patch(inst, undefined, undefined, "kvrf-test", true, k8s.PatchStrategy.ServerSideApply);
+    }
+    await Promise.all(nodes.map((n) => n.startKvrfd()));
+  } catch (err) {
+    for (const m of made.reverse()) await m.stop().catch(() => undefined);
+    throw err;
+  }
+
+  const [rr, ...workerList] = nodes as [FabricNode, ...FabricNode[]];
+  const workers = new Map(workerList.map((w, i) => [opts.workers[i] ?? "", w]));
+  const worker = (n: string): FabricNode => {
+    const w = workers.get(n);
+    if (w === undefined) throw new Error(`no worker ${n}`);
+    return w;
+  };
+  const fabric: Fabric = {
+    kc,
+    rr,
+    workers,
+    worker,
+    putVrf: async (n, vpc, table, attachments, rt) => {
+      const w = worker(n);
+      const nodeIndex = workerList.indexOf(w);
+      const nn = rt ?? parseInt(vpc, 16);
+      const name = vrfObjectName(w.name, vpc);
+      const spec = {
+        nodeName: w.name,
+        vpc,
+        asn,
+        routeDistinguisher: `${asn}:${parseInt(vpc, 16)}`,
+        importRouteTargets: [`${asn}:${nn}`],
+        exportRouteTargets: [`${asn}:${nn}`],
+        table,
+        attachments: attachments.map((a) => ({ containerID: `c${a.id}`, ifName: "eth0", attachment: a.id.toString(16), sid: sidOf(nodeIndex, vpc, a.id), prefixes: a.prefixes })),
+      };
+      try {
+        const cur = (await custom.getClusterCustomObject({ group, version, plural: bgpVrfInstance.plural, name })) as BGPVRFInstance;
+        return (await custom.replaceClusterCustomObject({ group, version, plural: bgpVrfInstance.plural, name, body: { ...cur, spec } })) as BGPVRFInstance;
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+      const body = {
+        apiVersion,
+        kind: bgpVrfInstance.kind,
+        // As the CNI plugin creates them: node label, and the finalizer from the start.
+        metadata: { name, labels: { [nodeLabel]: nodeLabelValue(w.name) }, finalizers: [vrfFinalizer] },
+        spec,
+      };
+      return (await custom.createClusterCustomObject({ group, version, plural: bgpVrfInstance.plural, body })) as BGPVRFInstance;
+    },
+    getVrf: async (n, vpc) => {
+      try {
+        return (await custom.getClusterCustomObject({ group, version, plural: bgpVrfInstance.plural, name: vrfObjectName(worker(n).name, vpc) })) as BGPVRFInstance;
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+    },
+    deleteVrf: async (n, vpc) => {
+      await custom.deleteClusterCustomObject({ group, version, plural: bgpVrfInstance.plural, name: vrfObjectName(worker(n).name, vpc) });
+    },
+    stop: async () => {
+      for (const n of nodes) await n.kvrfd.stop().catch(() => undefined);
+      // Objects left with our finalizer would never go away once no kvrfd runs: release them.
+      const list = (await custom.listClusterCustomObject({ group, version, plural: bgpVrfInstance.plural })) as { items: BGPVRFInstance[] };
+      for (const o of list.items) {
+        if (!nodes.some((n) => o.spec.nodeName === n.name)) continue;
+        await custom
+          .patchClusterCustomObject(
+            { group, version, plural: bgpVrfInstance.plural, name: o.metadata.name ?? "", body: { metadata: { finalizers: null } } },
+            k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+          )
+          .catch(() => undefined);
+        await custom.deleteClusterCustomObject({ group, version, plural: bgpVrfInstance.plural, name: o.metadata.name ?? "" }).catch(() => undefined);
+      }
+      for (const name of [`${opts.label}-rr`, `${opts.label}-workers`]) {
+        await custom.deleteClusterCustomObject({ group, version, plural: bgpInstance.plural, name }).catch(() => undefined);
+      }
+      for (const n of nodes) await core.deleteNode({ name: n.name }).catch(() => undefined);
+      for (const n of nodes) await n.gobgpd.stop().catch(() => undefined);
+      for (const n of nodes) await n.netns.delete().catch(() => undefined);
+      await fab.delete().catch(() => undefined);
+    },
+  };
+  return fabric;
+}
+
+/** `ip monitor route` in a namespace until stopped; returns the lines it printed. */
+export function monitorRoutes(netns: string): { stop(): Promise<string[]> } {
+  const child = execFile("ip", ["-n", netns, "monitor", "route"], { maxBuffer: 16 << 20 });
+  let out = "";
+  child.stdout?.on("data", (d: string | Buffer) => (out += d.toString()));
+  return {
+    stop: async () => {
+      await new Promise((r) => setTimeout(r, 200));
+      const done = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      await done;
+      return out.split("\n").filter((l) => l.trim() !== "");
+    },
+  };
+}

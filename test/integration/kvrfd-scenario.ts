@@ -1,0 +1,205 @@
+// The kvrfd integration scenario, run once per gobgpd API (kvrfd-gobgp4.test.ts, kvrfd-gobgp3.test.ts):
+// a real kube-apiserver, a route reflector and two workers in network namespaces, each with its
+// own gobgpd and kvrfd. Steps run in order and build on each other's state.
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { vrfFinalizer } from "../../shared/api-types.js";
+import type { BGPInstance } from "../../reconciler/bgp-instance.js";
+import { monitorRoutes, sidOf, startFabric, type Fabric, type FabricNode } from "../harness/kvrfd.js";
+import { testEnvDir } from "../harness/tools.js";
+import * as k8s from "@kubernetes/client-node";
+
+const poll = { timeout: 45_000, interval: 200 };
+
+async function vrfState(n: FabricNode, vrf: string): Promise<{ rts: string; local: string[] } | undefined> {
+  const s = await n.speaker();
+  try {
+    const v = (await s.listVrfs()).find((x) => x.name === vrf);
+    if (v === undefined) return undefined;
+    const paths = [...(await s.listVrfPaths(vrf, "ipv4")), ...(await s.listVrfPaths(vrf, "ipv6"))];
+    return {
+      rts: `${v.importRts.map((r) => ("asn" in r ? `${r.asn}:${r.assigned}` : "?")).join(",")}/${v.exportRts.map((r) => ("asn" in r ? `${r.asn}:${r.assigned}` : "?")).join(",")}`,
+      local: paths.filter((p) => p.local).map((p) => `${p.prefix} ${p.sid ?? "-"} ${p.behavior ?? "-"}`).sort(),
+    };
+  } finally {
+    s.close();
+  }
+}
+
+async function nodeStatus(f: Fabric, instance: string): Promise<NonNullable<BGPInstance["status"]>["nodes"]> {
+  const custom = f.kc.makeApiClient(k8s.CustomObjectsApi);
+  const o = (await custom.getClusterCustomObject({ group: "kvrf.dev", version: "v1alpha1", plural: "bgpinstances", name: instance })) as BGPInstance;
+  return o.status?.nodes ?? [];
+}
+
+export function kvrfdScenario(label: string, gobgpd: () => string): void {
+  describe(`kvrfd with ${label}`, () => {
+    let f: Fabric;
+    let dir: string;
+    let a: FabricNode;
+    let b: FabricNode;
+    const sid = (node: 0 | 1, vpc: string, att: number): string => sidOf(node, vpc, att);
+
+    beforeAll(async () => {
+      const root = path.join(testEnvDir, "run");
+      mkdirSync(root, { recursive: true });
+      dir = mkdtempSync(path.join(root, `kvrfd-${label}-`));
+      f = await startFabric({
+        label,
+        gobgpd: gobgpd(),
+        kubeconfig: inject("kubeconfig"),
+        dir,
+        workers: ["a", "b"],
+        // Fast periodic syncs so "survives every sync" covers many; a short hold keeps the test short.
+        kvrfdArgs: ["--resync-period", "8", "--route-hold", "15", "--probe-interval", "1"],
+      });
+      a = f.worker("a");
+      b = f.worker("b");
+      // Someone else's routes in the VPC tables of node a: a static route and the CNI plugin's
+      // route to a local pod (proto 196). kvrfd must never touch either.
+      await a.netns.ip("route", "add", "10.99.0.0/16", "dev", "fab0", "table", "1000", "proto", "static");
+      await a.netns.ip("-6", "route", "add", "2001:db8:99::/48", "dev", "fab0", "table", "1000", "proto", "static");
+      await a.netns.ip("route", "add", "10.1.0.5/32", "dev", "fab0", "table", "1000", "proto", "196");
+    }, 120_000);
+
+    afterAll(async () => {
+      await f?.stop();
+      if (process.env["KVRF_KEEP_TEST_DIRS"] !== "1" && dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    }, 60_000);
+
+    const foreignRoutesIntact = async (): Promise<void> => {
+      const v4 = await a.netns.ip("route", "show", "table", "1000");
+      const v6 = await a.netns.ip("-6", "route", "show", "table", "1000");
+      expect(v4).toMatch(/10\.99\.0\.0\/16 dev fab0 proto static/);
+      expect(v4).toMatch(/10\.1\.0\.5 dev fab0 proto 196/);
+      expect(v6).toMatch(/2001:db8:99::\/48 dev fab0 proto static/);
+    };
+
+    it("brings up BGP from the BGPInstances: workers peer with the route reflector", async () => {
+      await expect
+        .poll(async () => (await nodeStatus(f, `${label}-rr`))?.map((n) => `${n.nodeName} ${n.establishedPeers}`), poll)
+        .toEqual([`${f.rr.name} 2`]);
+      const workers = await nodeStatus(f, `${label}-workers`);
+      expect(workers?.map((n) => [n.nodeName, n.routerID, n.routerIDSource?.startsWith("IPv6 InternalIP")]).sort()).toEqual([
+        [a.name, "253.0.0.254", true],
+        [b.name, "253.0.0.253", true],
+      ]);
+    });
+
+    it("creates VRFs and local paths in gobgpd, and each node's kernel gets the other's prefixes with seg6 encap", async () => {
+      await f.putVrf("a", "abc", 1000, [{ id: 1, prefixes: ["10.1.0.5/32", "2001:db8:1::5/128"] }]);
+      await f.putVrf("b", "abc", 1000, [{ id: 1, prefixes: ["10.1.1.7/32"] }]);
+      // VPC def overlaps VPC abc's addresses on purpose.
+      await f.putVrf("a", "def", 2000, [{ id: 1, prefixes: ["10.1.0.5/32"] }]);
+      await f.putVrf("b", "def", 2000, [{ id: 1, prefixes: ["10.2.2.2/32"] }]);
+
+      await expect.poll(() => b.routes(1000), poll).toEqual([`10.1.0.5/32 ${sid(0, "abc", 1)}`, `2001:db8:1::5/128 ${sid(0, "abc", 1)}`]);
+      await expect.poll(() => a.routes(1000), poll).toEqual([`10.1.1.7/32 ${sid(1, "abc", 1)}`]);
+      await expect.poll(() => a.routes(2000), poll).toEqual([`10.2.2.2/32 ${sid(1, "def", 1)}`]);
+      await expect.poll(() => b.routes(2000), poll).toEqual([`10.1.0.5/32 ${sid(0, "def", 1)}`]);
+      expect(await b.netns.ip("route", "show", "table", "1000")).toMatch(
+        new RegExp(`10\\.1\\.0\\.5 +encap seg6 mode encap segs 1 \\[ ${sid(0, "abc", 1)} \\] dev fab0 proto 197`),
+      );
+
+      expect(await vrfState(a, "vpc-abc")).toEqual({
+        rts: "65000:2748/65000:2748",
+        local: [`10.1.0.5/32 ${sid(0, "abc", 1)} 20`, `2001:db8:1::5/128 ${sid(0, "abc", 1)} 20`],
+      });
+      await expect.poll(async () => (await f.getVrf("a", "abc"))?.status?.conditions?.map((c) => `${c.type}=${c.status}`), poll).toEqual([
+        "Ready=True",
+        "VRFConfigured=True",
+        "RoutesProgrammed=True",
+      ]);
+      const obj = await f.getVrf("a", "abc");
+      expect(obj?.status).toMatchObject({ observedGeneration: obj?.metadata.generation, localPrefixes: 2, remotePrefixes: 1 });
+      expect(obj?.metadata.finalizers).toEqual([vrfFinalizer]);
+      await foreignRoutesIntact();
+    });
+
+    it("never lets VPC abc's routes into VPC def's table or VRF", async () => {
+      expect(await a.routes(2000)).not.toContainEqual(expect.stringContaining("10.1.1.7"));
+      expect(await b.routes(2000)).toEqual([`10.1.0.5/32 ${sid(0, "def", 1)}`]);
+      const s = await a.speaker();
+      try {
+        const def = (await s.listVrfPaths("vpc-def", "ipv4")).map((p) => p.prefix).sort();
+        expect(def).toEqual(["10.1.0.5/32", "10.2.2.2/32"]);
+        expect((await s.listVrfPaths("vpc-def", "ipv4")).find((p) => p.prefix === "10.1.0.5/32")?.sid).toBe(sid(0, "def", 1));
+      } finally {
+        s.close();
+      }
+    });
+
+    it("originates an added prefix and withdraws a removed one", async () => {
+      await f.putVrf("a", "abc", 1000, [{ id: 1, prefixes: ["10.1.0.5/32", "2001:db8:1::5/128"] }, { id: 2, prefixes: ["10.1.0.6/32"] }]);
+      await expect.poll(() => b.routes(1000), poll).toContain(`10.1.0.6/32 ${sid(0, "abc", 2)}`);
+      await f.putVrf("a", "abc", 1000, [{ id: 1, prefixes: ["10.1.0.5/32", "2001:db8:1::5/128"] }]);
+      await expect.poll(() => b.routes(1000), poll).toEqual([`10.1.0.5/32 ${sid(0, "abc", 1)}`, `2001:db8:1::5/128 ${sid(0, "abc", 1)}`]);
+    });
+
+    it("replaces the VRF when its route target changes; routes follow the route targets", async () => {
+      await f.putVrf("a", "abc", 1000, [{ id: 1, prefixes: ["10.1.0.5/32", "2001:db8:1::5/128"] }], 9999);
+      await expect.poll(async () => (await vrfState(a, "vpc-abc"))?.rts, poll).toBe("65000:9999/65000:9999");
+      expect((await vrfState(a, "vpc-abc"))?.local).toHaveLength(2);
+      // a now exports and imports 9999 only: b drops a's prefixes and a drops b's.
+      await expect.poll(() => b.routes(1000), poll).toEqual([]);
+      await expect.poll(() => a.routes(1000), poll).toEqual([]);
+      await f.putVrf("b", "abc", 1000, [{ id: 1, prefixes: ["10.1.1.7/32"] }], 9999);
+      await expect.poll(() => b.routes(1000), poll).toHaveLength(2);
+      await expect.poll(() => a.routes(1000), poll).toEqual([`10.1.1.7/32 ${sid(1, "abc", 1)}`]);
+      await foreignRoutesIntact();
+    });
+
+    it("replays everything into a gobgpd that was killed and restarted, keeping kernel routes meanwhile", async () => {
+      await a.gobgpd.kill();
+      await a.restartGobgpd();
+      await expect.poll(async () => (await vrfState(a, "vpc-abc"))?.local.length, poll).toBe(2);
+      // The hold keeps a's routes while its BGP session comes back.
+      expect(await a.routes(1000)).toEqual([`10.1.1.7/32 ${sid(1, "abc", 1)}`]);
+      expect(await vrfState(a, "vpc-def")).toMatchObject({ local: [`10.1.0.5/32 ${sid(0, "def", 1)} 20`] });
+      expect(await a.kvrfd.metric("kvrfd_replays_total", { reason: "gobgpd-restart" })).toBeGreaterThanOrEqual(1);
+      await expect.poll(() => b.routes(1000), { ...poll, timeout: 90_000 }).toHaveLength(2);
+      await expect.poll(() => b.routes(2000), poll).toEqual([`10.1.0.5/32 ${sid(0, "def", 1)}`]);
+      await expect.poll(() => a.routes(2000), poll).toEqual([`10.2.2.2/32 ${sid(1, "def", 1)}`]);
+    }, 150_000);
+
+    it("does not churn routes or gobgpd state when kvrfd restarts", async () => {
+      const monitor = monitorRoutes(a.netns.name);
+      await a.kvrfd.stop();
+      await a.startKvrfd();
+      await expect.poll(() => a.kvrfd.ready(), poll).toBe(true);
+      // Let it reconcile every object at least once (and a RIB pass) before judging.
+      await expect.poll(() => a.kvrfd.metric("kvrfd_reconciles_total", { controller: "vrf", result: "success" }), poll).toBeGreaterThanOrEqual(2);
+      await new Promise((r) => setTimeout(r, 1500));
+      const events = await monitor.stop();
+      expect(events.filter((l) => / proto 197/.test(l))).toEqual([]);
+      expect(await a.kvrfd.metric("kvrfd_speaker_writes_total")).toBe(0);
+      expect(await a.kvrfd.metric("kvrfd_kernel_route_writes_total")).toBe(0);
+      expect(await a.routes(1000)).toEqual([`10.1.1.7/32 ${sid(1, "abc", 1)}`]);
+    });
+
+    it("finishes a deletion made while kvrfd was down: VRF and routes go, the finalizer is released", async () => {
+      await a.kvrfd.kill();
+      await f.deleteVrf("a", "def");
+      // Held by the finalizer while nobody can clean up.
+      const held = await f.getVrf("a", "def");
+      expect(held?.metadata.deletionTimestamp).toBeDefined();
+      await a.startKvrfd();
+      await expect.poll(() => f.getVrf("a", "def"), poll).toBeUndefined();
+      expect(await vrfState(a, "vpc-def")).toBeUndefined();
+      expect(await a.routes(2000)).toEqual([]);
+      await expect.poll(() => b.routes(2000), poll).toEqual([]);
+    });
+
+    it("on delete withdraws the VPC from gobgpd and the kernel and releases the finalizer", async () => {
+      await f.deleteVrf("b", "abc");
+      await expect.poll(() => f.getVrf("b", "abc"), poll).toBeUndefined();
+      expect(await vrfState(b, "vpc-abc")).toBeUndefined();
+      expect(await b.routes(1000)).toEqual([]);
+      await expect.poll(() => a.routes(1000), poll).toEqual([]);
+      await foreignRoutesIntact();
+      // Ready objects that remain were never disturbed.
+      expect((await f.getVrf("a", "abc"))?.status?.conditions?.[0]?.status).toBe("True");
+    });
+  });
+}

@@ -1,0 +1,136 @@
+// End to end in the network-namespace lab (scripts/lab): route reflector + iad, sjc, dfw, each
+// with gobgpd and kvrfd, pods attached by cnitool + dist/kvrf. Convergence is asserted, never
+// timed: scripts/bench-lab.ts measures the times and writes docs/benchmarks.md.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  attachPod,
+  converge,
+  crashGobgpd,
+  detachPod,
+  down,
+  echoRequests,
+  kernelRoutes,
+  pidfiles,
+  ping,
+  restartDaemon,
+  speakerOf,
+  up,
+  type AttachedPod,
+} from "../../scripts/netns-lab/lab.js";
+import { demoPods } from "../../scripts/netns-lab/topology.js";
+import { waitFor } from "../harness/process.js";
+import { monitorRoutes } from "../harness/kvrfd.js";
+
+const tableA = 0xa1;
+const log = (s: string): void => void process.stderr.write(`[lab] ${s}\n`);
+
+describe("the lab: pods of a VPC across nodes over SRv6", () => {
+  let pods: AttachedPod[] = [];
+  const pod = (name: string): AttachedPod => {
+    const p = pods.find((x) => x.name === name);
+    if (p === undefined) throw new Error(`no pod ${name}`);
+    return p;
+  };
+  const convergeOk = async (what: string): Promise<void> => {
+    const { ms, cells } = await converge(pods, 90_000);
+    log(`${what}: converged in ${ms} ms`);
+    expect(cells.filter((c) => c.ok !== c.expected)).toEqual([]);
+  };
+
+  beforeAll(async () => {
+    await up(log);
+    for (const p of demoPods) pods.push(await attachPod(p));
+  });
+
+  afterAll(async () => {
+    await down(log);
+  });
+
+  it("connects every pod of a VPC with every other, IPv4 and IPv6, and no pod of another", async () => {
+    await convergeOk("initial");
+  });
+
+  it("carries cross-node traffic in SRv6, to the remote attachment's SID inside its node's locator", async () => {
+    const routes = await kernelRoutes("iad", tableA);
+    expect(routes).toContain(`${pod("a1-sjc").ipv4} ${routes.find((r) => r.startsWith(pod("a1-sjc").ipv4))?.split(" ")[1]}`);
+    const sjc = routes.filter((r) => r.startsWith(`${pod("a1-sjc").ipv4} `) || r.startsWith(`${pod("a1-sjc").ipv6} `));
+    expect(sjc).toHaveLength(2);
+    for (const r of sjc) expect(r.split(" ")[1]).toMatch(/^fd00:0:12:(1:)?:a1:[0-9a-f]+$/);
+    // Nothing of VPC b1 in VPC a1's table on any node.
+    for (const node of ["iad", "sjc", "dfw"]) {
+      for (const r of await kernelRoutes(node, tableA)) expect(r).not.toMatch(/fd10:b1:/);
+    }
+  });
+
+  it("never delivers across VPCs, even to the same address", async () => {
+    // a1-sjc → 10.10.11.2: a1-iad-1's address in VPC a1, and b1-iad's in VPC b1.
+    const [inA, inB] = [await echoRequests("a1-iad-1"), await echoRequests("b1-iad")];
+    expect(await ping(pod("a1-sjc"), pod("a1-iad-1").ipv4)).toBe(true);
+    expect((await echoRequests("a1-iad-1")).v4).toBeGreaterThan(inA.v4);
+    expect((await echoRequests("b1-iad")).v4).toBe(inB.v4);
+    // VPC b1 has no 10.10.13.0/24 pod: a1-dfw's address is unreachable from b1.
+    expect(await ping(pod("b1-sjc"), pod("a1-dfw").ipv4)).toBe(false);
+    expect(await ping(pod("b1-sjc"), pod("a1-dfw").ipv6)).toBe(false);
+  });
+
+  it("withdraws a deleted pod's prefix from every remote kernel table", async () => {
+    const gone = pod("a1-dfw");
+    const t0 = Date.now();
+    await detachPod(gone);
+    pods = pods.filter((p) => p !== gone);
+    await waitFor("a1-dfw's prefixes gone from iad and sjc", async () => {
+      for (const node of ["iad", "sjc"]) {
+        const routes = await kernelRoutes(node, tableA);
+        if (routes.some((r) => r.startsWith(`${gone.ipv4} `) || r.startsWith(`${gone.ipv6} `))) return false;
+      }
+      return true;
+    }, { timeoutMs: 60_000, intervalMs: 100 });
+    log(`pod delete → remote withdrawal: ${Date.now() - t0} ms`);
+    pods.push(await attachPod(gone));
+    await convergeOk("re-attached a1-dfw");
+  });
+
+  it("recovers when gobgpd on a worker is killed and restarted", async () => {
+    await crashGobgpd("sjc", 1000);
+    await convergeOk("gobgpd kill -9 + restart on sjc");
+  });
+
+  it("keeps the routes while kvrfd restarts, without churning them", async () => {
+    const before = await kernelRoutes("iad", tableA);
+    const mon = monitorRoutes("kvrf-lab-iad");
+    await restartDaemon(pidfiles.kvrfd("iad"), "SIGTERM", 2000);
+    await convergeOk("kvrfd restart on iad");
+    await new Promise((r) => setTimeout(r, 2000));
+    const events = await mon.stop();
+    expect(await kernelRoutes("iad", tableA)).toEqual(before);
+    expect(events.filter((l) => l.includes("proto 197"))).toEqual([]);
+  });
+
+  it("recovers from an API server restart", async () => {
+    await restartDaemon(pidfiles.apiserver(), "SIGTERM", 1000);
+    await waitFor("API server back", async () => {
+      const s = await speakerOf("rr");
+      s.close();
+      return true;
+    }, { timeoutMs: 30_000 });
+    // A pod added after the restart reaches the others: the whole control loop works again.
+    const late = await attachWhenApiAnswers({ name: "a1-sjc-2", vpc: "a1", node: "sjc" });
+    pods.push(late);
+    await convergeOk("API server restart");
+  });
+
+  it("recovers when the route reflector restarts", async () => {
+    await crashGobgpd("rr", 1000);
+    await convergeOk("route reflector gobgpd kill -9 + restart");
+  });
+});
+
+async function attachWhenApiAnswers(p: (typeof demoPods)[number]): Promise<AttachedPod> {
+  let result: AttachedPod | undefined;
+  await waitFor(`attach ${p.name}`, async () => {
+    result = await attachPod(p);
+    return true;
+  }, { timeoutMs: 60_000, intervalMs: 1000 });
+  if (result === undefined) throw new Error("unreachable");
+  return result;
+}
