@@ -7,6 +7,7 @@ export class Metrics {
   readonly reconcileDuration: Histogram<"controller">;
   readonly queueDepth: Gauge<"controller">;
   readonly vrfs: Gauge;
+  readonly vrfsNotReady: Gauge;
   readonly localPaths: Gauge;
   readonly remotePaths: Gauge;
   readonly kernelRoutes: Gauge;
@@ -36,6 +37,7 @@ export class Metrics {
     });
     this.queueDepth = new Gauge({ name: "kvrfd_queue_depth", help: "Keys waiting in the work queue.", labelNames: ["controller"], registers: [r] });
     this.vrfs = new Gauge({ name: "kvrfd_vrfs", help: "GoBGP VRFs kvrfd manages.", registers: [r] });
+    this.vrfsNotReady = new Gauge({ name: "kvrfd_vrfs_not_ready", help: "BGPVRFInstances of this node whose Ready condition is not True.", registers: [r] });
     this.localPaths = new Gauge({ name: "kvrfd_local_paths", help: "Prefixes this node originates into VRFs.", registers: [r] });
     this.remotePaths = new Gauge({ name: "kvrfd_remote_paths", help: "Remote best paths in this node's VRFs.", registers: [r] });
     this.kernelRoutes = new Gauge({ name: "kvrfd_kernel_routes", help: "Kernel routes owned by kvrfd (proto 197).", registers: [r] });

@@ -14,7 +14,7 @@ import { findConflicts, planRoutes, planVrf, remoteRoutes, sharedPrefixes, type 
 import type { ReconcileResult } from "./queue.js";
 import { SpeakerError, type LocalPath, type VrfPath } from "./speaker.js";
 import type { Session } from "./speaker-link.js";
-import { buildStatus, failed, ok, sameStatus, unknown, type Verdict, type VrfOutcome } from "./status.js";
+import { buildStatus, failed, ok, readyVerdict, sameStatus, unknown, type Verdict, type VrfOutcome } from "./status.js";
 import type { StatusSink } from "./status-writer.js";
 
 /** The key of the pass that removes what no object owns any more (serialised with the others). */
@@ -76,6 +76,7 @@ export class VrfController {
   private readonly reannounce = new Set<string>();
   private conflictMemo: { version: number; conflicts: Map<string, Conflict> } | undefined;
   private readonly totals = { vrfs: 0, local: 0, remote: 0 };
+  private readonly notReady = new Set<string>();
 
   constructor(private readonly d: VrfControllerDeps) {}
 
@@ -371,6 +372,9 @@ export class VrfController {
     const key = obj.metadata.name ?? "";
     const st = this.keys.get(key);
     const status = buildStatus(obj.status, o, new Date(this.now()));
+    if (readyVerdict(o).status === "True") this.notReady.delete(key);
+    else this.notReady.add(key);
+    this.d.metrics.vrfsNotReady.set(this.notReady.size);
     const json = JSON.stringify(status.conditions?.map((c) => [c.type, c.status, c.reason, c.message]) ?? []) + `${o.localPrefixes}/${o.remotePrefixes}/${o.generation ?? ""}`;
     const stale = st?.written !== undefined && st.written.json === json && st.written.rv === obj.metadata.resourceVersion;
     if (!sameStatus(obj.status, status) && !stale) {
@@ -392,6 +396,8 @@ export class VrfController {
   }
 
   private updateGauges(): void {
+    for (const k of this.notReady) if (!this.keys.has(k)) this.notReady.delete(k);
+    this.d.metrics.vrfsNotReady.set(this.notReady.size);
     // Totals are kept as keys change (see setCounts): summing every key here made each reconcile O(VRFs).
     this.d.metrics.vrfs.set(this.totals.vrfs);
     this.d.metrics.localPaths.set(this.totals.local);

@@ -3,7 +3,8 @@
 // second, replay throughput after gobgpd loses its state, and kvrfd's RSS; next to the raw limit
 // of the same client adding VRFs to gobgpd in a tight loop. Real kube-apiserver, gobgpd 4.x, a
 // route reflector and two workers in network namespaces (root required).
-// Usage: tsx scripts/bench-kvrfd.ts [--sizes 1,100,1000] [--concurrency 16] [--node-args "--max-old-space-size=128 …"]
+// Usage: tsx scripts/bench-kvrfd.ts [--sizes 1,100,1000] [--concurrency 16] [--node-args "…"] [--no-write]
+// Prints the table and writes it into docs/benchmarks.md (section "kvrfd") unless --no-write.
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
@@ -20,6 +21,7 @@ import { startGobgpd } from "../test/harness/gobgpd.js";
 import { sidOf, startFabric, type Fabric, type FabricNode } from "../test/harness/kvrfd.js";
 import { cleanupNetns } from "../test/harness/netns.js";
 import { testEnvDir, tool } from "../test/harness/tools.js";
+import { writeSection } from "./lib/report.js";
 import { quantile, table } from "./lib/stats.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -31,7 +33,7 @@ const sizes = arg("sizes", "1,100,1000").split(",").map(Number);
 const concurrency = Number(arg("concurrency", "16"));
 // V8 sizes its heap for throughput and lets garbage pile up (measured: 23 MiB live, 200+ MiB heap
 // at 1,000 VRFs); these caps are what the DaemonSet should run kvrfd with (docs/kvrfd.md).
-const nodeArgs = arg("node-args", "--max-old-space-size=128 --max-semi-space-size=8");
+const nodeArgs = arg("node-args", "--max-old-space-size=96 --max-semi-space-size=4");
 const asn = 65000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -314,26 +316,30 @@ async function main(): Promise<void> {
       await cleanup(f);
       offset += n;
     }
-    process.stdout.write(
-      `kvrfd benchmark: gobgpd ${execFileSync(tool("gobgpd4"), ["--version"], { encoding: "utf8" }).trim()}, node ${process.version}, ` +
-        `${(await import("node:os")).cpus().length} CPUs, kvrfd bundled from the current sources run with \`node ${nodeArgs}\`, creation concurrency ${concurrency}\n\n`,
+    const os = await import("node:os");
+    const head =
+      `gobgpd ${execFileSync(tool("gobgpd4"), ["--version"], { encoding: "utf8" }).trim().replace(/^gobgpd version /, "")}, node ${process.version}, ` +
+      `${os.cpus().length} CPUs (load average ${os.loadavg()[0]?.toFixed(1)} at the end), kvrfd bundled from the current sources and run with ` +
+      `\`node ${nodeArgs}\`, objects created ${concurrency} at a time; ${new Date().toISOString().slice(0, 10)}.`;
+    const raw1 = `raw limit (same client, sequential): ${raw.vrf.toFixed(0)} AddVrf/s; ${raw.vrfPath.toFixed(0)} (AddVrf+AddPath)/s`;
+    const t = table(
+      ["VRFs", "creating s", "create→gobgpd p50/p95 ms", "create→remote kernel p50/p95 ms", "end to end s (after last create)", "reconciles/s", "replay s (VRFs/s)", "RSS a/b MiB"],
+      results.map((r) => [
+        String(r.n),
+        r.createSpan.toFixed(2),
+        `${quantile(r.toGobgpd, 0.5).toFixed(0)}/${quantile(r.toGobgpd, 0.95).toFixed(0)}`,
+        `${quantile(r.toRemote, 0.5).toFixed(0)}/${quantile(r.toRemote, 0.95).toFixed(0)}`,
+        `${r.endToEnd.toFixed(2)} (${r.afterLastCreate.toFixed(2)})`,
+        r.reconcilesPerSec.toFixed(0),
+        `${r.replaySec.toFixed(2)} (${(r.n / r.replaySec).toFixed(0)})`,
+        `${r.rssA.toFixed(0)}/${r.rssB.toFixed(0)}`,
+      ]),
     );
-    process.stdout.write(`raw limit (same client, sequential): ${raw.vrf.toFixed(0)} AddVrf/s; ${raw.vrfPath.toFixed(0)} (AddVrf+AddPath)/s\n\n`);
-    process.stdout.write(
-      table(
-        ["VRFs", "creating s", "create→gobgpd p50/p95 ms", "create→remote kernel p50/p95 ms", "end to end s (after last create)", "reconciles/s", "replay s (VRFs/s)", "RSS a/b MiB"],
-        results.map((r) => [
-          String(r.n),
-          r.createSpan.toFixed(2),
-          `${quantile(r.toGobgpd, 0.5).toFixed(0)}/${quantile(r.toGobgpd, 0.95).toFixed(0)}`,
-          `${quantile(r.toRemote, 0.5).toFixed(0)}/${quantile(r.toRemote, 0.95).toFixed(0)}`,
-          `${r.endToEnd.toFixed(2)} (${r.afterLastCreate.toFixed(2)})`,
-          r.reconcilesPerSec.toFixed(0),
-          `${r.replaySec.toFixed(2)} (${(r.n / r.replaySec).toFixed(0)})`,
-          `${r.rssA.toFixed(0)}/${r.rssB.toFixed(0)}`,
-        ]),
-      ),
-    );
+    process.stdout.write(`${head}\n\n${raw1}\n\n${t}`);
+    if (!process.argv.includes("--no-write")) {
+      const file = writeSection(root, "kvrfd", `Measured by \`scripts/bench-kvrfd.ts\`: ${head}\n\n\`\`\`\n${raw1}\n\n${t}\`\`\``);
+      process.stderr.write(`bench: results written to ${path.relative(root, file)} (section kvrfd)\n`);
+    }
   } finally {
     watcher.stop();
     await f?.stop().catch(() => undefined);
