@@ -46,14 +46,14 @@ async function main(): Promise<void> {
       await crashGobgpd("sjc", 0);
       add("worker gobgpd kill -9 + restart → full matrix", (Date.now() - t) + (await converged(pods)));
       t = Date.now();
+      await crashGobgpd("rr", 0);
+      add("route reflector kill -9 + restart → full matrix", (Date.now() - t) + (await converged(pods)));
+      t = Date.now();
       await restartDaemon(pidfiles.kvrfd("iad"), "SIGTERM", 0);
       add("kvrfd restart → full matrix", (Date.now() - t) + (await converged(pods)));
       t = Date.now();
       await restartDaemon(pidfiles.apiserver(), "SIGTERM", 0);
       add("API server restart → full matrix", (Date.now() - t) + (await converged(pods)));
-      t = Date.now();
-      await crashGobgpd("rr", 0);
-      add("route reflector kill -9 + restart → full matrix", (Date.now() - t) + (await converged(pods)));
       await down();
       process.stderr.write(`run ${run + 1}/${runs} done\n`);
     }

@@ -22,7 +22,11 @@ export const labNodes: LabNode[] = [
 
 export const workers = labNodes.filter((n) => n.role === "worker");
 
-/** VPC IDs (hex) of the demo; both use 10.10.<node>.0/24 for IPv4. */
+/**
+ * VPC IDs (hex) of the demo. Both use 10.10.11.0/24 and 10.10.12.0/24, swapped between iad and
+ * sjc: every address of VPC b1 is also one of VPC a1, held by a pod on the other node.
+ * (Never the same prefix in two VRFs of one node: docs/lab.md, known issue.)
+ */
 export const vpcs = ["a1", "b1"] as const;
 
 export interface DemoPod {
@@ -46,8 +50,15 @@ export const nodeNetns = (node: string): string => `${nsPrefix}${node}`;
 export const podNetns = (pod: string): string => `${nsPrefix}pod-${pod}`;
 export const fabricNetns = `${nsPrefix}fabric`;
 
+/** Third octet of a VPC's IPv4 range on a node (and group of its IPv6 one). */
+export function rangeIndex(node: LabNode, vpc: string): number | undefined {
+  if (vpc !== "b1") return node.index;
+  return node.index === 11 ? 12 : node.index === 12 ? 11 : node.index;
+}
+
 /** The network config a worker's CNI runs with for one VPC (as in containerlab/cni/<node>/). */
 export function conflist(node: LabNode, vpc: string, kubeconfig: string, stateDir: string, logFile: string): Record<string, unknown> {
+  const r = rangeIndex(node, vpc);
   return {
     cniVersion: "1.1.0",
     name: `vpc-${vpc}`,
@@ -64,7 +75,7 @@ export function conflist(node: LabNode, vpc: string, kubeconfig: string, stateDi
         ipam: {
           type: "host-local",
           dataDir: `${stateDir}/ipam`,
-          ranges: [[{ subnet: `10.10.${node.index}.0/24` }], [{ subnet: `fd10:${vpc}:${node.index}::/64` }]],
+          ranges: [[{ subnet: `10.10.${r}.0/24` }], [{ subnet: `fd10:${vpc}:${r}::/64` }]],
         },
       },
     ],

@@ -51,7 +51,12 @@ export function spawnDaemon(name: string, command: string, args: readonly string
   const exited = new Promise<number | string>((resolve) => {
     child.once("exit", (code, signal) => {
       done = true;
-      rmSync(pidFile, { force: true });
+      // Only our own record: a restart may already have put its successor's pid there.
+      try {
+        if ((JSON.parse(readFileSync(pidFile, "utf8")) as { pid?: number }).pid === pid) rmSync(pidFile, { force: true });
+      } catch {
+        // already gone
+      }
       resolve(code ?? signal ?? "unknown");
     });
   });
