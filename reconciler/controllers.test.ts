@@ -298,6 +298,27 @@ describe("controllers", () => {
     expect(r.kernelFake.encap(1000)).toEqual([]);
   });
 
+  it.each([
+    ["keeps", "active", 1],
+    ["removes", "established", 0],
+  ] as const)("after a kvrfd restart %s routes not relearned yet when a session is %s", async (_what, state, left) => {
+    rig = new Rig({ routeHoldMs: 60_000 });
+    const r = rig;
+    // gobgpd already runs the node's config and VRF (kvrfd restarted); the kernel holds a route
+    // whose path the RIB does not have (yet).
+    r.fake.global = { asn: 65000, routerId: "10.0.0.1", listenPort: -1 };
+    r.fake.peers.set("fd00:ff::1", { address: "fd00:ff::1", asn: 65000, families: ["vpnv4", "vpnv6"], state });
+    await r.fake.addVrf({ name: "vpc-abc", rd: rt(2748), importRts: [rt(2748)], exportRts: [rt(2748)], id: 1000 });
+    await r.fake.addLocalPath({ vrf: "vpc-abc", prefix: "10.1.0.5/32", nextHop: "fd00:ff::a", sid: "fd00:0:a::abc:1", behavior: 20 });
+    r.kernelFake.put({ table: 1000, prefix: "10.1.1.7/32", sid: "fd00:0:b::abc:1", dev: "fab0", proto: 197 });
+    r.objects.put(bvi("o", "abc", 1000, ["10.1.0.5/32"]));
+    await r.start();
+    r.passAll();
+    await r.settle();
+    expect(r.kernelFake.owned(1000)).toHaveLength(left);
+    expect(r.fake.log.filter((l) => !l.startsWith("addPeer"))).toEqual(["addVrf vpc-abc", "addLocalPath vpc-abc 10.1.0.5/32"]);
+  });
+
   it("notices a gobgpd that lost BGP between probes (a call says not started) and replays", async () => {
     const r = await started();
     r.put(bvi("o", "abc", 1000, ["10.1.0.5/32"]));
@@ -353,17 +374,20 @@ describe("controllers", () => {
     r.put(bvi("d", "def", 2000, ["10.1.0.5/32"]));
     r.put(bvi("x", "123", 3000, ["10.9.0.1/32"]));
     await r.settle();
+    // A VRF gobgpd does not have yet was not in the table transfer: nothing to re-announce.
+    r.objects.put({ ...bvi("n", "456", 4000, ["10.1.0.5/32"]), metadata: { ...bvi("n", "456", 4000, []).metadata, creationTimestamp: new Date("2026-02-01T00:00:00Z") } });
     r.fake.log.length = 0;
     const keys = r.vrf.markReannounce();
     expect(keys.sort()).toEqual(["a", "d"]);
     r.queue.addAll(keys, "high");
     await r.settle();
-    expect(r.fake.log.sort()).toEqual([
+    expect(r.fake.log.filter((l) => /vpc-(abc|def)/.test(l)).sort()).toEqual([
       "addLocalPath vpc-abc 10.1.0.5/32",
       "addLocalPath vpc-def 10.1.0.5/32",
       "deleteLocalPath vpc-abc 10.1.0.5/32",
       "deleteLocalPath vpc-def 10.1.0.5/32",
     ]);
+    expect(r.fake.localPaths.get("vpc-456")?.has("10.1.0.5/32")).toBe(true);
     // Once only: the next pass changes nothing.
     r.fake.log.length = 0;
     r.passAll();

@@ -15,6 +15,7 @@ import { Metrics } from "./metrics.js";
 import { WorkQueue } from "./queue.js";
 import type { Speaker } from "./speaker.js";
 import { SpeakerController, speakerKey } from "./speaker-controller.js";
+import { PrefixSpacer } from "./prefix-spacer.js";
 import { SpeakerLink } from "./speaker-link.js";
 import { StatusWriter } from "./status-writer.js";
 import { orphanKey, VrfController, type Underlay } from "./vrf-controller.js";
@@ -64,7 +65,6 @@ export class Daemon {
   private ribDirty = false;
   private lastPass = 0;
   private downTimer: NodeJS.Timeout | undefined;
-  private reannounceTimer: NodeJS.Timeout | undefined;
   private readonly peerStates = new Map<string, string>();
   private peerGeneration = 0;
   private started = false;
@@ -135,6 +135,7 @@ export class Daemon {
       routeHoldMs: cfg.routeHoldSeconds * 1000,
       speakerGraceMs,
       busy: () => this.queue.depth > 0,
+      spacer: new PrefixSpacer(300),
     });
     this.speakerController = new SpeakerController({
       nodeName: cfg.nodeName,
@@ -279,11 +280,10 @@ export class Daemon {
           // running (kvrfd restarted: the watch replays current states, nothing was sent anew).
           const cameUp = before === undefined ? s.freshSince !== undefined : before !== "established";
           if (e.state === "established" && cameUp) {
-            // After the peer's initial table transfer, which runs when the session comes up.
-            this.reannounceTimer ??= setTimeout(() => {
-              this.reannounceTimer = undefined;
-              this.queue.addAll(this.vrfController.markReannounce(), "high");
-            }, 1000).unref();
+            // Chosen now (what the table transfer held), run a moment later: gobgpd sends the
+            // table when the session comes up, so any later path change goes out after it.
+            const keys = this.vrfController.markReannounce();
+            if (keys.length > 0) setTimeout(() => this.queue.addAll(keys, "high"), 500).unref();
           }
           // Peer state changes: one speaker reconcile per burst is plenty.
           peerTimer ??= setTimeout(() => {
@@ -308,7 +308,6 @@ export class Daemon {
     this.log.info("shutting down");
     if (this.ribTimer !== undefined) clearTimeout(this.ribTimer);
     if (this.downTimer !== undefined) clearTimeout(this.downTimer);
-    if (this.reannounceTimer !== undefined) clearTimeout(this.reannounceTimer);
     await Promise.all([this.vrfs.stop(), this.instances.stop(), this.nodes.stop()]);
     await this.queue.stop();
     await this.statusWriter.stop();

@@ -93,11 +93,19 @@ export class SpeakerController {
   }
 
   private async applySpeaker(s: Session, chosen: BGPInstance | undefined, desired: DesiredSpeaker | undefined, problem: string | undefined): Promise<PeerStatus[]> {
-    if (s.generation !== this.appliedGeneration) {
+    const firstLook = s.generation !== this.appliedGeneration;
+    if (firstLook) {
       this.applied = new Map();
       this.appliedGeneration = s.generation;
     }
     const observed = await s.speaker.getGlobal();
+    if (firstLook && observed !== undefined && s.freshSince === undefined) {
+      // BGP was already running (kvrfd restarted). If some session is not up, its paths are not
+      // in the RIB yet, e.g. kvrfd restarted right after gobgpd did: hold the kernel routes as
+      // after a restart of our own, instead of removing and re-adding them.
+      const peers = await s.speaker.listPeers();
+      if (peers.some((p) => p.state !== "established")) s.freshSince = this.now();
+    }
     if (observed !== undefined || s.started) this.hadBgp = true;
     if (observed === undefined && s.started) {
       s.started = false;

@@ -16,6 +16,7 @@ import { SpeakerError, type LocalPath, type VrfPath } from "./speaker.js";
 import type { Session } from "./speaker-link.js";
 import { buildStatus, failed, ok, readyVerdict, sameStatus, unknown, type Verdict, type VrfOutcome } from "./status.js";
 import type { StatusSink } from "./status-writer.js";
+import type { PrefixSpacer } from "./prefix-spacer.js";
 
 /** The key of the pass that removes what no object owns any more (serialised with the others). */
 export const orphanKey = "\u0000orphans";
@@ -44,6 +45,8 @@ export interface VrfControllerDeps {
   speakerGraceMs?: number;
   /** Other keys are waiting: favour throughput over the latency of this one's remote routes. */
   busy?: () => boolean;
+  /** Serialises changes of one prefix across VRFs for gobgpd 4.8 (see prefix-spacer.ts). */
+  spacer?: PrefixSpacer;
   kernel: KernelRouteCache;
   api: VrfApi;
   /** Where status goes: written in the background (StatusWriter), or at once in tests. */
@@ -75,6 +78,7 @@ export class VrfController {
   /** Keys whose overlapping-VPC paths must be re-announced (see markReannounce). */
   private readonly reannounce = new Set<string>();
   private conflictMemo: { version: number; conflicts: Map<string, Conflict> } | undefined;
+  private sharedMemo: { version: number; shared: Set<string> } | undefined;
   private readonly totals = { vrfs: 0, local: 0, remote: 0 };
   private readonly notReady = new Set<string>();
 
@@ -104,8 +108,9 @@ export class VrfController {
    * their IP prefix without the RD (Path.OriginInfo().nlriString is not updated by
    * Vrf.ToGlobalPath, and CreateUpdateMsgFromPaths keeps the last path per key), so of several
    * VPCs originating the same prefix on this node only one reaches the peer. Withdrawing and
-   * re-adding those paths once the session is up sends each in an update of its own. Returns the
-   * keys to reconcile; only they are affected, and only with the v4 API.
+   * re-adding those paths once the session is up, one VRF at a time (PrefixSpacer), sends each in
+   * an update of its own. Returns the keys to reconcile; only they are affected, and only with the
+   * v4 API.
    */
   markReannounce(): string[] {
     const s = this.d.link.current();
@@ -113,7 +118,10 @@ export class VrfController {
     const objects = this.d.objects.list();
     const shared = sharedPrefixes(objects);
     if (shared.size === 0) return [];
+    // Only VRFs gobgpd already had when the session came up were in that table transfer; paths
+    // added since went out one update each.
     const keys = objects
+      .filter((o) => s.vrfs.has(vrfName(o.spec.vpc)))
       .filter((o) => (o.spec.attachments ?? []).some((a) => a.prefixes.some((p) => shared.has(canonicalPrefix(p) ?? p))))
       .map((o) => o.metadata.name ?? "");
     for (const k of keys) this.reannounce.add(k);
@@ -248,11 +256,13 @@ export class VrfController {
       }
       await this.applySpeaker(s, actions);
       if (this.reannounce.delete(key) && !actions.some((a) => a.op === "add-vrf")) {
-        const shared = sharedPrefixes(this.d.objects.list());
+        const shared = this.shared();
         const again = desired.localPaths.filter((p) => shared.has(p.prefix));
         for (const p of again) {
-          await s.speaker.deleteLocalPath(p).catch(ignore("not-found"));
-          await s.speaker.addLocalPath(p);
+          await this.pathOp(s, p, async () => {
+            await s.speaker.deleteLocalPath(p).catch(ignore("not-found"));
+            await s.speaker.addLocalPath(p);
+          });
           this.d.metrics.speakerWrites.inc({ op: "reannounce" });
         }
         if (again.length > 0) this.d.log.info({ key, prefixes: again.map((p) => p.prefix) }, "re-announced overlapping prefixes to a peer that came up");
@@ -316,6 +326,21 @@ export class VrfController {
     return { kind: "done" };
   }
 
+  /** Prefixes several VPCs originate here, once per cache version. */
+  private shared(): Set<string> {
+    const v = this.d.objects.version?.();
+    if (v !== undefined && this.sharedMemo?.version === v) return this.sharedMemo.shared;
+    const shared = sharedPrefixes(this.d.objects.list());
+    if (v !== undefined) this.sharedMemo = { version: v, shared };
+    return shared;
+  }
+
+  /** Runs a path change, spaced from changes of the same prefix in other VRFs where gobgpd needs it. */
+  private pathOp<T>(s: Session, path: LocalPath, op: () => Promise<T>): Promise<T> {
+    if (this.d.spacer === undefined || s.speaker.api !== "v4" || !this.shared().has(path.prefix)) return op();
+    return this.d.spacer.run(path.prefix, path.vrf, op);
+  }
+
   /** findConflicts over the snapshot, computed once per cache version (every reconcile needs it). */
   private conflicts(): Map<string, Conflict> {
     const v = this.d.objects.version?.();
@@ -352,10 +377,10 @@ export class VrfController {
             s.vrfs.delete(a.name);
             break;
           case "add-path":
-            await s.speaker.addLocalPath(a.path);
+            await this.pathOp(s, a.path, () => s.speaker.addLocalPath(a.path));
             break;
           case "delete-path":
-            await s.speaker.deleteLocalPath(a.path).catch(ignore("not-found"));
+            await this.pathOp(s, a.path, () => s.speaker.deleteLocalPath(a.path).catch(ignore("not-found")));
             break;
         }
         this.d.metrics.speakerWrites.inc({ op: a.op });
