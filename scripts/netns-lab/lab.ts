@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as k8s from "@kubernetes/client-node";
+import { nsKubeconfig, startApiRelay, startNsForwarder } from "../../test/harness/api-bridge.js";
 import { startControlPlane } from "../../test/harness/apiserver.js";
 import { startGobgpd } from "../../test/harness/gobgpd.js";
 import { spawnDaemon, stopByPidfiles, waitFor } from "../../test/harness/process.js";
@@ -17,7 +18,6 @@ import { conflist, demoPods, fabricNetns, labNodes, nodeNetns, nsPrefix, podNetn
 
 export const labDir = path.join(testEnvDir, "lab");
 const stateFile = path.join(labDir, "state.json");
-const nsApiPort = 6443;
 
 export interface LabState {
   apiserverUrl: string;
@@ -102,9 +102,7 @@ export async function up(log: (s: string) => void = () => undefined): Promise<La
     // Control plane in the root namespace; namespaces reach it through a relay (no root addresses).
     const cp = await startControlPlane({ dir: path.join(labDir, "control-plane"), detached: true });
     log(`kube-apiserver ${cp.url} (${Date.now() - t0} ms)`);
-    const apiSocket = path.join(labDir, "apiserver.sock");
-    const relay = spawnDaemon("api-relay", process.execPath, [path.join(repoRoot, "test/harness/forwarder.ts"), "--to", new URL(cp.url).host, apiSocket], { dir: labDir, detached: true });
-    await waitFor("API relay", async () => existsSync(apiSocket), { timeoutMs: 10_000, daemon: relay });
+    const { socket: apiSocket } = await startApiRelay(cp.url, labDir, true);
 
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(cp.kubeconfig);
@@ -177,12 +175,8 @@ async function buildNode(node: LabNode, apiSocket: string, adminKubeconfig: stri
   }
 
   // The API server on this namespace's 127.0.0.1:6443, through the relay.
-  const fwd = spawnDaemon("api-forwarder", "ip", ["netns", "exec", ns, process.execPath, path.join(repoRoot, "test/harness/forwarder.ts"), String(nsApiPort), apiSocket], { dir, detached: true });
-  await waitFor(`API forwarder in ${ns}`, async () => readFileSync(fwd.logFile, "utf8").includes("listening"), { timeoutMs: 10_000, daemon: fwd });
-  const kubeconfig = path.join(dir, "kubeconfig");
-  const cfg = JSON.parse(readFileSync(adminKubeconfig, "utf8")) as { clusters: { cluster: { server: string } }[] };
-  for (const c of cfg.clusters) c.cluster.server = `https://127.0.0.1:${nsApiPort}`;
-  writeFileSync(kubeconfig, JSON.stringify(cfg, null, 2));
+  await startNsForwarder(ns, apiSocket, dir, true);
+  const kubeconfig = nsKubeconfig(adminKubeconfig, path.join(dir, "kubeconfig"));
 
   const gobgpd = await startGobgpd({ binary: tool("gobgpd4"), dir: path.join(dir, "gobgp"), netns: ns, logLevel: "warn", detached: true });
   await startKvrfd(node, gobgpd.socket);

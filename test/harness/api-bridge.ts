@@ -2,8 +2,7 @@
 // namespace relays to the API server, and a forwarder inside each namespace listens on its
 // 127.0.0.1:6443 and relays to that socket (see forwarder.ts). kubeconfigs for code running in a
 // namespace then point at https://127.0.0.1:6443, which the serving certificate covers.
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect, createServer, type Server } from "node:net";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { spawnDaemon, waitFor, type Daemon } from "./process.js";
 import { repoRoot } from "./tools.js";
@@ -19,40 +18,45 @@ export interface ApiBridge {
   close(): Promise<void>;
 }
 
-export async function startApiBridge(apiserverUrl: string, dir: string): Promise<ApiBridge> {
-  const url = new URL(apiserverUrl);
+/** A copy of `kubeconfig` whose server is the namespace-local forwarder (127.0.0.1:6443). */
+export function nsKubeconfig(kubeconfig: string, out: string): string {
+  const cfg = JSON.parse(readFileSync(kubeconfig, "utf8")) as { clusters: { cluster: { server: string } }[] };
+  for (const c of cfg.clusters) c.cluster.server = `https://127.0.0.1:${nsApiPort}`;
+  writeFileSync(out, JSON.stringify(cfg, null, 2));
+  return out;
+}
+
+const forwarder = path.join(repoRoot, "test/harness/forwarder.ts");
+
+/** The relay in the root namespace: unix socket `dir/apiserver.sock` → the API server. */
+export async function startApiRelay(apiserverUrl: string, dir: string, detached = false): Promise<{ socket: string; daemon: Daemon }> {
   const socket = path.join(dir, "apiserver.sock");
-  rmSync(socket, { force: true });
-  const server: Server = createServer((client) => {
-    const upstream = connect(Number(url.port), url.hostname.replace(/^\[|\]$/g, ""));
-    client.pipe(upstream).pipe(client);
-    const close = (): void => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on("error", close);
-    upstream.on("error", close);
-  });
-  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  const daemon = spawnDaemon("api-relay", process.execPath, [forwarder, "--to", new URL(apiserverUrl).host, socket], { dir, detached });
+  await waitFor("API relay", async () => existsSync(socket) && readFileSync(daemon.logFile, "utf8").includes("listening"), { timeoutMs: 10_000, daemon });
+  return { socket, daemon };
+}
+
+/** A forwarder inside `netns` serving its 127.0.0.1:6443 from the relay's socket. */
+export async function startNsForwarder(netns: string, socket: string, dir: string, detached = false): Promise<Daemon> {
+  const d = spawnDaemon(`forwarder-${netns}`, "ip", ["netns", "exec", netns, process.execPath, forwarder, String(nsApiPort), socket], { dir, detached });
+  await waitFor(`forwarder in ${netns}`, async () => readFileSync(d.logFile, "utf8").includes("listening"), { timeoutMs: 10_000, daemon: d });
+  return d;
+}
+
+export async function startApiBridge(apiserverUrl: string, dir: string): Promise<ApiBridge> {
+  const relay = await startApiRelay(apiserverUrl, dir);
   const forwarders: Daemon[] = [];
   return {
-    socket,
+    socket: relay.socket,
     async into(netns) {
-      const d = spawnDaemon(`forwarder-${netns}`, "ip", ["netns", "exec", netns, process.execPath, path.join(repoRoot, "test/harness/forwarder.ts"), String(nsApiPort), socket], { dir });
+      const d = await startNsForwarder(netns, relay.socket, dir);
       forwarders.push(d);
-      await waitFor(`forwarder in ${netns}`, async () => readFileSync(d.logFile, "utf8").includes("listening"), { timeoutMs: 10_000, daemon: d });
       return d;
     },
-    nsKubeconfig(kubeconfig, out) {
-      const cfg = JSON.parse(readFileSync(kubeconfig, "utf8")) as { clusters: { cluster: { server: string } }[] };
-      for (const c of cfg.clusters) c.cluster.server = `https://127.0.0.1:${nsApiPort}`;
-      writeFileSync(out, JSON.stringify(cfg, null, 2));
-      return out;
-    },
+    nsKubeconfig,
     async close() {
       await Promise.all(forwarders.map((f) => f.stop()));
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      rmSync(socket, { force: true });
+      await relay.daemon.stop();
     },
   };
 }
