@@ -3,7 +3,8 @@
 import { createHash } from "node:crypto";
 import { CniError, ErrorCode } from "./error.js";
 import { parseNetConf, type NetConf } from "./config.js";
-import { KubeClient, KubeError, loadKubeconfig } from "./kube/client.js";
+import type { KubeClient } from "./kube/client.js";
+import { KubeError, loadKubeconfig, type Credentials } from "./kube/credentials.js";
 import { createLogger, type Logger } from "./log.js";
 import { dataplaneMode, type DataplaneMode } from "./dataplane/mode.js";
 import { attachmentIds, type AttachmentIds } from "./dataplane/attachment.js";
@@ -66,13 +67,29 @@ export async function findAttachment(ctx: Context, client: KubeClient): Promise<
   return entry === undefined ? undefined : attachmentIds(conf.locator, conf.vpc, parseInt(entry.attachment, 16));
 }
 
-export async function kubeClient(conf: NetConf): Promise<KubeClient> {
+/** The config's kubeconfig, read and checked (code 7 when it is unusable). */
+export async function credentials(conf: NetConf): Promise<Credentials> {
   try {
-    return new KubeClient(await loadKubeconfig(conf.kubeconfig));
+    return await loadKubeconfig(conf.kubeconfig);
   } catch (err) {
     if (err instanceof KubeError) throw new CniError(ErrorCode.InvalidConfig, `kubeconfig: ${err.message}`, "", { cause: err });
     throw err;
   }
+}
+
+/**
+ * A client for `creds`, its TLS connection already being opened. Loading the client loads
+ * node:https and node:tls (~10 ms of this thread), so ADD does it while its children run.
+ */
+export async function connect(creds: Credentials): Promise<KubeClient> {
+  const { KubeClient } = await import("./kube/client.js");
+  const client = new KubeClient(creds);
+  client.preconnect();
+  return client;
+}
+
+export async function kubeClient(conf: NetConf): Promise<KubeClient> {
+  return connect(await credentials(conf));
 }
 
 export function routing(asn: number, conf: NetConf): { rd: string; rt: string } {

@@ -1,14 +1,16 @@
 // DEL: take the attachment out of the API first (BGP withdrawal starts while the pod can still
-// forward), then remove the data plane, then the IPAM lease. What is already gone counts as
-// removed, so DEL succeeds without a netns, without an object, and when repeated.
-import { CniError } from "./error.js";
+// forward), then remove the data plane, then the IPAM lease. The removal of the VPC's last
+// attachment on the node also releases the node's route-target hold (route-target-hold.ts). What
+// is already gone counts as removed, so DEL succeeds without a netns, without an object, and when
+// repeated.
 import { findAttachment, kubeClient, makeContext, mode, type Context } from "./context.js";
 import { invokeIpam } from "./ipam.js";
 import { detach, releaseVpcIfUnused, type AttachmentIds } from "./dataplane/attachment.js";
 import { withLock } from "./dataplane/lock.js";
-import { releaseRouteTarget, withdrawAttachment } from "./kube/objects.js";
-import { KubeError, type KubeClient } from "./kube/client.js";
-import { apiVersion, routeTargetClaim, vpcLabel } from "../shared/api-types.js";
+import type { DataplaneMode } from "./dataplane/mode.js";
+import { withdrawAttachment } from "./kube/objects.js";
+import type { KubeClient } from "./kube/client.js";
+import { releaseRouteTargets } from "./route-target-hold.js";
 import type { CmdArgs } from "./skel.js";
 
 export async function del(args: CmdArgs, env: Readonly<Record<string, string | undefined>>): Promise<void> {
@@ -16,10 +18,26 @@ export async function del(args: CmdArgs, env: Readonly<Record<string, string | u
   const client = await kubeClient(ctx.conf);
   try {
     const started = performance.now();
-    await removeAttachment(ctx, client, args.containerId, args.ifName, await findAttachment(ctx, client), () =>
-      invokeIpam(ctx.conf.ipam.type, "DEL", args.path, env, args.stdin).then(() => undefined),
+    // Where the time goes, for the benchmark (scripts/bench-cni.ts reads these from the log).
+    const phase: Record<string, number> = { startup: Math.round(process.uptime() * 1000) };
+    let mark = started;
+    const lap = (name: string): void => {
+      const now = performance.now();
+      phase[name] = Math.round((now - mark) * 10) / 10;
+      mark = now;
+    };
+    const ids = await findAttachment(ctx, client);
+    lap("find");
+    const lastOfVpc = await removeAttachment(
+      ctx,
+      client,
+      args.containerId,
+      args.ifName,
+      ids,
+      () => invokeIpam(ctx.conf.ipam.type, "DEL", args.path, env, args.stdin).then(() => lap("ipam")),
+      lap,
     );
-    ctx.log.info({ ms: Math.round(performance.now() - started), apiRoundTrips: client.roundTrips }, "detached");
+    ctx.log.info({ ms: Math.round(performance.now() - started), phaseMs: phase, apiRoundTrips: client.roundTrips, apiMs: client.requestMs, lastOfVpc }, "detached");
   } finally {
     client.close();
   }
@@ -27,8 +45,9 @@ export async function del(args: CmdArgs, env: Readonly<Record<string, string | u
 
 /**
  * Removes one attachment (also used by GC; `ids` undefined: nothing of it is left in the
- * kernel): its BGPVRFInstance entry first, then — concurrently — its route-target claim and its
- * kernel state followed by `afterKernel` (the IPAM lease).
+ * kernel): its BGPVRFInstance entry first, then under the VPC lock its kernel state — and with
+ * the VPC's last attachment on the node, the VPC's table state and the node's route-target hold —
+ * then `afterKernel` (the IPAM lease). True when no attachment of the VPC is left on the node.
  */
 export async function removeAttachment(
   ctx: Context,
@@ -37,49 +56,31 @@ export async function removeAttachment(
   ifName: string,
   ids: AttachmentIds | undefined,
   afterKernel: () => Promise<void> = () => Promise.resolve(),
-): Promise<void> {
+  lap: (step: string) => void = () => undefined,
+): Promise<boolean> {
   const { conf } = ctx;
-  await withdrawAttachment(client, conf.nodeName, conf.vpcHex, containerId, ifName);
-  const holder = { node: conf.nodeName, containerID: containerId, ifName };
-  // Claims are found by the VPC's label, not recomputed from the ASN: the config's ASN may have
-  // changed since ADD, and a claim must never be left behind.
-  const claims = releaseClaims(client, conf.vpcHex, holder);
-  const local = (async () => {
-    const dpMode = await mode(ctx);
-    const lockName = `vpc-${conf.vpcHex}`;
-    await withLock(lockName, async () => {
-      if (ids !== undefined) await detach({ mode: dpMode, table: conf.table, hostIf: ids.hostIf, sid: ids.sid, sid6: ids.sid6 });
-      if (await releaseVpcIfUnused(dpMode, conf.vpc, conf.table)) ctx.log.info({ table: conf.table }, "released the VPC's table: last attachment on this node");
-    });
-    await afterKernel();
-  })();
-  const [c, l] = await Promise.allSettled([claims, local]);
-  if (c.status === "rejected") throw c.reason;
-  if (l.status === "rejected") throw l.reason;
-}
-
-interface ClaimList {
-  items?: { spec?: { routeTarget?: string; holders?: { node: string; containerID: string; ifName: string }[] } }[];
+  const entries = await withdrawAttachment(client, conf.nodeName, conf.vpcHex, containerId, ifName);
+  lap("withdraw");
+  const dpMode = await mode(ctx);
+  const last = await withLock(`vpc-${conf.vpcHex}`, async () => {
+    if (ids !== undefined) await detach({ mode: dpMode, table: conf.table, hostIf: ids.hostIf, sid: ids.sid, sid6: ids.sid6 });
+    lap("detach");
+    return releaseVpc(ctx, client, dpMode, entries === "gone");
+  });
+  lap("release");
+  await afterKernel();
+  return last;
 }
 
 /**
- * Releases the claims this attachment holds. They are found by the VPC's label rather than by
- * route target, so DEL needs neither the ASN nor the speaker config.
+ * With the VPC lock held: when no attachment of the VPC is left in the node's kernel, removes the
+ * VPC's table state and releases the node's route-target holds. True when the VPC was unused.
+ * `objectGone`: see releaseRouteTargets.
  */
-async function releaseClaims(client: KubeClient, vpcHex: string, holder: { node: string; containerID: string; ifName: string }): Promise<void> {
-  let list: ClaimList;
-  try {
-    list = (
-      await client.request<ClaimList>("GET", `/apis/${apiVersion}/${routeTargetClaim.plural}`, {
-        query: { labelSelector: `${vpcLabel}=${vpcHex}` },
-      })
-    ).body;
-  } catch (err) {
-    if (err instanceof KubeError && err.notFound) return;
-    throw new CniError(err instanceof KubeError && err.unreachable ? 11 : 101, `listing route target claims of VPC ${vpcHex}: ${(err as Error).message}`);
-  }
-  for (const claim of list.items ?? []) {
-    const held = (claim.spec?.holders ?? []).some((h) => h.node === holder.node && h.containerID === holder.containerID && h.ifName === holder.ifName);
-    if (held && claim.spec?.routeTarget !== undefined) await releaseRouteTarget(client, claim.spec.routeTarget, holder);
-  }
+export async function releaseVpc(ctx: Context, client: KubeClient, dpMode: DataplaneMode, objectGone = false): Promise<boolean> {
+  const { conf, log } = ctx;
+  if (!(await releaseVpcIfUnused(dpMode, conf.vpc, conf.table))) return false;
+  log.info({ table: conf.table }, "released the VPC's table: no attachment of it left on this node");
+  await releaseRouteTargets(client, conf.stateDir, conf.nodeName, conf.vpcHex, log, objectGone);
+  return true;
 }

@@ -1,15 +1,20 @@
 // GC: remove this network's attachments that the runtime no longer lists as valid
 // (cni.dev/valid-attachments; cni.dev/attachments is read too, see FACTS §1), from the kernel and
-// the API, then forward GC to the IPAM plugin. Continues past errors and reports them together.
+// the API, release the node's route-target holds of VPCs with no attachment left on the node,
+// then forward GC to the IPAM plugin. Continues past errors and reports them together.
+import { readdirSync } from "node:fs";
+import path from "node:path";
 import { CniError, ErrorCode } from "./error.js";
-import { attachmentAlias, kubeClient, makeContext, type Context } from "./context.js";
+import { attachmentAlias, kubeClient, makeContext, mode, type Context } from "./context.js";
 import { attachmentIds } from "./dataplane/attachment.js";
 import { invokeIpam } from "./ipam.js";
-import { removeAttachment } from "./del.js";
+import { releaseVpc, removeAttachment } from "./del.js";
+import { withLock } from "./dataplane/lock.js";
+import { markerPath } from "./route-target-hold.js";
 import { getBgpVrfInstance } from "./kube/objects.js";
 import { ipJson } from "../shared/kernel/ip.js";
 import { parseHostVethName } from "../shared/ifnames.js";
-import { hex, vpcNumber } from "../shared/ids.js";
+import { hex, parseVpc, vpcNumber } from "../shared/ids.js";
 import type { CmdArgs } from "./skel.js";
 
 interface Valid {
@@ -76,6 +81,25 @@ export async function gc(args: CmdArgs, env: Readonly<Record<string, string | un
         errors.push(`${key}: ${(err as Error).message}`);
       }
     }
+    // Holds of VPCs with no attachment left on the node: this network's VPC, and every VPC this
+    // node has a hold marker for (a DEL that failed after removing its kernel state, never retried).
+    const vpcs = new Map<string, bigint>([[conf.vpcHex, conf.vpc]]);
+    for (const name of markedVpcs(conf.stateDir)) {
+      try {
+        vpcs.set(name, parseVpc(name));
+      } catch {
+        // not a marker
+      }
+    }
+    const dpMode = await mode(ctx);
+    for (const [vpcHex, vpc] of vpcs) {
+      const c = vpc === conf.vpc ? ctx : forVpc(ctx, vpc);
+      try {
+        if (await withLock(`vpc-${vpcHex}`, () => releaseVpc(c, client, dpMode))) log.info({ vpc: vpcHex }, "GC: no attachment of the VPC left on this node");
+      } catch (err) {
+        errors.push(`route-target hold of VPC ${vpcHex}: ${(err as Error).message}`);
+      }
+    }
   } finally {
     client.close();
   }
@@ -88,6 +112,15 @@ async function releaseLease(ctx: Context, containerId: string, ifName: string): 
   const env = { ...ctx.env, CNI_CONTAINERID: containerId, CNI_IFNAME: ifName, CNI_NETNS: "" };
   const { "cni.dev/valid-attachments": _v, "cni.dev/attachments": _a, ...conf } = ctx.args.config;
   await invokeIpam(ctx.conf.ipam.type, "DEL", ctx.args.path, env, Buffer.from(JSON.stringify(conf)));
+}
+
+/** VPCs this node has a route-target hold marker for. */
+function markedVpcs(stateDir: string): string[] {
+  try {
+    return readdirSync(path.dirname(markerPath(stateDir, "x"))).filter((n) => !n.includes("."));
+  } catch {
+    return [];
+  }
 }
 
 /** The context of another VPC's attachment of this network (GC), from its interface name. */

@@ -10,7 +10,7 @@
 import { createHash } from "node:crypto";
 import ipaddr from "ipaddr.js";
 import { routeProtocol } from "../../shared/api-types.js";
-import { ip, ipIdempotentDel, ipJson, IpError, type IpOptions } from "../../shared/kernel/ip.js";
+import { ip, ipJson, IpError, type IpOptions } from "../../shared/kernel/ip.js";
 import { hostVethName, vrfDeviceName } from "../../shared/ifnames.js";
 import { attachmentSid, attachmentSid6, type Locator } from "../../shared/srv6-sid.js";
 import { CniError, ErrorCode } from "../error.js";
@@ -71,8 +71,6 @@ export function attachmentIds(locator: Locator, vpc: bigint, attachment: number)
     sid6: attachmentSid6(locator, vpc, attachment),
   };
 }
-
-type Resolved = Omit<AttachmentSpec, "attachment"> & AttachmentIds;
 
 export interface Attached extends AttachmentIds {
   hostMac: string;
@@ -148,8 +146,9 @@ export async function releaseVpcIfUnused(mode: DataplaneMode, vpc: bigint, table
       if (!(err instanceof IpError && err.notFound)) throw err;
     });
   } else {
-    // Every attachment has an IPv4 and an IPv6 rule; the IPv4 ones tell whether any is left.
-    if ((await ipJson(["-4", "rule", "show", "table", t], h)).length > 0) return false;
+    // Every attachment has an IPv4 and an IPv6 rule. The IPv6 one is made first, with the veth and
+    // under the VPC lock (prepare), so it also counts an ADD still waiting for its addresses.
+    if ((await ipJson(["-6", "rule", "show", "table", t], h)).length > 0) return false;
   }
   await ip([], {
     ...h,
@@ -159,32 +158,106 @@ export async function releaseVpcIfUnused(mode: DataplaneMode, vpc: bigint, table
   return true;
 }
 
-/**
- * Builds the attachment, recording an undo for each step. The caller holds the VPC lock and has
- * run ensureVpc. Throws CniError; on failure the caller unwinds `undo`.
- */
-export async function attach(spec: AttachmentSpec, undo: UndoStack): Promise<Attached> {
-  const h: IpOptions = spec.hostNs !== undefined ? { netns: spec.hostNs } : {};
-  const has6 = spec.ips.some((i) => i.family === 6);
-  if (spec.mode === "policy-routing" && has6 && spec.locator.length > 63) {
+/** The pod's addresses as configured in the pod (/32, /128), canonical. */
+export function podAddressesOf(ips: readonly IpamIp[]): string[] {
+  return ips.map((i) => `${hostAddress(i.address)}/${i.family === 4 ? 32 : 128}`);
+}
+
+/** Refuses IPv6 pods on a 64-bit locator in policy-routing mode: End.DX6 needs a SID bit. */
+export function checkLocator(mode: DataplaneMode, locator: Locator, ips: readonly IpamIp[]): void {
+  if (mode === "policy-routing" && ips.some((i) => i.family === 6) && locator.length > 63) {
     throw new CniError(
       ErrorCode.InvalidConfig,
       "srv6Locator: a 64-bit locator leaves no bit for the IPv6 (End.DX6) SID on a kernel without VRF devices; use a locator of 63 bits or less",
     );
   }
-  // 1. The veth pair, the pod end created directly inside the pod's namespace under its final
-  // name. The host end is named from (vpc, attachment), so the kernel's EEXIST on it is the
-  // atomic test-and-set that keeps attachment IDs (and with them SIDs) unique on the node.
+}
+
+/**
+ * Builds the attachment, recording an undo for each step: prepare(), then configure() with the
+ * addresses. The caller holds the VPC lock (prepare needs it). Throws CniError; on failure the
+ * caller unwinds `undo`.
+ */
+export async function attach(spec: AttachmentSpec, undo: UndoStack): Promise<Attached> {
+  return configure(await prepare(spec, undo), spec.ips, spec.routes);
+}
+
+export type PrepareSpec = Omit<AttachmentSpec, "ips" | "routes">;
+
+/** An attachment whose veth exists (prepare), waiting for its addresses (configure). */
+export interface Prepared extends AttachmentIds {
+  spec: Omit<PrepareSpec, "attachment">;
+  hostMac: string;
+  podMac: string;
+}
+
+/** Index (1-based) of the batch line that failed, from iproute2's "Command failed -:N". */
+function failedLine(err: unknown): number | undefined {
+  if (!(err instanceof IpError)) return undefined;
+  const m = /Command failed -:(\d+)\b/.exec(err.stderr);
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * Everything that does not need the IPAM result, in one `ip -6 -batch` (each `ip` run costs a
+ * process start): the VPC table's IPv6 unreachable default, the veth pair — host end up with its
+ * MAC, pod end created directly inside the pod's namespace under its final name, both with their
+ * MTU — the alias recording whose it is, and the pod traffic's entry into the VPC (the IPv6
+ * `iif` rule, or VRF membership and the End.DT46 SID). The caller holds the VPC lock: the rule or
+ * membership is what tells releaseVpcIfUnused (and the route-target hold) that the VPC is in use.
+ * The host end is named from (vpc, attachment), so the kernel's EEXIST on it is the atomic
+ * test-and-set that keeps attachment IDs (and with them SIDs) unique on the node.
+ */
+export async function prepare(spec: PrepareSpec, undo: UndoStack): Promise<Prepared> {
+  const h: IpOptions = spec.hostNs !== undefined ? { netns: spec.hostNs } : {};
+  const t = String(spec.table);
+  const vrf = vrfDeviceName(spec.vpc);
+  const before: string[] = [];
+  if (spec.mode === "vrf") {
+    try {
+      await ip(["link", "add", vrf, "type", "vrf", "table", t], h);
+    } catch (err) {
+      if (!(err instanceof IpError && err.exists)) throw kernelError(`creating VRF device ${vrf}`, err);
+    }
+    before.push(`link set ${vrf} up`);
+  }
+  before.push(`route replace unreachable ::/0 metric ${unreachableMetric} table ${t} proto ${proto}`);
+  const vethLine = before.length + 1;
   const candidates =
     spec.attachment !== undefined
       ? [spec.attachment]
       : Array.from({ length: 32 }, (_, i) => (createHash("sha256").update(spec.seed).digest().readUInt16BE(0) + i * 7919) & 0xffff);
   for (const candidate of candidates) {
     const ids = attachmentIds(spec.locator, spec.vpc, candidate);
+    const { host: hostMac, pod: podMac } = macs(spec.vpc, candidate);
+    const mtu = String(spec.mtu);
+    const lines = [
+      ...before,
+      `link add ${ids.hostIf} address ${hostMac} mtu ${mtu} up type veth peer name ${spec.podIf} address ${podMac} mtu ${mtu} netns ${spec.netns}`,
+      `link set ${ids.hostIf} alias ${spec.alias}`,
+      ...(spec.mode === "vrf"
+        ? [`link set ${ids.hostIf} master ${vrf}`, `route add ${ids.sid}/128 encap seg6local action End.DT46 vrftable ${t} dev ${vrf} proto ${proto}`]
+        : [`rule add iif ${ids.hostIf} lookup ${t} pref ${rulePreference} protocol ${proto}`]),
+    ];
+    const undoVeth = (): void =>
+      undo.push(`attachment ${ids.hostIf}`, () => detach({ hostNs: spec.hostNs, mode: spec.mode, table: spec.table, hostIf: ids.hostIf, sid: ids.sid, sid6: ids.sid6 }));
     try {
-      await ip(["link", "add", ids.hostIf, "mtu", String(spec.mtu), "type", "veth", "peer", "name", spec.podIf, "mtu", String(spec.mtu), "netns", spec.netns], h);
+      await ip(["-6"], { ...h, batch: lines });
     } catch (err) {
-      if (!(err instanceof IpError && err.exists)) throw kernelError(`creating veth ${ids.hostIf}/${spec.podIf}`, err);
+      const line = failedLine(err);
+      if (line === undefined || line > vethLine) {
+        // Past the veth (or unknown: a timeout): ours if it carries our MAC, which is derived from
+        // this very (vpc, attachment) and set atomically with its creation.
+        const ours =
+          line !== undefined ||
+          (await ipJson<{ address?: string }>(["link", "show", "dev", ids.hostIf], h).then(
+            (l) => l[0]?.address === hostMac,
+            () => false,
+          ));
+        if (ours) undoVeth();
+        throw kernelError(`preparing ${ids.hostIf} for VPC ${spec.vpc.toString(16)}`, err);
+      }
+      if (line < vethLine || !(err instanceof IpError && err.exists)) throw kernelError(`creating veth ${ids.hostIf}/${spec.podIf}`, err);
       const hostExists = await ipJson(["link", "show", "dev", ids.hostIf], h).then(
         (l) => l.length > 0,
         () => false,
@@ -198,25 +271,32 @@ export async function attach(spec: AttachmentSpec, undo: UndoStack): Promise<Att
       }
       continue;
     }
-    undo.push(`veth ${ids.hostIf}`, () => ipIdempotentDel(["link", "del", ids.hostIf], h));
+    undoVeth();
     const { attachment: _auto, ...rest } = spec;
-    return configure({ ...rest, ...ids }, undo, h);
+    return { spec: rest, ...ids, hostMac, podMac };
   }
   throw new CniError(ErrorCode.TryAgainLater, `no free attachment ID for VPC ${spec.vpc.toString(16)} on this node after ${candidates.length} tries`);
 }
 
-async function configure(s: Resolved, undo: UndoStack, h: IpOptions): Promise<Attached> {
+/**
+ * The rest, once IPAM has answered: the pod side (addresses, link-local gateways with permanent
+ * neighbours, routes) and the host side (routes and neighbours to the pod and its terminations,
+ * the IPv4 rule, SRv6 decapsulation per family), one batch each, run concurrently. Needs no lock:
+ * prepare already made the VPC count as in use. prepare's undo removes all of it.
+ */
+export async function configure(p: Prepared, ips: IpamIp[], routes: IpamRoute[]): Promise<Attached> {
+  const s = p.spec;
+  const h: IpOptions = s.hostNs !== undefined ? { netns: s.hostNs } : {};
   const t = String(s.table);
-  const has4 = s.ips.some((i) => i.family === 4);
-  const has6 = s.ips.some((i) => i.family === 6);
-  const { host: hostMac, pod: podMac } = macs(s.vpc, s.attachment);
-  // One undo for everything below: detach() removes it all and tolerates what is not there.
-  undo.push(`attachment ${s.hostIf}`, () => detach({ hostNs: s.hostNs, mode: s.mode, table: s.table, hostIf: s.hostIf, sid: s.sid, sid6: s.sid6 }));
+  const has4 = ips.some((i) => i.family === 4);
+  const has6 = ips.some((i) => i.family === 6);
+  checkLocator(s.mode, s.locator, ips);
+  const { hostMac, podMac } = p;
   try {
-    const podAddresses = s.ips.map((i) => `${hostAddress(i.address)}/${i.family === 4 ? 32 : 128}`);
+    const podAddresses = podAddressesOf(ips);
 
     // The pod side: addresses, link-local gateways with permanent neighbours, routes.
-    const pod: string[] = ["link set lo up", `link set ${s.podIf} address ${podMac}`];
+    const pod: string[] = ["link set lo up"];
     for (const a of podAddresses) pod.push(`addr add ${a} dev ${s.podIf}${family(hostAddress(a)) === 6 ? " nodad" : ""}`);
     pod.push(`link set ${s.podIf} up`);
     if (has4) {
@@ -228,52 +308,50 @@ async function configure(s: Resolved, undo: UndoStack, h: IpOptions): Promise<At
       pod.push(`neigh replace ${podGateway6} lladdr ${hostMac} dev ${s.podIf} nud permanent`);
       pod.push(`route add ::/0 via ${podGateway6} dev ${s.podIf}`);
     }
-    for (const r of s.routes) {
+    for (const r of routes) {
       const v = family(r.dst.split("/")[0] ?? "");
       if (r.dst === "0.0.0.0/0" || r.dst === "::/0") continue;
       if ((v === 4 && !has4) || (v === 6 && !has6)) continue;
       pod.push(`route replace ${r.dst} via ${v === 4 ? podGateway4 : podGateway6} dev ${s.podIf}`);
     }
-    await ip([], { netns: s.netns, batch: pod });
 
-    // The host side, in one batch per family (each `ip` run costs a process start): VPC
-    // membership, routes to the pod and its terminations, and SRv6 decapsulation into it.
-    const up = `link set ${s.hostIf} address ${hostMac} alias ${s.alias} up`;
-    const host: string[] = [];
-    if (s.mode === "vrf") host.push(up, `link set ${s.hostIf} master ${vrfDeviceName(s.vpc)}`);
+    // The host side, in one batch (every line's family follows from its addresses): the VPC
+    // table's IPv4 default, routes to the pod and its terminations, SRv6 decapsulation into it.
+    const host: string[] = [`route replace unreachable 0.0.0.0/0 metric ${unreachableMetric} table ${t} proto ${proto}`];
+    if (s.mode === "policy-routing") host.push(`rule add iif ${p.hostIf} lookup ${t} pref ${rulePreference} protocol ${proto}`);
     for (const a of podAddresses) {
       const addr = hostAddress(a);
-      host.push(`neigh replace ${addr} lladdr ${podMac} dev ${s.hostIf} nud permanent`);
-      host.push(`route add ${a} dev ${s.hostIf} table ${t} proto ${proto}${family(addr) === 4 ? " scope link" : ""}`);
+      host.push(`neigh replace ${addr} lladdr ${podMac} dev ${p.hostIf} nud permanent`);
+      host.push(`route add ${a} dev ${p.hostIf} table ${t} proto ${proto}${family(addr) === 4 ? " scope link" : ""}`);
     }
     for (const term of s.terminations) {
-      host.push(`route add ${term.network} via ${term.via} dev ${s.hostIf} table ${t} proto ${proto} onlink`);
+      host.push(`route add ${term.network} via ${term.via} dev ${p.hostIf} table ${t} proto ${proto} onlink`);
     }
-    const host6: string[] = [];
+    let hostDone: Promise<unknown>;
     if (s.mode === "vrf") {
-      host.push(`route add ${s.sid}/128 encap seg6local action End.DT46 vrftable ${t} dev ${vrfDeviceName(s.vpc)} proto ${proto}`);
-      await ip([], { ...h, batch: host });
+      hostDone = ip([], { ...h, batch: host });
     } else {
-      host.push(`rule add iif ${s.hostIf} lookup ${t} pref ${rulePreference} protocol ${proto}`);
-      host6.push(`rule add iif ${s.hostIf} lookup ${t} pref ${rulePreference} protocol ${proto}`);
-      if (has6 && s.sid6 !== undefined) {
-        const nh = nextHop6(s.vpc, s.attachment);
-        host6.push(
-          `route add ${nh}/128 dev ${s.hostIf} proto ${proto}`,
-          `neigh replace ${nh} lladdr ${podMac} dev ${s.hostIf} nud permanent`,
-          `route add ${s.sid6}/128 encap seg6local action End.DX6 nh6 ${nh} dev ${s.hostIf} proto ${proto}`,
+      if (has6 && p.sid6 !== undefined) {
+        const nh = nextHop6(s.vpc, p.attachment);
+        host.push(
+          `route add ${nh}/128 dev ${p.hostIf} proto ${proto}`,
+          `neigh replace ${nh} lladdr ${podMac} dev ${p.hostIf} nud permanent`,
+          `route add ${p.sid6}/128 encap seg6local action End.DX6 nh6 ${nh} dev ${p.hostIf} proto ${proto}`,
         );
       }
-      if (has4) await withNextHop4(s, h, up, host, (nh) => [
-        `neigh replace ${nh} lladdr ${podMac} dev ${s.hostIf} nud permanent`,
-        `route add ${s.sid}/128 encap seg6local action End.DX4 nh4 ${nh} dev ${s.hostIf} proto ${proto}`,
-      ]);
-      else await ip([], { ...h, batch: [up, ...host] });
-      await ip(["-6"], { ...h, batch: host6 });
+      hostDone = has4
+        ? withNextHop4(p, h, host, (nh) => [
+            `neigh replace ${nh} lladdr ${podMac} dev ${p.hostIf} nud permanent`,
+            `route add ${p.sid}/128 encap seg6local action End.DX4 nh4 ${nh} dev ${p.hostIf} proto ${proto}`,
+          ])
+        : ip([], { ...h, batch: host });
     }
-    return { hostMac, podMac, podAddresses, attachment: s.attachment, hostIf: s.hostIf, sid: s.sid, sid6: s.sid6 };
+    const [podRun, hostRun] = await Promise.allSettled([ip([], { netns: s.netns, batch: pod }), hostDone]);
+    if (podRun.status === "rejected") throw podRun.reason;
+    if (hostRun.status === "rejected") throw hostRun.reason;
+    return { hostMac, podMac, podAddresses, attachment: p.attachment, hostIf: p.hostIf, sid: p.sid, sid6: p.sid6 };
   } catch (err) {
-    throw kernelError(`attaching ${s.hostIf} to VPC ${s.vpc.toString(16)}`, err);
+    throw kernelError(`attaching ${p.hostIf} to VPC ${s.vpc.toString(16)}`, err);
   }
 }
 
@@ -287,18 +365,18 @@ export function macs(vpc: bigint, attachment: number): { host: string; pod: stri
 }
 
 /**
- * Runs the host batch with a free End.DX4 next hop: its route comes right after bringing the
- * veth up (idempotent), so the kernel's EEXIST on it (nothing else applied yet: a batch stops at
- * its first failure) is the allocator's atomic test-and-set; concurrent ADDs never share one.
+ * Runs the host batch with a free End.DX4 next hop: its route is the batch's first line, so the
+ * kernel's EEXIST on it (nothing else applied yet: a batch stops at its first failure) is the
+ * allocator's atomic test-and-set; concurrent ADDs never share one.
  */
-async function withNextHop4(s: Resolved, h: IpOptions, up: string, host: string[], then: (nh: string) => string[]): Promise<void> {
+async function withNextHop4(p: Prepared, h: IpOptions, host: string[], then: (nh: string) => string[]): Promise<void> {
   for (let probe = 0; probe < 64; probe++) {
-    const nh = nextHop4Candidate(s.vpc, s.attachment, probe);
+    const nh = nextHop4Candidate(p.spec.vpc, p.attachment, probe);
     try {
-      await ip([], { ...h, batch: [up, `route add ${nh}/32 dev ${s.hostIf} proto ${proto}`, ...host, ...then(nh)] });
+      await ip([], { ...h, batch: [`route add ${nh}/32 dev ${p.hostIf} proto ${proto}`, ...host, ...then(nh)] });
       return;
     } catch (err) {
-      if (!(err instanceof IpError && err.exists && /Command failed -:2\b/.test(err.stderr))) throw err;
+      if (!(err instanceof IpError && err.exists && failedLine(err) === 1)) throw err;
     }
   }
   throw new CniError(ErrorCode.Kernel, "no free End.DX4 next hop in 169.254.64.0/18 after 64 probes");
@@ -327,13 +405,17 @@ export async function detach(s: DetachSpec): Promise<void> {
     // Deleting the host end removes the pod end, and every route and neighbour through it.
     [["-4"], [...rules, `link del ${s.hostIf}`]],
   ];
-  for (const [args, batch] of steps) {
-    await ip(args, { ...h, batch, force: true }).catch((err: unknown) => {
-      if (!(err instanceof IpError)) throw err;
-      const real = err.stderr
-        .split("\n")
-        .filter((l) => l.trim() !== "" && !/No such process|Cannot find device|No such file or directory|does not exist|Command failed/i.test(l));
-      if (real.length > 0) throw kernelError(`detaching ${s.hostIf}`, new Error(real.join("; ")));
-    });
-  }
+  // The two batches touch disjoint state, so they run concurrently.
+  const runs = await Promise.allSettled(
+    steps.map(([args, batch]) =>
+      ip(args, { ...h, batch, force: true }).catch((err: unknown) => {
+        if (!(err instanceof IpError)) throw err;
+        const real = err.stderr
+          .split("\n")
+          .filter((l) => l.trim() !== "" && !/No such process|Cannot find device|No such file or directory|does not exist|Command failed/i.test(l));
+        if (real.length > 0) throw kernelError(`detaching ${s.hostIf}`, new Error(real.join("; ")));
+      }),
+    ),
+  );
+  for (const r of runs) if (r.status === "rejected") throw r.reason;
 }

@@ -71,8 +71,11 @@ exit 0
     expect(calls).toContain(`link add ${vrf} type vrf table 171`);
     expect(calls).toContain(`| link set ${vrf} up`);
     expect(calls).toContain("| route replace unreachable 0.0.0.0/0 metric 4278198272 table 171 proto 196");
-    expect(calls).toContain(`link add ${got.hostIf} mtu 1436 type veth peer name eth0 mtu 1436 netns /var/run/netns/pod`);
-    expect(calls).toContain(`| link set ${got.hostIf} address ${got.hostMac} alias kvrf:n:c:eth0 up`);
+    expect(calls).toContain("| route replace unreachable ::/0 metric 4278198272 table 171 proto 196");
+    expect(calls).toContain(
+      `| link add ${got.hostIf} address ${got.hostMac} mtu 1436 up type veth peer name eth0 address ${got.podMac} mtu 1436 netns /var/run/netns/pod`,
+    );
+    expect(calls).toContain(`| link set ${got.hostIf} alias kvrf:n:c:eth0`);
     expect(calls).toContain(`| link set ${got.hostIf} master ${vrf}`);
     expect(calls).toContain(`| route add 10.1.0.2/32 dev ${got.hostIf} table 171 proto 196 scope link`);
     expect(calls).toContain(`| route add 192.168.0.0/16 via 10.1.0.2 dev ${got.hostIf} table 171 proto 196 onlink`);

@@ -1,14 +1,22 @@
-// Server-side apply with one field manager per attachment. Each attachment's manager owns its own
-// entry of a list-map and co-owns the shared fields, so concurrent ADDs and DELs on one object
-// merge in the API server without read-modify-write races, and a DEL that relinquishes
-// everything drops its manager from managedFields (nothing accumulates as pods come and go).
+// Server-side apply with one field manager per list-map entry: per attachment in a BGPVRFInstance,
+// per node in a RouteTargetClaim. Each manager owns its own entry and co-owns the shared fields,
+// so concurrent writers on one object merge in the API server without read-modify-write races,
+// and a writer that relinquishes everything drops its manager from managedFields (nothing
+// accumulates as pods and nodes come and go).
 import { createHash } from "node:crypto";
-import { KubeError, type KubeClient } from "./client.js";
+import type { KubeClient } from "./client.js";
+import { KubeError } from "./credentials.js";
 
 /** The field manager of one attachment (≤ 128 bytes, as the API server requires). */
 export function attachmentManager(containerId: string, ifName: string): string {
   const m = `kvrf-cni/${containerId}/${ifName}`;
   return m.length <= 128 ? m : `kvrf-cni/${createHash("sha256").update(`${containerId}/${ifName}`).digest("hex")}`;
+}
+
+/** The field manager of one node's entry in shared objects (route-target claims). */
+export function nodeManager(nodeName: string): string {
+  const m = `kvrf-cni-node/${nodeName}`;
+  return m.length <= 128 ? m : `kvrf-cni-node/${createHash("sha256").update(nodeName).digest("hex")}`;
 }
 
 export function applyObject<T>(client: KubeClient, resourcePath: string, body: object, manager: string): Promise<T> {

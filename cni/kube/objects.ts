@@ -1,5 +1,6 @@
 // The plugin's API objects: the node's BGPVRFInstance of the VPC (one entry per attachment) and
-// the cluster-wide RouteTargetClaim that keeps two VPCs from sharing a route target.
+// the cluster-wide RouteTargetClaim that keeps two VPCs from sharing a route target (one holder
+// entry per node that has attachments of the VPC; cni/route-target-hold.ts decides when).
 import { setTimeout as sleep } from "node:timers/promises";
 import { CniError, ErrorCode } from "../error.js";
 import {
@@ -15,8 +16,9 @@ import {
   type BGPVRFInstance,
   type ObjectMeta,
 } from "../../shared/api-types.js";
-import { KubeError, type KubeClient } from "./client.js";
-import { applyObject, attachmentManager, removeOrDelete } from "./apply.js";
+import type { KubeClient } from "./client.js";
+import { KubeError } from "./credentials.js";
+import { applyObject, attachmentManager, nodeManager, removeOrDelete } from "./apply.js";
 
 export interface VrfIdentity {
   nodeName: string;
@@ -28,13 +30,12 @@ export interface VrfIdentity {
   table: number;
 }
 
+/** A holder of a route-target claim: a node with attachments of the claim's VPC. */
 export interface Holder {
   node: string;
-  containerID: string;
-  ifName: string;
 }
 
-interface Claim {
+export interface Claim {
   metadata?: ObjectMeta;
   spec?: { routeTarget?: string; vpc?: string; holders?: Holder[] };
 }
@@ -64,21 +65,23 @@ function apiFailure(what: string, err: unknown): CniError {
 }
 
 /**
- * Claims the VPC's route target for this attachment, first come first served. A claim held by
- * another VPC makes the apply conflict on spec.vpc: that is a route-target collision (code 103).
+ * Makes this node a holder of the VPC's route target, first come first served (one server-side
+ * apply with the node's field manager; idempotent). A claim held by another VPC refuses the apply
+ * — a conflict on spec.vpc with another node's manager (409), or the CRD's rule that a claim's vpc
+ * never changes when this node's own manager holds it for the other VPC (422) — and that is a
+ * route-target collision (code 103).
  */
-export async function claimRouteTarget(client: KubeClient, id: VrfIdentity, holder: Holder): Promise<void> {
-  const manager = attachmentManager(holder.containerID, holder.ifName);
+export async function claimRouteTarget(client: KubeClient, id: VrfIdentity): Promise<void> {
   const body = {
     apiVersion,
     kind: routeTargetClaim.kind,
     metadata: { name: claimName(id.rt), labels: { [vpcLabel]: id.vpcHex } },
-    spec: { routeTarget: id.rt, vpc: id.vpcHex, holders: [holder] },
+    spec: { routeTarget: id.rt, vpc: id.vpcHex, holders: [{ node: id.nodeName }] },
   };
   try {
-    await applyObject(client, claimPath(id.rt), body, manager);
+    await applyObject(client, claimPath(id.rt), body, nodeManager(id.nodeName));
   } catch (err) {
-    if (err instanceof KubeError && err.conflict) {
+    if (err instanceof KubeError && (err.conflict || err.status === 422)) {
       const held = await client.request<Claim>("GET", claimPath(id.rt)).then(
         (r) => r.body.spec?.vpc,
         () => undefined,
@@ -95,20 +98,54 @@ export async function claimRouteTarget(client: KubeClient, id: VrfIdentity, hold
   }
 }
 
-/** Gives up this attachment's hold on the route target; the claim goes with its last holder. */
-export async function releaseRouteTarget(client: KubeClient, rt: string, holder: Holder): Promise<void> {
-  const same = (h: Holder): boolean => h.node === holder.node && h.containerID === holder.containerID && h.ifName === holder.ifName;
+/**
+ * Gives up this node's hold on the route target; the claim goes with its last holder. With
+ * `seen`, the claim as just read (listClaims): if this node is its only holder, it is deleted
+ * right away under that read's resourceVersion (one request instead of three); a conflict means
+ * it changed since, and the general path takes over.
+ */
+export async function releaseRouteTarget(client: KubeClient, rt: string, nodeName: string, seen?: Claim): Promise<"gone" | "kept"> {
+  const ours = (h: Holder): boolean => h.node === nodeName;
   try {
-    await removeOrDelete<Claim>({
+    const rv = seen?.metadata?.resourceVersion;
+    if (seen !== undefined && rv !== undefined && (seen.spec?.holders ?? []).every(ours)) {
+      const deleted = await client
+        .request("DELETE", claimPath(rt), {
+          body: { apiVersion: "v1", kind: "DeleteOptions", preconditions: { resourceVersion: rv, uid: seen.metadata?.uid } },
+        })
+        .then(
+          () => true,
+          (err: unknown) => {
+            if (err instanceof KubeError && err.notFound) return true;
+            if (err instanceof KubeError && err.conflict) return false;
+            throw err;
+          },
+        );
+      if (deleted) return "gone";
+    }
+    return await removeOrDelete<Claim>({
       client,
       resourcePath: claimPath(rt),
       identity: { apiVersion, kind: routeTargetClaim.kind, metadata: { name: claimName(rt) } },
-      manager: attachmentManager(holder.containerID, holder.ifName),
-      holdsOurs: (c) => (c.spec?.holders ?? []).some(same),
-      onlyOurs: (c) => (c.spec?.holders ?? []).every(same),
+      manager: nodeManager(nodeName),
+      holdsOurs: (c) => (c.spec?.holders ?? []).some(ours),
+      onlyOurs: (c) => (c.spec?.holders ?? []).every(ours),
     });
   } catch (err) {
     throw apiFailure(`releasing route target ${rt}`, err);
+  }
+}
+
+/** The claims of a VPC, found by its label (so neither the ASN nor the speaker config is needed). */
+export async function listClaims(client: KubeClient, vpcHex: string): Promise<Claim[]> {
+  try {
+    const list = await client.request<{ items?: Claim[] }>("GET", `${base}/${routeTargetClaim.plural}`, {
+      query: { labelSelector: `${vpcLabel}=${vpcHex}` },
+    });
+    return list.body.items ?? [];
+  } catch (err) {
+    if (err instanceof KubeError && err.notFound) return [];
+    throw apiFailure(`listing route target claims of VPC ${vpcHex}`, err);
   }
 }
 
@@ -167,7 +204,7 @@ export async function publishAttachment(client: KubeClient, id: VrfIdentity, att
       }
     }
   } catch (err) {
-    if (err instanceof KubeError && err.conflict) {
+    if (err instanceof KubeError && (err.conflict || err.status === 422)) {
       throw new CniError(
         ErrorCode.KubernetesApi,
         `BGPVRFInstance ${bgpVrfInstanceName(id.nodeName, id.vpcHex)} disagrees with this attachment (asn ${id.asn}, rd ${id.rd}, table ${id.table}): ${err.message}`,

@@ -3,7 +3,8 @@
 import { CniError, ErrorCode } from "../error.js";
 import { apiVersion, bgpInstance } from "../../shared/api-types.js";
 import { matchesSelector, type LabelSelector } from "../../shared/label-selector.js";
-import { KubeError, type KubeClient } from "./client.js";
+import type { KubeClient } from "./client.js";
+import { KubeError } from "./credentials.js";
 
 interface BgpInstanceObj {
   metadata?: { name?: string };

@@ -15,6 +15,10 @@ if (target === undefined || socket === undefined) {
 }
 
 function relay(client: Socket, upstream: Socket): void {
+  // No Nagle delay on the TCP legs (Go's API server and Node's http sockets disable it too): a
+  // relay that holds back small writes adds delayed-ACK stalls (~40 ms) no real path has.
+  client.setNoDelay(true);
+  upstream.setNoDelay(true);
   client.pipe(upstream).pipe(client);
   const close = (): void => {
     client.destroy();

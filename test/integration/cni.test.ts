@@ -1,7 +1,7 @@
 // The kvrf CNI plugin end to end on one node: cnitool (libcni) runs dist/kvrf inside a namespace
 // playing the node, host-local hands out addresses, and the real API server holds the
 // BGPVRFInstance and RouteTargetClaim objects. Pods are namespaces.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
 import path from "node:path";
 import * as k8s from "@kubernetes/client-node";
@@ -22,7 +22,17 @@ interface Bvi {
   spec: { asn: number; routeDistinguisher: string; importRouteTargets: string[]; table: number; attachments?: { containerID: string; ifName: string; attachment: string; sid?: string; sid6?: string; prefixes: string[] }[] };
 }
 interface Claim {
-  spec: { vpc: string; routeTarget: string; holders?: { node: string; containerID: string; ifName: string }[] };
+  metadata: { managedFields?: { manager?: string }[] };
+  spec: { vpc: string; routeTarget: string; holders?: { node: string }[] };
+}
+
+/** The plugin's "attached"/"detached" log lines, by container ID. */
+interface Logged {
+  msg: string;
+  containerID: string;
+  apiRoundTrips: number;
+  claimed?: boolean;
+  lastOfVpc?: boolean;
 }
 
 /** A successful cnitool run: exit 0 and nothing on stderr (shows stderr when not). */
@@ -53,20 +63,44 @@ describe("kvrf CNI plugin with cnitool, host-local and a real API server", () =>
     ...extra,
   });
 
-  const getBvi = async (vpc: string): Promise<Bvi | undefined> =>
-    (custom.getClusterCustomObject({ group, version, plural: "bgpvrfinstances", name: `${nodeName}.vpc-${vpc}` }) as Promise<Bvi>).catch(() => undefined);
+  const getBvi = async (vpc: string, node = nodeName): Promise<Bvi | undefined> =>
+    (custom.getClusterCustomObject({ group, version, plural: "bgpvrfinstances", name: `${node}.vpc-${vpc}` }) as Promise<Bvi>).catch(() => undefined);
   const getClaim = async (rt: string): Promise<Claim | undefined> =>
     (custom.getClusterCustomObject({ group, version, plural: "routetargetclaims", name: `rt-${rt.replace(":", "-")}` }) as Promise<Claim>).catch(() => undefined);
   /** Plays kvrfd's part at deletion: release the finalizer of a terminating object. */
-  const finishDeletion = async (vpc: string): Promise<void> => {
-    const bvi = await getBvi(vpc);
+  const finishDeletion = async (vpc: string, node = nodeName): Promise<void> => {
+    const bvi = await getBvi(vpc, node);
     if (bvi?.metadata.deletionTimestamp === undefined) return;
     await custom.patchClusterCustomObject(
       { group, version, plural: "bgpvrfinstances", name: bvi.metadata.name, body: [{ op: "remove", path: "/metadata/finalizers" }] },
       k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.JsonPatch),
     );
-    await waitFor(`BGPVRFInstance of VPC ${vpc} gone`, async () => (await getBvi(vpc)) === undefined, { timeoutMs: 10_000 });
+    await waitFor(`BGPVRFInstance of VPC ${vpc} gone`, async () => (await getBvi(vpc, node)) === undefined, { timeoutMs: 10_000 });
   };
+  /** Plays kvrfd's part while `fn` runs: every terminating object of the VPC is let go at once. */
+  const withKvrfd = async <T>(vpc: string, fn: () => Promise<T>): Promise<T> => {
+    let stop = false;
+    const loop = (async () => {
+      while (!stop) {
+        const bvi = await getBvi(vpc);
+        if (bvi?.metadata.deletionTimestamp !== undefined) await finishDeletion(vpc).catch(() => undefined);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    try {
+      return await fn();
+    } finally {
+      stop = true;
+      await loop;
+    }
+  };
+  const marker = (vpc: string, state = path.join(dir, "state")): string => path.join(state, "claims", vpc);
+  const logged = (msg: "attached" | "detached", containerID: string, logFile = path.join(dir, "kvrf.log")): Logged[] =>
+    readFileSync(logFile, "utf8")
+      .split("\n")
+      .filter((l) => l.includes(`"msg":"${msg}"`))
+      .map((l) => JSON.parse(l) as Logged)
+      .filter((l) => l.containerID === containerID);
   const kvrfLinks = async (): Promise<string[]> => (await node.ip("-o", "link", "show")).split("\n").filter((l) => / kv[a-z2-7]{13}[@:]/.test(l));
   /** Addresses host-local has leased from a VPC's pool (its files are named by address). */
   const leases = (vpc: string): string[] => {
@@ -142,26 +176,38 @@ describe("kvrf CNI plugin with cnitool, host-local and a real API server", () =>
     });
     expect(bvi?.spec.attachments).toHaveLength(2);
     expect(new Set(bvi?.spec.attachments?.map((a) => a.attachment)).size).toBe(2);
-    expect((await getClaim("65000:170"))?.spec.holders).toHaveLength(2);
+    // The node holds the claim once, however many attachments it has; the first ADD claimed (two
+    // API round trips), the second found the node's marker and sent only its publication.
+    const claim = await getClaim("65000:170");
+    expect(claim?.spec.holders).toEqual([{ node: nodeName }]);
+    expect(claim?.metadata.managedFields?.map((m) => m.manager)).toEqual([`kvrf-cni-node/${nodeName}`]);
+    expect(existsSync(marker("aa"))).toBe(true);
+    expect(logged("attached", c1).map((l) => [l.claimed, l.apiRoundTrips])).toEqual([[true, 2]]);
+    expect(logged("attached", await cnitoolContainerId(p2.path)).map((l) => [l.claimed, l.apiRoundTrips])).toEqual([[false, 1]]);
 
     expect(await p1.exec("ping", "-c", "1", "-W", "2", "10.1.0.3")).toMatch(/1 received/);
     expect(await p1.exec("ping", "-6", "-c", "1", "-W", "2", "fd10::3")).toMatch(/1 received/);
 
     expectOk(await cni.cnitool("check", "vpc-aa", p1.path));
 
-    // DEL one pod: only its entry, its claim hold and its kernel state go.
+    // DEL one pod: only its entry and its kernel state go; the node keeps holding the claim, and
+    // the DEL made one API request.
     expectOk(await cni.cnitool("del", "vpc-aa", p1.path));
+    expect(logged("detached", c1).map((l) => [l.lastOfVpc, l.apiRoundTrips])).toEqual([[false, 1]]);
     expectOk(await cni.cnitool("del", "vpc-aa", p1.path)); // twice
     const after = await getBvi("aa");
     expect(after?.spec.attachments?.map((a) => a.containerID)).toEqual([await cnitoolContainerId(p2.path)]);
-    expect((await getClaim("65000:170"))?.spec.holders).toHaveLength(1);
+    expect((await getClaim("65000:170"))?.spec.holders).toEqual([{ node: nodeName }]);
+    expect(existsSync(marker("aa"))).toBe(true);
     expect(await kvrfLinks()).toHaveLength(1);
 
-    // The last one: object deleted (held by kvrfd's finalizer), claim gone, nothing in the kernel.
+    // The last one: object deleted (held by kvrfd's finalizer), claim and marker gone at once,
+    // nothing in the kernel.
     expectOk(await cni.cnitool("del", "vpc-aa", p2.path));
     expect((await getBvi("aa"))?.metadata.deletionTimestamp).toBeDefined();
-    await finishDeletion("aa");
     expect(await getClaim("65000:170")).toBeUndefined();
+    expect(existsSync(marker("aa"))).toBe(false);
+    await finishDeletion("aa");
     expect(await kvrfLinks()).toEqual([]);
     expect(await node.ip("rule", "show", "table", "170")).toBe("");
     expect(await node.ip("-6", "route", "show", "table", "all", "proto", "196")).toBe("");
@@ -181,7 +227,8 @@ describe("kvrf CNI plugin with cnitool, host-local and a real API server", () =>
       "route target 65000:170 of VPC 1000000aa is already claimed by VPC aa (RouteTargetClaim rt-65000-170): their IDs share the low 32 bits, so they would import each other's routes",
     );
     expect(await getBvi("1000000aa")).toBeUndefined();
-    expect((await getClaim("65000:170"))?.spec).toMatchObject({ vpc: "aa", holders: [{ containerID: await cnitoolContainerId(holder.path) }] });
+    expect((await getClaim("65000:170"))?.spec).toMatchObject({ vpc: "aa", holders: [{ node: nodeName }] });
+    expect(existsSync(marker("1000000aa"))).toBe(false);
     expect(leases("1000000aa")).toEqual([]);
     expect((await kvrfLinks()).length).toBe(1);
     expect(await pod.ip("-o", "link", "show")).not.toContain("eth0");
@@ -199,7 +246,7 @@ describe("kvrf CNI plugin with cnitool, host-local and a real API server", () =>
     expect(bvi?.spec.attachments).toHaveLength(20);
     expect(new Set(bvi?.spec.attachments?.map((a) => a.attachment)).size).toBe(20);
     expect(new Set(bvi?.spec.attachments?.flatMap((a) => a.prefixes)).size).toBe(40);
-    expect((await getClaim("65000:187"))?.spec.holders).toHaveLength(20);
+    expect((await getClaim("65000:187"))?.spec.holders).toEqual([{ node: nodeName }]);
     expect(await kvrfLinks()).toHaveLength(20);
     expect(leases("bb")).toHaveLength(40);
     // Two of them talk across the shared VPC table.
@@ -213,6 +260,7 @@ describe("kvrf CNI plugin with cnitool, host-local and a real API server", () =>
     expect((await getBvi("bb"))?.spec.attachments?.length ?? 0).toBeLessThanOrEqual(1);
     await finishDeletion("bb");
     expect(await getClaim("65000:187")).toBeUndefined();
+    expect(existsSync(marker("bb"))).toBe(false);
     expect(await kvrfLinks()).toEqual([]);
     expect(await node.ip("-4", "rule", "show", "table", "187")).toBe("");
     expect(await node.ip("-6", "route", "show", "table", "all", "proto", "196")).toBe("");
@@ -229,7 +277,7 @@ describe("kvrf CNI plugin with cnitool, host-local and a real API server", () =>
       const r = await cni.cnitool("add", "vpc-cc", second.path);
       expect(r.code).not.toBe(0);
       expect(r.stderr).toMatch(/IPAM plugin host-local ADD: .*no IP addresses available/);
-      expect((await getClaim("65000:204"))?.spec.holders).toHaveLength(1);
+      expect((await getClaim("65000:204"))?.spec.holders).toEqual([{ node: nodeName }]);
       expect((await getBvi("cc"))?.spec.attachments).toHaveLength(1);
       expect(await kvrfLinks()).toHaveLength(1);
       expect(await second.ip("-o", "link", "show")).not.toContain("eth0");
@@ -385,5 +433,142 @@ describe("kvrf CNI plugin with cnitool, host-local and a real API server", () =>
     expect(await getClaim("65000:171")).toBeUndefined();
     expect(await lost.ip("-o", "link", "show")).not.toContain("eth0");
   });
-});
 
+  describe("route-target holds: one per node, as long as the node has an attachment of the VPC", () => {
+    it("lists nodes as holders and deletes the claim with the last attachment on the last node", async () => {
+      const nodeB = await createNetns("node-b");
+      await bridge.into(nodeB.name);
+      const dirB = path.join(dir, "node-b");
+      const cniB = new CniNode({ netns: nodeB.name, dir: dirB });
+      const stateB = path.join(dirB, "state");
+      cni.writeConflist("vpc-ac", [plugin("ac")]);
+      cniB.writeConflist("vpc-ac", [plugin("ac", { nodeName: "node-b", stateDir: stateB, logFile: path.join(dirB, "kvrf.log") })]);
+      const [a1, a2, b1] = await Promise.all([createNetns("ac-a1"), createNetns("ac-a2"), createNetns("ac-b1")]);
+      expectOk(await cni.cnitool("add", "vpc-ac", a1.path));
+      expectOk(await cniB.cnitool("add", "vpc-ac", b1.path));
+      expectOk(await cni.cnitool("add", "vpc-ac", a2.path));
+      const claim = await getClaim("65000:172");
+      expect(claim?.spec.holders?.map((h) => h.node).sort()).toEqual([nodeName, "node-b"]);
+      expect(claim?.metadata.managedFields?.map((m) => m.manager).sort()).toEqual([`kvrf-cni-node/${nodeName}`, "kvrf-cni-node/node-b"]);
+
+      // Node A's attachments go one by one: its hold goes with the last of them, B's stays.
+      expectOk(await cni.cnitool("del", "vpc-ac", a1.path));
+      expect((await getClaim("65000:172"))?.spec.holders?.map((h) => h.node).sort()).toEqual([nodeName, "node-b"]);
+      expectOk(await cni.cnitool("del", "vpc-ac", a2.path));
+      expect((await getClaim("65000:172"))?.spec.holders).toEqual([{ node: "node-b" }]);
+      expect(existsSync(marker("ac"))).toBe(false);
+      expect(existsSync(marker("ac", stateB))).toBe(true);
+      // The last attachment anywhere: the claim goes.
+      expectOk(await cniB.cnitool("del", "vpc-ac", b1.path));
+      expect(await getClaim("65000:172")).toBeUndefined();
+      expect(existsSync(marker("ac", stateB))).toBe(false);
+      await finishDeletion("ac");
+      await finishDeletion("ac", "node-b");
+    });
+
+    it("converges concurrent ADDs and DELs of one VPC: the hold follows the attachments, nothing leaks", async () => {
+      const ipam = cni.hostLocal([[{ subnet: "10.4.0.0/24" }], [{ subnet: "fd40::/64" }]], "vpc-ad");
+      cni.writeConflist("vpc-ad", [plugin("ad", { ipam })]);
+      const first = await Promise.all(Array.from({ length: 8 }, (_, i) => createNetns(`ad1-${i}`)));
+      const second = await Promise.all(Array.from({ length: 8 }, (_, i) => createNetns(`ad2-${i}`)));
+      for (const r of await Promise.all(first.map((p) => cni.cnitool("add", "vpc-ad", p.path)))) expectOk(r);
+      // The first group goes while the second comes: the node's last attachment and its first one
+      // may meet (its object deleted under a new ADD: kvrfd's part is played meanwhile).
+      const mixed = await withKvrfd("ad", () =>
+        Promise.all([...first.map((p) => cni.cnitool("del", "vpc-ad", p.path)), ...second.map((p) => cni.cnitool("add", "vpc-ad", p.path))]),
+      );
+      for (const r of mixed) expectOk(r);
+      expect((await getClaim("65000:173"))?.spec.holders).toEqual([{ node: nodeName }]);
+      expect(existsSync(marker("ad"))).toBe(true);
+      expect((await getBvi("ad"))?.spec.attachments?.map((a) => a.containerID).sort()).toEqual(
+        (await Promise.all(second.map((p) => cnitoolContainerId(p.path)))).sort(),
+      );
+      for (const r of await Promise.all(second.map((p) => cni.cnitool("del", "vpc-ad", p.path)))) expectOk(r);
+      expect(await getClaim("65000:173")).toBeUndefined();
+      expect(existsSync(marker("ad"))).toBe(false);
+      expect(await kvrfLinks()).toEqual([]);
+      expect(await node.ip("-6", "rule", "show", "table", "173")).toBe("");
+      await finishDeletion("ad");
+    });
+
+    it("keeps the claim exactly while the attachment exists when a first ADD fails beside another one", async () => {
+      cni.writeConflist("vpc-b2", [plugin("b2")]);
+      const conf = { cniVersion: "1.1.0", name: "vpc-b2", ...plugin("b2") };
+      for (let round = 0; round < 4; round++) {
+        const [bad, good] = await Promise.all([createNetns(`b2-bad${round}`), createNetns(`b2-good${round}`)]);
+        await bad.ip("link", "add", "eth0", "type", "veth", "peer", "name", "eth1"); // its ADD fails in the kernel
+        const [rb, rg] = await Promise.all([
+          runPlugin(cni, node.name, "ADD", conf, { containerId: `bad${round}`, podNetns: bad.path, ifName: "eth0" }),
+          cni.cnitool("add", "vpc-b2", good.path),
+        ]);
+        expect(rb.json).toMatchObject({ code: 7 });
+        expectOk(rg);
+        expect((await getClaim("65000:178"))?.spec.holders).toEqual([{ node: nodeName }]);
+        expect(existsSync(marker("b2"))).toBe(true);
+        expectOk(await cni.cnitool("del", "vpc-b2", good.path));
+        expect(await getClaim("65000:178")).toBeUndefined();
+        expect(existsSync(marker("b2"))).toBe(false);
+        await finishDeletion("b2");
+      }
+    });
+
+    it("releases every claim of the VPC with its last attachment, also after the config's ASN changed", async () => {
+      cni.writeConflist("vpc-af", [plugin("af")]);
+      const [p1, p2] = await Promise.all([createNetns("af1"), createNetns("af2")]);
+      expectOk(await cni.cnitool("add", "vpc-af", p1.path));
+      // Another ASN: another route target, claimed; the publication then disagrees with the
+      // node's object (another ASN), the ADD fails, and the node keeps both holds while p1 lives.
+      cni.writeConflist("vpc-af", [plugin("af", { asn: 65001 })]);
+      const r = await cni.cnitool("add", "vpc-af", p2.path);
+      expect(r.code).not.toBe(0);
+      expect((await getClaim("65000:175"))?.spec.holders).toEqual([{ node: nodeName }]);
+      expect((await getClaim("65001:175"))?.spec.holders).toEqual([{ node: nodeName }]);
+      expectOk(await cni.cnitool("del", "vpc-af", p2.path));
+      expectOk(await cni.cnitool("del", "vpc-af", p1.path));
+      expect(await getClaim("65000:175")).toBeUndefined();
+      expect(await getClaim("65001:175")).toBeUndefined();
+      expect(existsSync(marker("af"))).toBe(false);
+      await finishDeletion("af");
+    });
+
+    it("claims again when the node's marker is from another boot (a state directory kept across a reboot)", async () => {
+      cni.writeConflist("vpc-b0", [plugin("b0")]);
+      mkdirSync(path.dirname(marker("b0")), { recursive: true });
+      writeFileSync(marker("b0"), JSON.stringify({ boot: "another-boot", routeTargets: ["65000:176"] }));
+      const pod = await createNetns("b0");
+      expectOk(await cni.cnitool("add", "vpc-b0", pod.path));
+      const id = await cnitoolContainerId(pod.path);
+      expect(logged("attached", id).map((l) => [l.claimed, l.apiRoundTrips])).toEqual([[true, 2]]);
+      expect((await getClaim("65000:176"))?.spec.holders).toEqual([{ node: nodeName }]);
+      const boot = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+      expect(JSON.parse(readFileSync(marker("b0"), "utf8"))).toEqual({ boot, routeTargets: ["65000:176"] });
+      expectOk(await cni.cnitool("del", "vpc-b0", pod.path));
+      expect(await getClaim("65000:176")).toBeUndefined();
+      await finishDeletion("b0");
+    });
+
+    it("GC releases the hold of a VPC that has no attachment left on the node", async () => {
+      // What a DEL leaves when it removed the attachment's entry and kernel state and then lost
+      // the API before releasing the hold, and was never retried: the claim and the marker.
+      const ipam = cni.hostLocal([[{ subnet: "10.5.0.0/24" }]], "vpc-ae");
+      const conf = { cniVersion: "1.1.0", name: "vpc-ae", ...plugin("ae", { ipam }) };
+      const pod = await createNetns("ae");
+      const r = await runPlugin(cni, node.name, "ADD", conf, { containerId: "ae1", podNetns: pod.path, ifName: "eth0" });
+      expect(r.code).toBe(0);
+      const hostIf = (r.json as { interfaces: { name: string }[] }).interfaces[0]?.name ?? "";
+      await node.ip("link", "del", hostIf);
+      await node.ip("-4", "rule", "del", "iif", hostIf, "lookup", "174");
+      await node.ip("-6", "rule", "del", "iif", hostIf, "lookup", "174");
+      await custom.deleteClusterCustomObject({ group, version, plural: "bgpvrfinstances", name: `${nodeName}.vpc-ae` });
+      await finishDeletion("ae");
+      expect((await getClaim("65000:174"))?.spec.holders).toEqual([{ node: nodeName }]);
+      expect(existsSync(marker("ae"))).toBe(true);
+
+      const gc = await runPlugin(cni, node.name, "GC", { ...conf, "cni.dev/valid-attachments": [] });
+      expect({ code: gc.code, out: gc.stdout }).toEqual({ code: 0, out: "" });
+      expect(await getClaim("65000:174")).toBeUndefined();
+      expect(existsSync(marker("ae"))).toBe(false);
+      expect(await node.ip("-6", "route", "show", "table", "174")).toBe("");
+    });
+  });
+});

@@ -42,7 +42,7 @@ function claim(): Obj {
     apiVersion: "kvrf.dev/v1alpha1",
     kind: "RouteTargetClaim",
     metadata: { name: "rt-65000-171", labels: { "kvrf.dev/vpc": "ab" } },
-    spec: { routeTarget: "65000:171", vpc: "ab", holders: [{ node: "crdv", containerID: "c1", ifName: "eth0" }] },
+    spec: { routeTarget: "65000:171", vpc: "ab", holders: [{ node: "crdv" }, { node: "crdv-2.example.com" }] },
   };
 }
 
@@ -128,6 +128,22 @@ const vrfRows: [string, Mutate, Expect][] = [
     },
     ["spec.attachments", "cannot share an attachment ID"],
   ],
+  [
+    "1024 attachments, two of them far apart with one ID",
+    (o) => {
+      const first = (o.spec["attachments"] as Record<string, unknown>[])[0] ?? {};
+      o.spec["attachments"] = Array.from({ length: 1024 }, (_, i) => ({ ...first, containerID: `c${i}`, attachment: (i === 1023 ? 5 : i + 1).toString(16) }));
+    },
+    ["spec.attachments", "cannot share an attachment ID"],
+  ],
+  [
+    "1024 attachments with distinct IDs (the most the schema allows, within the rule's cost budget)",
+    (o) => {
+      const first = (o.spec["attachments"] as Record<string, unknown>[])[0] ?? {};
+      o.spec["attachments"] = Array.from({ length: 1024 }, (_, i) => ({ ...first, containerID: `c${i}`, attachment: (i + 1).toString(16) }));
+    },
+    "ok",
+  ],
   ["SID an IPv4 address", att("sid", "10.0.0.1"), ["spec.attachments[0].sid", "must be an IPv6 address"]],
   ["SID not an address", att("sid", "fd00::zz"), ["spec.attachments[0].sid", "must be an IPv6 address"]],
   ["sid6 IPv6", att("sid6", "fd00:0:a:8000::ab:1"), "ok"],
@@ -151,8 +167,15 @@ const claimRows: [string, Mutate, Expect][] = [
   rtBad("1.2.3:4", noMatch),
   ["VPC with a leading zero", set("vpc", "00ab"), ["spec.vpc", noMatch]],
   ["holder node in upper case", holder("node", "NODE"), ["spec.holders[0].node", noMatch]],
-  ["holder interface name with a colon", holder("ifName", "eth:0"), ["spec.holders[0].ifName", noMatch]],
-  ["holder container ID of 257 bytes", holder("containerID", "c".repeat(257)), ["spec.holders[0].containerID", "may not be more than 256 bytes"]],
+  ["holder node of 254 bytes", holder("node", "n".repeat(254)), ["spec.holders[0].node", "may not be more than 253 bytes"]],
+  ["two holder entries of one node", holder("node", "crdv-2.example.com"), ["spec.holders[1]", "crdv-2.example.com"]],
+  [
+    "a holder entry without a node",
+    (o) => {
+      (o.spec["holders"] as unknown[]).push({});
+    },
+    ["spec.holders[2].node", ""],
+  ],
 ];
 
 // BGPInstance's schema belongs to the speaker configuration; these rows pin the formats issue 6
@@ -201,10 +224,11 @@ describe("CRD validation on the API server", () => {
       return;
     }
     expect(err?.status).toBe(422);
-    // The API server words each cause as "<field>: Invalid value|Too many|Too long: …<message>";
+    // The API server words each cause as "<field>: Invalid value|Too many|Too long|Duplicate
+    // value|Required value: …<message>";
     // each row breaks one field, so the cause naming it carries the message.
     const quote = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-    expect(err?.message).toMatch(new RegExp(`${quote(want[0])}: (Invalid value|Too many|Too long).*?${quote(want[1])}`));
+    expect(err?.message).toMatch(new RegExp(`${quote(want[0])}: (Invalid value|Too many|Too long|Duplicate value|Required value).*?${quote(want[1])}`));
   };
 
   it.each(vrfRows)("BGPVRFInstance: %s", (_what, mutate, want) => check("bgpvrfinstances", vrf, mutate, want));
@@ -228,7 +252,7 @@ describe("CRD validation on the API server", () => {
   it("teaches kubectl explain the fields", async () => {
     const explain = async (field: string): Promise<string> => (await kubectl("explain", field)).replace(/\s+/g, " ");
     expect(await explain("bgpvrfinstances.spec.routeDistinguisher")).toContain("a 4-byte ASN with NN up to 65535 (type 2)");
-    expect(await explain("routetargetclaims.spec.holders")).toContain("each node's CNI plugin adds and removes only its own");
+    expect(await explain("routetargetclaims.spec.holders")).toContain("adds its own entry with the VPC's first attachment on the node and removes it with the last");
   });
 
   it("lists every kvrf kind under `kubectl get kvrf`, with the columns an operator wants", async () => {

@@ -98,7 +98,7 @@ const bviBody = (node: string, vpc: string, over: { name?: string; label?: strin
   },
 });
 
-const claimBody = (rt: string, vpc: string, holders: { node: string; containerID: string; ifName: string }[], labels = { "kvrf.dev/vpc": vpc }): object => ({
+const claimBody = (rt: string, vpc: string, holders: { node: string }[], labels = { "kvrf.dev/vpc": vpc }): object => ({
   apiVersion: "kvrf.dev/v1alpha1",
   kind: "RouteTargetClaim",
   metadata: { name: `rt-${rt.replace(":", "-")}`, labels },
@@ -134,10 +134,10 @@ describe("identities, RBAC and node restriction", () => {
     for (const [namespace, name] of [[ns, "kvrf-bgp-passwords"], [ns, "not-bgp"], ["default", "kvrf-bgp-passwords"]]) {
       await adminOk("POST", `/api/v1/namespaces/${namespace}/secrets`, { apiVersion: "v1", kind: "Secret", metadata: { name }, stringData: { peer: "s3cret" } });
     }
-    // Another node's objects, and a claim both nodes hold.
+    // Another node's objects, and a claim node B holds.
     await adminOk("PATCH", `${api}/bgpvrfinstances/${nodeB}.vpc-b1${ssa("fixture")}`, bviBody(nodeB, "b1"), apply);
     await adminOk("PATCH", `${api}/bgpvrfinstances/${nodeA}.vpc-c1${ssa("fixture")}`, bviBody(nodeA, "c1"), apply);
-    await adminOk("PATCH", `${api}/routetargetclaims/rt-65000-177${ssa("fixture")}`, claimBody("65000:177", "b1", [{ node: nodeB, containerID: "cb", ifName: "eth0" }]), apply);
+    await adminOk("PATCH", `${api}/routetargetclaims/rt-65000-177${ssa("fixture")}`, claimBody("65000:177", "b1", [{ node: nodeB }]), apply);
     await adminOk("PATCH", `${api}/bgpinstances/rbac-test${ssa("fixture")}`, {
       apiVersion: "kvrf.dev/v1alpha1",
       kind: "BGPInstance",
@@ -257,14 +257,16 @@ describe("identities, RBAC and node restriction", () => {
       if (cni === undefined) throw new Error("no CNI client");
       const own: VrfIdentity = { nodeName: nodeA, vpcHex: "a1", asn: 65000, rd: "65000:161", rt: "65000:161", table: 161 };
       const att = { containerID: "c1", ifName: "eth0", attachment: "1", prefixes: ["10.1.0.5/32"] };
-      await claimRouteTarget(cni, own, { node: nodeA, containerID: "c1", ifName: "eth0" });
+      await claimRouteTarget(cni, own);
       await publishAttachment(cni, own, att);
-      // A claim node B holds too: node A adds and removes its own holder, B's stays.
+      // A claim node B holds too: node A adds and removes its own holder entry, B's stays.
       const shared: VrfIdentity = { nodeName: nodeA, vpcHex: "b1", asn: 65000, rd: "65000:177", rt: "65000:177", table: 177 };
-      await claimRouteTarget(cni, shared, { node: nodeA, containerID: "c2", ifName: "eth0" });
-      await releaseRouteTarget(cni, "65000:177", { node: nodeA, containerID: "c2", ifName: "eth0" });
+      await claimRouteTarget(cni, shared);
+      const both = (await call(undefined, "GET", `${api}/routetargetclaims/rt-65000-177`)).body as { spec?: { holders?: { node: string }[] } };
+      expect(both.spec?.holders?.map((h) => h.node).sort()).toEqual([nodeA, nodeB]);
+      expect(await releaseRouteTarget(cni, "65000:177", nodeA)).toBe("kept");
       const claim = (await call(undefined, "GET", `${api}/routetargetclaims/rt-65000-177`)).body as { spec?: { holders?: unknown[] } };
-      expect(claim.spec?.holders).toEqual([{ node: nodeB, containerID: "cb", ifName: "eth0" }]);
+      expect(claim.spec?.holders).toEqual([{ node: nodeB }]);
 
       const foreign: VrfIdentity = { ...own, nodeName: nodeB };
       const err: unknown = await publishAttachment(cni, foreign, att).catch((e: unknown) => e);
@@ -273,7 +275,8 @@ describe("identities, RBAC and node restriction", () => {
       expect((err as CniError).message).toContain(`kvrf-cni of node ${nodeA} may only write BGPVRFInstances of its own node`);
 
       expect(await withdrawAttachment(cni, nodeA, "a1", "c1", "eth0")).toBe("gone");
-      await releaseRouteTarget(cni, "65000:161", { node: nodeA, containerID: "c1", ifName: "eth0" });
+      // Its last holder: the claim goes.
+      expect(await releaseRouteTarget(cni, "65000:161", nodeA)).toBe("gone");
       expect((await call(undefined, "GET", `${api}/routetargetclaims/rt-65000-161`)).status).toBe(404);
     });
 
@@ -288,6 +291,7 @@ describe("identities, RBAC and node restriction", () => {
   // [what, method, path, body, content type, expected status, expected message fragment]
   type Row = [string, string, string, unknown, string | undefined, number, string?];
   const own = `may only write BGPVRFInstances of its own node`;
+  const holderOwn = "may only add or remove the RouteTargetClaim holder entry of its own node";
   const rbac = "is forbidden: User";
   const cniA: Who = { user: cniUser, node: nodeA };
   const kvrfdA: Who = { user: kvrfdUser, node: nodeA };
@@ -295,7 +299,9 @@ describe("identities, RBAC and node restriction", () => {
   const cniRows: Row[] = [
     ["create its node's BGPVRFInstance (server-side apply)", "PATCH", `${api}/bgpvrfinstances/${nodeA}.vpc-a3${ssa("kvrf-cni/c3/eth0")}`, bviBody(nodeA, "a3"), apply, 201],
     ["read it", "GET", `${api}/bgpvrfinstances/${nodeA}.vpc-a3`, undefined, undefined, 200],
-    ["claim a route target", "PATCH", `${api}/routetargetclaims/rt-65000-163${ssa("kvrf-cni/c3/eth0")}`, claimBody("65000:163", "a3", [{ node: nodeA, containerID: "c3", ifName: "eth0" }]), apply, 201],
+    ["claim a route target", "PATCH", `${api}/routetargetclaims/rt-65000-163${ssa(`kvrf-cni-node/${nodeA}`)}`, claimBody("65000:163", "a3", [{ node: nodeA }]), apply, 201],
+    ["add its own holder entry to a claim another node holds", "PATCH", `${api}/routetargetclaims/rt-65000-177${ssa(`kvrf-cni-node/${nodeA}`)}`, claimBody("65000:177", "b1", [{ node: nodeA }]), apply, 200],
+    ["remove its own holder entry again", "PATCH", `${api}/routetargetclaims/rt-65000-177${ssa(`kvrf-cni-node/${nodeA}`)}`, { apiVersion: "kvrf.dev/v1alpha1", kind: "RouteTargetClaim", metadata: { name: "rt-65000-177" } }, apply, 200],
     ["list claims by VPC", "GET", `${api}/routetargetclaims?labelSelector=kvrf.dev%2Fvpc%3Da3`, undefined, undefined, 200],
     ["read its Node", "GET", `/api/v1/nodes/${nodeA}`, undefined, undefined, 200],
     ["list BGPInstances", "GET", `${api}/bgpinstances`, undefined, undefined, 200],
@@ -310,10 +316,12 @@ describe("identities, RBAC and node restriction", () => {
     ["delete another node's object", "DELETE", `${api}/bgpvrfinstances/${nodeB}.vpc-b1`, undefined, undefined, 403, own],
     ["write status (kvrfd's)", "PATCH", `${api}/bgpvrfinstances/${nodeA}.vpc-c1/status`, { status: { localPrefixes: 9 } }, mergePatch, 403, rbac],
     ["list every BGPVRFInstance", "GET", `${api}/bgpvrfinstances`, undefined, undefined, 403, rbac],
-    ["add a holder of another node to a claim", "PATCH", `${api}/routetargetclaims/rt-65000-177${ssa("m")}`, claimBody("65000:177", "b1", [{ node: nodeB, containerID: "evil", ifName: "eth0" }]), apply, 403, "may only add or remove RouteTargetClaim holders of its own node"],
-    ["remove another node's holder", "PATCH", `${api}/routetargetclaims/rt-65000-177`, [{ op: "remove", path: "/spec/holders/0" }], jsonPatch, 403, "may only add or remove RouteTargetClaim holders of its own node"],
+    ["add a holder entry of another node to a claim", "PATCH", `${api}/routetargetclaims/rt-65000-177${ssa("m")}`, claimBody("65000:177", "b1", [{ node: "rbac-c" }]), apply, 403, holderOwn],
+    ["claim for another node", "PATCH", `${api}/routetargetclaims/rt-65000-165${ssa("m")}`, claimBody("65000:165", "a5", [{ node: nodeB }]), apply, 403, holderOwn],
+    ["remove another node's holder entry", "PATCH", `${api}/routetargetclaims/rt-65000-177`, [{ op: "remove", path: "/spec/holders/0" }], jsonPatch, 403, holderOwn],
+    ["replace another node's holder entry by its own", "PATCH", `${api}/routetargetclaims/rt-65000-177`, [{ op: "replace", path: "/spec/holders/0", value: { node: nodeA } }], jsonPatch, 403, holderOwn],
     ["delete a claim another node holds", "DELETE", `${api}/routetargetclaims/rt-65000-177`, undefined, undefined, 403, "may only delete a RouteTargetClaim that no other node holds"],
-    ["claim without the VPC label", "PATCH", `${api}/routetargetclaims/rt-65000-164${ssa("m")}`, claimBody("65000:164", "a4", [{ node: nodeA, containerID: "c4", ifName: "eth0" }], { "kvrf.dev/vpc": "ff" }), apply, 403, "kvrf.dev/vpc=<spec.vpc>"],
+    ["claim without the VPC label", "PATCH", `${api}/routetargetclaims/rt-65000-164${ssa("m")}`, claimBody("65000:164", "a4", [{ node: nodeA }], { "kvrf.dev/vpc": "ff" }), apply, 403, "kvrf.dev/vpc=<spec.vpc>"],
     ["change a BGPInstance", "PATCH", `${api}/bgpinstances/rbac-test`, { spec: { asn: 65001 } }, mergePatch, 403, rbac],
     ["read a Secret", "GET", `/api/v1/namespaces/${ns}/secrets/kvrf-bgp-passwords`, undefined, undefined, 403, rbac],
     ["create a ConfigMap", "POST", `/api/v1/namespaces/${ns}/configmaps`, { metadata: { name: "x" } }, undefined, 403, rbac],

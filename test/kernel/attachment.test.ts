@@ -3,7 +3,7 @@
 // kvrfd's part (remote prefixes → seg6 encap routes) is played by the test so the decapsulation
 // the plugin set up is exercised by real traffic.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { attach, attachmentIds, detach, ensureVpc, releaseVpcIfUnused, type AttachmentIds, type AttachmentSpec } from "../../cni/dataplane/attachment.js";
+import { attach, attachmentIds, configure, detach, ensureVpc, prepare, releaseVpcIfUnused, type AttachmentIds, type AttachmentSpec } from "../../cni/dataplane/attachment.js";
 import { UndoStack } from "../../cni/dataplane/undo.js";
 import { parseLocator } from "../../shared/srv6-sid.js";
 import { cleanupNetns, createNetns, ip, type Netns } from "../harness/netns.js";
@@ -153,6 +153,33 @@ describe("attachment data plane (policy-routing mode)", () => {
     const left = await kvrfState(nodeA);
     expect(left).not.toContain(ids(s).hostIf);
     expect(await pod.ip("-o", "link", "show")).not.toContain("eth0");
+  });
+
+  it("counts an attachment as the VPC's from prepare on, before its addresses, and undoes both stages", async () => {
+    const pod = await createNetns("staged");
+    const s = spec(nodeA, pod, 0xccn, 1, "10.3.0.1", "fd30::1", "fd00:0:a::/48");
+    s.table = 204;
+    const undo = new UndoStack();
+    const ready = await prepare(s, undo);
+    // What ADD does while IPAM runs: the veth exists in both namespaces, up on the host with its
+    // alias, and the VPC's IPv6 rule names it, so a DEL of the VPC's last other attachment keeps
+    // the VPC (and the node's route-target hold).
+    expect(await nodeA.ip("-o", "link", "show", "dev", ready.hostIf)).toContain(`alias kvrf:test:c1:eth0`);
+    expect(await pod.ip("-o", "link", "show", "dev", "eth0")).toContain(ready.podMac);
+    expect(await nodeA.ip("-6", "rule", "show", "table", "204")).toContain(`iif ${ready.hostIf}`);
+    expect(await releaseVpcIfUnused("policy-routing", 0xccn, 204, nodeA.name)).toBe(false);
+    // Addresses arrive: pod and host side go in together.
+    const got = await configure(ready, s.ips, s.routes);
+    expect(got.podAddresses).toEqual(["10.3.0.1/32", "fd30::1/128"]);
+    expect(await nodeA.ip("-4", "rule", "show", "table", "204")).toContain(`iif ${ready.hostIf}`);
+    expect(await pod.ip("-4", "route", "show")).toContain("default via 169.254.1.1 dev eth0");
+    expect(await nodeA.ip("route", "show", "table", "204")).toContain(`10.3.0.1 dev ${ready.hostIf}`);
+    expect(await undo.unwind()).toEqual([]);
+    expect(await releaseVpcIfUnused("policy-routing", 0xccn, 204, nodeA.name)).toBe(true);
+    expect(await nodeA.ip("-o", "link", "show")).not.toContain(ready.hostIf);
+    expect(await nodeA.ip("-6", "rule", "show", "table", "204")).toBe("");
+    expect(await nodeA.ip("-4", "rule", "show", "table", "204")).toBe("");
+    expect(await nodeA.ip("-6", "route", "show", "table", "all", "proto", "196")).not.toContain(ready.sid);
   });
 
   it("detaches idempotently and releases the VPC with its last attachment", async () => {
