@@ -50,6 +50,8 @@ class Rig {
   readonly api = new FakeVrfApi(this.objects);
   readonly metrics = new Metrics({ defaultMetrics: false });
   connectable = true;
+  /** Keys reconciled because of RIB changes, in order. */
+  readonly ribKeys: string[] = [];
   readonly link: SpeakerLink;
   readonly vrf: VrfController;
   readonly speaker: SpeakerController;
@@ -117,7 +119,15 @@ class Rig {
       up: () => this.queue.add(speakerKey),
       down: () => undefined,
       lost: () => this.queue.add(speakerKey),
-      event: () => this.passAll(),
+      event: () => undefined,
+      // As the daemon: a RIB change reconciles the VRFs that import its route targets, a (re)read
+      // RIB view every VRF.
+      rib: (_s, changes) => {
+        const keys = this.vrf.keysAffected(changes);
+        this.ribKeys.push(...keys);
+        this.queue.addAll(keys, "low");
+      },
+      ribSynced: () => this.passAll(),
     });
     await this.settle();
   }
@@ -308,8 +318,9 @@ describe("controllers", () => {
     // whose path the RIB does not have (yet).
     r.fake.global = { asn: 65000, routerId: "10.0.0.1", listenPort: -1 };
     r.fake.peers.set("fd00:ff::1", { address: "fd00:ff::1", asn: 65000, families: ["vpnv4", "vpnv6"], state });
-    await r.fake.addVrf({ name: "vpc-abc", rd: rt(2748), importRts: [rt(2748)], exportRts: [rt(2748)], id: 1000 });
-    await r.fake.addLocalPath({ vrf: "vpc-abc", prefix: "10.1.0.5/32", nextHop: "fd00:ff::a", sid: "fd00:0:a::abc:1", behavior: 20 });
+    const vrf = { name: "vpc-abc", rd: rt(2748), importRts: [rt(2748)], exportRts: [rt(2748)], id: 1000 };
+    await r.fake.addVrf(vrf);
+    await r.fake.addLocalPaths(vrf, [{ vrf: "vpc-abc", prefix: "10.1.0.5/32", nextHop: "fd00:ff::a", sid: "fd00:0:a::abc:1", behavior: 20 }]);
     r.kernelFake.put({ table: 1000, prefix: "10.1.1.7/32", sid: "fd00:0:b::abc:1", dev: "fab0", proto: 197 });
     r.objects.put(bvi("o", "abc", 1000, ["10.1.0.5/32"]));
     await r.start();
@@ -368,31 +379,70 @@ describe("controllers", () => {
     expect([...r.fake.vrfs.keys()]).toEqual(["not-ours"]);
   });
 
-  it("re-announces prefixes that several VPCs originate once a peer comes up (gobgpd 4.8 workaround)", async () => {
+  it("an orphan sweep never removes what an object created while the sweep was running", async () => {
+    const r = await started();
+    r.fake.learn({ prefix: "10.1.1.7/32", nextHop: "fd00:ff::b", sid: "fd00:0:b::abc:1", rts: [rt(2748)], neighbor: "fd00:ff::1" });
+    await r.settle();
+    let release!: () => void;
+    r.kernelFake.dumpGate = new Promise<void>((res) => (release = res));
+    r.queue.add(orphanKey);
+    await sleep(20);
+    // The sweep is reading the kernel; meanwhile an object arrives and is reconciled.
+    r.put(bvi("o", "abc", 1000, ["10.1.0.5/32"]));
+    await until(() => r.fake.vrfs.has("vpc-abc") && r.kernelFake.encap(1000).length === 1);
+    r.kernelFake.dumpGate = undefined;
+    release();
+    await r.settle();
+    expect(r.fake.vrfs.has("vpc-abc")).toBe(true);
+    expect(r.kernelFake.encap(1000)).toHaveLength(1);
+  });
+
+  it("originates a prefix that several VPCs share once per VPC, each under its VPC's RD (VPN form)", async () => {
     const r = await started();
     r.put(bvi("a", "abc", 1000, ["10.1.0.5/32", "10.1.0.6/32"]));
     r.put(bvi("d", "def", 2000, ["10.1.0.5/32"]));
-    r.put(bvi("x", "123", 3000, ["10.9.0.1/32"]));
     await r.settle();
-    // A VRF gobgpd does not have yet was not in the table transfer: nothing to re-announce.
-    r.objects.put({ ...bvi("n", "456", 4000, ["10.1.0.5/32"]), metadata: { ...bvi("n", "456", 4000, []).metadata, creationTimestamp: new Date("2026-02-01T00:00:00Z") } });
-    r.fake.log.length = 0;
-    const keys = r.vrf.markReannounce();
-    expect(keys.sort()).toEqual(["a", "d"]);
-    r.queue.addAll(keys, "high");
-    await r.settle();
-    expect(r.fake.log.filter((l) => /vpc-(abc|def)/.test(l)).sort()).toEqual([
-      "addLocalPath vpc-abc 10.1.0.5/32",
-      "addLocalPath vpc-def 10.1.0.5/32",
-      "deleteLocalPath vpc-abc 10.1.0.5/32",
-      "deleteLocalPath vpc-def 10.1.0.5/32",
-    ]);
-    expect(r.fake.localPaths.get("vpc-456")?.has("10.1.0.5/32")).toBe(true);
-    // Once only: the next pass changes nothing.
+    const rib = (await r.fake.listRib("ipv4")).filter((p) => p.local).map((p) => `${p.rd.type === 1 ? "" : p.rd.assigned} ${p.prefix} ${p.rts.map((x) => (x.type === 1 ? "" : x.assigned)).join(",")}`);
+    expect(rib.sort()).toEqual(["2748 10.1.0.5/32 2748", "2748 10.1.0.6/32 2748", "3567 10.1.0.5/32 3567"]);
+    // One path call per VRF, however many prefixes it has.
+    expect(r.fake.pathCalls).toBe(2);
+    // A pass over everything afterwards changes nothing.
     r.fake.log.length = 0;
     r.passAll();
     await r.settle();
     expect(r.fake.log).toEqual([]);
+  });
+
+  it("reconciles only the VRFs that import a changed path's route targets, never VPC b's routes in VPC a's table", async () => {
+    const r = await started();
+    r.put(bvi("a", "abc", 1000, ["10.1.0.5/32"]));
+    r.put(bvi("d", "def", 2000, ["10.1.0.5/32"]));
+    r.put(bvi("x", "123", 3000, ["10.9.0.1/32"]));
+    await r.settle();
+    r.ribKeys.length = 0;
+    // Overlapping addresses across VPCs: each only in its own VPC's table.
+    r.fake.learn({ prefix: "10.1.1.7/32", nextHop: "fd00:ff::b", sid: "fd00:0:b::abc:1", rts: [rt(2748)], neighbor: "fd00:ff::1" });
+    r.fake.learn({ prefix: "10.1.1.7/32", nextHop: "fd00:ff::b", sid: "fd00:0:b::def:1", rts: [rt(3567)], neighbor: "fd00:ff::1" });
+    await r.settle();
+    expect([...new Set(r.ribKeys)].sort()).toEqual(["a", "d"]);
+    expect(r.kernelFake.encap(1000)).toEqual([{ table: 1000, prefix: "10.1.1.7/32", sid: "fd00:0:b::abc:1", dev: "fab0" }]);
+    expect(r.kernelFake.encap(2000)).toEqual([{ table: 2000, prefix: "10.1.1.7/32", sid: "fd00:0:b::def:1", dev: "fab0" }]);
+    expect(r.kernelFake.encap(3000)).toEqual([]);
+    r.ribKeys.length = 0;
+    r.fake.withdraw("10.1.1.7/32", "fd00:ff::1");
+    await r.settle();
+    expect([...new Set(r.ribKeys)].sort()).toEqual(["a", "d"]);
+    expect([r.kernelFake.encap(1000), r.kernelFake.encap(2000)]).toEqual([[], []]);
+  });
+
+  it("a VRF created after the remote paths arrived imports them at once, without listing its RIB", async () => {
+    const r = await started();
+    r.fake.learn({ prefix: "10.1.1.7/32", nextHop: "fd00:ff::b", sid: "fd00:0:b::abc:1", rts: [rt(2748)], neighbor: "fd00:ff::1" });
+    await r.settle();
+    r.put(bvi("a", "abc", 1000, ["10.1.0.5/32"]));
+    await r.settle();
+    expect(r.kernelFake.encap(1000)).toEqual([{ table: 1000, prefix: "10.1.1.7/32", sid: "fd00:0:b::abc:1", dev: "fab0" }]);
+    expect(r.fake.calls.filter((c) => c === "listVrfPaths")).toEqual([]);
   });
 
   it("stops BGP when no instance selects the node any more", async () => {

@@ -5,25 +5,29 @@ import type { V1Node } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { bgpInstance, bgpVrfInstance, group, nodeLabel, nodeLabelValue, version, type BGPVRFInstance } from "../shared/api-types.js";
 import { ipJson } from "../shared/kernel/ip.js";
-import type { BGPInstance } from "./bgp-instance.js";
+import { selectInstance, type BGPInstance } from "./bgp-instance.js";
 import type { Config } from "./config.js";
 import { HealthServer, type Check } from "./health.js";
-import { Informer, type Named } from "./informer.js";
+import { Informer, withoutManagedFields, type Named } from "./informer.js";
 import { IpRouteBackend, KernelRouteCache, type KernelRouteBackend } from "./kernel-routes.js";
-import { KubeApi, loadKubeConfig } from "./kube.js";
+import { KubeApi } from "./kube.js";
+import type { KubeAccess } from "./kube-client.js";
 import { Metrics } from "./metrics.js";
 import { WorkQueue } from "./queue.js";
+import type { RibChange } from "./rib.js";
 import type { Speaker } from "./speaker.js";
 import { SpeakerController, speakerKey } from "./speaker-controller.js";
-import { PrefixSpacer } from "./prefix-spacer.js";
 import { SpeakerLink } from "./speaker-link.js";
 import { StatusWriter } from "./status-writer.js";
+import { underlayTowardPeers, type RouteGet } from "./underlay.js";
 import { orphanKey, VrfController, type Underlay } from "./vrf-controller.js";
 
 const speakerGraceMs = 10_000;
 
 export interface DaemonDeps {
   connect: () => Promise<Speaker>;
+  /** Where the API server is and how to authenticate (loadKubeAccess). */
+  kubeAccess: KubeAccess;
   kernel?: KernelRouteBackend;
 }
 
@@ -62,11 +66,9 @@ export class Daemon {
   private underlayResolved: Underlay | undefined;
   private underlayLookup: Promise<Underlay> | undefined;
   private ribTimer: NodeJS.Timeout | undefined;
-  private ribDirty = false;
-  private lastPass = 0;
+  /** Best-path changes since the last RIB batch. */
+  private ribChanges: RibChange[] = [];
   private downTimer: NodeJS.Timeout | undefined;
-  private readonly peerStates = new Map<string, string>();
-  private peerGeneration = 0;
   private started = false;
   healthPort = 0;
 
@@ -75,13 +77,14 @@ export class Daemon {
     private readonly log: Logger,
     deps: DaemonDeps,
   ) {
-    this.kube = new KubeApi(loadKubeConfig(cfg.kubeconfig), cfg.nodeName, cfg.apiTimeoutSeconds * 1000);
+    this.kube = new KubeApi(deps.kubeAccess, cfg.nodeName, cfg.apiTimeoutSeconds * 1000, (call) => this.metrics.apiRequests.inc({ call }));
     const common = {
-      watch: this.kube.watch,
+      watch: this.kube.watcher,
       resyncMs: cfg.resyncSeconds * 1000,
       stallMs: cfg.stallSeconds * 1000,
       listTimeoutMs: cfg.apiTimeoutSeconds * 4000,
       log,
+      transform: withoutManagedFields,
     };
     const restarts = (informer: string) => (reason: string) => this.metrics.informerRestarts.inc({ informer, reason });
     const selector = `${nodeLabel}=${nodeLabelValue(cfg.nodeName)}`;
@@ -113,7 +116,9 @@ export class Daemon {
     this.link = new SpeakerLink({
       connect: deps.connect,
       probeIntervalMs: cfg.probeSeconds * 1000,
-      backoff: { baseMs: 250, maxMs: 5000 },
+      // gobgpd is local (same pod): a connect attempt costs nothing, and a restarted gobgpd should
+      // be picked up within a second, not after a backoff grown while it was starting.
+      backoff: { baseMs: 100, maxMs: 1000 },
       log: log.child({ component: "speaker-link" }),
     });
     this.kernel = new KernelRouteCache(deps.kernel ?? new IpRouteBackend(cfg.netns, (kind) => this.metrics.ipRuns.inc({ kind })));
@@ -121,6 +126,8 @@ export class Daemon {
       workers: 4,
       log: log.child({ component: "status" }),
       onResult: (result) => this.metrics.statusWrites.inc({ result }),
+      // A burst of changes first, then the newest status of each object once (status-writer.ts).
+      busy: () => this.queue.depth > 0,
     });
     this.vrfController = new VrfController({
       nodeName: cfg.nodeName,
@@ -134,8 +141,6 @@ export class Daemon {
       log: log.child({ component: "vrf" }),
       routeHoldMs: cfg.routeHoldSeconds * 1000,
       speakerGraceMs,
-      busy: () => this.queue.depth > 0,
-      spacer: new PrefixSpacer(300),
     });
     this.speakerController = new SpeakerController({
       nodeName: cfg.nodeName,
@@ -169,32 +174,25 @@ export class Daemon {
 
   /** A pass over every VRF key (low lane), plus the orphan sweep. */
   private passOverVrfs(): void {
-    this.lastPass = Date.now();
     this.queue.addAll(this.vrfKeys(), "low");
     this.queue.add(orphanKey, "low");
   }
 
   /**
-   * RIB events name no VRF, so each burst means "some VRF's RIB changed" and costs a pass over
-   * every VRF (two RIB listings each). Passes are therefore spaced out: events are gathered for
-   * --rib-debounce, and a new pass starts only once the previous one has finished, so at most one
-   * is ever queued and a burst of new objects (high lane) is never stuck behind them.
+   * Best paths changed in gobgpd's global VPN tables (the watch carries them, with their route
+   * targets): only the VRFs that import one of those route targets are reconciled. Changes are
+   * gathered for --rib-debounce, so a burst reconciles each affected VRF once.
    */
-  private onRib(): void {
-    this.ribDirty = true;
-    if (this.ribTimer !== undefined) return;
-    this.ribTimer = setTimeout(() => {
+  private onRib(changes: readonly RibChange[]): void {
+    this.ribChanges.push(...changes);
+    this.ribTimer ??= setTimeout(() => {
       this.ribTimer = undefined;
-      if (!this.ribDirty) return;
-      if (this.queue.lowPending > 0) return this.onRib();
-      this.ribDirty = false;
-      const now = Date.now();
-      this.log.debug({ keys: this.vrfKeys().length, sinceLastPassMs: now - this.lastPass }, "RIB pass");
-      this.lastPass = now;
+      const keys = this.vrfController.keysAffected(this.ribChanges);
+      this.ribChanges = [];
+      this.log.debug({ keys: keys.length }, "RIB changes");
       this.metrics.ribPasses.inc();
-      this.queue.addAll(this.vrfKeys(), "low");
-    }, this.cfg.ribDebounceMs);
-    this.ribTimer.unref();
+      this.queue.addAll(keys, "low");
+    }, this.cfg.ribDebounceMs).unref();
   }
 
   private wire(): void {
@@ -205,7 +203,11 @@ export class Daemon {
         if (!sameMeta(old, o)) this.queue.add(o.metadata.name ?? "", "high");
       },
       delete: (o) => this.queue.add(o.metadata.name ?? "", "high"),
-      resync: () => this.passOverVrfs(),
+      resync: () => {
+        this.passOverVrfs();
+        // gobgpd's tables are read again too: a safety net under the RIB view kept from events.
+        this.link.refreshRib();
+      },
     });
     const speaker = (): void => this.queue.add(speakerKey);
     // Every kvrfd writes its own entry of an instance's status: reacting to all of them would make
@@ -266,31 +268,15 @@ export class Daemon {
         this.metrics.bgpStarted.set(0);
         this.queue.add(speakerKey);
       },
-      event: (s, e) => {
-        if (e.kind === "rib") this.onRib();
-        else {
-          if (s.generation !== this.peerGeneration) {
-            this.peerGeneration = s.generation;
-            this.peerStates.clear();
-          }
-          const before = this.peerStates.get(e.address);
-          this.peerStates.set(e.address, e.state);
-          // A session that came up: a transition we saw, or the first news of a peer of a BGP we
-          // started ourselves. Not a session we first hear of as up in a gobgpd that was already
-          // running (kvrfd restarted: the watch replays current states, nothing was sent anew).
-          const cameUp = before === undefined ? s.freshSince !== undefined : before !== "established";
-          if (e.state === "established" && cameUp) {
-            // Chosen now (what the table transfer held), run a moment later: gobgpd sends the
-            // table when the session comes up, so any later path change goes out after it.
-            const keys = this.vrfController.markReannounce();
-            if (keys.length > 0) setTimeout(() => this.queue.addAll(keys, "high"), 500).unref();
-          }
-          // Peer state changes: one speaker reconcile per burst is plenty.
-          peerTimer ??= setTimeout(() => {
-            peerTimer = undefined;
-            this.queue.add(speakerKey, "low");
-          }, 200).unref();
-        }
+      rib: (_s, changes) => this.onRib(changes),
+      // The RIB view is complete (again): every VRF's routes are recomputed from it.
+      ribSynced: () => this.passOverVrfs(),
+      event: () => {
+        // Peer state changes: one speaker reconcile per burst is plenty.
+        peerTimer ??= setTimeout(() => {
+          peerTimer = undefined;
+          this.queue.add(speakerKey, "low");
+        }, 200).unref();
       },
     });
     this.log.info({ healthPort: this.healthPort, netns: this.cfg.netns, gobgpSocket: this.cfg.gobgpSocket }, "kvrfd started");
@@ -313,6 +299,7 @@ export class Daemon {
     await this.statusWriter.stop();
     await this.link.stop();
     await this.health.close();
+    this.kube.close();
   }
 
   private underlay(): Promise<Underlay> {
@@ -323,13 +310,25 @@ export class Daemon {
   }
 
   private async resolveUnderlay(): Promise<Underlay> {
-    const dev = this.cfg.underlayInterface;
-    if (dev === undefined) throw new Error("no underlay interface configured (--underlay-interface / KVRFD_UNDERLAY_INTERFACE)");
+    const netnsOpt = this.cfg.netns === undefined ? {} : { netns: this.cfg.netns };
+    let dev = this.cfg.underlayInterface;
     let nextHop = this.cfg.nextHop;
+    if (dev === undefined) {
+      // Not configured: the link toward the node's IPv6 BGP peers (reconciler/underlay.ts).
+      const node = this.nodes.get(this.cfg.nodeName);
+      const { chosen } = node === undefined ? { chosen: undefined } : selectInstance(this.instances.list(), node.metadata?.labels ?? {});
+      const found = await underlayTowardPeers(
+        (chosen?.spec.peers ?? []).map((p) => p.address),
+        (address) => ipJson<RouteGet>(["-6", "route", "get", address], netnsOpt),
+      );
+      this.log.info({ dev: found.dev, source: found.nextHop, peer: found.peer }, "underlay found from the route toward a BGP peer");
+      dev = found.dev;
+      nextHop ??= found.nextHop;
+    }
     if (nextHop === undefined) {
       const links = await ipJson<{ addr_info?: { family: string; local: string; scope: string }[] }>(
         ["-6", "addr", "show", "dev", dev, "scope", "global"],
-        this.cfg.netns === undefined ? {} : { netns: this.cfg.netns },
+        netnsOpt,
       );
       nextHop = links.flatMap((l) => l.addr_info ?? []).find((a) => a.family === "inet6" && a.scope === "global")?.local;
       if (nextHop === undefined) throw new Error(`underlay interface ${dev} has no global IPv6 address to advertise as next hop (set --next-hop)`);

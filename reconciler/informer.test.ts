@@ -1,7 +1,7 @@
 import { pino } from "pino";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
-import { Informer, type ListResult } from "./informer.js";
+import { Informer, withoutManagedFields, type ListResult } from "./informer.js";
 
 interface Obj {
   metadata: { name: string; resourceVersion: string };
@@ -122,5 +122,32 @@ describe("Informer", () => {
     await until("watch", () => w.calls.length === 1);
     await until("stall detected", () => lists() >= 2 && w.calls.length >= 2, 2000);
     expect(w.calls[0]?.aborted).toBe(true);
+  });
+
+  it("caches listed and watched objects through its transform (managedFields dropped)", async () => {
+    const w = new FakeWatch();
+    const mf = [{ manager: "kvrf-cni/c1/eth0", operation: "Apply" }];
+    const withMf = (name: string, rv: number) => ({ metadata: { name, resourceVersion: String(rv), managedFields: mf } });
+    const seen: unknown[] = [];
+    const i = new Informer<Obj & { metadata: { managedFields?: unknown } }>({
+      name: "t",
+      path: "/x",
+      watch: w,
+      list: () => Promise.resolve({ items: [withMf("a", 1)], metadata: { resourceVersion: "1" } }),
+      resyncMs: 60_000,
+      stallMs: 60_000,
+      log,
+      transform: withoutManagedFields,
+    });
+    inf = i;
+    i.on({ add: (x) => seen.push(x), update: (_o, x) => seen.push(x) });
+    i.start();
+    await until("watch", () => w.calls.length === 1);
+    w.last().cb("ADDED", withMf("b", 2));
+    w.last().cb("MODIFIED", withMf("a", 3));
+    expect(i.get("a")).toEqual({ metadata: { name: "a", resourceVersion: "3" } });
+    expect(i.get("b")).toEqual({ metadata: { name: "b", resourceVersion: "2" } });
+    expect(seen.every((x) => !Object.hasOwn((x as { metadata: object }).metadata, "managedFields"))).toBe(true);
+    expect(seen).toHaveLength(3);
   });
 });

@@ -1,17 +1,18 @@
-// A restartable informer (list + watch + local cache) on @kubernetes/client-node's Watch.
+// A restartable informer (list + watch + local cache) on a Watcher: kvrfd's own (kube-client.ts)
+// or anything shaped like @kubernetes/client-node's Watch.
 //
 // client-node's own ListWatch stops for good on any error other than 410 or a timeout, and a
 // restart resumes from the old resourceVersion without relisting, so objects deleted meanwhile
 // would never be reported. This one never stops: every failure relists after a backoff (1 s
 // doubling to 30 s), and the relist is diffed against the cache so vanished objects produce
 // delete events. 410 Gone (HTTP or ERROR event) relists at once. Silent stalls are bounded three
-// ways: each watch asks the server to close it after ~25 s, client-node aborts a watch that
+// ways: each watch asks the server to close it after ~25 s, the watcher aborts a watch that
 // carries no data for 30 s, and a watchdog relists when nothing at all (watch start, event, list)
 // happened for `stallMs` (e.g. a list that never answers). A periodic full relist (`resyncMs`)
 // repairs anything a watch may have missed and triggers a resync pass over every key.
-import type { Watch } from "@kubernetes/client-node";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
+import type { Watcher } from "./kube-client.js";
 import { Backoff } from "./queue.js";
 
 export interface ListResult<T> {
@@ -32,7 +33,7 @@ export interface InformerOptions<T> {
   /** Watch path, e.g. /apis/kvrf.dev/v1alpha1/bgpvrfinstances. */
   path: string;
   list(signal: AbortSignal): Promise<ListResult<T>>;
-  watch: Pick<Watch, "watch">;
+  watch: Watcher;
   labelSelector?: string;
   fieldSelector?: string;
   resyncMs: number;
@@ -44,6 +45,18 @@ export interface InformerOptions<T> {
   onRestart?(reason: "resync" | "stall" | "error"): void;
   /** Whether an update changes what version() stands for; default: any new resourceVersion. */
   significant?(old: T, obj: T): boolean;
+  /** Applied to every object before it is cached (e.g. withoutManagedFields). */
+  transform?(obj: T): T;
+}
+
+/**
+ * Drops metadata.managedFields: kvrfd never reads them, and objects written by server-side apply
+ * (the CNI plugin's, one field manager per attachment) carry more of them than of anything else.
+ */
+export function withoutManagedFields<T>(obj: T): T {
+  const m = (obj as { metadata?: { managedFields?: unknown } } | undefined)?.metadata;
+  if (m?.managedFields !== undefined) delete m.managedFields;
+  return obj;
 }
 
 interface Status {
@@ -201,7 +214,8 @@ export class Informer<T extends Named> {
     if (ac.signal.aborted) throw new Error(`list aborted: ${String(ac.signal.reason)}`);
     this.touch();
     const seen = new Set<string>();
-    for (const obj of res.items) {
+    for (const item of res.items) {
+      const obj = this.opts.transform?.(item) ?? item;
       const name = obj.metadata?.name;
       if (name === undefined) continue;
       seen.add(name);
@@ -256,13 +270,13 @@ export class Informer<T extends Named> {
         switch (phase) {
           case "ADDED":
           case "MODIFIED": {
-            const o = obj as T;
+            const o = this.opts.transform?.(obj as T) ?? (obj as T);
             const name = o.metadata?.name;
             if (name !== undefined) this.upsert(name, o);
             break;
           }
           case "DELETED": {
-            const o = obj as T;
+            const o = this.opts.transform?.(obj as T) ?? (obj as T);
             const name = o.metadata?.name;
             if (name !== undefined && this.cache.delete(name)) {
               this.changes++;

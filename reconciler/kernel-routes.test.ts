@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { KernelRouteCache, parseBatchErrors, parseOwnedRoutes } from "./kernel-routes.js";
+import { KernelRouteCache, parseOwnedRoutes } from "./kernel-routes.js";
 import { FakeKernel } from "./testing/fake-kernel.js";
 
 describe("iproute2 output", () => {
@@ -15,14 +15,6 @@ describe("iproute2 output", () => {
       { table: 100, prefix: "10.1.1.2/32", sid: "fd00:0:b::abc:0:1", dev: "d0" },
       { table: 100, prefix: "2001:db8::5/128", sid: "fd00:0:b::2", dev: "d0" },
       { table: 254, prefix: "10.9.0.0/16", sid: "fd00::9", dev: "d0" },
-    ]);
-  });
-
-  it("maps batch errors to their lines", () => {
-    const stderr = 'RTNETLINK answers: No such process\nCommand failed -:2\nCannot find device "nope"\nCommand failed -:3\n';
-    expect([...parseBatchErrors(stderr)]).toEqual([
-      [2, "RTNETLINK answers: No such process"],
-      [3, 'Cannot find device "nope"'],
     ]);
   });
 });
@@ -42,6 +34,24 @@ describe("KernelRouteCache", () => {
     expect(c.table(100)).toMatchObject([r("10.0.0.1/32")]);
     expect(c.table(100)[0]?.since).toBeTypeOf("number");
     expect(k.routes.get("100 10.0.0.9/32")?.proto).toBe(196);
+  });
+
+  it("counts its routes through every change, and forgets tables left empty", async () => {
+    const k = new FakeKernel();
+    k.put({ ...r("10.0.0.3/32"), proto: 197 });
+    k.put({ ...r("10.0.0.4/32"), table: 200, proto: 197 });
+    const c = new KernelRouteCache(k);
+    await c.load();
+    expect(c.count()).toBe(2);
+    await c.apply({ add: [r("10.0.0.1/32"), r("10.0.0.2/32")], replace: [r("10.0.0.3/32", "fd00::9")], remove: [] });
+    expect(c.count()).toBe(4);
+    await c.apply({ add: [], replace: [], remove: [{ ...r("10.0.0.4/32"), table: 200 }] });
+    expect([c.count(), c.tables()]).toEqual([3, [100]]);
+    k.put({ ...r("10.0.0.5/32"), proto: 197 });
+    await c.reloadTable(100);
+    expect(c.count()).toBe(4);
+    await c.clearTable(100);
+    expect([c.count(), c.tables()]).toEqual([0, []]);
   });
 
   it("treats an add that meets its own route as a stale view, not a failure", async () => {

@@ -4,7 +4,7 @@
 // `ip route add`, which fails rather than overwrite a route another owner put at the same key
 // (`replace` would silently take over, e.g., the CNI plugin's proto-196 route to a local pod).
 import { routeProtocol } from "../shared/api-types.js";
-import { ip, ipJson, IpError } from "../shared/kernel/ip.js";
+import { IpBatchProcess, ipJson, IpError } from "../shared/kernel/ip.js";
 import { canonicalIpv6, canonicalPrefix } from "./desired.js";
 import { routeCommands, routeKey, type KernelRoute, type RoutePlan } from "./planner.js";
 
@@ -73,22 +73,6 @@ export function parseOwnedRoutes(entries: readonly IpRoute[], table?: number): K
   return out;
 }
 
-/** Maps `ip -batch -force` stderr ("…message…\nCommand failed -:N") to 1-based line → message. */
-export function parseBatchErrors(stderr: string): Map<number, string> {
-  const out = new Map<number, string>();
-  let pending: string[] = [];
-  for (const line of stderr.split("\n")) {
-    const m = /^Command failed -:(\d+)$/.exec(line.trim());
-    if (m !== null) {
-      out.set(Number(m[1]), pending.join("; ") || "failed");
-      pending = [];
-    } else if (line.trim() !== "") {
-      pending.push(line.trim());
-    }
-  }
-  return out;
-}
-
 const missingTable = (err: unknown): boolean => err instanceof IpError && /FIB table does not exist/.test(err.stderr);
 
 interface BatchRequest {
@@ -100,15 +84,17 @@ interface BatchRequest {
 export class IpRouteBackend implements KernelRouteBackend {
   private readonly pending: BatchRequest[] = [];
   private draining = false;
+  /** Writes go to one long-lived `ip -force -batch -` (no fork of kvrfd per batch). */
+  private readonly batcher: IpBatchProcess;
 
   constructor(
     private readonly netns?: string,
-    /** Observes every `ip` process run, by purpose (metrics). */
+    /** Observes every `ip` run, by purpose (metrics): a batch written, a dump or lookup process. */
     private readonly onRun: (kind: "batch" | "dump" | "lookup") => void = () => undefined,
     private readonly maxLines = 2000,
-    /** How long the first request of a batch waits for others: one `ip` process per batch. */
-    private readonly gatherMs = 20,
-  ) {}
+  ) {
+    this.batcher = new IpBatchProcess({ ...(netns !== undefined ? { netns } : {}), timeoutMs: 30_000 });
+  }
 
   private opts(): { netns?: string } {
     return this.netns === undefined ? {} : { netns: this.netns };
@@ -173,9 +159,9 @@ export class IpRouteBackend implements KernelRouteBackend {
   }
 
   /**
-   * Runs lines through `ip -force -batch`, sharing one process among the reconciles that write at
-   * the same time: requests that arrive while a batch runs go together in the next one. Resolves
-   * with this request's failed lines (0-based) and their messages.
+   * Runs lines through the `ip -force -batch` process; requests that arrive while a batch runs go
+   * together in the next one. Resolves with this request's failed lines (0-based) and their
+   * messages.
    */
   private run(lines: string[]): Promise<Map<number, string>> {
     return new Promise((resolve, reject) => {
@@ -187,9 +173,6 @@ export class IpRouteBackend implements KernelRouteBackend {
   private async drain(): Promise<void> {
     this.draining = true;
     try {
-      // Each `ip` is a fork of this process (a main-thread stall that grows with its size) plus an
-      // exec: under load, a few milliseconds of waiting turn many small batches into a few big ones.
-      if (this.gatherMs > 0) await new Promise((r) => setTimeout(r, this.gatherMs));
       while (this.pending.length > 0) {
         const batch: BatchRequest[] = [];
         let n = 0;
@@ -198,27 +181,23 @@ export class IpRouteBackend implements KernelRouteBackend {
           batch.push(r);
           n += r.lines.length;
         }
-        const all = batch.flatMap((r) => r.lines);
         this.onRun("batch");
+        let failed: Map<number, string>;
         try {
-          await ip([], { ...this.opts(), batch: all, force: true, timeoutMs: 30_000 });
-          for (const r of batch) r.resolve(new Map());
+          failed = await this.batcher.run(batch.flatMap((r) => r.lines));
         } catch (err) {
-          const failed = err instanceof IpError ? parseBatchErrors(err.stderr) : new Map<number, string>();
-          if (failed.size === 0) {
-            for (const r of batch) r.reject(err);
-            continue;
+          for (const r of batch) r.reject(err);
+          continue;
+        }
+        let offset = 0;
+        for (const r of batch) {
+          const mine = new Map<number, string>();
+          for (let i = 0; i < r.lines.length; i++) {
+            const m = failed.get(offset + i);
+            if (m !== undefined) mine.set(i, m);
           }
-          let offset = 0;
-          for (const r of batch) {
-            const mine = new Map<number, string>();
-            for (let i = 0; i < r.lines.length; i++) {
-              const m = failed.get(offset + i + 1);
-              if (m !== undefined) mine.set(i, m);
-            }
-            offset += r.lines.length;
-            r.resolve(mine);
-          }
+          offset += r.lines.length;
+          r.resolve(mine);
         }
       }
     } finally {
@@ -235,6 +214,8 @@ export class IpRouteBackend implements KernelRouteBackend {
 export class KernelRouteCache {
   private byTable = new Map<number, Map<string, KernelRoute>>();
   private loaded = false;
+  /** Routes in byTable, kept with every change (count() is asked for after every write). */
+  private total = 0;
 
   constructor(
     readonly backend: KernelRouteBackend,
@@ -250,6 +231,8 @@ export class KernelRouteCache {
       t.set(routeKey(r), known !== undefined && known.sid === r.sid && known.since !== undefined ? { ...r, since: known.since } : r);
     }
     this.byTable = fresh;
+    this.total = 0;
+    for (const t of fresh.values()) this.total += t.size;
     this.loaded = true;
   }
 
@@ -266,24 +249,39 @@ export class KernelRouteCache {
   }
 
   count(): number {
-    let n = 0;
-    for (const t of this.byTable.values()) n += t.size;
-    return n;
+    return this.total;
+  }
+
+  /** Runs a change of some tables' routes and keeps the total (and no empty table) in step. */
+  private change(tables: Iterable<number>, f: () => void): void {
+    const touched = new Set(tables);
+    let before = 0;
+    for (const t of touched) before += this.byTable.get(t)?.size ?? 0;
+    f();
+    let after = 0;
+    for (const t of touched) {
+      const size = this.byTable.get(t)?.size ?? 0;
+      if (size === 0) this.byTable.delete(t);
+      after += size;
+    }
+    this.total += after - before;
   }
 
   /** Applies a plan and records what succeeded; add failures caused by foreign routes are diagnosed. */
   async apply(plan: RoutePlan): Promise<RouteFailure[]> {
     const failures = await this.backend.apply(plan);
     const failed = new Set(failures.map((f) => `${f.op} ${routeKey(f.route)}`));
-    for (const r of plan.remove) if (!failed.has(`remove ${routeKey(r)}`)) this.byTable.get(r.table)?.delete(routeKey(r));
-    for (const [op, list] of [["replace", plan.replace], ["add", plan.add]] as const) {
-      for (const r of list) {
-        if (failed.has(`${op} ${routeKey(r)}`)) continue;
-        let t = this.byTable.get(r.table);
-        if (t === undefined) this.byTable.set(r.table, (t = new Map<string, KernelRoute>()));
-        t.set(routeKey(r), { ...r, since: this.now() });
+    this.change([...plan.remove, ...plan.replace, ...plan.add].map((r) => r.table), () => {
+      for (const r of plan.remove) if (!failed.has(`remove ${routeKey(r)}`)) this.byTable.get(r.table)?.delete(routeKey(r));
+      for (const [op, list] of [["replace", plan.replace], ["add", plan.add]] as const) {
+        for (const r of list) {
+          if (failed.has(`${op} ${routeKey(r)}`)) continue;
+          let t = this.byTable.get(r.table);
+          if (t === undefined) this.byTable.set(r.table, (t = new Map<string, KernelRoute>()));
+          t.set(routeKey(r), { ...r, since: this.now() });
+        }
       }
-    }
+    });
     const out: RouteFailure[] = [];
     for (const f of failures) {
       if (f.op === "add" && /File exists/.test(f.message)) {
@@ -304,9 +302,8 @@ export class KernelRouteCache {
 
   async reloadTable(table: number): Promise<void> {
     const fresh = await this.backend.dumpTable(table);
-    const old = this.byTable.get(table);
-    if (fresh.length === 0) this.byTable.delete(table);
-    else {
+    this.change([table], () => {
+      const old = this.byTable.get(table);
       this.byTable.set(
         table,
         new Map(
@@ -316,7 +313,7 @@ export class KernelRouteCache {
           }),
         ),
       );
-    }
+    });
   }
 
   /**
@@ -328,9 +325,10 @@ export class KernelRouteCache {
     const known = this.table(table);
     const failures = await this.backend.apply({ add: [], replace: [], remove: known });
     const failed = new Set(failures.map((f) => routeKey(f.route)));
-    const t = this.byTable.get(table);
-    for (const r of known) if (!failed.has(routeKey(r))) t?.delete(routeKey(r));
-    if (t !== undefined && t.size === 0) this.byTable.delete(table);
+    this.change([table], () => {
+      const t = this.byTable.get(table);
+      for (const r of known) if (!failed.has(routeKey(r))) t?.delete(routeKey(r));
+    });
     await this.backend.flushTable?.(table);
     return failures;
   }

@@ -5,6 +5,7 @@ import { pino } from "pino";
 import { ConfigError, parseConfig } from "./config.js";
 import { Daemon } from "./daemon.js";
 import { connectSpeaker } from "./gobgp/connect.js";
+import { loadKubeAccess } from "./kube-client.js";
 
 const version = process.env["KVRF_VERSION"] ?? "0.1.0";
 
@@ -21,7 +22,16 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const log = pino({ level: cfg.logLevel, base: { node: cfg.nodeName }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2));
   const socket = cfg.gobgpSocket;
-  const daemon = new Daemon(cfg, log, { connect: () => connectSpeaker(socket, { timeoutMs: cfg.speakerTimeoutSeconds * 1000 }) });
+  let kubeAccess;
+  try {
+    kubeAccess = await loadKubeAccess(cfg.kubeconfig);
+  } catch (err) {
+    log.fatal({ err: err instanceof Error ? err.message : String(err) }, "cannot load Kubernetes credentials");
+    log.flush();
+    return 1;
+  }
+  log.info({ server: kubeAccess.server, credentials: kubeAccess.source }, "Kubernetes API");
+  const daemon = new Daemon(cfg, log, { kubeAccess, connect: () => connectSpeaker(socket, { timeoutMs: cfg.speakerTimeoutSeconds * 1000 }) });
 
   const stopped = new Promise<string>((resolve) => {
     for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => resolve(sig));

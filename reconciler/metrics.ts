@@ -23,6 +23,7 @@ export class Metrics {
   readonly statusWrites: Counter<"result">;
   readonly ribPasses: Counter;
   readonly ipRuns: Counter<"kind">;
+  readonly apiRequests: Counter<"call">;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const r = this.registry;
@@ -52,6 +53,7 @@ export class Metrics {
     this.ipRuns = new Counter({ name: "kvrfd_ip_runs_total", help: "iproute2 processes run, by purpose (batch of writes, dump, lookup).", labelNames: ["kind"], registers: [r] });
     this.ribPasses = new Counter({ name: "kvrfd_rib_passes_total", help: "Passes over every VRF after RIB events.", registers: [r] });
     this.statusWrites = new Counter({ name: "kvrfd_status_writes_total", help: "BGPVRFInstance status writes by result.", labelNames: ["result"], registers: [r] });
+    this.apiRequests = new Counter({ name: "kvrfd_api_requests_total", help: "Kubernetes API requests by call (list, watch, status, finalizer, event, secret, node-status).", labelNames: ["call"], registers: [r] });
     this.routerIdConflicts = new Gauge({ name: "kvrfd_router_id_conflicts", help: "Other nodes publishing this node's router ID.", registers: [r] });
   }
 }

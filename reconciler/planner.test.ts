@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { BGPVRFInstance } from "../shared/api-types.js";
 import { canonicalPrefix, desiredVrf, SpecError } from "./desired.js";
-import { findConflicts, planRoutes, planVrf, remoteRoutes, routeCommands, sameVrf, type KernelRoute } from "./planner.js";
-import { srv6Behavior, type LocalPath, type Vrf, type VrfPath } from "./speaker.js";
+import { findConflicts, planRoutes, planVrf, remoteRoutes, routeCommands, sameVrf, vrfImports, type KernelRoute } from "./planner.js";
+import { srv6Behavior, type LocalPath, type RibPath, type Vrf, type VrfPath } from "./speaker.js";
 
 const nh = "fd00:ff::a";
 
@@ -167,6 +167,63 @@ describe("remoteRoutes", () => {
       { table: 100, prefix: "fd00:0:b::1/128", sid: "", dev: "", kind: "throw" },
     ]);
     expect(unusable).toEqual(["10.0.0.3/32: best path from fd00::b carries no SRv6 SID"]);
+  });
+});
+
+describe("vrfImports (what a VRF imports from the global VPN tables)", () => {
+  const rt = (n: number) => ({ type: 0 as const, asn: 65000, assigned: n });
+  // A best path of a VPN destination: RD, prefix, route targets; remote unless said otherwise.
+  const rib = (rd: number, prefix: string, over: { [K in keyof RibPath]?: RibPath[K] | undefined } = {}): RibPath => {
+    const p: { [K in keyof RibPath]?: RibPath[K] | undefined } = {
+      family: prefix.includes(":") ? "ipv6" : "ipv4",
+      rd: rt(rd),
+      prefix,
+      rts: [rt(rd)],
+      nextHop: `fd00:ff::${rd}`,
+      sid: `fd00:0:${rd}::1`,
+      behavior: 20,
+      best: true,
+      local: false,
+      neighbor: "fd00:ff::1",
+      withdraw: false,
+      ...over,
+    };
+    if (p.neighbor === undefined) delete p.neighbor;
+    return p as RibPath;
+  };
+  // The kernel routes they make, as "prefix sid" lines (remoteRoutes does the rest).
+  const routes = (importRts: number[], candidates: RibPath[], own: string[] = []): string[] =>
+    remoteRoutes(vrfImports("v", importRts.map(rt), candidates, new Set(own)), 7, "fab0").routes.filter((r) => r.kind === undefined).map((r) => `${r.prefix} ${r.sid}`);
+
+  it.each([
+    ["imports by route target only: another VPC's overlapping prefix stays out", [1], [rib(1, "10.0.0.1/32"), rib(2, "10.0.0.1/32"), rib(2, "10.0.0.2/32")], [], ["10.0.0.1/32 fd00:0:1::1"]],
+    ["any one of the VRF's import route targets will do", [5, 2], [rib(1, "10.0.0.1/32", { rts: [rt(9), rt(2)] })], [], ["10.0.0.1/32 fd00:0:1::1"]],
+    ["several RDs with one prefix: the lowest RD wins", [1, 2], [rib(2, "10.0.0.1/32", { rts: [rt(1)] }), rib(1, "10.0.0.1/32")], [], ["10.0.0.1/32 fd00:0:1::1"]],
+    [
+      "RD layouts order by type, then administrator, then number",
+      [1],
+      [
+        rib(9, "10.0.0.1/32", { rd: { type: 2, asn: 4200000001, assigned: 1 }, rts: [rt(1)], sid: "fd00::2" }),
+        rib(9, "10.0.0.1/32", { rd: { type: 1, address: "192.0.2.1", assigned: 1 }, rts: [rt(1)], sid: "fd00::1" }),
+      ],
+      [],
+      ["10.0.0.1/32 fd00::1"],
+    ],
+    ["our own origination in this VRF wins: no kernel route", [1], [rib(1, "10.0.0.1/32")], ["10.0.0.1/32"], []],
+    ["a local path imported here wins too (gobgpd prefers local paths)", [1, 2], [rib(1, "10.0.0.1/32"), rib(2, "10.0.0.1/32", { rts: [rt(1)], local: true, neighbor: undefined })], [], []],
+    ["withdrawals are not imported", [1], [rib(1, "10.0.0.1/32", { withdraw: true })], [], []],
+    ["both families", [1], [rib(1, "fd10::1/128"), rib(1, "10.0.0.1/32")], [], ["10.0.0.1/32 fd00:0:1::1", "fd10::1/128 fd00:0:1::1"]],
+  ] as const)("%s", (_what, importRts, candidates, own, want) => {
+    expect(routes([...importRts], [...candidates], [...own])).toEqual(want);
+  });
+
+  it("marks one best path per prefix, deterministically whatever the order of the candidates", () => {
+    const cands = [rib(3, "10.0.0.1/32", { rts: [rt(1)] }), rib(1, "10.0.0.1/32"), rib(2, "10.0.0.1/32", { rts: [rt(1)] })];
+    const a = vrfImports("v", [rt(1)], cands);
+    const b = vrfImports("v", [rt(1)], [...cands].reverse());
+    expect(a).toEqual(b);
+    expect(a.filter((p) => p.best).map((p) => p.sid)).toEqual(["fd00:0:1::1"]);
+    expect(a).toHaveLength(3);
   });
 });
 

@@ -1,10 +1,11 @@
 // Pure planners: desired state vs observed state → the actions that close the gap, in the order
 // they must run. No I/O here; appliers execute the actions and tables of cases test the plans.
-import { formatAdminAssigned, type AdminAssigned } from "../shared/route-distinguisher.js";
+import type { AdminAssigned } from "../shared/route-distinguisher.js";
 import type { BGPVRFInstance } from "../shared/api-types.js";
 import { timeOf } from "./bgp-instance.js";
 import { canonicalIpv6, canonicalPrefix, vrfName, type DesiredVrf } from "./desired.js";
-import type { LocalPath, Vrf, VrfPath } from "./speaker.js";
+import { aaKey } from "./rib.js";
+import type { LocalPath, RibPath, Vrf, VrfPath } from "./speaker.js";
 
 export type SpeakerAction =
   | { op: "add-vrf"; vrf: Vrf }
@@ -12,7 +13,6 @@ export type SpeakerAction =
   | { op: "add-path"; path: LocalPath }
   | { op: "delete-path"; path: LocalPath };
 
-const aaKey = (v: AdminAssigned): string => `${v.type}/${formatAdminAssigned(v)}`;
 const rtSet = (l: readonly AdminAssigned[]): string => [...new Set(l.map(aaKey))].sort().join(",");
 
 /** Equal as GoBGP sees a VRF: RD, import and export RT sets, id. */
@@ -69,6 +69,53 @@ export function planVrf(desired: DesiredVrf | undefined, observed: ObservedVrf, 
     if (h === undefined || !samePath(h, p)) actions.push({ op: "add-path", path: p });
   }
   return actions;
+}
+
+/** Orders route distinguishers by layout, administrator, then number. */
+function compareRd(a: AdminAssigned, b: AdminAssigned): number {
+  if (a.type !== b.type) return a.type - b.type;
+  const admin = (v: AdminAssigned): number => (v.type === 1 ? v.address.split(".").reduce((n, o) => n * 256 + Number(o), 0) : v.asn);
+  return admin(a) - admin(b) || a.assigned - b.assigned;
+}
+
+const byText = (a: string | undefined, b: string | undefined): number => ((a ?? "") < (b ?? "") ? -1 : (a ?? "") > (b ?? "") ? 1 : 0);
+
+/**
+ * What a VRF imports from the global VPN tables, as VRF paths with one best path per prefix (the
+ * input of remoteRoutes). `candidates` are best paths of VPN destinations (RD + prefix); those
+ * whose route targets meet `importRts` are imported, the way gobgpd's VRF view does. Per prefix:
+ *  - a path this node originates wins: with this VRF's own RD (`own`, the VRF's prefixes) or any
+ *    other local path imported here (gobgpd prefers locally originated paths too), so no kernel
+ *    route is made for it;
+ *  - otherwise, when several RDs carry the prefix (VPCs that import each other's route targets),
+ *    the lowest RD wins, then the neighbor, then the next hop: deterministic on every node. (For one
+ *    RD gobgpd has already chosen the best path among neighbors.)
+ */
+export function vrfImports(vrf: string, importRts: readonly AdminAssigned[], candidates: readonly RibPath[], own: ReadonlySet<string> = new Set()): VrfPath[] {
+  const imports = new Set(importRts.map(aaKey));
+  const byPrefix = new Map<string, RibPath[]>();
+  for (const p of candidates) {
+    if (p.withdraw || !p.rts.some((rt) => imports.has(aaKey(rt)))) continue;
+    const prefix = canonicalPrefix(p.prefix) ?? p.prefix;
+    const list = byPrefix.get(prefix);
+    if (list === undefined) byPrefix.set(prefix, [p]);
+    else list.push(p);
+  }
+  const out: VrfPath[] = [];
+  for (const [prefix, list] of [...byPrefix].sort(([a], [b]) => byText(a, b))) {
+    const ranked = [...list].sort(
+      (a, b) => Number(b.local) - Number(a.local) || compareRd(a.rd, b.rd) || byText(a.neighbor, b.neighbor) || byText(a.nextHop, b.nextHop),
+    );
+    const ownWins = own.has(prefix);
+    ranked.forEach((p, i) => {
+      const v: VrfPath = { vrf, prefix, nextHop: p.nextHop, best: i === 0 && !ownWins, local: p.local };
+      if (p.sid !== undefined) v.sid = p.sid;
+      if (p.behavior !== undefined) v.behavior = p.behavior;
+      if (p.neighbor !== undefined) v.neighbor = p.neighbor;
+      out.push(v);
+    });
+  }
+  return out;
 }
 
 /**
@@ -215,23 +262,4 @@ export function findConflicts(objects: readonly BGPVRFInstance[]): Map<string, C
     byTable.set(o.spec.table, name);
   }
   return out;
-}
-
-/** Prefixes that more than one live object (VPC) originates on this node: overlapping VPCs. */
-export function sharedPrefixes(objects: readonly BGPVRFInstance[]): Set<string> {
-  const seen = new Map<string, string>();
-  const shared = new Set<string>();
-  for (const o of objects) {
-    if (o.metadata.deletionTimestamp !== undefined) continue;
-    for (const a of o.spec.attachments ?? []) {
-      for (const p of a.prefixes) {
-        const c = canonicalPrefix(p);
-        if (c === undefined) continue;
-        const owner = seen.get(c);
-        if (owner === undefined) seen.set(c, o.metadata.name ?? "");
-        else if (owner !== o.metadata.name) shared.add(c);
-      }
-    }
-  }
-  return shared;
 }

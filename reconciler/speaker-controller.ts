@@ -110,6 +110,7 @@ export class SpeakerController {
     if (observed === undefined && s.started) {
       s.started = false;
       s.vrfs.clear();
+      s.rib.reset();
     }
     // An instance we cannot turn into a config (e.g. no InternalIP for Auto) leaves gobgpd as it is:
     // stopping BGP over a config error would take the node's VPCs down.
@@ -122,12 +123,15 @@ export class SpeakerController {
         this.d.metrics.speakerWrites.inc({ op: "stop-bgp" });
         s.started = false;
         s.vrfs.clear();
+        s.rib.reset();
         this.applied.clear();
       }
       if (action.op === "start" || action.op === "restart") {
         await s.speaker.startBgp(action.global);
         this.d.metrics.speakerWrites.inc({ op: "start-bgp" });
         s.started = true;
+        // A fresh RIB: empty until we and the peers fill it (the watch reports that).
+        s.rib.reset();
         s.freshSince = this.now();
         this.starts++;
         this.applied.clear();

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { SpeakerError, type Speaker, type SpeakerEvent, type Vrf } from "./speaker.js";
 import { Backoff } from "./queue.js";
+import { RibView, type RibChange } from "./rib.js";
 
 export interface Session {
   /** Increases with every connection: work started under an older session is discarded. */
@@ -22,6 +23,8 @@ export interface Session {
   freshSince?: number;
   /** gobgpd's VRFs as of the session start, kept current by our own writes. */
   readonly vrfs: Map<string, Vrf>;
+  /** gobgpd's global VPN tables (best paths, our own paths), kept current by the watch (rib.ts). */
+  readonly rib: RibView;
 }
 
 export interface SpeakerLinkOptions {
@@ -37,7 +40,12 @@ export interface SpeakerLinkHandlers {
   down(): void;
   /** BGP state was lost inside a session (probe or a call said "not started"). */
   lost(session: Session): void;
-  event(session: Session, e: SpeakerEvent): void;
+  /** A peer's session state (from the watch). */
+  event(session: Session, e: Extract<SpeakerEvent, { kind: "peer" }>): void;
+  /** Best paths changed in the session's RIB view. */
+  rib(session: Session, changes: readonly RibChange[]): void;
+  /** The session's RIB view was (re)read and is complete: every VRF's routes may be recomputed. */
+  ribSynced(session: Session): void;
 }
 
 export class SpeakerLink {
@@ -71,6 +79,17 @@ export class SpeakerLink {
     await this.loop;
   }
 
+  /**
+   * Reads gobgpd's global VPN tables again (the informers' periodic resync): the RIB view stays in
+   * use meanwhile; whatever drifted is corrected and every VRF is looked at again (ribSynced).
+   */
+  refreshRib(): void {
+    const s = this.session;
+    const signal = this.sessionAbort?.signal;
+    if (s === undefined || signal === undefined || signal.aborted || !s.rib.synced) return;
+    void this.readRib(s, signal);
+  }
+
   /** Loads gobgpd's VRFs into the session (after StartBgp, or when a write found our view stale). */
   async loadVrfs(s: Session): Promise<void> {
     const vrfs = await s.speaker.listVrfs();
@@ -87,6 +106,7 @@ export class SpeakerLink {
     if (err.kind === "not-started" && s.started) {
       s.started = false;
       s.vrfs.clear();
+      s.rib.reset();
       this.handlers?.lost(s);
     } else if (err.kind === "unavailable") {
       this.sessionAbort?.abort();
@@ -108,7 +128,7 @@ export class SpeakerLink {
         await sleep(wait, undefined, { signal: this.abort.signal }).catch(() => undefined);
         continue;
       }
-      const s: Session = { generation: ++this.generation, speaker, started: false, settled: false, vrfs: new Map() };
+      const s: Session = { generation: ++this.generation, speaker, started: false, settled: false, vrfs: new Map(), rib: new RibView() };
       const sessionAbort = new AbortController();
       this.sessionAbort = sessionAbort;
       const onStop = (): void => sessionAbort.abort();
@@ -142,13 +162,24 @@ export class SpeakerLink {
     }
   }
 
-  /** Returns when the session is over (stream broken or aborted). */
+  /**
+   * Returns when the session is over (stream broken or aborted). Feeds the session's RIB view:
+   * once gobgpd says the watch is registered, the table is read while later changes wait.
+   */
   private async watch(s: Session, signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       try {
-        for await (const e of s.speaker.watch(signal)) this.handlers?.event(s, e);
+        for await (const e of s.speaker.watch(signal)) {
+          if (e.kind === "watching") void this.readRib(s, signal);
+          else if (e.kind === "rib") {
+            const changes = s.rib.apply(e.paths);
+            if (changes !== undefined && changes.length > 0) this.handlers?.rib(s, changes);
+          } else this.handlers?.event(s, e);
+        }
+        s.rib.invalidate();
         if (!signal.aborted) return; // the stream ended by itself: gobgpd went away
       } catch (err) {
+        s.rib.invalidate();
         if (signal.aborted) return;
         if (err instanceof SpeakerError && err.kind !== "unavailable") {
           // e.g. not started yet: gobgpd is there, the watch comes back once BGP runs.
@@ -157,6 +188,30 @@ export class SpeakerLink {
         }
         this.opts.log.info({ err: String(err) }, "gobgpd watch ended");
         return;
+      }
+    }
+  }
+
+  /** Reads gobgpd's global VPN tables into the session's RIB view (retried until it works). */
+  private async readRib(s: Session, signal: AbortSignal): Promise<void> {
+    const token = s.rib.beginRead();
+    while (!signal.aborted) {
+      const t0 = Date.now();
+      try {
+        const [v4, v6] = await Promise.all([s.speaker.listRib("ipv4"), s.speaker.listRib("ipv6")]);
+        if (s.rib.finishRead(token, [...v4, ...v6])) {
+          this.opts.log.info({ generation: s.generation, destinations: s.rib.size, ms: Date.now() - t0 }, "read gobgpd's VPN tables");
+          this.handlers?.ribSynced(s);
+        }
+        return;
+      } catch (err) {
+        if (signal.aborted) return;
+        if (err instanceof SpeakerError && err.kind === "unavailable") {
+          this.report(s, err);
+          return;
+        }
+        this.opts.log.warn({ err: String(err) }, "cannot read gobgpd's VPN tables; retrying");
+        await sleep(1000, undefined, { signal }).catch(() => undefined);
       }
     }
   }

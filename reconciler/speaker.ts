@@ -78,8 +78,39 @@ export interface VrfPath {
   neighbor?: string;
 }
 
-/** Something in the speaker's RIB or peers changed; re-read what you care about. */
-export type SpeakerEvent = { kind: "rib" } | { kind: "peer"; address: string; state: PeerSessionState };
+/**
+ * A VPN path of the speaker's global table (VPNv4/VPNv6): what every VRF imports from, by route
+ * target. Paths this speaker originated itself are `local`; the others carry their neighbor.
+ */
+export interface RibPath {
+  family: AddressFamily;
+  rd: AdminAssigned;
+  /** CIDR, canonical. */
+  prefix: string;
+  /** The route-target extended communities (other extended communities are left out). */
+  rts: AdminAssigned[];
+  nextHop: string;
+  /** SID from the path's SRv6 L3 service TLV; undefined when the path carries none. */
+  sid?: string;
+  behavior?: number;
+  /** The best path of its destination (RD + prefix). */
+  best: boolean;
+  local: boolean;
+  neighbor?: string;
+  /** In events: the destination has no path any more (this was its best path). */
+  withdraw: boolean;
+}
+
+/**
+ * What the speaker tells a watcher: best-path changes of the global VPN tables, each with the
+ * path that is now best (or a withdrawal when the destination is gone); peer session changes; and
+ * "watching" once the watch is registered, after which no change goes unreported (read the table
+ * then, and apply the changes that follow on top).
+ */
+export type SpeakerEvent =
+  | { kind: "rib"; paths: RibPath[] }
+  | { kind: "peer"; address: string; state: PeerSessionState }
+  | { kind: "watching" };
 
 export type SpeakerErrorKind = "already-exists" | "not-found" | "not-started" | "unavailable" | "invalid" | "other";
 
@@ -113,10 +144,19 @@ export interface Speaker {
   addVrf(vrf: Vrf): Promise<void>;
   deleteVrf(name: string): Promise<void>;
 
-  /** Paths of `family` in the VRF's RIB (local and imported). */
+  /** Paths of `family` in the VRF's RIB (local and imported), as gobgpd's VRF view shows them. */
   listVrfPaths(vrf: string, family: AddressFamily): Promise<VrfPath[]>;
-  addLocalPath(path: LocalPath): Promise<void>;
-  deleteLocalPath(path: LocalPath): Promise<void>;
+  /** Every VPN path of `family` in the global table, best ones flagged; empty while BGP is not started. */
+  listRib(family: AddressFamily): Promise<RibPath[]>;
+  /**
+   * Originates `paths` of `vrf` in VPN form: in the global table, with the VRF's RD, its export
+   * route targets and the SRv6 SID. Adding a prefix again replaces the path (implicit withdraw).
+   * gobgpd does not check that the VRF exists; DeleteVrf withdraws them (they carry its RD).
+   * Calls made at the same time are sent together (one AddPathStream request).
+   */
+  addLocalPaths(vrf: Vrf, paths: readonly LocalPath[]): Promise<void>;
+  /** Withdraws `paths` of `vrf` (by RD and prefix); withdrawing one that is not there succeeds. */
+  deleteLocalPaths(vrf: Vrf, paths: readonly LocalPath[]): Promise<void>;
 
   /**
    * Events until `signal` aborts or the connection breaks; the iterator then ends (on abort) or

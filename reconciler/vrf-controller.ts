@@ -1,22 +1,23 @@
 // The VRF controller: one reconcile per BGPVRFInstance key. Each run reads a fresh snapshot of the
-// object from the informer cache, what gobgpd holds for its VRF (the VRF from the session, the
-// VRF's RIB listed now) and kvrfd's kernel routes of its table, plans with the pure planners and
-// applies the difference; then it writes status when it changed. A finalizer holds a deleted
-// object until its VRF (and with it the VRF's paths) and its kernel routes are gone.
+// object from the informer cache, what gobgpd holds for its VRF (the VRF and the paths we originate
+// from the session, the paths it imports from the session's view of the global VPN tables, see
+// rib.ts) and kvrfd's kernel routes of its table, plans with the pure planners and applies the
+// difference; then it writes status when it changed. A finalizer holds a deleted object until its
+// VRF (and with it the VRF's paths) and its kernel routes are gone.
 import type { Logger } from "pino";
 import { apiVersion, bgpVrfInstance, vrfFinalizer, type BGPVRFInstance } from "../shared/api-types.js";
-import { formatAdminAssigned } from "../shared/route-distinguisher.js";
-import { canonicalPrefix, desiredVrf, isKvrfVrfName, SpecError, vrfName, type DesiredVrf } from "./desired.js";
+import { formatAdminAssigned, parseAdminAssigned } from "../shared/route-distinguisher.js";
+import { desiredVrf, isKvrfVrfName, SpecError, vrfName, type DesiredVrf } from "./desired.js";
 import type { KernelRouteCache, RouteFailure } from "./kernel-routes.js";
 import type { VrfApi } from "./kube.js";
 import type { Metrics } from "./metrics.js";
-import { findConflicts, planRoutes, planVrf, remoteRoutes, sharedPrefixes, type Conflict, type SpeakerAction } from "./planner.js";
+import { findConflicts, planRoutes, planVrf, remoteRoutes, vrfImports, type Conflict, type SpeakerAction } from "./planner.js";
 import type { ReconcileResult } from "./queue.js";
-import { SpeakerError, type LocalPath, type VrfPath } from "./speaker.js";
+import { aaKey, type RibChange } from "./rib.js";
+import { SpeakerError, type LocalPath, type Vrf, type VrfPath } from "./speaker.js";
 import type { Session } from "./speaker-link.js";
 import { buildStatus, failed, ok, readyVerdict, sameStatus, unknown, type Verdict, type VrfOutcome } from "./status.js";
 import type { StatusSink } from "./status-writer.js";
-import type { PrefixSpacer } from "./prefix-spacer.js";
 
 /** The key of the pass that removes what no object owns any more (serialised with the others). */
 export const orphanKey = "\u0000orphans";
@@ -43,10 +44,6 @@ export interface VrfControllerDeps {
   };
   /** How long gobgpd may be away before objects report it (a restart takes about a second). */
   speakerGraceMs?: number;
-  /** Other keys are waiting: favour throughput over the latency of this one's remote routes. */
-  busy?: () => boolean;
-  /** Serialises changes of one prefix across VRFs for gobgpd 4.8 (see prefix-spacer.ts). */
-  spacer?: PrefixSpacer;
   kernel: KernelRouteCache;
   api: VrfApi;
   /** Where status goes: written in the background (StatusWriter), or at once in tests. */
@@ -75,10 +72,8 @@ class Retry extends Error {
 
 export class VrfController {
   private readonly keys = new Map<string, KeyState>();
-  /** Keys whose overlapping-VPC paths must be re-announced (see markReannounce). */
-  private readonly reannounce = new Set<string>();
   private conflictMemo: { version: number; conflicts: Map<string, Conflict> } | undefined;
-  private sharedMemo: { version: number; shared: Set<string> } | undefined;
+  private importMemo: { version: number; index: Map<string, { key: string; rd: string }[]> } | undefined;
   private readonly totals = { vrfs: 0, local: 0, remote: 0 };
   private readonly notReady = new Set<string>();
 
@@ -104,28 +99,47 @@ export class VrfController {
   }
 
   /**
-   * Works around gobgpd 4.8: the full-table advertisement to a peer that just came up keys paths by
-   * their IP prefix without the RD (Path.OriginInfo().nlriString is not updated by
-   * Vrf.ToGlobalPath, and CreateUpdateMsgFromPaths keeps the last path per key), so of several
-   * VPCs originating the same prefix on this node only one reaches the peer. Withdrawing and
-   * re-adding those paths once the session is up, one VRF at a time (PrefixSpacer), sends each in
-   * an update of its own. Returns the keys to reconcile; only they are affected, and only with the
-   * v4 API.
+   * The keys of objects whose VRF a change of the global VPN tables can affect: those that import
+   * one of its route targets, except the VRF that made a change of its own paths itself (it
+   * accounted for it then). The index is built once per cache version.
    */
-  markReannounce(): string[] {
-    const s = this.d.link.current();
-    if (s === undefined || s.speaker.api !== "v4") return [];
-    const objects = this.d.objects.list();
-    const shared = sharedPrefixes(objects);
-    if (shared.size === 0) return [];
-    // Only VRFs gobgpd already had when the session came up were in that table transfer; paths
-    // added since went out one update each.
-    const keys = objects
-      .filter((o) => s.vrfs.has(vrfName(o.spec.vpc)))
-      .filter((o) => (o.spec.attachments ?? []).some((a) => a.prefixes.some((p) => shared.has(canonicalPrefix(p) ?? p))))
-      .map((o) => o.metadata.name ?? "");
-    for (const k of keys) this.reannounce.add(k);
-    return keys;
+  keysAffected(changes: Iterable<RibChange>): string[] {
+    const index = this.importIndex();
+    const out = new Set<string>();
+    for (const c of changes) {
+      for (const rt of c.rts) {
+        for (const e of index.get(rt) ?? []) if (!(c.ownOnly && e.rd === c.rd)) out.add(e.key);
+      }
+    }
+    return [...out];
+  }
+
+  private importIndex(): Map<string, { key: string; rd: string }[]> {
+    const v = this.d.objects.version?.();
+    if (v !== undefined && this.importMemo?.version === v) return this.importMemo.index;
+    const index = new Map<string, { key: string; rd: string }[]>();
+    for (const o of this.d.objects.list()) {
+      const key = o.metadata.name ?? "";
+      let rd = "";
+      try {
+        rd = aaKey(parseAdminAssigned(o.spec.routeDistinguisher));
+      } catch {
+        // reported by the object's own reconcile
+      }
+      for (const text of o.spec.importRouteTargets ?? []) {
+        let rt: string;
+        try {
+          rt = aaKey(parseAdminAssigned(text));
+        } catch {
+          continue;
+        }
+        const list = index.get(rt);
+        if (list === undefined) index.set(rt, [{ key, rd }]);
+        else if (!list.some((e) => e.key === key)) list.push({ key, rd });
+      }
+    }
+    if (v !== undefined) this.importMemo = { version: v, index };
+    return index;
   }
 
   /** Every key the controller has seen: for a pass over everything. */
@@ -180,7 +194,8 @@ export class VrfController {
   private async deleteVrf(name: string, bestEffort: boolean): Promise<boolean> {
     const s = this.d.link.current();
     if (s === undefined) return false;
-    if (!s.started || !s.vrfs.has(name)) return true;
+    const vrf = s.vrfs.get(name);
+    if (!s.started || vrf === undefined) return true;
     try {
       await s.speaker.deleteVrf(name);
       this.d.metrics.speakerWrites.inc({ op: "delete-vrf" });
@@ -192,6 +207,8 @@ export class VrfController {
       }
     }
     s.vrfs.delete(name);
+    // DeleteVrf withdraws the paths originated with the VRF's RD.
+    s.rib.dropLocal(vrf.rd);
     return true;
   }
 
@@ -244,35 +261,18 @@ export class VrfController {
       return { kind: "done" };
     }
 
-    let paths: VrfPath[];
-    let deferRoutes = false;
+    // The RIB view is read when the watch starts; its end passes over every key again.
+    if (!s.rib.synced) return { kind: "done" };
+
+    const name = desired.vrf.name;
     try {
-      paths = await this.listPaths(s, desired.vrf.name);
-      const have = s.vrfs.get(desired.vrf.name);
-      const observed = { localPaths: paths.filter((p) => p.local).map((p) => asLocalPath(p)), ...(have !== undefined ? { vrf: have } : {}) };
+      const have = s.vrfs.get(name);
+      const observed = { localPaths: have === undefined ? [] : s.rib.localPaths(have.rd, name), ...(have !== undefined ? { vrf: have } : {}) };
       const actions = planVrf(desired, observed);
       if (actions.length > 0) {
         this.d.log.debug({ key, actions: actions.map((a) => (a.op === "add-vrf" ? `${a.op} ${a.vrf.name}` : a.op === "delete-vrf" ? `${a.op} ${a.name}` : `${a.op} ${a.path.prefix}`)) }, "speaker changes");
       }
-      await this.applySpeaker(s, actions);
-      if (this.reannounce.delete(key) && !actions.some((a) => a.op === "add-vrf")) {
-        const shared = this.shared();
-        const again = desired.localPaths.filter((p) => shared.has(p.prefix));
-        for (const p of again) {
-          await this.pathOp(s, p, async () => {
-            await s.speaker.deleteLocalPath(p).catch(ignore("not-found"));
-            await s.speaker.addLocalPath(p);
-          });
-          this.d.metrics.speakerWrites.inc({ op: "reannounce" });
-        }
-        if (again.length > 0) this.d.log.info({ key, prefixes: again.map((p) => p.prefix) }, "re-announced overlapping prefixes to a peer that came up");
-      }
-      // A new VRF imports remote paths at once: read them now, or, while other keys wait, in a
-      // second, low-priority run of this key (two RIB listings per VRF are half the cost of a burst).
-      if (actions.some((a) => a.op === "add-vrf")) {
-        if (this.d.busy?.() === true) deferRoutes = true;
-        else paths = await this.listPaths(s, desired.vrf.name);
-      }
+      await this.applySpeaker(s, desired.vrf, actions);
     } catch (err) {
       this.d.link.report(s, err);
       const msg = err instanceof Error ? err.message : String(err);
@@ -280,6 +280,8 @@ export class VrfController {
       throw err;
     }
 
+    // What the VRF imports, from the session's view of the global VPN tables (no RIB listing).
+    const paths: VrfPath[] = s.vrfs.has(name) ? vrfImports(name, desired.vrf.importRts, s.rib.imported(desired.vrf.importRts), s.rib.localPrefixes(desired.vrf.rd)) : [];
     const { routes, unusable } = remoteRoutes(paths, obj.spec.table, underlay.dev);
     const holdUntil = s.freshSince === undefined ? 0 : s.freshSince + this.d.routeHoldMs;
     const holdBefore = this.now() < holdUntil ? s.freshSince : undefined;
@@ -322,23 +324,7 @@ export class VrfController {
     await this.report(obj, { generation: obj.metadata.generation, vrf: ok("Configured", vrfMsg), routes: routesVerdict, localPrefixes: desired.localPaths.length, remotePrefixes: installed });
     if (other.length > 0) throw new Retry(routesVerdict.message);
     if (held) return { kind: "requeue-after", ms: Math.max(50, holdUntil - this.now() + 10) };
-    if (deferRoutes) return { kind: "requeue-after", ms: 0 };
     return { kind: "done" };
-  }
-
-  /** Prefixes several VPCs originate here, once per cache version. */
-  private shared(): Set<string> {
-    const v = this.d.objects.version?.();
-    if (v !== undefined && this.sharedMemo?.version === v) return this.sharedMemo.shared;
-    const shared = sharedPrefixes(this.d.objects.list());
-    if (v !== undefined) this.sharedMemo = { version: v, shared };
-    return shared;
-  }
-
-  /** Runs a path change, spaced from changes of the same prefix in other VRFs where gobgpd needs it. */
-  private pathOp<T>(s: Session, path: LocalPath, op: () => Promise<T>): Promise<T> {
-    if (this.d.spacer === undefined || s.speaker.api !== "v4" || !this.shared().has(path.prefix)) return op();
-    return this.d.spacer.run(path.prefix, path.vrf, op);
   }
 
   /** findConflicts over the snapshot, computed once per cache version (every reconcile needs it). */
@@ -350,45 +336,64 @@ export class VrfController {
     return conflicts;
   }
 
-  private async listPaths(s: Session, name: string): Promise<VrfPath[]> {
-    if (!s.vrfs.has(name)) return [];
+  /**
+   * Applies the planned speaker changes. Paths are originated in VPN form (their own RD and route
+   * targets), so they do not need the VRF to exist in gobgpd: a new VRF and its paths are sent
+   * together (one round trip instead of two). Only a VRF being replaced goes first, since
+   * deleting it withdraws every path with its RD. The VRF's path changes go in one request with
+   * other reconciles' (PathBatcher).
+   */
+  private async applySpeaker(s: Session, vrf: Vrf, actions: readonly SpeakerAction[]): Promise<void> {
+    const adds: LocalPath[] = [];
+    const dels: LocalPath[] = [];
+    let addVrf: Vrf | undefined;
     try {
-      const [v4, v6] = await Promise.all([s.speaker.listVrfPaths(name, "ipv4"), s.speaker.listVrfPaths(name, "ipv6")]);
-      return [...v4, ...v6];
-    } catch (err) {
-      if (err instanceof SpeakerError && err.kind === "not-found") {
-        s.vrfs.delete(name);
-        return [];
-      }
-      throw err;
-    }
-  }
-
-  private async applySpeaker(s: Session, actions: readonly SpeakerAction[]): Promise<void> {
-    for (const a of actions) {
-      try {
+      for (const a of actions) {
         switch (a.op) {
-          case "add-vrf":
-            await s.speaker.addVrf(a.vrf);
-            s.vrfs.set(a.vrf.name, a.vrf);
-            break;
-          case "delete-vrf":
+          case "delete-vrf": {
+            const old = s.vrfs.get(a.name);
             await s.speaker.deleteVrf(a.name).catch(ignore("not-found"));
             s.vrfs.delete(a.name);
+            if (old !== undefined) s.rib.dropLocal(old.rd);
+            this.d.metrics.speakerWrites.inc({ op: a.op });
+            break;
+          }
+          case "add-vrf":
+            addVrf = a.vrf;
             break;
           case "add-path":
-            await this.pathOp(s, a.path, () => s.speaker.addLocalPath(a.path));
+            adds.push(a.path);
             break;
           case "delete-path":
-            await this.pathOp(s, a.path, () => s.speaker.deleteLocalPath(a.path).catch(ignore("not-found")));
+            dels.push(a.path);
             break;
         }
-        this.d.metrics.speakerWrites.inc({ op: a.op });
-      } catch (err) {
-        // Our view of gobgpd's VRFs was wrong (someone else changed it): re-read before the retry.
-        if (err instanceof SpeakerError && (err.kind === "already-exists" || err.kind === "not-found")) await this.d.link.loadVrfs(s).catch(() => undefined);
-        throw err;
       }
+      const added = addVrf;
+      await Promise.all([
+        added === undefined
+          ? undefined
+          : s.speaker.addVrf(added).then(() => {
+              s.vrfs.set(added.name, added);
+              this.d.metrics.speakerWrites.inc({ op: "add-vrf" });
+            }),
+        dels.length === 0
+          ? undefined
+          : s.speaker.deleteLocalPaths(vrf, dels).then(() => {
+              for (const p of dels) s.rib.deleteLocal(vrf.rd, p.prefix);
+              this.d.metrics.speakerWrites.inc({ op: "delete-path" }, dels.length);
+            }),
+        adds.length === 0
+          ? undefined
+          : s.speaker.addLocalPaths(vrf, adds).then(() => {
+              for (const p of adds) s.rib.setLocal(vrf.rd, p);
+              this.d.metrics.speakerWrites.inc({ op: "add-path" }, adds.length);
+            }),
+      ]);
+    } catch (err) {
+      // Our view of gobgpd's VRFs was wrong (someone else changed it): re-read before the retry.
+      if (err instanceof SpeakerError && (err.kind === "already-exists" || err.kind === "not-found")) await this.d.link.loadVrfs(s).catch(() => undefined);
+      throw err;
     }
   }
 
@@ -453,28 +458,30 @@ export class VrfController {
    */
   private async sweepOrphans(): Promise<void> {
     if (!this.d.objects.hasSynced) return;
-    const objects = this.d.objects.list();
+    // Ownership is read from the cache right before each decision, never from a list taken before
+    // an await: objects created meanwhile get their tables and VRFs from reconciles running next
+    // to this one (an object is in the cache before its reconcile makes anything for it).
+    const tablesOwned = (): Set<number> => new Set(this.d.objects.list().map((o) => o.spec.table));
     await this.d.kernel.load();
-    const tables = new Set(objects.map((o) => o.spec.table));
-    for (const t of this.d.kernel.tables()) {
-      if (tables.has(t)) continue;
+    const owned = tablesOwned();
+    const candidates = this.d.kernel.tables().filter((t) => !owned.has(t));
+    for (const t of candidates) {
+      if (tablesOwned().has(t)) continue;
       this.d.log.info({ table: t }, "removing kvrfd routes of a table no object owns");
       await this.clearRoutes(t);
     }
     this.d.metrics.kernelRoutes.set(this.d.kernel.count());
     const s = this.d.link.current();
     if (s === undefined || !s.started) return;
-    const names = new Set(objects.map((o) => vrfName(o.spec.vpc)));
-    for (const name of [...s.vrfs.keys()]) {
-      if (!isKvrfVrfName(name) || names.has(name)) continue;
+    const vrfsOwned = (): Set<string> => new Set(this.d.objects.list().map((o) => vrfName(o.spec.vpc)));
+    const named = vrfsOwned();
+    const orphans = [...s.vrfs.keys()].filter((name) => isKvrfVrfName(name) && !named.has(name));
+    for (const name of orphans) {
+      if (vrfsOwned().has(name)) continue;
       this.d.log.info({ vrf: name }, "removing a VRF no object owns");
       await this.deleteVrf(name, false);
     }
   }
-}
-
-function asLocalPath(p: VrfPath): LocalPath {
-  return { vrf: p.vrf, prefix: p.prefix, nextHop: p.nextHop, sid: p.sid ?? "", behavior: (p.behavior ?? 0) as LocalPath["behavior"] };
 }
 
 function ignore(kind: SpeakerError["kind"]): (err: unknown) => void {

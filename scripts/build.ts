@@ -2,7 +2,7 @@
 //   dist/kvrf   the CNI plugin as a Node single-executable application (no Node needed on the host)
 //   dist/kvrfd  the node daemon as one CommonJS bundle run by Node
 // Usage: tsx scripts/build.ts [--no-sea]
-import { build, type BuildOptions } from "esbuild";
+import { build, type BuildOptions, type Metafile } from "esbuild";
 import { execFileSync } from "node:child_process";
 import { copyFileSync, chmodSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -15,7 +15,7 @@ const version = (JSON.parse(readFileSync(path.join(root, "package.json"), "utf8"
 // The SEA fuse every Node binary carries; postject flips it when the blob is injected.
 const seaFuse = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
 
-const common: BuildOptions = {
+export const common: BuildOptions = {
   bundle: true,
   platform: "node",
   target: "node24",
@@ -36,9 +36,30 @@ function size(file: string): string {
   return bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
 }
 
-async function bundle(entry: string, outfile: string, shebang?: string): Promise<void> {
+async function bundle(entry: string, outfile: string, shebang?: string): Promise<Metafile> {
   const js = [shebang, common.banner?.["js"]].filter((l) => l !== undefined).join("\n");
-  await build({ ...common, entryPoints: [path.join(root, entry)], outfile, banner: { js } });
+  const r = await build({ ...common, entryPoints: [path.join(root, entry)], outfile, banner: { js } });
+  return r.metafile ?? { inputs: {}, outputs: {} };
+}
+
+/**
+ * Packages kept out of dist/kvrfd. V8 parses the whole bundle at start, so even code that never
+ * runs costs memory (measured: client-node bundled behind a lazy import() +28 MiB of RSS, the
+ * full zod +14 MiB; docs/kvrfd.md "Memory"). kvrfd has its own Kubernetes transport and uses zod/mini.
+ */
+export const keptOutOfKvrfd: readonly { pattern: RegExp; why: string }[] = [
+  { pattern: /node_modules\/@kubernetes\/client-node\//, why: "kvrfd talks to the API server through reconciler/kube-client.ts (import only types from client-node)" },
+  { pattern: /node_modules\/undici\//, why: "client-node's HTTP stack; kvrfd uses node:https" },
+  { pattern: /node_modules\/zod\/v4\/classic\//, why: 'import "zod/mini", not "zod"' },
+];
+
+/** The inputs of a bundle that must not be in it, with the reason; empty when it is clean. */
+export function forbiddenInputs(meta: Metafile, rules = keptOutOfKvrfd): string[] {
+  const found = new Map<string, string>();
+  for (const input of Object.keys(meta.inputs)) {
+    for (const r of rules) if (r.pattern.test(input) && !found.has(r.why)) found.set(r.why, input);
+  }
+  return [...found].map(([why, input]) => `${input}: ${why}`);
 }
 
 /** Turns a CJS bundle into a single executable: blob (with V8 code cache) injected into a copy of node. */
@@ -82,7 +103,9 @@ async function main(): Promise<void> {
   }
 
   const kvrfd = path.join(dist, "kvrfd");
-  await bundle("reconciler/main.ts", kvrfd, "#!/usr/bin/env node");
+  const kvrfdMeta = await bundle("reconciler/main.ts", kvrfd, "#!/usr/bin/env node");
+  const forbidden = forbiddenInputs(kvrfdMeta);
+  if (forbidden.length > 0) throw new Error(`dist/kvrfd must not bundle these (each MB of bundle is memory):\n  ${forbidden.join("\n  ")}`);
   chmodSync(kvrfd, 0o755);
   rows.push(["dist/kvrfd (bundle, runs on node ≥24)", size(kvrfd)]);
 
@@ -96,4 +119,4 @@ async function main(): Promise<void> {
   for (const [name, s] of rows) process.stdout.write(`${name.padEnd(width)}  ${s.padStart(10)}\n`);
 }
 
-await main();
+if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();

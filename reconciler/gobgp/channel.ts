@@ -1,26 +1,25 @@
-// One gRPC connection to gobgpd's unix socket, shared by both API adapters: every call goes
+// The gRPC connection to gobgpd's unix socket, shared by both API adapters: every call goes
 // through here so that errors are classified in one way and close() ends everything in flight.
-// The HTTP/2 session redials on the next call after gobgpd restarts, so a Speaker outlives a
-// gobgpd restart (the caller sees "unavailable" meanwhile, then getGlobal() === undefined).
-import net from "node:net";
-import { Code, ConnectError, type CallOptions, type Transport } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+// Calls go over a lean gRPC-over-HTTP/2 transport (h2-transport.ts) whose session redials on the
+// next call after gobgpd restarts, so a Speaker outlives a gobgpd restart (the caller sees
+// "unavailable" meanwhile, then getGlobal() === undefined).
+import type { CallOptions, Transport } from "@connectrpc/connect";
 import { unixSocketPath } from "../../shared/gobgp/transport.js";
 import { SpeakerError } from "../speaker.js";
 import { streamEndError, toSpeakerError } from "./errors.js";
+import { H2Transport } from "./h2-transport.js";
 
 export class Channel {
   readonly transport: Transport;
   readonly socket: string;
-  private readonly sessions: Http2SessionManager;
+  private readonly lean: H2Transport;
   private readonly closing = new AbortController();
 
   /** `socket`: "/abs/path" or "unix:///abs/path"; `timeoutMs`: deadline of each unary or list call. */
   constructor(socket: string, timeoutMs: number) {
     this.socket = unixSocketPath(socket);
-    const socketPath = this.socket;
-    this.sessions = new Http2SessionManager("http://localhost", {}, { createConnection: () => net.connect(socketPath) });
-    this.transport = createGrpcTransport({ baseUrl: "http://localhost", sessionManager: this.sessions, defaultTimeoutMs: timeoutMs });
+    this.lean = new H2Transport(this.socket, timeoutMs);
+    this.transport = this.lean;
   }
 
   get closed(): boolean {
@@ -77,6 +76,6 @@ export class Channel {
   close(): void {
     if (this.closed) return;
     this.closing.abort();
-    this.sessions.abort(new ConnectError("speaker closed", Code.Canceled));
+    this.lean.close();
   }
 }

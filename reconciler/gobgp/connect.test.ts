@@ -4,7 +4,7 @@ import http2 from "node:http2";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { afterEach, describe, expect, it } from "vitest";
 import { GoBgpService } from "../../proto/gen/api/gobgp_pb.js";
@@ -96,6 +96,63 @@ describe("connectSpeaker", () => {
   });
 });
 
+describe("calls (the lean HTTP/2 transport of h2-transport.ts)", () => {
+  const vrf = { name: "vpc-a", id: 1, rd: { type: 0 as const, asn: 65000, assigned: 1 }, importRts: [], exportRts: [{ type: 0 as const, asn: 65000, assigned: 1 }] };
+  const lp = { vrf: "vpc-a", prefix: "10.0.0.1/32", nextHop: "fd00::1", sid: "fd00::2", behavior: 20 as const };
+
+  it("classifies gobgpd's errors from grpc-status and grpc-message, percent-encoding undone", async () => {
+    const socket = await serve({
+      v4: {
+        getBgp: () => ({ global: { asn: 65000, routerId: "192.0.2.1" } }),
+        addVrf: () => {
+          throw new ConnectError("vrf vpc-a already exists", Code.Unknown);
+        },
+        deleteVrf: () => {
+          throw new ConnectError("vrf 100% nope not found", Code.Unknown);
+        },
+      },
+    });
+    const s = await connected(socket);
+    expect(await failure(s.addVrf(vrf))).toMatchObject({ kind: "already-exists", message: "AddVrf vpc-a: vrf vpc-a already exists (gRPC Unknown)" });
+    expect((await failure(s.deleteVrf("x"))).message).toMatch(/vrf 100% nope not found/);
+  });
+
+  it("sends a batch of paths as one AddPathStream request, and one path as AddPath", async () => {
+    const batches: number[] = [];
+    const socket = await serve({
+      v4: {
+        getBgp: () => ({ global: { asn: 65000, routerId: "192.0.2.1" } }),
+        addPath: (req) => {
+          batches.push(req.path === undefined ? 0 : 1);
+          return {};
+        },
+        async addPathStream(reqs) {
+          for await (const r of reqs) batches.push(r.paths.length);
+          return {};
+        },
+      },
+    });
+    const s = await connected(socket);
+    await Promise.all([s.addLocalPaths(vrf, [lp, { ...lp, prefix: "10.0.0.2/32" }]), s.addLocalPaths(vrf, [{ ...lp, prefix: "10.0.0.3/32" }])]);
+    await s.addLocalPaths(vrf, [lp]);
+    expect(batches).toEqual([3, 1]);
+  });
+
+  it("times out as unavailable, and a closed speaker refuses calls", async () => {
+    const socket = await serve({
+      v4: {
+        getBgp: () => ({ global: { asn: 65000, routerId: "192.0.2.1" } }),
+        addVrf: () => new Promise(() => undefined),
+      },
+    });
+    const s = await connectSpeaker(socket, { timeoutMs: 300 });
+    cleanups.push(() => s.close());
+    expect(await failure(s.addVrf(vrf))).toMatchObject({ kind: "unavailable" });
+    s.close();
+    expect(await failure(s.getGlobal())).toMatchObject({ kind: "unavailable" });
+  });
+});
+
 describe("watch", () => {
   async function take(s: Speaker, signal: AbortSignal, n: number): Promise<SpeakerEvent[]> {
     const out: SpeakerEvent[] = [];
@@ -111,6 +168,8 @@ describe("watch", () => {
       v4: {
         getBgp: () => ({ global: {} }),
         async *watchEvent(_req, ctx) {
+          yield { event: { case: "peer", value: { type: 2 } } };
+          // An empty table event says nothing.
           yield { event: { case: "table", value: { paths: [] } } };
           yield { event: { case: "peer", value: { peer: { state: { neighborAddress: "fd00:ff::1", sessionState: 6 } } } } };
           await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
@@ -127,7 +186,7 @@ describe("watch", () => {
       }
     })();
     await expect(done).resolves.toBeUndefined();
-    expect(events).toEqual([{ kind: "rib" }, { kind: "peer", address: "fd00:ff::1", state: "established" }]);
+    expect(events).toEqual([{ kind: "watching" }, { kind: "peer", address: "fd00:ff::1", state: "established" }]);
   });
 
   it("ends quietly when the speaker is closed", async () => {
@@ -135,7 +194,7 @@ describe("watch", () => {
       v3: {
         getBgp: () => ({ global: {} }),
         async *watchEvent(_req, ctx) {
-          yield { event: { case: "table", value: {} } };
+          yield { event: { case: "peer", value: { type: 2 } } };
           await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
         },
       },
@@ -152,7 +211,7 @@ describe("watch", () => {
       v3: {
         getBgp: () => ({ global: {} }),
         async *watchEvent() {
-          yield { event: { case: "table", value: {} } };
+          yield { event: { case: "peer", value: { type: 2 } } };
         },
       },
     });
@@ -163,7 +222,7 @@ describe("watch", () => {
         for await (const e of s.watch(new AbortController().signal)) events.push(e);
       })(),
     );
-    expect(events).toEqual([{ kind: "rib" }]);
+    expect(events).toEqual([{ kind: "watching" }]);
     expect(err).toMatchObject({ kind: "unavailable", message: "WatchEvent: gobgpd ended the stream" });
   });
 

@@ -4,10 +4,13 @@ import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, 
 import { anyPack, anyUnpack } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import {
+  ExtendedCommunitiesAttributeSchema,
   IPAddressPrefixSchema,
+  LabeledVPNIPAddressPrefixSchema,
   MpReachNLRIAttributeSchema,
   NextHopAttributeSchema,
   OriginAttributeSchema,
+  TwoOctetAsSpecificExtendedSchema,
   type PrefixSID,
   type SRv6InformationSubTLV,
   type SRv6L3ServiceTLV,
@@ -19,7 +22,8 @@ import type { LocalPath, PeerConfig, Vrf } from "../speaker.js";
 import {
   eventFromV3,
   globalFromV3,
-  localPathToV3,
+  globalTable,
+  localVpnPathToV3,
   peerFromV3,
   peerToV3,
   prefixSidToV3,
@@ -27,6 +31,8 @@ import {
   rdToV3,
   rtFromV3,
   rtToV3,
+  ribPathFromV3,
+  ribPathsFromV3,
   srv6FromV3,
   vrfFromV3,
   vrfPathsFromV3,
@@ -120,19 +126,44 @@ describe("peer", () => {
   });
 });
 
-describe("local path", () => {
+describe("local path (VPN form)", () => {
   const lp: LocalPath = { vrf: "vpc-a", prefix: "fd10::5/128", nextHop: "fd00:ff::2", sid: "fc00:0:2:8000:0:a:0:1", behavior: 16 };
+  const vrf: Vrf = { name: "vpc-a", id: 1, rd: { type: 0, asn: 65000, assigned: 10 }, importRts: [], exportRts: [{ type: 0, asn: 65000, assigned: 10 }] };
 
-  it("is a unicast path packed as Any: prefix, origin IGP, MP_REACH next hop, Prefix-SID", () => {
-    const p = wire(PathSchema, localPathToV3(lp));
-    expect(p.family).toMatchObject({ afi: 2, safi: 1 });
-    expect(p.nlri?.typeUrl).toBe(url("IPAddressPrefix"));
-    expect(p.nlri && anyUnpack(p.nlri, IPAddressPrefixSchema)).toMatchObject({ prefix: "fd10::5", prefixLen: 128 });
-    expect(p.pattrs.map((a) => a.typeUrl)).toEqual([url("OriginAttribute"), url("MpReachNLRIAttribute"), url("PrefixSID")]);
-    const [origin, mpReach, sid] = p.pattrs.map((a) => anyUnpack(a, registry));
+  it("is a VPN path packed as Any: NLRI with the VRF's RD, origin IGP, MP_REACH next hop, export RTs, Prefix-SID", () => {
+    const p = wire(PathSchema, localVpnPathToV3(vrf, lp));
+    expect(p.family).toMatchObject({ afi: 2, safi: 128 });
+    expect(p.nlri?.typeUrl).toBe(url("LabeledVPNIPAddressPrefix"));
+    const nlri = p.nlri && anyUnpack(p.nlri, LabeledVPNIPAddressPrefixSchema);
+    expect(nlri).toMatchObject({ prefix: "fd10::5", prefixLen: 128, labels: [] });
+    expect(rdFromV3(nlri?.rd)).toEqual(vrf.rd);
+    expect(p.pattrs.map((a) => a.typeUrl)).toEqual([url("OriginAttribute"), url("MpReachNLRIAttribute"), url("ExtendedCommunitiesAttribute"), url("PrefixSID")]);
+    const [origin, mpReach, ec, sid] = p.pattrs.map((a) => anyUnpack(a, registry));
     expect(origin).toMatchObject({ origin: 0 });
-    expect(mpReach).toMatchObject({ family: { afi: 2, safi: 1 }, nextHops: ["fd00:ff::2"] });
+    expect(mpReach).toMatchObject({ family: { afi: 2, safi: 128 }, nextHops: ["fd00:ff::2"] });
+    const communities = p.pattrs[2] === undefined ? [] : (anyUnpack(p.pattrs[2], ExtendedCommunitiesAttributeSchema)?.communities ?? []);
+    expect(ec).toBeDefined();
+    expect(communities.map((c) => anyUnpack(c, TwoOctetAsSpecificExtendedSchema))).toMatchObject([{ isTransitive: true, subType: 2, asn: 65000, localAdmin: 10 }]);
     expect(srv6FromV3(sid as PrefixSID)).toEqual({ sid: "fc00:0:2:8000:0:a:0:1", behavior: 16 });
+    expect(p.isWithdraw).toBe(false);
+    expect(wire(PathSchema, localVpnPathToV3(vrf, lp, true)).isWithdraw).toBe(true);
+    expect(globalTable).toBe(TableType.GLOBAL);
+  });
+
+  it("reads back as a local RIB path (gobgpd 3.10 names no neighbor as \"<nil>\")", () => {
+    const p = wire(PathSchema, { ...localVpnPathToV3(vrf, lp), neighborIp: "<nil>" });
+    expect(ribPathFromV3(p, true)).toEqual({
+      family: "ipv6",
+      rd: vrf.rd,
+      prefix: "fd10::5/128",
+      rts: [{ type: 0, asn: 65000, assigned: 10 }],
+      nextHop: "fd00:ff::2",
+      sid: "fc00:0:2:8000:0:a:0:1",
+      behavior: 16,
+      best: true,
+      local: true,
+      withdraw: false,
+    });
   });
 
   it("nests SRv6TLV{Any} at every level, with kvrf's SID structure", () => {
@@ -182,15 +213,53 @@ describe("VRF RIB", () => {
   });
 });
 
+describe("global VPN table", () => {
+  it("reads RD, route targets (not other extended communities), SID and neighbor; the flagged path is best", () => {
+    const nlri = anyPack(LabeledVPNIPAddressPrefixSchema, create(LabeledVPNIPAddressPrefixSchema, { labels: [3], rd: rdToV3({ type: 1, address: "192.0.2.1", assigned: 5 }), prefix: "10.1.0.0", prefixLen: 24 }));
+    const ecs = anyPack(
+      ExtendedCommunitiesAttributeSchema,
+      create(ExtendedCommunitiesAttributeSchema, {
+        communities: [rtToV3({ type: 2, asn: 4200000001, assigned: 9 }), anyPack(TwoOctetAsSpecificExtendedSchema, create(TwoOctetAsSpecificExtendedSchema, { isTransitive: true, subType: 3, asn: 1, localAdmin: 1 }))],
+      }),
+    );
+    const dest = wire(DestinationSchema, {
+      prefix: "192.0.2.1:5:10.1.0.0/24",
+      paths: [
+        { nlri, pattrs: [anyPack(MpReachNLRIAttributeSchema, create(MpReachNLRIAttributeSchema, { nextHops: ["fd00:ff::3"] })), ecs, prefixSidToV3("fc00::3", 19)], neighborIp: "fd00:ff::1", best: true, family: { afi: 1, safi: 128 } },
+        { nlri, pattrs: [anyPack(MpReachNLRIAttributeSchema, create(MpReachNLRIAttributeSchema, { nextHops: ["fd00:ff::4"] }))], neighborIp: "fd00:ff::9", family: { afi: 1, safi: 128 } },
+      ],
+    });
+    expect(ribPathsFromV3(dest)).toEqual([
+      {
+        family: "ipv4",
+        rd: { type: 1, address: "192.0.2.1", assigned: 5 },
+        prefix: "10.1.0.0/24",
+        rts: [{ type: 2, asn: 4200000001, assigned: 9 }],
+        nextHop: "fd00:ff::3",
+        sid: "fc00::3",
+        behavior: 19,
+        best: true,
+        local: false,
+        neighbor: "fd00:ff::1",
+        withdraw: false,
+      },
+      { family: "ipv4", rd: { type: 1, address: "192.0.2.1", assigned: 5 }, prefix: "10.1.0.0/24", rts: [], nextHop: "fd00:ff::4", best: false, local: false, neighbor: "fd00:ff::9", withdraw: false },
+    ]);
+    // A unicast path is not a VPN path.
+    expect(ribPathFromV3(wire(PathSchema, { nlri: anyPack(IPAddressPrefixSchema, create(IPAddressPrefixSchema, { prefix: "10.0.0.0", prefixLen: 8 })) }), true)).toBeUndefined();
+  });
+});
+
 describe("watch", () => {
-  it("asks for best-path changes with the current table, and peer changes (BEST is 0 in v3)", () => {
-    expect(watchRequestV3).toEqual({ peer: {}, table: { filters: [{ type: 0, init: true }] } });
+  it("asks for best-path changes (no initial table: the reader lists it once watching) and peer changes (BEST is 0 in v3)", () => {
+    expect(watchRequestV3).toEqual({ peer: {}, table: { filters: [{ type: 0, init: false }] } });
     expect(vrfTable).toBe(TableType.VRF);
     expect(vrfTable).toBe(4);
   });
 
-  it("maps table and peer events", () => {
-    expect(eventFromV3(wire(WatchEventResponseSchema, { event: { case: "table", value: {} } }))).toEqual({ kind: "rib" });
+  it("maps table and peer events; END_OF_INIT means watching", () => {
+    expect(eventFromV3(wire(WatchEventResponseSchema, { event: { case: "table", value: {} } }))).toBeUndefined();
+    expect(eventFromV3(wire(WatchEventResponseSchema, { event: { case: "peer", value: { type: 2 } } }))).toEqual({ kind: "watching" });
     expect(
       eventFromV3(
         wire(WatchEventResponseSchema, {

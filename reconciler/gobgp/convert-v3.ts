@@ -4,8 +4,10 @@
 import { create, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { anyIs, anyPack, anyUnpack, type Any } from "@bufbuild/protobuf/wkt";
 import {
+  ExtendedCommunitiesAttributeSchema,
   FourOctetAsSpecificExtendedSchema,
   IPAddressPrefixSchema,
+  LabeledVPNIPAddressPrefixSchema,
   IPv4AddressSpecificExtendedSchema,
   MpReachNLRIAttributeSchema,
   NextHopAttributeSchema,
@@ -23,6 +25,7 @@ import {
 import {
   TableType,
   WatchEventRequest_Table_Filter_Type,
+  WatchEventResponse_PeerEvent_Type,
   type Destination,
   type Global,
   type GlobalSchema,
@@ -43,12 +46,14 @@ import {
   type LocalPath,
   type PeerConfig,
   type PeerStatus,
+  type RibPath,
   type SpeakerEvent,
   type Vrf,
   type VrfPath,
 } from "../speaker.js";
 import {
   canonicalIp,
+  checkAdminAssigned,
   checkGlobal,
   checkLocalPath,
   checkPeer,
@@ -63,12 +68,15 @@ import {
   sortRouteTargets,
   srv6SidInformationSubTlv,
   srv6SidStructureSubSubTlv,
+  familyOfAfi,
+  routeTargetSubType,
   unicastAfi,
   vpnFamilies,
   vpnFamilyName,
 } from "./convert.js";
 
 export const vrfTable = TableType.VRF;
+export const globalTable = TableType.GLOBAL;
 
 function unexpected(message: string): SpeakerError {
   return new SpeakerError("other", `gobgpd v3 answered something kvrf cannot read: ${message}`);
@@ -123,6 +131,17 @@ export function rtFromV3(rt: Any): AdminAssigned {
   const four = unpack(rt, FourOctetAsSpecificExtendedSchema);
   if (four) return { type: 2, asn: four.asn, assigned: four.localAdmin };
   throw unexpected(`a route target of type ${rt.typeUrl}`);
+}
+
+/** The route target an extended community (Any) is, if it is one (transitive, sub-type 2). */
+export function rtFromExtcomV3(c: Any): AdminAssigned | undefined {
+  const two = unpack(c, TwoOctetAsSpecificExtendedSchema);
+  if (two) return two.subType === routeTargetSubType && two.isTransitive ? { type: 0, asn: two.asn, assigned: two.localAdmin } : undefined;
+  const ip = unpack(c, IPv4AddressSpecificExtendedSchema);
+  if (ip) return ip.subType === routeTargetSubType && ip.isTransitive ? { type: 1, address: ip.address, assigned: ip.localAdmin } : undefined;
+  const four = unpack(c, FourOctetAsSpecificExtendedSchema);
+  if (four) return four.subType === routeTargetSubType && four.isTransitive ? { type: 2, asn: four.asn, assigned: four.localAdmin } : undefined;
+  return undefined;
 }
 
 export function vrfToV3(vrf: Vrf): MessageInitShape<typeof VrfSchema> {
@@ -237,23 +256,82 @@ export function srv6FromV3(attr: PrefixSID): { sid: string; behavior: number } |
 }
 
 /**
- * The unicast path AddPath/DeletePath take with vrf_id: gobgpd turns it into a VPN path with the
- * VRF's RD and export RTs. The next hop goes in MP_REACH for both families, which is also how an
- * IPv6 next hop for an IPv4 prefix is carried (RFC 8950; gobgpd writes RD 0 + the IPv6 address).
+ * A local path of `vrf` in VPN form, for the global table: NLRI with the VRF's RD (no label: the
+ * SID travels in the Prefix-SID), the VRF's export route targets, the next hop in MP_REACH and the
+ * SRv6 L3 service TLV (as convert-v4.ts localVpnPathToV4).
  */
-export function localPathToV3(path: LocalPath): MessageInitShape<typeof PathSchema> {
+export function localVpnPathToV3(vrf: Vrf, path: LocalPath, withdraw = false): MessageInitShape<typeof PathSchema> {
   const prefix = checkLocalPath(path);
-  const family = { afi: unicastAfi(prefix.family), safi: safi.unicast };
-  const nlri = pack(IPAddressPrefixSchema, { prefix: prefix.address, prefixLen: prefix.length });
+  checkAdminAssigned(vrf.rd, `vrf ${vrf.name} rd`);
+  for (const rt of vrf.exportRts) checkAdminAssigned(rt, `vrf ${vrf.name} export rt`);
+  const family = { afi: unicastAfi(prefix.family), safi: safi.mplsVpn };
+  const nlri = pack(LabeledVPNIPAddressPrefixSchema, { labels: [], rd: rdToV3(vrf.rd), prefix: prefix.address, prefixLen: prefix.length });
   return {
     family,
     nlri,
+    isWithdraw: withdraw,
     pattrs: [
       pack(OriginAttributeSchema, { origin: 0 }),
       pack(MpReachNLRIAttributeSchema, { family, nextHops: [path.nextHop], nlris: [nlri] }),
+      pack(ExtendedCommunitiesAttributeSchema, { communities: vrf.exportRts.map(rtToV3) }),
       prefixSidToV3(path.sid, path.behavior),
     ],
   };
+}
+
+/** A VPN path of the global table (ListPath GLOBAL or a BEST event); undefined for other families. */
+export function ribPathFromV3(p: Path, best: boolean): RibPath | undefined {
+  const nlri = unpack(p.nlri, LabeledVPNIPAddressPrefixSchema);
+  if (nlri === undefined) return undefined;
+  let nextHop = "";
+  let srv6: { sid: string; behavior: number } | undefined;
+  const rts: AdminAssigned[] = [];
+  for (const a of p.pattrs) {
+    const nh = unpack(a, NextHopAttributeSchema);
+    if (nh) nextHop = nh.nextHop;
+    const mp = unpack(a, MpReachNLRIAttributeSchema);
+    if (mp) nextHop = mp.nextHops[0] ?? nextHop;
+    const ps = unpack(a, PrefixSIDSchema);
+    if (ps) srv6 = srv6FromV3(ps);
+    const ec = unpack(a, ExtendedCommunitiesAttributeSchema);
+    for (const c of ec?.communities ?? []) {
+      const rt = rtFromExtcomV3(c);
+      if (rt !== undefined) rts.push(rt);
+    }
+  }
+  let rd: AdminAssigned;
+  try {
+    rd = rdFromV3(nlri.rd);
+  } catch {
+    return undefined;
+  }
+  const neighbor = reportedIp(p.neighborIp);
+  const out: RibPath = {
+    family: familyOfAfi(p.family?.afi ?? 0, nlri.prefix),
+    rd,
+    prefix: formatPrefix(nlri.prefix, nlri.prefixLen),
+    rts: sortRouteTargets(rts),
+    nextHop: canonicalIp(nextHop) ?? nextHop,
+    best,
+    local: neighbor === undefined,
+    withdraw: p.isWithdraw,
+  };
+  if (srv6 !== undefined) {
+    out.sid = srv6.sid;
+    out.behavior = srv6.behavior;
+  }
+  if (neighbor !== undefined) out.neighbor = neighbor;
+  return out;
+}
+
+/** The paths of one destination of ListPath(GLOBAL): the flagged best one (else the first) is best. */
+export function ribPathsFromV3(dest: Destination): RibPath[] {
+  const flagged = dest.paths.some((p) => p.best);
+  return dest.paths.flatMap((p, i) => ribPathFromV3(p, flagged ? p.best : i === 0) ?? []);
+}
+
+export function vpnFamilyV3(family: AddressFamily): { afi: number; safi: number } {
+  return { afi: unicastAfi(family), safi: safi.mplsVpn };
 }
 
 function pathFromV3(vrf: string, p: Path, best: boolean): VrfPath | undefined {
@@ -297,17 +375,20 @@ export function unicastFamilyV3(family: AddressFamily): { afi: number; safi: num
   return { afi: unicastAfi(family), safi: safi.unicast };
 }
 
-/** Best-path changes (with the current table first, so a new watcher re-reads at once) and peers. */
+/** Best-path changes and peers, no initial table (as watchRequestV4). */
 export const watchRequestV3: MessageInitShape<typeof WatchEventRequestSchema> = {
   peer: {},
-  table: { filters: [{ type: WatchEventRequest_Table_Filter_Type.BEST, init: true }] },
+  table: { filters: [{ type: WatchEventRequest_Table_Filter_Type.BEST, init: false }] },
 };
 
 export function eventFromV3(r: WatchEventResponse): SpeakerEvent | undefined {
   switch (r.event.case) {
-    case "table":
-      return { kind: "rib" };
+    case "table": {
+      const paths = r.event.value.paths.flatMap((p) => ribPathFromV3(p, !p.isWithdraw) ?? []);
+      return paths.length > 0 ? { kind: "rib", paths } : undefined;
+    }
     case "peer": {
+      if (r.event.value.type === WatchEventResponse_PeerEvent_Type.END_OF_INIT) return { kind: "watching" };
       const peer = r.event.value.peer;
       const address = reportedIp(peer?.state?.neighborAddress) ?? reportedIp(peer?.conf?.neighborAddress);
       if (address === undefined) return undefined;

@@ -1,13 +1,14 @@
 // Round trips go through the protobuf wire format, as they would to gobgpd and back.
 import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import { DestinationSchema, GlobalSchema, PeerSchema, TableType, VrfSchema, WatchEventResponseSchema } from "../../proto/gen/api/gobgp_pb.js";
+import { DestinationSchema, GlobalSchema, PathSchema, PeerSchema, TableType, VrfSchema, WatchEventResponseSchema } from "../../proto/gen/api/gobgp_pb.js";
 import type { AdminAssigned } from "../../shared/route-distinguisher.js";
 import type { LocalPath, PeerConfig, Vrf } from "../speaker.js";
 import {
   eventFromV4,
   globalFromV4,
-  localPathToV4,
+  globalTable,
+  localVpnPathToV4,
   peerFromV4,
   peerToV4,
   prefixSidToV4,
@@ -15,6 +16,8 @@ import {
   rdToV4,
   rtFromV4,
   rtToV4,
+  ribPathFromV4,
+  ribPathsFromV4,
   vrfFromV4,
   vrfPathsFromV4,
   vrfTable,
@@ -129,19 +132,50 @@ describe("peer", () => {
   });
 });
 
-describe("local path", () => {
+describe("local path (VPN form)", () => {
   const lp: LocalPath = { vrf: "vpc-a", prefix: "10.1.0.5/32", nextHop: "fd00:ff::2", sid: "fc00:0:2::a:0:1", behavior: 19 };
+  const vrf: Vrf = { name: "vpc-a", id: 100, rd: { type: 0, asn: 65000, assigned: 10 }, importRts: [], exportRts: [{ type: 0, asn: 65000, assigned: 10 }, { type: 1, address: "192.0.2.1", assigned: 7 }] };
 
-  it("is an IPv4 unicast path, origin IGP, next hop in MP_REACH, SRv6 L3 service Prefix-SID", () => {
-    const nlri = { nlri: { case: "prefix", value: { prefix: "10.1.0.5", prefixLen: 32 } } };
-    expect(localPathToV4(lp)).toEqual({
-      family: { afi: 1, safi: 1 },
+  it("is a VPNv4 path with the VRF's RD, origin IGP, next hop in MP_REACH, export RTs, SRv6 L3 service Prefix-SID", () => {
+    const nlri = { nlri: { case: "labeledVpnIpPrefix", value: { labels: [], rd: rdToV4(vrf.rd), prefix: "10.1.0.5", prefixLen: 32 } } };
+    expect(localVpnPathToV4(vrf, lp)).toEqual({
+      family: { afi: 1, safi: 128 },
       nlri,
+      isWithdraw: false,
       pattrs: [
         { attr: { case: "origin", value: { origin: 0 } } },
-        { attr: { case: "mpReach", value: { family: { afi: 1, safi: 1 }, nextHops: ["fd00:ff::2"], nlris: [nlri] } } },
+        { attr: { case: "mpReach", value: { family: { afi: 1, safi: 128 }, nextHops: ["fd00:ff::2"], nlris: [nlri] } } },
+        {
+          attr: {
+            case: "extendedCommunities",
+            value: {
+              communities: [
+                { extcom: { case: "twoOctetAsSpecific", value: { isTransitive: true, subType: 2, asn: 65000, localAdmin: 10 } } },
+                { extcom: { case: "ipv4AddressSpecific", value: { isTransitive: true, subType: 2, address: "192.0.2.1", localAdmin: 7 } } },
+              ],
+            },
+          },
+        },
         { attr: { case: "prefixSid", value: prefixSidToV4(lp.sid, 19) } },
       ],
+    });
+    expect(localVpnPathToV4(vrf, lp, true).isWithdraw).toBe(true);
+    expect(globalTable).toBe(TableType.GLOBAL);
+  });
+
+  it("reads back as a local RIB path with RD, route targets, SID and behaviour", () => {
+    const p = wire(PathSchema, localVpnPathToV4(vrf, lp));
+    expect(ribPathFromV4(p, true)).toEqual({
+      family: "ipv4",
+      rd: vrf.rd,
+      prefix: "10.1.0.5/32",
+      rts: [{ type: 0, asn: 65000, assigned: 10 }, { type: 1, address: "192.0.2.1", assigned: 7 }],
+      nextHop: "fd00:ff::2",
+      sid: "fc00:0:2::a:0:1",
+      behavior: 19,
+      best: true,
+      local: true,
+      withdraw: false,
     });
   });
 
@@ -194,12 +228,65 @@ describe("local path", () => {
     });
   });
 
-  it("uses the IPv6 unicast family for IPv6 prefixes", () => {
-    expect(localPathToV4({ ...lp, prefix: "fd10::5/128" }).family).toEqual({ afi: 2, safi: 1 });
+  it("uses the VPNv6 family for IPv6 prefixes", () => {
+    expect(localVpnPathToV4(vrf, { ...lp, prefix: "fd10::5/128" }).family).toEqual({ afi: 2, safi: 128 });
   });
 
-  it("refuses a non-canonical prefix", () => {
-    expect(() => localPathToV4({ ...lp, prefix: "10.1.0.5/24" })).toThrow(/not canonical/);
+  it("refuses a non-canonical prefix and an RD that does not fit its layout", () => {
+    expect(() => localVpnPathToV4(vrf, { ...lp, prefix: "10.1.0.5/24" })).toThrow(/not canonical/);
+    expect(() => localVpnPathToV4({ ...vrf, rd: { type: 0, asn: 4200000001, assigned: 1 } }, lp)).toThrow(/2-byte ASN/);
+  });
+});
+
+describe("global VPN table", () => {
+  const vpn = (rd: number, prefix: string, len: number) => ({
+    nlri: { case: "labeledVpnIpPrefix" as const, value: { labels: [16], rd: rdToV4({ type: 0, asn: 65000, assigned: rd }), prefix, prefixLen: len } },
+  });
+  const rt = (n: number) => ({ extcom: { case: "twoOctetAsSpecific" as const, value: { isTransitive: true, subType: 2, asn: 65000, localAdmin: n } } });
+
+  it("reads RD, route targets (not other extended communities), SID and neighbor; the flagged path is best", () => {
+    const dest = wire(DestinationSchema, {
+      prefix: "65000:10:10.1.0.5/32",
+      paths: [
+        {
+          nlri: vpn(10, "10.1.0.5", 32),
+          pattrs: [
+            { attr: { case: "mpReach", value: { nextHops: ["fd00:ff:0::3"] } } },
+            {
+              attr: {
+                case: "extendedCommunities",
+                value: { communities: [rt(10), { extcom: { case: "twoOctetAsSpecific", value: { isTransitive: true, subType: 3, asn: 65000, localAdmin: 99 } } }, { extcom: { case: "color", value: { color: 5 } } }] },
+              },
+            },
+            { attr: { case: "prefixSid", value: prefixSidToV4("fc00:0:3::a:0:1", 19) } },
+          ],
+          neighborIp: "fd00:ff::1",
+          family: { afi: 1, safi: 128 },
+        },
+        { nlri: vpn(10, "10.1.0.5", 32), pattrs: [{ attr: { case: "mpReach", value: { nextHops: ["fd00:ff::4"] } } }], neighborIp: "fd00:ff::9", family: { afi: 1, safi: 128 }, best: true },
+      ],
+    });
+    expect(ribPathsFromV4(dest)).toEqual([
+      {
+        family: "ipv4",
+        rd: { type: 0, asn: 65000, assigned: 10 },
+        prefix: "10.1.0.5/32",
+        rts: [{ type: 0, asn: 65000, assigned: 10 }],
+        nextHop: "fd00:ff::3",
+        sid: "fc00:0:3::a:0:1",
+        behavior: 19,
+        best: false,
+        local: false,
+        neighbor: "fd00:ff::1",
+        withdraw: false,
+      },
+      { family: "ipv4", rd: { type: 0, asn: 65000, assigned: 10 }, prefix: "10.1.0.5/32", rts: [], nextHop: "fd00:ff::4", best: true, local: false, neighbor: "fd00:ff::9", withdraw: false },
+    ]);
+  });
+
+  it("ignores other families (unicast, route-target membership)", () => {
+    const p = wire(PathSchema, { nlri: { nlri: { case: "prefix", value: { prefix: "10.0.0.0", prefixLen: 8 } } }, family: { afi: 1, safi: 1 } });
+    expect(ribPathFromV4(p, true)).toBeUndefined();
   });
 });
 
@@ -235,19 +322,28 @@ describe("VRF RIB", () => {
 });
 
 describe("watch", () => {
-  it("asks for best-path changes with the current table, and peer changes", () => {
-    expect(watchRequestV4).toEqual({ peer: {}, table: { filters: [{ type: 1, init: true }] } });
+  it("asks for best-path changes (no initial table: the reader lists it once watching) and peer changes", () => {
+    expect(watchRequestV4).toEqual({ peer: {}, table: { filters: [{ type: 1, init: false }] } });
     expect(vrfTable).toBe(TableType.VRF);
     expect(vrfTable).toBe(5);
   });
 
+  const withdrawn = {
+    nlri: { nlri: { case: "labeledVpnIpPrefix", value: { rd: { rd: { case: "twoOctetAsn", value: { admin: 65000, assigned: 7 } } }, prefix: "fd10::", prefixLen: 64 } } },
+    family: { afi: 2, safi: 128 },
+    isWithdraw: true,
+  };
   it.each([
-    [{ event: { case: "table", value: { paths: [] } } }, { kind: "rib" }],
+    [{ event: { case: "table", value: { paths: [] } } }, undefined],
+    [
+      { event: { case: "table", value: { paths: [withdrawn] } } },
+      { kind: "rib", paths: [{ family: "ipv6", rd: { type: 0, asn: 65000, assigned: 7 }, prefix: "fd10::/64", rts: [], nextHop: "", best: false, local: true, withdraw: true }] },
+    ],
     [
       { event: { case: "peer", value: { type: 3, peer: { state: { neighborAddress: "fd00:ff::1", sessionState: 6 } } } } },
       { kind: "peer", address: "fd00:ff::1", state: "established" },
     ],
-    [{ event: { case: "peer", value: { type: 2 } } }, undefined],
+    [{ event: { case: "peer", value: { type: 2 } } }, { kind: "watching" }],
     [{}, undefined],
   ] as const)("maps %j", (r, want) => {
     expect(eventFromV4(wire(WatchEventResponseSchema, r as MessageInitShape<typeof WatchEventResponseSchema>))).toEqual(want);

@@ -3,10 +3,11 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { PrefixSID, PrefixSIDSchema } from "../../proto/gen/api/attribute_pb.js";
 import type { RouteDistinguisher, RouteDistinguisherSchema } from "../../proto/gen/api/common_pb.js";
-import type { RouteTarget, RouteTargetSchema } from "../../proto/gen/api/extcom_pb.js";
+import type { ExtendedCommunity, ExtendedCommunitySchema, RouteTarget, RouteTargetSchema } from "../../proto/gen/api/extcom_pb.js";
 import {
   TableType,
   WatchEventRequest_Table_Filter_Type,
+  WatchEventResponse_PeerEvent_Type,
   type Destination,
   type Global,
   type GlobalSchema,
@@ -27,12 +28,14 @@ import {
   type LocalPath,
   type PeerConfig,
   type PeerStatus,
+  type RibPath,
   type SpeakerEvent,
   type Vrf,
   type VrfPath,
 } from "../speaker.js";
 import {
   canonicalIp,
+  checkAdminAssigned,
   checkGlobal,
   checkLocalPath,
   checkPeer,
@@ -47,12 +50,15 @@ import {
   sortRouteTargets,
   srv6SidInformationSubTlv,
   srv6SidStructureSubSubTlv,
+  familyOfAfi,
+  routeTargetSubType,
   unicastAfi,
   vpnFamilies,
   vpnFamilyName,
 } from "./convert.js";
 
 export const vrfTable = TableType.VRF;
+export const globalTable = TableType.GLOBAL;
 
 function unexpected(message: string): SpeakerError {
   return new SpeakerError("other", `gobgpd v4 answered something kvrf cannot read: ${message}`);
@@ -104,6 +110,40 @@ export function rtFromV4(rt: RouteTarget): AdminAssigned {
       return { type: 2, asn: rt.rt.value.asn, assigned: rt.rt.value.localAdmin };
     default:
       throw unexpected("a route target of unknown layout");
+  }
+}
+
+/** A route target as an extended community of a path attribute. */
+export function rtToExtcomV4(v: AdminAssigned): MessageInitShape<typeof ExtendedCommunitySchema> {
+  const rt = rtToV4(v).rt;
+  switch (rt?.case) {
+    case "twoOctetAsSpecific":
+      return { extcom: { case: "twoOctetAsSpecific", value: rt.value } };
+    case "ipv4AddressSpecific":
+      return { extcom: { case: "ipv4AddressSpecific", value: rt.value } };
+    case "fourOctetAsSpecific":
+      return { extcom: { case: "fourOctetAsSpecific", value: rt.value } };
+    default:
+      throw unexpected("a route target of unknown layout");
+  }
+}
+
+/** The route target an extended community is, if it is one (transitive, sub-type 2). */
+export function rtFromExtcomV4(c: ExtendedCommunity): AdminAssigned | undefined {
+  switch (c.extcom.case) {
+    case "twoOctetAsSpecific":
+    case "fourOctetAsSpecific": {
+      const v = c.extcom.value;
+      if (v.subType !== routeTargetSubType || !v.isTransitive) return undefined;
+      return { type: c.extcom.case === "twoOctetAsSpecific" ? 0 : 2, asn: v.asn, assigned: v.localAdmin };
+    }
+    case "ipv4AddressSpecific": {
+      const v = c.extcom.value;
+      if (v.subType !== routeTargetSubType || !v.isTransitive) return undefined;
+      return { type: 1, address: v.address, assigned: v.localAdmin };
+    }
+    default:
+      return undefined;
   }
 }
 
@@ -238,23 +278,83 @@ export function srv6FromV4(attr: PrefixSID): { sid: string; behavior: number } |
 }
 
 /**
- * The unicast path AddPath/DeletePath take with vrf_id: gobgpd turns it into a VPN path with the
- * VRF's RD and export RTs. The next hop goes in MP_REACH for both families, which is also how an
- * IPv6 next hop for an IPv4 prefix is carried (RFC 8950; gobgpd writes RD 0 + the IPv6 address).
+ * A local path of `vrf` in VPN form, for the global table: NLRI with the VRF's RD (no label: the
+ * SID travels in the Prefix-SID), the VRF's export route targets, the next hop in MP_REACH and the
+ * SRv6 L3 service TLV. What gobgpd builds itself from a path added with vrf_id (Vrf.ToGlobalPath),
+ * except that its NLRI text carries the RD from the start, which gobgpd 4.8 keys adj-out updates
+ * by (docs/kvrfd.md). A withdrawal needs only the NLRI, but carrying the rest does no harm.
  */
-export function localPathToV4(path: LocalPath): MessageInitShape<typeof PathSchema> {
+export function localVpnPathToV4(vrf: Vrf, path: LocalPath, withdraw = false): MessageInitShape<typeof PathSchema> {
   const prefix = checkLocalPath(path);
-  const family = { afi: unicastAfi(prefix.family), safi: safi.unicast };
-  const nlri = { nlri: { case: "prefix" as const, value: { prefix: prefix.address, prefixLen: prefix.length } } };
+  checkAdminAssigned(vrf.rd, `vrf ${vrf.name} rd`);
+  for (const rt of vrf.exportRts) checkAdminAssigned(rt, `vrf ${vrf.name} export rt`);
+  const family = { afi: unicastAfi(prefix.family), safi: safi.mplsVpn };
+  const nlri = { nlri: { case: "labeledVpnIpPrefix" as const, value: { labels: [], rd: rdToV4(vrf.rd), prefix: prefix.address, prefixLen: prefix.length } } };
   return {
     family,
     nlri,
+    isWithdraw: withdraw,
     pattrs: [
       { attr: { case: "origin", value: { origin: 0 } } },
       { attr: { case: "mpReach", value: { family, nextHops: [path.nextHop], nlris: [nlri] } } },
+      { attr: { case: "extendedCommunities", value: { communities: vrf.exportRts.map(rtToExtcomV4) } } },
       { attr: { case: "prefixSid", value: prefixSidToV4(path.sid, path.behavior) } },
     ],
   };
+}
+
+/** A VPN path of the global table (ListPath GLOBAL or a BEST event); undefined for other families. */
+export function ribPathFromV4(p: Path, best: boolean): RibPath | undefined {
+  if (p.nlri?.nlri.case !== "labeledVpnIpPrefix") return undefined;
+  const { rd, prefix, prefixLen } = p.nlri.nlri.value;
+  let nextHop = "";
+  let srv6: { sid: string; behavior: number } | undefined;
+  const rts: AdminAssigned[] = [];
+  for (const a of p.pattrs) {
+    if (a.attr.case === "nextHop") nextHop = a.attr.value.nextHop;
+    else if (a.attr.case === "mpReach") nextHop = a.attr.value.nextHops[0] ?? nextHop;
+    else if (a.attr.case === "prefixSid") srv6 = srv6FromV4(a.attr.value);
+    else if (a.attr.case === "extendedCommunities") {
+      for (const c of a.attr.value.communities) {
+        const rt = rtFromExtcomV4(c);
+        if (rt !== undefined) rts.push(rt);
+      }
+    }
+  }
+  const family = familyOfAfi(p.family?.afi ?? 0, prefix);
+  let rdValue: AdminAssigned;
+  try {
+    rdValue = rdFromV4(rd);
+  } catch {
+    return undefined;
+  }
+  const neighbor = reportedIp(p.neighborIp);
+  const out: RibPath = {
+    family,
+    rd: rdValue,
+    prefix: formatPrefix(prefix, prefixLen),
+    rts: sortRouteTargets(rts),
+    nextHop: canonicalIp(nextHop) ?? nextHop,
+    best,
+    local: neighbor === undefined,
+    withdraw: p.isWithdraw,
+  };
+  if (srv6 !== undefined) {
+    out.sid = srv6.sid;
+    out.behavior = srv6.behavior;
+  }
+  if (neighbor !== undefined) out.neighbor = neighbor;
+  return out;
+}
+
+/** The paths of one destination of ListPath(GLOBAL): the flagged best one (else the first) is best. */
+export function ribPathsFromV4(dest: Destination): RibPath[] {
+  const flagged = dest.paths.some((p) => p.best);
+  return dest.paths.flatMap((p, i) => ribPathFromV4(p, flagged ? p.best : i === 0) ?? []);
+}
+
+export function vpnFamilyV4(family: AddressFamily): { afi: number; safi: number } {
+  return { afi: unicastAfi(family), safi: safi.mplsVpn };
 }
 
 function pathFromV4(vrf: string, p: Path, best: boolean): VrfPath | undefined {
@@ -295,17 +395,25 @@ export function unicastFamilyV4(family: AddressFamily): { afi: number; safi: num
   return { afi: unicastAfi(family), safi: safi.unicast };
 }
 
-/** Best-path changes (with the current table first, so a new watcher re-reads at once) and peers. */
+/**
+ * Best-path changes and peers. No initial table: the peer part ends its initial report with
+ * END_OF_INIT ("watching"), after which the reader lists the table itself (ListPath GLOBAL).
+ */
 export const watchRequestV4: MessageInitShape<typeof WatchEventRequestSchema> = {
   peer: {},
-  table: { filters: [{ type: WatchEventRequest_Table_Filter_Type.BEST, init: true }] },
+  table: { filters: [{ type: WatchEventRequest_Table_Filter_Type.BEST, init: false }] },
 };
 
 export function eventFromV4(r: WatchEventResponse): SpeakerEvent | undefined {
   switch (r.event.case) {
-    case "table":
-      return { kind: "rib" };
+    case "table": {
+      // A BEST event's path is its destination's new best path, or a withdrawal.
+      const paths = r.event.value.paths.flatMap((p) => ribPathFromV4(p, !p.isWithdraw) ?? []);
+      return paths.length > 0 ? { kind: "rib", paths } : undefined;
+    }
     case "peer": {
+      // gobgpd registers the watch, then reports every peer (INIT) and END_OF_INIT, in one step.
+      if (r.event.value.type === WatchEventResponse_PeerEvent_Type.END_OF_INIT) return { kind: "watching" };
       const peer = r.event.value.peer;
       const address = reportedIp(peer?.state?.neighborAddress) ?? reportedIp(peer?.conf?.neighborAddress);
       if (address === undefined) return undefined;

@@ -52,8 +52,20 @@ export interface ParsedPrefix {
   length: number;
 }
 
+const prefixMemo = new Map<string, ParsedPrefix>();
+
 /** A canonical CIDR (host bits zero, canonical address text) or a SpeakerError "invalid". */
 export function parsePrefix(cidr: string, field = "prefix"): ParsedPrefix {
+  // Every path written is checked; the same prefixes come back (replays, re-adds), so good ones are remembered.
+  const known = prefixMemo.get(cidr);
+  if (known !== undefined) return { ...known };
+  const parsed = parsePrefixOnce(cidr, field);
+  if (prefixMemo.size >= 50_000) prefixMemo.clear();
+  prefixMemo.set(cidr, parsed);
+  return { ...parsed };
+}
+
+function parsePrefixOnce(cidr: string, field: string): ParsedPrefix {
   let addr: ipaddr.IPv4 | ipaddr.IPv6;
   let length: number;
   try {
@@ -78,11 +90,22 @@ export function formatPrefix(address: string, length: number): string {
   return `${canonicalIp(address) ?? address}/${length}`;
 }
 
-/** Canonical text of an IPv4 (dotted quad) or IPv6 address, or undefined when `text` is neither. */
+const ipMemo = new Map<string, string | undefined>();
+
+/**
+ * Canonical text of an IPv4 (dotted quad) or IPv6 address, or undefined when `text` is neither.
+ * Every path gobgpd reports has a few (next hop, neighbor); ipaddr.js validates by throwing, which
+ * showed up in kvrfd's profile, so answers are remembered and the family is picked by the text.
+ */
 export function canonicalIp(text: string): string | undefined {
-  if (ipaddr.IPv4.isValidFourPartDecimal(text)) return ipaddr.IPv4.parse(text).toString();
-  if (ipaddr.IPv6.isValid(text)) return ipaddr.IPv6.parse(text).toString();
-  return undefined;
+  const known = ipMemo.get(text);
+  if (known !== undefined || ipMemo.has(text)) return known;
+  let out: string | undefined;
+  if (text.includes(":")) out = ipaddr.IPv6.isValid(text) ? ipaddr.IPv6.parse(text).toString() : undefined;
+  else if (/^\d{1,3}(\.\d{1,3}){3}$/.test(text) && ipaddr.IPv4.isValidFourPartDecimal(text)) out = ipaddr.IPv4.parse(text).toString();
+  if (ipMemo.size >= 50_000) ipMemo.clear();
+  ipMemo.set(text, out);
+  return out;
 }
 
 /** An address as gobgpd reports it, or undefined for its spellings of "none" ("", 0.0.0.0, ::). */
@@ -100,10 +123,18 @@ export function checkAddress(text: string, field: string): void {
   if (canonicalIp(text) === undefined) throw invalid(`${field}: "${text}" is not an IP address`);
 }
 
+const sidMemo = new Map<string, Uint8Array>();
+
 /** A SID (IPv6 address text) as the 16 bytes of the SRv6 SID Information sub-TLV. */
 export function sidToBytes(sid: string, field = "sid"): Uint8Array {
-  if (!ipaddr.IPv6.isValid(sid)) throw invalid(`${field}: "${sid}" is not an IPv6 address`);
-  return Uint8Array.from(ipaddr.IPv6.parse(sid).toByteArray());
+  let bytes = sidMemo.get(sid);
+  if (bytes === undefined) {
+    if (!ipaddr.IPv6.isValid(sid)) throw invalid(`${field}: "${sid}" is not an IPv6 address`);
+    bytes = Uint8Array.from(ipaddr.IPv6.parse(sid).toByteArray());
+    if (sidMemo.size >= 50_000) sidMemo.clear();
+    sidMemo.set(sid, bytes);
+  }
+  return bytes.slice();
 }
 
 /** The SID text of 16 SID bytes; undefined for anything else (an absent or malformed SID). */
@@ -202,6 +233,16 @@ export const safi = { unicast: 1, mplsVpn: 128 } as const;
 export function unicastAfi(family: AddressFamily): number {
   return family === "ipv4" ? afi.ip : afi.ip6;
 }
+
+/** The family of an AFI number, or (unknown AFI) of the prefix text. */
+export function familyOfAfi(n: number, prefix: string): AddressFamily {
+  if (n === afi.ip) return "ipv4";
+  if (n === afi.ip6) return "ipv6";
+  return prefix.includes(":") ? "ipv6" : "ipv4";
+}
+
+/** The extended-community sub-type of a route target (RFC 4360 §4). */
+export const routeTargetSubType = 2;
 
 /** Peer families kvrf configures and the AFI/SAFI each one is. */
 export const vpnFamilies = [

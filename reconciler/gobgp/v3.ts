@@ -2,7 +2,8 @@
 // convert-v3.ts; the call sequence is the same as for 4.x (./v4.ts). Unlike 4.8.0, 3.10 answers
 // path calls before StartBgp with "bgp server hasn't started yet" and can StopBgp and start again.
 import { createClient, type Client } from "@connectrpc/connect";
-import { GobgpApi } from "../../proto/gen/apipb/gobgp_pb.js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { GobgpApi, type PathSchema } from "../../proto/gen/apipb/gobgp_pb.js";
 import {
   SpeakerError,
   type AddressFamily,
@@ -10,6 +11,7 @@ import {
   type LocalPath,
   type PeerConfig,
   type PeerStatus,
+  type RibPath,
   type Speaker,
   type SpeakerEvent,
   type Vrf,
@@ -17,11 +19,15 @@ import {
 } from "../speaker.js";
 import type { Channel } from "./channel.js";
 import { checkAddress } from "./convert.js";
+import { once, PathBatcher } from "./path-batch.js";
 import {
   eventFromV3,
+  globalTable,
+  localVpnPathToV3,
+  ribPathsFromV3,
+  vpnFamilyV3,
   globalFromV3,
   globalToV3,
-  localPathToV3,
   peerFromV3,
   peerToV3,
   unicastFamilyV3,
@@ -36,8 +42,11 @@ export class GoBgpV3Speaker implements Speaker {
   readonly api = "v3";
   private readonly client: Client<typeof GobgpApi>;
 
+  private readonly paths: PathBatcher<MessageInitShape<typeof PathSchema>>;
+
   constructor(private readonly channel: Channel) {
     this.client = createClient(GobgpApi, channel.transport);
+    this.paths = new PathBatcher((paths) => this.sendPaths(paths));
   }
 
   async getGlobal(): Promise<GlobalConfig | undefined> {
@@ -108,20 +117,36 @@ export class GoBgpV3Speaker implements Speaker {
     return rs.flatMap((r) => (r.destination ? vrfPathsFromV3(vrf, r.destination) : []));
   }
 
-  /** Adding the same prefix again replaces the VRF's local path for it (GoBGP implicit withdraw). */
-  async addLocalPath(path: LocalPath): Promise<void> {
-    const p = localPathToV3(path);
-    const what = `AddPath vrf ${path.vrf} ${path.prefix}`;
-    await this.channel.call(what, (o) => this.client.addPath({ tableType: vrfTable, vrfId: path.vrf, path: p }, o));
+  /** Empty while BGP is not started. */
+  async listRib(family: AddressFamily): Promise<RibPath[]> {
+    try {
+      const rs = await this.channel.list(`ListPath global ${family} vpn`, (o) => this.client.listPath({ tableType: globalTable, family: vpnFamilyV3(family) }, o));
+      return rs.flatMap((r) => (r.destination ? ribPathsFromV3(r.destination) : []));
+    } catch (err) {
+      if (err instanceof SpeakerError && err.kind === "not-started") return [];
+      throw err;
+    }
   }
 
-  /** Withdraws the VRF's local path for the prefix; withdrawing one that is not there succeeds. */
-  async deleteLocalPath(path: LocalPath): Promise<void> {
-    const p = localPathToV3(path);
-    const what = `DeletePath vrf ${path.vrf} ${path.prefix}`;
-    await this.channel.call(what, (o) =>
-      this.client.deletePath({ tableType: vrfTable, vrfId: path.vrf, family: p.family, path: p }, o),
-    );
+  async addLocalPaths(vrf: Vrf, paths: readonly LocalPath[]): Promise<void> {
+    await this.paths.submit(paths.map((p) => localVpnPathToV3(vrf, p)));
+  }
+
+  async deleteLocalPaths(vrf: Vrf, paths: readonly LocalPath[]): Promise<void> {
+    await this.paths.submit(paths.map((p) => localVpnPathToV3(vrf, p, true)));
+  }
+
+  /** One path: AddPath or DeletePath; more: one AddPathStream request (gobgpd applies it in one step). */
+  private async sendPaths(paths: MessageInitShape<typeof PathSchema>[]): Promise<void> {
+    const [first] = paths;
+    if (first === undefined) return;
+    if (paths.length === 1) {
+      // (A DeletePath without a path would withdraw every local path: never send one.)
+      if (first.isWithdraw === true) await this.channel.call("DeletePath", (o) => this.client.deletePath({ tableType: globalTable, family: first.family, path: first }, o));
+      else await this.channel.call("AddPath", (o) => this.client.addPath({ tableType: globalTable, path: first }, o));
+      return;
+    }
+    await this.channel.call(`AddPathStream (${paths.length} paths)`, (o) => this.client.addPathStream(once({ tableType: globalTable, paths }), o));
   }
 
   async *watch(signal: AbortSignal): AsyncGenerator<SpeakerEvent, void, undefined> {

@@ -1,12 +1,14 @@
 // Speaker on gobgpd 4.x (package api, service GoBgpService). Wire details live in convert-v4.ts;
-// this file is the call sequence, plus guards against two gobgpd 4.8.0 behaviours:
+// this file is the call sequence, plus guards against gobgpd 4.8.0 behaviours:
 //  - AddPath/DeletePath with a vrf_id before StartBgp dereference a nil RIB and crash gobgpd
-//    (panic in TableManager.GetVrf), so path calls check that BGP is running first;
+//    (panic in TableManager.GetVrf), so kvrf never sends them: it originates its paths in VPN
+//    form in the global table, where gobgpd checks that BGP runs and answers "not started";
 //  - StopBgp ends the server loop for good: afterwards every call answers "server stopped"
 //    (classified "unavailable") until gobgpd is restarted, and StopBgp on a server that was never
 //    started does the same, so stopBgp() does nothing unless BGP is running.
 import { createClient, type Client } from "@connectrpc/connect";
-import { GoBgpService } from "../../proto/gen/api/gobgp_pb.js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { GoBgpService, type PathSchema } from "../../proto/gen/api/gobgp_pb.js";
 import {
   SpeakerError,
   type AddressFamily,
@@ -14,6 +16,7 @@ import {
   type LocalPath,
   type PeerConfig,
   type PeerStatus,
+  type RibPath,
   type Speaker,
   type SpeakerEvent,
   type Vrf,
@@ -21,11 +24,15 @@ import {
 } from "../speaker.js";
 import type { Channel } from "./channel.js";
 import { checkAddress } from "./convert.js";
+import { once, PathBatcher } from "./path-batch.js";
 import {
   eventFromV4,
+  globalTable,
+  localVpnPathToV4,
+  ribPathsFromV4,
+  vpnFamilyV4,
   globalFromV4,
   globalToV4,
-  localPathToV4,
   peerFromV4,
   peerToV4,
   unicastFamilyV4,
@@ -40,8 +47,11 @@ export class GoBgpV4Speaker implements Speaker {
   readonly api = "v4";
   private readonly client: Client<typeof GoBgpService>;
 
+  private readonly paths: PathBatcher<MessageInitShape<typeof PathSchema>>;
+
   constructor(private readonly channel: Channel) {
     this.client = createClient(GoBgpService, channel.transport);
+    this.paths = new PathBatcher((paths) => this.sendPaths(paths));
   }
 
   async getGlobal(): Promise<GlobalConfig | undefined> {
@@ -117,22 +127,35 @@ export class GoBgpV4Speaker implements Speaker {
     return rs.flatMap((r) => (r.destination ? vrfPathsFromV4(vrf, r.destination) : []));
   }
 
-  /** Adding the same prefix again replaces the VRF's local path for it (GoBGP implicit withdraw). */
-  async addLocalPath(path: LocalPath): Promise<void> {
-    const p = localPathToV4(path);
-    const what = `AddPath vrf ${path.vrf} ${path.prefix}`;
-    await this.requireStarted(what);
-    await this.channel.call(what, (o) => this.client.addPath({ tableType: vrfTable, vrfId: path.vrf, path: p }, o));
+  async listRib(family: AddressFamily): Promise<RibPath[]> {
+    try {
+      const rs = await this.channel.list(`ListPath global ${family} vpn`, (o) => this.client.listPath({ tableType: globalTable, family: vpnFamilyV4(family) }, o));
+      return rs.flatMap((r) => (r.destination ? ribPathsFromV4(r.destination) : []));
+    } catch (err) {
+      if (err instanceof SpeakerError && err.kind === "not-started") return [];
+      throw err;
+    }
   }
 
-  /** Withdraws the VRF's local path for the prefix; withdrawing one that is not there succeeds. */
-  async deleteLocalPath(path: LocalPath): Promise<void> {
-    const p = localPathToV4(path);
-    const what = `DeletePath vrf ${path.vrf} ${path.prefix}`;
-    await this.requireStarted(what);
-    await this.channel.call(what, (o) =>
-      this.client.deletePath({ tableType: vrfTable, vrfId: path.vrf, family: p.family, path: p }, o),
-    );
+  async addLocalPaths(vrf: Vrf, paths: readonly LocalPath[]): Promise<void> {
+    await this.paths.submit(paths.map((p) => localVpnPathToV4(vrf, p)));
+  }
+
+  async deleteLocalPaths(vrf: Vrf, paths: readonly LocalPath[]): Promise<void> {
+    await this.paths.submit(paths.map((p) => localVpnPathToV4(vrf, p, true)));
+  }
+
+  /** One path: AddPath or DeletePath; more: one AddPathStream request (gobgpd applies it in one step). */
+  private async sendPaths(paths: MessageInitShape<typeof PathSchema>[]): Promise<void> {
+    const [first] = paths;
+    if (first === undefined) return;
+    if (paths.length === 1) {
+      // (A DeletePath without a path would withdraw every local path: never send one.)
+      if (first.isWithdraw === true) await this.channel.call("DeletePath", (o) => this.client.deletePath({ tableType: globalTable, family: first.family, path: first }, o));
+      else await this.channel.call("AddPath", (o) => this.client.addPath({ tableType: globalTable, path: first }, o));
+      return;
+    }
+    await this.channel.call(`AddPathStream (${paths.length} paths)`, (o) => this.client.addPathStream(once({ tableType: globalTable, paths }), o));
   }
 
   async *watch(signal: AbortSignal): AsyncGenerator<SpeakerEvent, void, undefined> {
@@ -146,7 +169,4 @@ export class GoBgpV4Speaker implements Speaker {
     this.channel.close();
   }
 
-  private async requireStarted(what: string): Promise<void> {
-    if ((await this.getGlobal()) === undefined) throw new SpeakerError("not-started", `${what}: bgp server hasn't started yet`);
-  }
 }

@@ -14,6 +14,8 @@ export class FakeKernel implements KernelRouteBackend {
   /** Every write, in order: "add 100 10.0.0.1/32", … */
   readonly log: string[] = [];
   failNextApply: string | undefined;
+  /** When set, dumps wait for it (to run other work while a reader is in the middle of one). */
+  dumpGate: Promise<void> | undefined;
 
   put(r: FakeRoute): void {
     this.routes.set(routeKey(r), r);
@@ -31,7 +33,9 @@ export class FakeKernel implements KernelRouteBackend {
   }
 
   async dumpOwned(): Promise<KernelRoute[]> {
-    return this.owned();
+    const routes = this.owned();
+    await this.dumpGate;
+    return routes;
   }
 
   async dumpTable(table: number): Promise<KernelRoute[]> {

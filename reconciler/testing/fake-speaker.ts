@@ -1,8 +1,10 @@
 // FakeSpeaker: an in-memory Speaker for unit tests of kvrfd's controllers. It keeps global config,
-// peers, VRFs and local paths like gobgpd does, imports "remote" paths by route target, emits
-// watch events, and can fail calls or lose all state (a gobgpd restart) on demand. It mimics
-// gobgpd's observable rules that kvrfd depends on: VRF calls fail with "not-started" before
-// StartBgp, duplicate VRFs and RDs are refused, DeleteVrf withdraws the VRF's paths.
+// peers, VRFs and local paths like gobgpd does, holds a global VPN table (our local paths with
+// their VRF's RD and export RTs, "remote" paths with theirs), reports best-path changes of that
+// table as watch events and imports by route target, and can fail calls or lose all state (a
+// gobgpd restart) on demand. It mimics gobgpd's observable rules that kvrfd depends on: VRF calls
+// fail with "not-started" before StartBgp, duplicate VRFs and RDs are refused, DeleteVrf withdraws
+// the VRF's paths, a locally originated path is the best one of its destination.
 import { formatAdminAssigned, type AdminAssigned } from "../../shared/route-distinguisher.js";
 import {
   SpeakerError,
@@ -11,6 +13,7 @@ import {
   type LocalPath,
   type PeerConfig,
   type PeerStatus,
+  type RibPath,
   type Speaker,
   type SpeakerErrorKind,
   type SpeakerEvent,
@@ -25,6 +28,8 @@ export interface FakeRemotePath {
   sid?: string;
   behavior?: number;
   rts: AdminAssigned[];
+  /** Default: the first route target (kvrf's RD and RT of a VPC have the same value). */
+  rd?: AdminAssigned;
   neighbor: string;
 }
 
@@ -32,6 +37,7 @@ export type FakeCall = keyof Omit<Speaker, "api" | "watch" | "close">;
 
 const rtKey = (v: AdminAssigned): string => `${v.type}:${formatAdminAssigned(v)}`;
 const family = (prefix: string): AddressFamily => (prefix.includes(":") ? "ipv6" : "ipv4");
+const destKey = (p: { rd: AdminAssigned; prefix: string }): string => `${rtKey(p.rd)} ${p.prefix}`;
 
 export class FakeSpeaker implements Speaker {
   readonly api = "v4" as const;
@@ -40,6 +46,12 @@ export class FakeSpeaker implements Speaker {
   readonly vrfs = new Map<string, Vrf>();
   /** vrf → prefix → path */
   readonly localPaths = new Map<string, Map<string, LocalPath>>();
+  /** The RD and export RTs each VRF's local paths were originated with (VPN form). */
+  private readonly localVrf = new Map<string, Vrf>();
+  /** Path calls (AddPath, AddPathStream): how many requests carried local path changes. */
+  pathCalls = 0;
+  /** Every call, in order (reads included). */
+  readonly calls: FakeCall[] = [];
   remote: FakeRemotePath[] = [];
   /** Every mutating call, in order: "addVrf vpc-1", "addLocalPath vpc-1 10.0.0.1/32", … */
   readonly log: string[] = [];
@@ -58,21 +70,69 @@ export class FakeSpeaker implements Speaker {
     this.peers.clear();
     this.vrfs.clear();
     this.localPaths.clear();
+    this.localVrf.clear();
     this.remote = [];
     for (const w of this.watchers) w.push(new SpeakerError("unavailable", "fake gobgpd restarted"));
     this.watchers.clear();
   }
 
-  /** Adds or replaces a remote path (by prefix and neighbor) and tells watchers. */
+  /** Adds or replaces a remote path (by RD, prefix and neighbor) and tells watchers. */
   learn(p: FakeRemotePath): void {
-    this.remote = this.remote.filter((r) => !(r.prefix === p.prefix && r.neighbor === p.neighbor));
-    this.remote.push(p);
-    this.emit({ kind: "rib" });
+    this.changeRib(() => {
+      const rd = rtKey(this.rdOf(p));
+      this.remote = this.remote.filter((r) => !(r.prefix === p.prefix && r.neighbor === p.neighbor && rtKey(this.rdOf(r)) === rd));
+      this.remote.push(p);
+    });
   }
 
   withdraw(prefix: string, neighbor: string): void {
-    this.remote = this.remote.filter((r) => !(r.prefix === prefix && r.neighbor === neighbor));
-    this.emit({ kind: "rib" });
+    this.changeRib(() => {
+      this.remote = this.remote.filter((r) => !(r.prefix === prefix && r.neighbor === neighbor));
+    });
+  }
+
+  private rdOf(p: FakeRemotePath): AdminAssigned {
+    return p.rd ?? p.rts[0] ?? { type: 0, asn: 0, assigned: 0 };
+  }
+
+  /**
+   * The global VPN table: every destination's paths, best first (a local path wins, then the
+   * remote paths in the order they were learned).
+   */
+  private table(): Map<string, RibPath[]> {
+    const out = new Map<string, RibPath[]>();
+    const add = (p: RibPath): void => {
+      const k = destKey(p);
+      const list = out.get(k);
+      if (list === undefined) out.set(k, [p]);
+      else list.push(p);
+    };
+    for (const [name, paths] of this.localPaths) {
+      const v = this.localVrf.get(name);
+      if (v === undefined) continue;
+      for (const p of paths.values()) {
+        add({ family: family(p.prefix), rd: v.rd, prefix: p.prefix, rts: [...v.exportRts], nextHop: p.nextHop, sid: p.sid, behavior: p.behavior, best: false, local: true, withdraw: false });
+      }
+    }
+    for (const r of this.remote) {
+      const rp: RibPath = { family: family(r.prefix), rd: this.rdOf(r), prefix: r.prefix, rts: [...r.rts], nextHop: r.nextHop, best: false, local: false, neighbor: r.neighbor, withdraw: false };
+      if (r.sid !== undefined) rp.sid = r.sid;
+      if (r.behavior !== undefined) rp.behavior = r.behavior;
+      add(rp);
+    }
+    for (const list of out.values()) list.forEach((p, i) => (p.best = i === 0));
+    return out;
+  }
+
+  /** Runs a change of the table and reports each destination whose best path changed, as gobgpd does. */
+  private changeRib(change: () => void): void {
+    const before = new Map([...this.table()].map(([k, l]) => [k, l[0] as RibPath]));
+    change();
+    const after = new Map([...this.table()].map(([k, l]) => [k, l[0] as RibPath]));
+    const paths: RibPath[] = [];
+    for (const [k, old] of before) if (!after.has(k)) paths.push({ ...old, best: false, withdraw: true });
+    for (const [k, p] of after) if (JSON.stringify(before.get(k)) !== JSON.stringify(p)) paths.push(p);
+    if (paths.length > 0) this.emit({ kind: "rib", paths });
   }
 
   emit(e: SpeakerEvent): void {
@@ -80,6 +140,7 @@ export class FakeSpeaker implements Speaker {
   }
 
   private check(call: FakeCall, needsStarted: boolean): void {
+    this.calls.push(call);
     if (this.closed) throw new SpeakerError("unavailable", `${call}: speaker closed`);
     const f = this.failures.find((x) => (x.call === call || x.call === "*") && x.times > 0);
     if (f !== undefined) {
@@ -108,6 +169,7 @@ export class FakeSpeaker implements Speaker {
     this.peers.clear();
     this.vrfs.clear();
     this.localPaths.clear();
+    this.localVrf.clear();
     this.log.push("stopBgp");
   }
 
@@ -149,17 +211,23 @@ export class FakeSpeaker implements Speaker {
       if (rtKey(v.rd) === rtKey(vrf.rd)) throw new SpeakerError("already-exists", "multiple VRFs with the same RD is not allowed");
     }
     this.vrfs.set(vrf.name, structuredClone(vrf));
-    this.localPaths.set(vrf.name, new Map());
     this.log.push(`addVrf ${vrf.name}`);
-    this.emit({ kind: "rib" });
   }
 
   async deleteVrf(name: string): Promise<void> {
     this.check("deleteVrf", true);
-    if (!this.vrfs.delete(name)) throw new SpeakerError("not-found", `vrf ${name} not found`);
-    this.localPaths.delete(name);
+    const v = this.vrfs.get(name);
+    if (v === undefined) throw new SpeakerError("not-found", `vrf ${name} not found`);
+    this.vrfs.delete(name);
+    // DeleteVrf withdraws the local paths carrying the VRF's RD.
+    this.changeRib(() => {
+      for (const [n, lv] of this.localVrf) {
+        if (rtKey(lv.rd) !== rtKey(v.rd)) continue;
+        this.localPaths.delete(n);
+        this.localVrf.delete(n);
+      }
+    });
     this.log.push(`deleteVrf ${name}`);
-    this.emit({ kind: "rib" });
   }
 
   async listVrfPaths(vrf: string, fam: AddressFamily): Promise<VrfPath[]> {
@@ -183,22 +251,36 @@ export class FakeSpeaker implements Speaker {
     return out;
   }
 
-  async addLocalPath(path: LocalPath): Promise<void> {
-    this.check("addLocalPath", true);
-    const m = this.localPaths.get(path.vrf);
-    if (m === undefined) throw new SpeakerError("not-found", `vrf ${path.vrf} not found`);
-    m.set(path.prefix, { ...path });
-    this.log.push(`addLocalPath ${path.vrf} ${path.prefix}`);
-    this.emit({ kind: "rib" });
+  async listRib(fam: AddressFamily): Promise<RibPath[]> {
+    this.check("listRib", false);
+    if (this.global === undefined) return [];
+    return [...this.table().values()].flat().filter((p) => p.family === fam);
   }
 
-  async deleteLocalPath(path: LocalPath): Promise<void> {
-    this.check("deleteLocalPath", true);
-    const m = this.localPaths.get(path.vrf);
-    if (m === undefined) throw new SpeakerError("not-found", `vrf ${path.vrf} not found`);
-    m.delete(path.prefix);
-    this.log.push(`deleteLocalPath ${path.vrf} ${path.prefix}`);
-    this.emit({ kind: "rib" });
+  async addLocalPaths(vrf: Vrf, paths: readonly LocalPath[]): Promise<void> {
+    this.check("addLocalPaths", true);
+    this.pathCalls++;
+    this.changeRib(() => {
+      let m = this.localPaths.get(vrf.name);
+      if (m === undefined) this.localPaths.set(vrf.name, (m = new Map<string, LocalPath>()));
+      this.localVrf.set(vrf.name, structuredClone(vrf));
+      for (const p of paths) {
+        m.set(p.prefix, { ...p });
+        this.log.push(`addLocalPath ${vrf.name} ${p.prefix}`);
+      }
+    });
+  }
+
+  async deleteLocalPaths(vrf: Vrf, paths: readonly LocalPath[]): Promise<void> {
+    this.check("deleteLocalPaths", true);
+    this.pathCalls++;
+    this.changeRib(() => {
+      const m = this.localPaths.get(vrf.name);
+      for (const p of paths) {
+        m?.delete(p.prefix);
+        this.log.push(`deleteLocalPath ${vrf.name} ${p.prefix}`);
+      }
+    });
   }
 
   watch(signal: AbortSignal): AsyncIterable<SpeakerEvent> {
@@ -211,6 +293,8 @@ export class FakeSpeaker implements Speaker {
       },
     };
     this.watchers.add(w);
+    // gobgpd reports END_OF_INIT once the watch is registered.
+    w.push({ kind: "watching" });
     const watchers = this.watchers;
     signal.addEventListener("abort", () => wake?.(), { once: true });
     return {

@@ -204,7 +204,8 @@ export async function startKvrfd(node: LabNode, gobgpSocket = path.join(nodeDir(
       "--node-name", node.name,
       "--kubeconfig", path.join(dir, "kubeconfig"),
       "--gobgp-socket", gobgpSocket,
-      "--underlay-interface", "fab0",
+      // dfw finds its underlay itself (the link toward its BGP peer, as the base DaemonSet does).
+      ...(node.name === "dfw" ? [] : ["--underlay-interface", "fab0"]),
       "--health-address", "127.0.0.1",
       "--health-port", "9477",
       "--route-hold", "10",

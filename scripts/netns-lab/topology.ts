@@ -23,9 +23,8 @@ export const labNodes: LabNode[] = [
 export const workers = labNodes.filter((n) => n.role === "worker");
 
 /**
- * VPC IDs (hex) of the demo. Both use 10.10.11.0/24 and 10.10.12.0/24, swapped between iad and
- * sjc: every address of VPC b1 is also one of VPC a1, held by a pod on the other node.
- * (Never the same prefix in two VRFs of one node: docs/lab.md, known issue.)
+ * VPC IDs (hex) of the demo. Both use 10.10.<node>.0/24: every address of VPC b1 is also one of
+ * VPC a1, held by a pod on the same node (two VRFs of one node originate the same prefix).
  */
 export const vpcs = ["a1", "b1"] as const;
 
@@ -50,10 +49,9 @@ export const nodeNetns = (node: string): string => `${nsPrefix}${node}`;
 export const podNetns = (pod: string): string => `${nsPrefix}pod-${pod}`;
 export const fabricNetns = `${nsPrefix}fabric`;
 
-/** Third octet of a VPC's IPv4 range on a node (and group of its IPv6 one). */
-export function rangeIndex(node: LabNode, vpc: string): number | undefined {
-  if (vpc !== "b1") return node.index;
-  return node.index === 11 ? 12 : node.index === 12 ? 11 : node.index;
+/** Third octet of a VPC's IPv4 range on a node (and group of its IPv6 one): the same for every VPC. */
+export function rangeIndex(node: LabNode, _vpc: string): number | undefined {
+  return node.index;
 }
 
 /** The network config a worker's CNI runs with for one VPC (as in containerlab/cni/<node>/). */

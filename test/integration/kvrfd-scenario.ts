@@ -156,11 +156,25 @@ export function kvrfdScenario(label: string, gobgpd: () => string): void {
       await expect.poll(async () => (await vrfState(a, "vpc-abc"))?.local.length, poll).toBe(2);
       // The hold keeps a's routes while its BGP session comes back.
       expect(await a.routes(1000)).toEqual([`10.1.1.7/32 ${sid(1, "abc", 1)}`]);
-      // vpc-def's path of the same prefix follows a moment later (PrefixSpacer, gobgpd 4.8).
+      // vpc-def originates the same prefix (its own RD): both are back.
       await expect.poll(async () => (await vrfState(a, "vpc-def"))?.local, poll).toEqual([`10.1.0.5/32 ${sid(0, "def", 1)} 20`]);
       expect(await a.kvrfd.metric("kvrfd_replays_total", { reason: "gobgpd-restart" })).toBeGreaterThanOrEqual(1);
       await expect.poll(() => b.routes(1000), { ...poll, timeout: 90_000 }).toHaveLength(2);
       await expect.poll(() => b.routes(2000), poll).toEqual([`10.1.0.5/32 ${sid(0, "def", 1)}`]);
+      await expect.poll(() => a.routes(2000), poll).toEqual([`10.2.2.2/32 ${sid(1, "def", 1)}`]);
+    }, 150_000);
+
+    it("a session reset (route reflector restarted) brings both VPCs' copies of one prefix back to the other node", async () => {
+      // a originates 10.1.0.5/32 in vpc-abc and in vpc-def. gobgpd 4.8 sent only one of them in
+      // the table transfer of a new session while kvrfd originated paths with vrf_id (the NLRI text
+      // it keys updates by had no RD); in VPN form each is its own destination.
+      await f.rr.gobgpd.kill();
+      await expect.poll(() => b.routes(2000), poll).toEqual([]);
+      await expect.poll(() => b.routes(1000), poll).toEqual([]);
+      await f.rr.restartGobgpd();
+      await expect.poll(() => b.routes(2000), { ...poll, timeout: 90_000 }).toEqual([`10.1.0.5/32 ${sid(0, "def", 1)}`]);
+      await expect.poll(() => b.routes(1000), poll).toEqual([`10.1.0.5/32 ${sid(0, "abc", 1)}`, `2001:db8:1::5/128 ${sid(0, "abc", 1)}`]);
+      await expect.poll(() => a.routes(1000), poll).toEqual([`10.1.1.7/32 ${sid(1, "abc", 1)}`]);
       await expect.poll(() => a.routes(2000), poll).toEqual([`10.2.2.2/32 ${sid(1, "def", 1)}`]);
     }, 150_000);
 

@@ -110,9 +110,11 @@ describe.each(versions)("Speaker on gobgpd $api", ({ api }) => {
     await expectKind(s.addVrf(vrfA), "not-started", /bgp server hasn't started yet/);
     await expectKind(s.deleteVrf("vpc-a"), "not-started");
     await expectKind(s.listVrfPaths("vpc-a", "ipv4"), "not-started");
-    // gobgpd 4.8.0 crashes on these before StartBgp unless the adapter refuses them first.
-    await expectKind(s.addLocalPath(path4), "not-started");
-    await expectKind(s.deleteLocalPath(path4), "not-started");
+    expect(await s.listRib("ipv4")).toEqual([]);
+    // gobgpd 4.8.0 crashes on VRF-form path calls before StartBgp; the VPN form is refused cleanly.
+    await expectKind(s.addLocalPaths(vrfA, [path4]), "not-started");
+    await expectKind(s.addLocalPaths(vrfA, [path4, path6]), "not-started");
+    await expectKind(s.deleteLocalPaths(vrfA, [path4]), "not-started");
     await expectKind(s.addPeer({ address: "192.0.2.9", asn: 65000, families: ["vpnv4"] }), "not-started");
     await s.stopBgp();
     expect(await s.getGlobal()).toBeUndefined();
@@ -128,8 +130,9 @@ describe.each(versions)("Speaker on gobgpd $api", ({ api }) => {
   it("refuses invalid input before it reaches gobgpd", async () => {
     await expectKind(s.addVrf({ ...vrfA, name: "x", rd: { type: 0, asn: 4200000001, assigned: 1 } }), "invalid", /2-byte ASN/);
     await expectKind(s.addVrf({ ...vrfA, name: "x", importRts: [{ type: 2, asn: 4200000001, assigned: 65536 }] }), "invalid", /16-bit/);
-    await expectKind(s.addLocalPath({ ...path4, prefix: "10.1.0.5/24" }), "invalid", /not canonical/);
-    await expectKind(s.addLocalPath({ ...path4, sid: "10.0.0.1" }), "invalid", /sid/);
+    await expectKind(s.addLocalPaths(vrfA, [{ ...path4, prefix: "10.1.0.5/24" }]), "invalid", /not canonical/);
+    await expectKind(s.addLocalPaths(vrfA, [path6, { ...path4, sid: "10.0.0.1" }]), "invalid", /sid/);
+    await expectKind(s.addLocalPaths({ ...vrfA, rd: { type: 0, asn: 4200000001, assigned: 1 } }, [path4]), "invalid", /2-byte ASN/);
     await expectKind(s.addPeer({ address: "nonsense", asn: 65000, families: [] }), "invalid");
     expect(await s.listVrfs()).toEqual([]);
   });
@@ -156,30 +159,56 @@ describe.each(versions)("Speaker on gobgpd $api", ({ api }) => {
     await expectKind(s.addVrf(vrfA), "already-exists", /vrf vpc-a already exists/);
     await expectKind(s.deleteVrf("nope"), "not-found", /vrf nope not found/);
     await expectKind(s.listVrfPaths("nope", "ipv4"), "not-found");
-    await expectKind(s.addLocalPath({ ...path4, vrf: "nope" }), "not-found");
-    await expectKind(s.deleteLocalPath({ ...path4, vrf: "nope" }), "not-found");
   });
 
-  it("local paths: originated once however often added, listed with SID and behaviour, withdrawn exactly", async () => {
-    await s.addLocalPath(path4);
-    await s.addLocalPath(path4);
-    await s.addLocalPath(path6);
+  it("local paths (VPN form): originated once however often added, listed with RD, route targets, SID and behaviour, withdrawn exactly", async () => {
+    await s.addLocalPaths(vrfA, [path4]);
+    await s.addLocalPaths(vrfA, [path4, path6]);
     const local = { vrf: "vpc-a", nextHop: "fd00:ff::2", best: true, local: true };
+    // gobgpd's VRF view imports them by route target like paths added with vrf_id.
     expect(await s.listVrfPaths("vpc-a", "ipv4")).toEqual([{ ...local, prefix: "10.1.0.5/32", sid: "fc00:0:2::a:0:1", behavior: 19 }]);
     expect(await s.listVrfPaths("vpc-a", "ipv6")).toEqual([{ ...local, prefix: "fd10::5/128", sid: "fc00:0:2:8000:0:a:0:1", behavior: 16 }]);
     // vpc-b imports other route targets.
     expect(await s.listVrfPaths("vpc-b", "ipv4")).toEqual([]);
+    const rib = { family: "ipv4", rd: vrfA.rd, rts: [rt(10)], nextHop: "fd00:ff::2", best: true, local: true, withdraw: false };
+    expect(await s.listRib("ipv4")).toEqual([{ ...rib, prefix: "10.1.0.5/32", sid: "fc00:0:2::a:0:1", behavior: 19 }]);
+    expect(await s.listRib("ipv6")).toEqual([{ ...rib, family: "ipv6", prefix: "fd10::5/128", sid: "fc00:0:2:8000:0:a:0:1", behavior: 16 }]);
 
     // Same prefix, new SID: replaces the path.
-    await s.addLocalPath({ ...path4, sid: "fc00:0:2:0:0:a:0:2", behavior: 17 });
+    await s.addLocalPaths(vrfA, [{ ...path4, sid: "fc00:0:2:0:0:a:0:2", behavior: 17 }]);
     expect(await s.listVrfPaths("vpc-a", "ipv4")).toMatchObject([{ prefix: "10.1.0.5/32", sid: "fc00:0:2::a:0:2", behavior: 17 }]);
 
-    await s.deleteLocalPath(path4);
+    // The same prefix in another VRF is another destination (its RD), not a replacement.
+    const vrfD: Vrf = { name: "vpc-d", id: 101, rd: rt(11), importRts: [rt(11)], exportRts: [rt(11)] };
+    await s.addVrf(vrfD);
+    await s.addLocalPaths(vrfD, [{ ...path4, vrf: "vpc-d" }]);
+    expect((await s.listRib("ipv4")).map((p) => `${p.rd.type === 1 ? "" : p.rd.assigned} ${p.prefix}`).sort()).toEqual(["11 10.1.0.5/32", "4294967295 10.1.0.5/32"]);
+    // DeleteVrf withdraws the VRF's VPN-form paths (they carry its RD).
+    await s.deleteVrf("vpc-d");
+    expect(await s.listRib("ipv4")).toHaveLength(1);
+
+    await s.deleteLocalPaths(vrfA, [path4]);
     expect(await s.listVrfPaths("vpc-a", "ipv4")).toEqual([]);
     expect(await s.listVrfPaths("vpc-a", "ipv6")).toHaveLength(1);
-    await s.deleteLocalPath(path4);
-    await s.deleteLocalPath(path6);
+    await s.deleteLocalPaths(vrfA, [path4]);
+    await s.deleteLocalPaths(vrfA, [path6]);
     expect(await s.listVrfPaths("vpc-a", "ipv6")).toEqual([]);
+    expect(await s.listRib("ipv6")).toEqual([]);
+  });
+
+  it("path changes of concurrent callers go out together and all land", async () => {
+    const vrfs = Array.from({ length: 20 }, (_, i): Vrf => ({ name: `vpc-x${i}`, id: 200 + i, rd: rt(200 + i), importRts: [rt(200 + i)], exportRts: [rt(200 + i)] }));
+    await Promise.all(vrfs.map((v) => s.addVrf(v)));
+    const paths = (v: Vrf, i: number): LocalPath[] => [
+      { ...path4, vrf: v.name, prefix: `10.9.${i}.1/32` },
+      { ...path6, vrf: v.name, prefix: `fd10::9:${i}/128` },
+    ];
+    await Promise.all(vrfs.map((v, i) => s.addLocalPaths(v, paths(v, i))));
+    expect((await s.listRib("ipv4")).filter((p) => p.prefix.startsWith("10.9."))).toHaveLength(20);
+    expect((await s.listRib("ipv6")).filter((p) => p.prefix.startsWith("fd10::9:"))).toHaveLength(20);
+    await Promise.all(vrfs.map((v, i) => s.deleteLocalPaths(v, paths(v, i))));
+    expect((await s.listRib("ipv4")).filter((p) => p.prefix.startsWith("10.9."))).toEqual([]);
+    for (const v of vrfs) await s.deleteVrf(v.name);
   });
 
   it("peers: add, list with effective settings, update, delete; duplicates and missing ones classified", async () => {
@@ -224,19 +253,23 @@ describe.each(versions)("Speaker on gobgpd $api", ({ api }) => {
   it("watch yields rib and peer events and ends quietly on abort", async () => {
     const ac = new AbortController();
     const w = collectEvents(s, ac.signal);
-    // Give the stream a moment to be set up server-side before changing anything.
-    await sleep(300);
-    await s.addLocalPath(path4);
+    // The watch says when it is registered; every change after that is reported.
+    await eventually("watching", async () => w.events, (es) => es.some((e) => e.kind === "watching"));
+    await s.addLocalPaths(vrfA, [path4]);
     await s.addPeer({ address: "192.0.2.7", asn: 65000, families: ["vpnv4"] });
     await eventually(
       "rib and peer events",
       async () => w.events,
       (es) => es.some((e) => e.kind === "rib") && es.some((e) => e.kind === "peer" && e.address === "192.0.2.7"),
     );
+    // A BEST event carries the new best path with its RD and route targets.
+    const best = { family: "ipv4", rd: vrfA.rd, prefix: "10.1.0.5/32", rts: [rt(10)], nextHop: "fd00:ff::2", sid: "fc00:0:2::a:0:1", behavior: 19, best: true, local: true, withdraw: false };
+    expect(w.events.flatMap((e) => (e.kind === "rib" ? e.paths : []))).toEqual([best]);
+    await s.deleteLocalPaths(vrfA, [path4]);
+    await eventually("a withdrawal", async () => w.events, (es) => es.some((e) => e.kind === "rib" && e.paths.some((p) => p.withdraw && p.prefix === "10.1.0.5/32")));
     ac.abort();
     expect(await w.done).toBe("ended");
     await s.deletePeer("192.0.2.7");
-    await s.deleteLocalPath(path4);
   });
 
   it("deleteVrf removes the VRF", async () => {
@@ -285,9 +318,9 @@ describe.each(versions)("gobgpd $api killed during watch", ({ api }) => {
 
     const ac = new AbortController();
     const w = collectEvents(s, ac.signal);
-    await sleep(300);
-    await s.addLocalPath({ vrf: "vpc-a", prefix: "10.1.0.0/24", nextHop: "fd00:ff::2", sid: "fc00::1", behavior: 19 });
-    await eventually("a rib event", async () => w.events, (es) => es.length > 0);
+    await eventually("watching", async () => w.events, (es) => es.some((e) => e.kind === "watching"));
+    await s.addLocalPaths({ name: "vpc-a", id: 1, rd: rt(10), importRts: [rt(10)], exportRts: [rt(10)] }, [{ vrf: "vpc-a", prefix: "10.1.0.0/24", nextHop: "fd00:ff::2", sid: "fc00::1", behavior: 19 }]);
+    await eventually("a rib event", async () => w.events, (es) => es.some((e) => e.kind === "rib"));
 
     await d.kill();
     const err = await w.done;
@@ -387,8 +420,9 @@ describe.each([
     const ac = new AbortController();
     const w = collectEvents(sB, ac.signal);
     try {
-      await sA.addLocalPath(onA4);
-      await sA.addLocalPath(onA6);
+      // Changes are reported from the moment the watch says it is registered.
+      await eventually("watching on B", async () => w.events, (es) => es.some((e) => e.kind === "watching"));
+      await sA.addLocalPaths(vpcA(10), [onA4, onA6]);
       const remote = { vrf: "vpc-a", nextHop: underlay.a, best: true, local: false, neighbor: underlay.rr };
       const v4 = await eventually("the IPv4 path on B", () => sB.listVrfPaths("vpc-a", "ipv4"), (ps) => ps.length > 0);
       expect(v4).toEqual([{ ...remote, prefix: "10.1.0.5/32", sid: "fc00:0:2::a:0:1", behavior: 19 }]);
@@ -401,12 +435,27 @@ describe.each([
         { vrf: "vpc-a", prefix: "10.1.0.5/32", nextHop: underlay.a, sid: "fc00:0:2::a:0:1", behavior: 19, best: true, local: true },
       ]);
 
-      await eventually("rib events on B", async () => w.events, (es) => es.some((e) => e.kind === "rib"));
+      // B's BEST events carry A's path with its RD, route targets and SID: what kvrfd imports from.
+      const events = await eventually("rib events on B", async () => w.events, (es) => es.some((e) => e.kind === "rib" && e.paths.some((p) => p.prefix === "10.1.0.5/32")));
+      expect(events.flatMap((e) => (e.kind === "rib" ? e.paths : [])).find((p) => p.prefix === "10.1.0.5/32")).toEqual({
+        family: "ipv4",
+        rd: rt(10),
+        prefix: "10.1.0.5/32",
+        rts: [rt(10)],
+        nextHop: underlay.a,
+        sid: "fc00:0:2::a:0:1",
+        behavior: 19,
+        best: true,
+        local: false,
+        neighbor: underlay.rr,
+        withdraw: false,
+      });
+      expect((await sB.listRib("ipv6")).map((p) => [p.prefix, p.local, p.best, p.neighbor])).toEqual([["fd10::5/128", false, true, underlay.rr]]);
 
-      await sA.deleteLocalPath(onA4);
+      await sA.deleteLocalPaths(vpcA(10), [onA4]);
       await eventually("the IPv4 withdrawal on B", () => sB.listVrfPaths("vpc-a", "ipv4"), (ps) => ps.length === 0);
       expect(await sB.listVrfPaths("vpc-a", "ipv6")).toHaveLength(1);
-      await sA.deleteLocalPath(onA6);
+      await sA.deleteLocalPaths(vpcA(10), [onA6]);
       await eventually("the IPv6 withdrawal on B", () => sB.listVrfPaths("vpc-a", "ipv6"), (ps) => ps.length === 0);
     } finally {
       ac.abort();

@@ -1,0 +1,59 @@
+// Finding the underlay when it is not configured: the link the kernel uses to reach this node's
+// IPv6 BGP peers carries the SRv6 traffic too, and its source address toward them is the next
+// hop the node advertises. This is what an operator would pick by hand in the common layouts
+// (one fabric-facing link, or a loopback reached over several), so the DaemonSet works without a
+// per-cluster interface name; --underlay-interface and --next-hop still override it.
+import { isIPv6 } from "node:net";
+import type { Underlay } from "./vrf-controller.js";
+
+/** One answer of `ip -j -6 route get ADDR`. */
+export interface RouteGet {
+  dst?: string;
+  dev?: string;
+  prefsrc?: string;
+  type?: string;
+}
+
+export type RouteLookup = (address: string) => Promise<RouteGet[]>;
+
+export class UnderlayError extends Error {
+  override readonly name = "UnderlayError";
+}
+
+/**
+ * The link and source address toward the first IPv6 peer the kernel can route to (peers in the
+ * BGPInstance's order). Fails with every peer's reason when none can be used.
+ */
+export async function underlayTowardPeers(peers: readonly string[], lookup: RouteLookup): Promise<Underlay & { peer: string }> {
+  const v6 = peers.filter((p) => isIPv6(p));
+  if (v6.length === 0) {
+    throw new UnderlayError(
+      peers.length === 0
+        ? "no underlay interface configured (--underlay-interface / KVRFD_UNDERLAY_INTERFACE) and no BGP peer to find it from"
+        : `no underlay interface configured (--underlay-interface / KVRFD_UNDERLAY_INTERFACE) and no IPv6 BGP peer to find it from (peers: ${peers.join(", ")})`,
+    );
+  }
+  const reasons: string[] = [];
+  for (const peer of v6) {
+    let routes: RouteGet[];
+    try {
+      routes = await lookup(peer);
+    } catch (err) {
+      reasons.push(`${peer}: ${err instanceof Error ? err.message.trim() : String(err)}`);
+      continue;
+    }
+    const r = routes[0];
+    if (r === undefined || r.dev === undefined) {
+      reasons.push(`${peer}: no route`);
+    } else if (r.type !== undefined && r.type !== "unicast") {
+      reasons.push(`${peer}: route of type ${r.type}`);
+    } else if (r.dev === "lo") {
+      reasons.push(`${peer}: is a local address`);
+    } else if (r.prefsrc === undefined || !isIPv6(r.prefsrc)) {
+      reasons.push(`${peer}: no IPv6 source address on ${r.dev} (set --next-hop)`);
+    } else {
+      return { dev: r.dev, nextHop: r.prefsrc, peer };
+    }
+  }
+  throw new UnderlayError(`no underlay interface configured and none found toward the IPv6 BGP peers: ${reasons.join("; ")}`);
+}
