@@ -2,10 +2,9 @@
 // and the in-cluster service account, requests (errors, timeouts, one kept-alive connection),
 // watches (events, ends, errors, idle timeout, abort), the KubeApi calls' wire format, and the
 // informer running on it through 410 Gone and silent watches.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { pino } from "pino";
@@ -13,6 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Informer } from "./informer.js";
 import { KubeApi, type ApiCall } from "./kube.js";
 import { apiStatus, KubeClient, KubeError, loadKubeAccess, type KubeAccess } from "./kube-client.js";
+import { kubeconfigDir } from "../shared/testing/kubeconfig.js";
 
 interface Seen {
   method: string;
@@ -75,79 +75,52 @@ async function until(what: string, cond: () => boolean, ms = 3000): Promise<void
   }
 }
 
+// The kubeconfig format itself (contexts, relative files, inline data, YAML, bad files) is
+// shared/kubeconfig.test.ts's; here what kvrfd makes of it.
 describe("loadKubeAccess", () => {
-  let dir = "";
-  beforeAll(() => {
-    dir = mkdtempSync(path.join(tmpdir(), "kvrfd-kubeconfig-"));
-  });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const { path: at, kubeconfig } = kubeconfigDir("kvrfd-kubeconfig-");
 
-  const kubeconfig = (name: string, user: Record<string, unknown>, cluster: Record<string, unknown> = {}): string => {
-    const file = path.join(dir, name);
-    writeFileSync(
-      file,
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "Config",
-        "current-context": "two",
-        clusters: [
-          { name: "c1", cluster: { server: "https://wrong:1" } },
-          { name: "c2", cluster: { server: "https://api.example:6443/", "certificate-authority": "ca.pem", ...cluster } },
-        ],
-        users: [
-          { name: "u1", user: { token: "wrong" } },
-          { name: "u2", user },
-        ],
-        contexts: [
-          { name: "one", context: { cluster: "c1", user: "u1" } },
-          { name: "two", context: { cluster: "c2", user: "u2" } },
-        ],
-      }),
+  it("takes the current context's server, CA, client certificate and TLS server name, without headers", async () => {
+    const a = await loadKubeAccess(
+      kubeconfig("cert.json", { "client-certificate-data": Buffer.from("CERT").toString("base64"), "client-key-data": Buffer.from("KEY").toString("base64") }, { "tls-server-name": "api.internal" }),
     );
-    return file;
-  };
-
-  it("reads the current context: server, CA file relative to the kubeconfig, client certificate data", async () => {
-    writeFileSync(path.join(dir, "ca.pem"), "CA");
-    const a = await loadKubeAccess(kubeconfig("cert.json", { "client-certificate-data": Buffer.from("CERT").toString("base64"), "client-key-data": Buffer.from("KEY").toString("base64") }));
     expect(a.server).toBe("https://api.example:6443");
     expect(a.ca?.toString()).toBe("CA");
     expect(a.cert?.toString()).toBe("CERT");
     expect(a.key?.toString()).toBe("KEY");
+    expect(a.servername).toBe("api.internal");
     expect(a.insecure).toBe(false);
+    expect(a.source).toMatch(/^kubeconfig .*cert\.json$/);
     expect(await a.headers()).toEqual({});
   });
 
   it("sends a token, or a token file's content (re-read as it rotates)", async () => {
-    writeFileSync(path.join(dir, "ca.pem"), "CA");
     const t = await loadKubeAccess(kubeconfig("token.json", { token: "abc" }, { "insecure-skip-tls-verify": true }));
     expect(await t.headers()).toEqual({ Authorization: "Bearer abc" });
     expect(t.insecure).toBe(true);
-    writeFileSync(path.join(dir, "tok"), "first\n");
+    writeFileSync(at("tok"), "first\n");
     const file = kubeconfig("tokenfile.json", { tokenFile: "tok" });
     const cached = await loadKubeAccess(file);
     const fresh = await loadKubeAccess(file, { tokenRefreshMs: 0 });
     expect(await cached.headers()).toEqual({ Authorization: "Bearer first" });
-    writeFileSync(path.join(dir, "tok"), "second\n");
+    writeFileSync(at("tok"), "second\n");
     expect(await cached.headers()).toEqual({ Authorization: "Bearer first" });
     expect(await fresh.headers()).toEqual({ Authorization: "Bearer second" });
     // Gone for a moment (the kubelet swaps it): the last token is kept.
-    rmSync(path.join(dir, "tok"));
+    rmSync(at("tok"));
     expect(await fresh.headers()).toEqual({ Authorization: "Bearer second" });
   });
 
-  it("reads a YAML kubeconfig", async () => {
-    const file = path.join(dir, "config.yaml");
-    writeFileSync(file, "apiVersion: v1\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:8080\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\nusers:\n- name: u\n  user: {token: yaml}\n");
-    const a = await loadKubeAccess(file);
-    expect(a.server).toBe("http://127.0.0.1:8080");
-    expect(await a.headers()).toEqual({ Authorization: "Bearer yaml" });
+  it("fails at load, not at the first request, when the token file cannot be read", async () => {
+    const err = await loadKubeAccess(kubeconfig("notoken.json", { tokenFile: "absent-token" })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(KubeError);
+    expect((err as KubeError).reason).toBe("Unauthorized");
+    expect((err as Error).message).toMatch(/reading token file .*absent-token/);
   });
 
   it("uses the in-cluster service account without a kubeconfig, with a bracketed IPv6 host", async () => {
-    const sa = path.join(dir, "sa");
+    const sa = at("sa");
     rmSync(sa, { recursive: true, force: true });
-    const { mkdirSync } = await import("node:fs");
     mkdirSync(sa);
     writeFileSync(path.join(sa, "token"), "sa-token");
     writeFileSync(path.join(sa, "ca.crt"), "CLUSTER-CA");
@@ -157,17 +130,21 @@ describe("loadKubeAccess", () => {
     expect(await a.headers()).toEqual({ Authorization: "Bearer sa-token" });
   });
 
-  it("fails clearly on a missing file or a context without a cluster", async () => {
-    await expect(loadKubeAccess(path.join(dir, "nope.json"))).rejects.toThrow(/reading kubeconfig .*nope\.json/);
-    const file = path.join(dir, "bad.json");
+  it("turns an unusable kubeconfig into KubeError BadKubeconfig with the reader's message", async () => {
+    const missing = await loadKubeAccess(at("nope.json")).catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(KubeError);
+    expect((missing as KubeError).reason).toBe("BadKubeconfig");
+    expect((missing as Error).message).toMatch(/reading kubeconfig .*nope\.json/);
+    const file = at("bad.json");
     writeFileSync(file, JSON.stringify({ "current-context": "x", contexts: [{ name: "x", context: { cluster: "none", user: "u" } }], clusters: [], users: [] }));
     await expect(loadKubeAccess(file)).rejects.toThrow(/no cluster with a server/);
   });
 
   it("refuses a user that needs a credential plugin, naming what it has", async () => {
-    await expect(loadKubeAccess(kubeconfig("exec.json", { exec: { apiVersion: "client.authentication.k8s.io/v1", command: "aws" } }))).rejects.toThrow(
-      /user exec is not supported by kvrfd; use a client certificate, token or tokenFile/,
-    );
+    const err = await loadKubeAccess(kubeconfig("exec.json", { exec: { apiVersion: "client.authentication.k8s.io/v1", command: "aws" } })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(KubeError);
+    expect((err as KubeError).reason).toBe("BadKubeconfig");
+    expect((err as Error).message).toMatch(/user exec is not supported by kvrfd; use a client certificate, token or tokenFile/);
   });
 });
 

@@ -8,15 +8,20 @@
 // cost +28 MiB (docs/kvrfd.md, "Memory"). It also opens a new connection per request (2.0.1: one
 // undici Agent each) and has no request timeout. kvrfd needs only the credentials a node daemon
 // has: the in-cluster service account (its bound token rotates: re-read every minute), or a
-// kubeconfig with a client certificate, token or token file. Credential plugins (exec, auth
-// providers) are refused with a clear error.
+// kubeconfig with a client certificate, token or token file (read by shared/kubeconfig.ts).
+// Credential plugins (exec, auth providers) are refused with a clear error.
 import { readFileSync } from "node:fs";
 import { Agent as HttpAgent, request as httpRequest, STATUS_CODES, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { homedir } from "node:os";
 import path from "node:path";
+import { readKubeconfig } from "../shared/kubeconfig.js";
 
-/** An API answer that was not 2xx (`status` > 0), or no answer at all (`status` 0). */
+/**
+ * An API answer that was not 2xx (`status` > 0), or no answer at all (`status` 0). Not the CNI
+ * plugin's KubeError (cni/kube/credentials.ts), deliberately: this one has client-node's `code`
+ * for the informer, that one the plugin's answer classes (notFound, conflict, unreachable).
+ */
 export class KubeError extends Error {
   override readonly name = "KubeError";
   constructor(
@@ -112,81 +117,21 @@ export async function loadKubeAccess(file: string | undefined, opts: LoadOptions
   return loadKubeconfigFile(path.join(env["HOME"] ?? homedir(), ".kube", "config"), opts);
 }
 
-interface Kubeconfig {
-  "current-context"?: string;
-  contexts?: { name: string; context: { cluster: string; user: string } }[];
-  clusters?: { name: string; cluster: Record<string, unknown> }[];
-  users?: { name: string; user?: Record<string, unknown> }[];
-}
-
-function readData(field: Record<string, unknown>, dataKey: string, fileKey: string, base: string): Buffer | undefined {
-  const data = field[dataKey];
-  if (typeof data === "string" && data !== "") return Buffer.from(data, "base64");
-  const file = field[fileKey];
-  if (typeof file === "string" && file !== "") return readFileSync(path.resolve(base, file));
-  return undefined;
-}
-
-/** The user fields kvrfd understands; a user with anything else is refused. */
-const simpleUserFields = new Set(["client-certificate", "client-certificate-data", "client-key", "client-key-data", "token", "tokenFile"]);
-
+/** kvrfd's kubeconfig (shared/kubeconfig.ts); its token file is re-read as it rotates. */
 async function loadKubeconfigFile(file: string, opts: LoadOptions): Promise<KubeAccess> {
-  let cfg: Kubeconfig;
-  try {
-    const text = readFileSync(file, "utf8");
-    try {
-      cfg = JSON.parse(text) as Kubeconfig;
-    } catch {
-      // YAML kubeconfigs: the parser is loaded only for them.
-      cfg = (await import("js-yaml")).load(text) as Kubeconfig;
-    }
-  } catch (err) {
-    throw new KubeError(0, "BadKubeconfig", `reading kubeconfig ${file}: ${(err as Error).message}`, { cause: err });
+  const bad = (message: string, options?: ErrorOptions): KubeError => new KubeError(0, "BadKubeconfig", message, options);
+  const { token, tokenFile, unsupported, ...tls } = await readKubeconfig(file, bad);
+  if (unsupported.length > 0) {
+    throw bad(`kubeconfig ${file}: user ${unsupported.join(", ")} is not supported by kvrfd; use a client certificate, token or tokenFile (or run in-cluster with the service account)`);
   }
-  const base = path.dirname(file);
-  const ctxName = cfg["current-context"];
-  const ctx = cfg.contexts?.find((c) => c.name === ctxName)?.context ?? (ctxName === undefined || ctxName === "" ? cfg.contexts?.[0]?.context : undefined);
-  if (ctx === undefined && (cfg.contexts?.length ?? 0) > 0) throw new KubeError(0, "BadKubeconfig", `kubeconfig ${file}: no context ${String(ctxName)}`);
-  const cluster = cfg.clusters?.find((c) => c.name === ctx?.cluster)?.cluster ?? (ctx === undefined ? cfg.clusters?.[0]?.cluster : undefined);
-  const user = cfg.users?.find((u) => u.name === ctx?.user)?.user ?? (ctx === undefined ? cfg.users?.[0]?.user : undefined) ?? {};
-  if (cluster === undefined || typeof cluster["server"] !== "string" || cluster["server"] === "") {
-    throw new KubeError(0, "BadKubeconfig", `kubeconfig ${file}: no cluster with a server for context ${String(ctxName)}`);
-  }
-  const extra = Object.keys(user).filter((k) => !simpleUserFields.has(k) && user[k] !== undefined && user[k] !== null && user[k] !== "");
-  if (extra.length > 0) {
-    throw new KubeError(
-      0,
-      "BadKubeconfig",
-      `kubeconfig ${file}: user ${extra.join(", ")} is not supported by kvrfd; use a client certificate, token or tokenFile (or run in-cluster with the service account)`,
-    );
-  }
-  try {
-    const tokenFile = user["tokenFile"];
-    const headers =
-      typeof user["token"] === "string" && user["token"] !== ""
-        ? ((h) => () => Promise.resolve(h))({ Authorization: `Bearer ${user["token"]}` })
-        : typeof tokenFile === "string" && tokenFile !== ""
-          ? tokenFromFile(path.resolve(base, tokenFile), opts.tokenRefreshMs)
-          : noHeaders;
-    await headers();
-    const ca = readData(cluster, "certificate-authority-data", "certificate-authority", base);
-    const cert = readData(user, "client-certificate-data", "client-certificate", base);
-    const key = readData(user, "client-key-data", "client-key", base);
-    const servername = cluster["tls-server-name"];
-    return {
-      server: cluster["server"].replace(/\/+$/, ""),
-      insecure: cluster["insecure-skip-tls-verify"] === true,
-      ...(ca !== undefined ? { ca } : {}),
-      ...(cert !== undefined ? { cert } : {}),
-      ...(key !== undefined ? { key } : {}),
-      ...(typeof servername === "string" && servername !== "" ? { servername } : {}),
-      headers,
-      source: `kubeconfig ${file}`,
-    };
-  } catch (err) {
-    if (err instanceof KubeError) throw err;
-    throw new KubeError(0, "BadKubeconfig", `kubeconfig ${file}: ${(err as Error).message}`, { cause: err });
-  }
+  const headers =
+    token !== undefined
+      ? ((h) => () => Promise.resolve(h))({ Authorization: `Bearer ${token}` })
+      : tokenFile !== undefined
+        ? tokenFromFile(tokenFile, opts.tokenRefreshMs)
+        : noHeaders;
+  await headers(); // fail now, not at the first request, without a token
+  return { ...tls, headers, source: `kubeconfig ${file}` };
 }
 
 export interface CallOptions {
@@ -232,8 +177,9 @@ export class KubeClient implements Watcher {
   ) {
     this.secure = access.server.startsWith("https:");
     // Idle connections are closed after 30 s, before the API server's own idle timeout (90 s)
-    // could close one just as a request goes out on it.
-    const common = { keepAlive: true, maxSockets: 32, maxFreeSockets: 8, scheduling: "lifo" as const, timeout: 30_000 };
+    // could close one just as a request goes out on it. All of them stay open between bursts:
+    // keeping 8 made every burst of finalizer removals pay TLS handshakes again (profiled).
+    const common = { keepAlive: true, maxSockets: 32, maxFreeSockets: 32, scheduling: "lifo" as const, timeout: 30_000 };
     this.agent = this.secure
       ? new HttpsAgent({
           ...common,

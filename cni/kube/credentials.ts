@@ -1,11 +1,14 @@
 // Credentials for the CNI plugin's small Kubernetes client (client.ts): the current context of a
-// kubeconfig, read like kubectl does (client certificate, bearer token or token file), and the
-// client's error type. Apart from client.ts so that reading them does not load node:https and
+// kubeconfig (parsed by shared/kubeconfig.ts: client certificate, bearer token or token file), and
+// the client's error type. Apart from client.ts so that reading them does not load node:https and
 // node:tls (~10 ms): the plugin reads its kubeconfig first and loads TLS while its IPAM plugin and
 // kernel work run.
 import { readFileSync } from "node:fs";
-import path from "node:path";
+import { readKubeconfig } from "../../shared/kubeconfig.js";
 
+// kvrfd has its own KubeError (reconciler/kube-client.ts), deliberately: this one classifies
+// answers for the plugin's retries and claims (notFound, conflict, unreachable), kvrfd's mimics
+// client-node's errors (`code`) so its informer reads either. Neither process loads the other's.
 export class KubeError extends Error {
   override readonly name = "KubeError";
   constructor(
@@ -28,13 +31,6 @@ export class KubeError extends Error {
   }
 }
 
-interface Kubeconfig {
-  "current-context"?: string;
-  contexts?: { name: string; context: { cluster: string; user: string } }[];
-  clusters?: { name: string; cluster: Record<string, unknown> }[];
-  users?: { name: string; user: Record<string, unknown> }[];
-}
-
 export interface Credentials {
   server: string;
   ca?: Buffer;
@@ -44,55 +40,26 @@ export interface Credentials {
   token?: string;
 }
 
-function readMaybe(field: Record<string, unknown>, dataKey: string, fileKey: string, base: string): Buffer | undefined {
-  const data = field[dataKey];
-  if (typeof data === "string" && data !== "") return Buffer.from(data, "base64");
-  const file = field[fileKey];
-  if (typeof file === "string" && file !== "") return readFileSync(path.resolve(base, file));
-  return undefined;
-}
-
-/** Reads the current context of a kubeconfig file (JSON, or YAML: its parser loads only then). */
+/**
+ * Reads the current context of a kubeconfig file (shared/kubeconfig.ts); a token file is read now,
+ * once per invocation. Users it cannot honour (a credential plugin: exec, auth-provider; basic
+ * auth; impersonation) are refused: the plugin runs no plugins, and requests sent without those
+ * credentials would only come back 401 (or, impersonation dropped, run as someone else).
+ */
 export async function loadKubeconfig(file: string): Promise<Credentials> {
-  let cfg: Kubeconfig;
-  try {
-    const text = readFileSync(file, "utf8");
+  const bad = (message: string, options?: ErrorOptions): KubeError => new KubeError(0, "BadKubeconfig", message, options);
+  // The plugin's client sets no TLS server name (the installer's kubeconfig names none).
+  const { token: inline, tokenFile, unsupported, servername: _servername, ...tls } = await readKubeconfig(file, bad);
+  if (unsupported.length > 0) {
+    throw bad(`kubeconfig ${file}: user ${unsupported.join(", ")} is not supported by the kvrf CNI plugin; use a client certificate, token or tokenFile`);
+  }
+  let token = inline;
+  if (tokenFile !== undefined) {
     try {
-      cfg = JSON.parse(text) as Kubeconfig;
-    } catch {
-      cfg = (await import("js-yaml")).load(text) as Kubeconfig;
+      token = readFileSync(tokenFile, "utf8").trim();
+    } catch (err) {
+      throw bad(`kubeconfig ${file}: ${(err as Error).message}`, { cause: err });
     }
-  } catch (err) {
-    throw new KubeError(0, "BadKubeconfig", `reading kubeconfig ${file}: ${(err as Error).message}`, { cause: err });
   }
-  const base = path.dirname(file);
-  const ctxName = cfg["current-context"];
-  const ctx = cfg.contexts?.find((c) => c.name === ctxName)?.context ?? cfg.contexts?.[0]?.context;
-  const cluster = cfg.clusters?.find((c) => c.name === ctx?.cluster)?.cluster ?? cfg.clusters?.[0]?.cluster;
-  const user = cfg.users?.find((u) => u.name === ctx?.user)?.user ?? cfg.users?.[0]?.user ?? {};
-  if (cluster === undefined || typeof cluster["server"] !== "string") {
-    throw new KubeError(0, "BadKubeconfig", `kubeconfig ${file}: no cluster with a server for context ${String(ctxName)}`);
-  }
-  try {
-    const tokenFile = user["tokenFile"];
-    const token =
-      typeof user["token"] === "string"
-        ? user["token"]
-        : typeof tokenFile === "string"
-          ? readFileSync(path.resolve(base, tokenFile), "utf8").trim()
-          : undefined;
-    const ca = readMaybe(cluster, "certificate-authority-data", "certificate-authority", base);
-    const cert = readMaybe(user, "client-certificate-data", "client-certificate", base);
-    const key = readMaybe(user, "client-key-data", "client-key", base);
-    return {
-      server: cluster["server"].replace(/\/+$/, ""),
-      insecure: cluster["insecure-skip-tls-verify"] === true,
-      ...(ca ? { ca } : {}),
-      ...(cert ? { cert } : {}),
-      ...(key ? { key } : {}),
-      ...(token !== undefined ? { token } : {}),
-    };
-  } catch (err) {
-    throw new KubeError(0, "BadKubeconfig", `kubeconfig ${file}: ${(err as Error).message}`, { cause: err });
-  }
+  return token === undefined ? tls : { ...tls, token };
 }
