@@ -6,6 +6,7 @@ import { matchesSelector, type LabelSelector } from "../shared/label-selector.js
 import { checkAsn, RouteDistinguisherError } from "../shared/route-distinguisher.js";
 import { autoRouterId, manualRouterId, RouterIdError, type NodeAddress } from "./router-id.js";
 import type { GlobalConfig, PeerConfig } from "./speaker.js";
+import { compareText } from "../shared/order.js";
 
 export interface SecretKeyRef {
   namespace: string;
@@ -80,7 +81,7 @@ export function selectInstance(
 ): { chosen?: BGPInstance; ignored: BGPInstance[] } {
   const matching = instances
     .filter((i) => i.metadata.deletionTimestamp === undefined && matchesSelector(i.spec.nodeSelector, nodeLabels))
-    .sort((a, b) => created(a) - created(b) || (a.metadata.name ?? "").localeCompare(b.metadata.name ?? ""));
+    .sort((a, b) => created(a) - created(b) || compareText(a.metadata.name ?? "", b.metadata.name ?? ""));
   const [chosen, ...ignored] = matching;
   return chosen === undefined ? { ignored } : { chosen, ignored };
 }

@@ -28,6 +28,14 @@ describe("parseConfig", () => {
     expect((await parseConfig([], "t")).nodeName).toBe("from-env");
   });
 
+  it("re-reads BGP password Secrets every 60 s unless told otherwise", async () => {
+    expect((await parseConfig(["--node-name", "n"], "t")).passwordRefreshSeconds).toBe(60);
+    process.env["KVRFD_PASSWORD_REFRESH"] = "0";
+    expect((await parseConfig(["--node-name", "n"], "t")).passwordRefreshSeconds).toBe(0);
+    expect((await parseConfig(["--node-name", "n", "--password-refresh", "15"], "t")).passwordRefreshSeconds).toBe(15);
+    expect(await refusal(["--node-name", "n", "--password-refresh", "-1"])).toMatch(/passwordRefreshSeconds: .*>=\s*0/);
+  });
+
   it("refuses bad values naming the flag and what is wrong", async () => {
     Reflect.deleteProperty(process.env, "NODE_NAME");
     expect(await refusal([])).toMatch(/--node-name \(or NODE_NAME\) is required/);

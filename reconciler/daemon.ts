@@ -69,6 +69,7 @@ export class Daemon {
   /** Best-path changes since the last RIB batch. */
   private ribChanges: RibChange[] = [];
   private downTimer: NodeJS.Timeout | undefined;
+  private passwordTimer: NodeJS.Timeout | undefined;
   private started = false;
   healthPort = 0;
 
@@ -129,6 +130,7 @@ export class Daemon {
       // A burst of changes first, then the newest status of each object once (status-writer.ts).
       busy: () => this.queue.depth > 0,
     });
+    this.metrics.statusBacklog = () => this.statusWriter.backlog;
     this.vrfController = new VrfController({
       nodeName: cfg.nodeName,
       objects: this.vrfs,
@@ -279,6 +281,13 @@ export class Daemon {
         }, 200).unref();
       },
     });
+    if (this.cfg.passwordRefreshSeconds > 0) {
+      // Password Secrets are read, not watched: a rotation shows up at the next reconcile, which
+      // changes nothing in gobgpd unless a password did (peer fingerprints, speaker-planner.ts).
+      this.passwordTimer = setInterval(() => {
+        if (this.speakerController.readsSecrets) this.queue.add(speakerKey, "low");
+      }, this.cfg.passwordRefreshSeconds * 1000).unref();
+    }
     this.log.info({ healthPort: this.healthPort, netns: this.cfg.netns, gobgpSocket: this.cfg.gobgpSocket }, "kvrfd started");
   }
 
@@ -294,6 +303,7 @@ export class Daemon {
     this.log.info("shutting down");
     if (this.ribTimer !== undefined) clearTimeout(this.ribTimer);
     if (this.downTimer !== undefined) clearTimeout(this.downTimer);
+    if (this.passwordTimer !== undefined) clearInterval(this.passwordTimer);
     await Promise.all([this.vrfs.stop(), this.instances.stop(), this.nodes.stop()]);
     await this.queue.stop();
     await this.statusWriter.stop();

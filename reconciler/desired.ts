@@ -6,6 +6,7 @@ import type { BGPVRFInstance } from "../shared/api-types.js";
 import { parseVpc } from "../shared/ids.js";
 import { parseAdminAssigned, RouteDistinguisherError } from "../shared/route-distinguisher.js";
 import { srv6Behavior, type LocalPath, type Srv6Behavior, type Vrf } from "./speaker.js";
+import { compareText } from "../shared/order.js";
 
 export class SpecError extends Error {
   override readonly name = "SpecError";
@@ -108,7 +109,7 @@ export function desiredVrf(obj: BGPVRFInstance, nextHop: string): DesiredVrf {
   const skipped: string[] = [];
   const name = vrfName(spec.vpc);
   const attachments = [...(spec.attachments ?? [])].sort((a, b) =>
-    a.containerID === b.containerID ? a.ifName.localeCompare(b.ifName) : a.containerID.localeCompare(b.containerID),
+    a.containerID === b.containerID ? compareText(a.ifName, b.ifName) : compareText(a.containerID, b.containerID),
   );
   for (const a of attachments) {
     const where = `attachment ${a.containerID}/${a.ifName}`;
@@ -146,7 +147,7 @@ export function desiredVrf(obj: BGPVRFInstance, nextHop: string): DesiredVrf {
   return {
     key,
     vrf: { name, rd, importRts, exportRts, id: spec.table },
-    localPaths: [...paths.values()].sort((x, y) => x.prefix.localeCompare(y.prefix)),
+    localPaths: [...paths.values()].sort((x, y) => compareText(x.prefix, y.prefix)),
     skipped,
   };
 }

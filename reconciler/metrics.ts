@@ -21,6 +21,9 @@ export class Metrics {
   readonly informerRestarts: Counter<"informer" | "reason">;
   readonly routerIdConflicts: Gauge;
   readonly statusWrites: Counter<"result">;
+  readonly statusPending: Gauge;
+  /** Read when metrics are scraped: the status writer's backlog (set by the daemon). */
+  statusBacklog: () => number = () => 0;
   readonly ribPasses: Counter;
   readonly ipRuns: Counter<"kind">;
   readonly apiRequests: Counter<"call">;
@@ -53,6 +56,15 @@ export class Metrics {
     this.ipRuns = new Counter({ name: "kvrfd_ip_runs_total", help: "iproute2 processes run, by purpose (batch of writes, dump, lookup).", labelNames: ["kind"], registers: [r] });
     this.ribPasses = new Counter({ name: "kvrfd_rib_passes_total", help: "Passes over every VRF after RIB events.", registers: [r] });
     this.statusWrites = new Counter({ name: "kvrfd_status_writes_total", help: "BGPVRFInstance status writes by result.", labelNames: ["result"], registers: [r] });
+    const backlog = (): number => this.statusBacklog();
+    this.statusPending = new Gauge({
+      name: "kvrfd_status_pending",
+      help: "BGPVRFInstance statuses computed but not written yet (held back during bursts, queued or retrying).",
+      registers: [r],
+      collect() {
+        this.set(backlog());
+      },
+    });
     this.apiRequests = new Counter({ name: "kvrfd_api_requests_total", help: "Kubernetes API requests by call (list, watch, status, finalizer, event, secret, node-status).", labelNames: ["call"], registers: [r] });
     this.routerIdConflicts = new Gauge({ name: "kvrfd_router_id_conflicts", help: "Other nodes publishing this node's router ID.", registers: [r] });
   }

@@ -6,6 +6,7 @@ import { timeOf } from "./bgp-instance.js";
 import { canonicalIpv6, canonicalPrefix, vrfName, type DesiredVrf } from "./desired.js";
 import { aaKey } from "./rib.js";
 import type { LocalPath, RibPath, Vrf, VrfPath } from "./speaker.js";
+import { compareText } from "../shared/order.js";
 
 export type SpeakerAction =
   | { op: "add-vrf"; vrf: Vrf }
@@ -163,7 +164,7 @@ export function remoteRoutes(paths: readonly VrfPath[], table: number, dev: stri
     const sidPrefix = `${sid}/128`;
     if (!routes.has(sidPrefix)) routes.set(sidPrefix, { table, prefix: sidPrefix, sid: "", dev: "", kind: "throw" });
   }
-  return { routes: [...routes.values()].sort((a, b) => a.prefix.localeCompare(b.prefix)), unusable };
+  return { routes: [...routes.values()].sort((a, b) => compareText(a.prefix, b.prefix)), unusable };
 }
 
 export interface RoutePlan {

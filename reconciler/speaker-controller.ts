@@ -38,11 +38,21 @@ export class SpeakerController {
   /** BGP ran in gobgpd at some point while we watched: a later StartBgp is a replay. */
   private hadBgp = false;
   private starts = 0;
+  private secretRefs = false;
 
   constructor(private readonly d: SpeakerControllerDeps) {}
 
   private now(): number {
     return (this.d.now ?? Date.now)();
+  }
+
+  /**
+   * Whether this node's BGPInstance takes peer passwords from Secrets. kvrfd may only get those
+   * Secrets by name (no watch, see manifests/rbac/kvrfd.yaml), so the daemon reconciles again
+   * every --password-refresh to pick up a rotated password.
+   */
+  get readsSecrets(): boolean {
+    return this.secretRefs;
   }
 
   async reconcile(): Promise<ReconcileResult> {
@@ -51,6 +61,7 @@ export class SpeakerController {
     const instances = this.d.instances.list();
     const { chosen, ignored } = node === undefined ? { chosen: undefined, ignored: [] } : selectInstance(instances, node.metadata?.labels ?? {});
     if (node === undefined) this.d.log.warn({ node: this.d.nodeName }, "Node object not found; no BGPInstance can select it");
+    this.secretRefs = (chosen?.spec.peers ?? []).some((p) => p.passwordSecretRef !== undefined);
 
     let desired: DesiredSpeaker | undefined;
     let problem: string | undefined;

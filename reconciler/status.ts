@@ -2,6 +2,7 @@
 // generation they describe, and prefix counts. Pure: built from a reconcile's outcome and the
 // previous status (which keeps lastTransitionTime stable while a condition does not change).
 import type { BGPVRFInstanceStatus, Condition } from "../shared/api-types.js";
+import { compareText } from "../shared/order.js";
 
 export type ConditionType = "Ready" | "VRFConfigured" | "RoutesProgrammed";
 
@@ -63,7 +64,7 @@ export function sameStatus(a: BGPVRFInstanceStatus | undefined, b: BGPVRFInstanc
       s.localPrefixes ?? null,
       s.remotePrefixes ?? null,
       [...(s.conditions ?? [])]
-        .sort((x, y) => x.type.localeCompare(y.type))
+        .sort((x, y) => compareText(x.type, y.type))
         .map((c) => [c.type, c.status, c.reason ?? "", c.message ?? "", c.observedGeneration ?? null]),
     ]);
   return norm(a) === norm(b);

@@ -284,7 +284,9 @@ export class H2Transport implements Transport {
         if (pending.length < 5 + len) break;
         let m: MessageShape<O>;
         try {
-          m = fromBinary(method.output, pending.subarray(5, 5 + len));
+          // Unknown fields (those our proto subsets leave out) are skipped, not kept: kvrf never
+          // re-encodes a decoded message, and keeping them cost ~15 % of decoding BEST events.
+          m = fromBinary(method.output, pending.subarray(5, 5 + len), { readUnknownFields: false });
         } catch (err) {
           return finish(new ConnectError(`cannot decode ${method.output.typeName}: ${err instanceof Error ? err.message : String(err)}`, Code.Internal));
         }

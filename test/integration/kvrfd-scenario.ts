@@ -52,7 +52,7 @@ export function kvrfdScenario(label: string, gobgpd: () => string): void {
         dir,
         workers: ["a", "b"],
         // Fast periodic syncs so "survives every sync" covers many; a short hold keeps the test short.
-        kvrfdArgs: ["--resync-period", "8", "--route-hold", "15", "--probe-interval", "1"],
+        kvrfdArgs: ["--resync-period", "8", "--route-hold", "15", "--probe-interval", "1", "--password-refresh", "1"],
       });
       a = f.worker("a");
       b = f.worker("b");
@@ -216,5 +216,52 @@ export function kvrfdScenario(label: string, gobgpd: () => string): void {
       // Ready objects that remain were never disturbed.
       expect((await f.getVrf("a", "abc"))?.status?.conditions?.[0]?.status).toBe("True");
     });
+
+    it("applies a BGP password from a Secret, and a rotated one within --password-refresh, on both ends", async () => {
+      const core = f.kc.makeApiClient(k8s.CoreV1Api);
+      const objects = k8s.KubernetesObjectApi.makeApiClient(f.kc);
+      const namespace = "default";
+      const name = `${label}-bgp-password`;
+      await core.createNamespacedSecret({ namespace, body: { metadata: { name }, stringData: { session: "first-secret" } } });
+      const ref = { namespace, name, key: "session" };
+      // Both instances' peers take the password from the Secret (a merge patch replaces the lists).
+      for (const inst of [`${label}-rr`, `${label}-workers`]) {
+        const o = await objects.read<BGPInstance>({ apiVersion: "kvrf.dev/v1alpha1", kind: "BGPInstance", metadata: { name: inst } });
+        const peers = (o.spec.peers ?? []).map((p) => ({ ...p, passwordSecretRef: ref }));
+        await objects.patch({ apiVersion: "kvrf.dev/v1alpha1", kind: "BGPInstance", metadata: { name: inst }, spec: { peers } }, undefined, undefined, "kvrf-test", undefined, k8s.PatchStrategy.MergePatch);
+      }
+      const passwords = async (): Promise<string[]> => {
+        const out: string[] = [];
+        for (const n of [a, f.rr]) {
+          const s = await n.speaker();
+          try {
+            out.push(...(await s.listPeers()).map((p) => `${n.name} ${p.password ?? "-"} ${p.state}`));
+          } finally {
+            s.close();
+          }
+        }
+        return out.sort();
+      };
+      const expected = (pw: string): string[] => [`${a.name} ${pw} established`, `${f.rr.name} ${pw} established`, `${f.rr.name} ${pw} established`].sort();
+      await expect.poll(passwords, { ...poll, timeout: 90_000 }).toEqual(expected("first-secret"));
+
+      // The refresh, not this fabric's 8 s resync, re-reads the Secret: count reads over a window
+      // in which no informer resynced (nothing else makes the speaker reconcile while BGP is quiet).
+      const reads = (): Promise<number> => a.kvrfd.metric("kvrfd_api_requests_total", { call: "secret" });
+      const resyncs = (): Promise<number> => a.kvrfd.metric("kvrfd_informer_restarts_total", { reason: "resync" });
+      let windows = 0;
+      for (let i = 0; i < 8 && windows === 0; i++) {
+        const [r0, s0] = [await reads(), await resyncs()];
+        await new Promise((r) => setTimeout(r, 3500));
+        if ((await resyncs()) !== s0) continue;
+        expect((await reads()) - r0).toBeGreaterThanOrEqual(2);
+        windows++;
+      }
+      expect(windows).toBe(1);
+
+      // Rotation: nothing about the BGPInstance changes, kvrfd reads the Secret again.
+      await core.replaceNamespacedSecret({ namespace, name, body: { metadata: { name }, stringData: { session: "second-secret" } } });
+      await expect.poll(passwords, { ...poll, timeout: 90_000 }).toEqual(expected("second-secret"));
+    }, 200_000);
   });
 }
