@@ -96,7 +96,7 @@ export async function parseConfig(argv: readonly string[], version: string): Pro
       default: envNumber("KVRFD_ROUTE_HOLD", 30),
       describe: "Seconds kernel routes are kept after gobgpd lost its state, while BGP relearns them (env KVRFD_ROUTE_HOLD)",
     })
-    .option("rib-debounce", { type: "number", default: envNumber("KVRFD_RIB_DEBOUNCE_MS", 200), describe: "Milliseconds to gather RIB events before a routes pass (env KVRFD_RIB_DEBOUNCE_MS)" })
+    .option("rib-debounce", { type: "number", default: envNumber("KVRFD_RIB_DEBOUNCE_MS", 50), describe: "Milliseconds to gather RIB events before a routes pass (env KVRFD_RIB_DEBOUNCE_MS)" })
     .option("api-timeout", { type: "number", default: envNumber("KVRFD_API_TIMEOUT", 15), describe: "Seconds per Kubernetes API request (env KVRFD_API_TIMEOUT)" })
     .option("speaker-timeout", { type: "number", default: envNumber("KVRFD_SPEAKER_TIMEOUT", 10), describe: "Seconds per gobgpd call (env KVRFD_SPEAKER_TIMEOUT)" })
     .option("password-refresh", {
