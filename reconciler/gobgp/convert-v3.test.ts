@@ -21,11 +21,8 @@ import type { AdminAssigned } from "../../shared/route-distinguisher.js";
 import type { LocalPath, PeerConfig, Vrf } from "../speaker.js";
 import {
   eventFromV3,
-  globalFromV3,
   globalTable,
   localVpnPathToV3,
-  peerFromV3,
-  peerToV3,
   prefixSidToV3,
   rdFromV3,
   rdToV3,
@@ -40,6 +37,7 @@ import {
   vrfToV3,
   watchRequestV3,
 } from "./convert-v3.js";
+import { globalFrom, peerFrom, peerTo } from "./convert-common.js";
 
 function wire<Desc extends DescMessage>(schema: Desc, init: MessageInitShape<Desc>): MessageShape<Desc> {
   return fromBinary(schema, toBinary(schema, create(schema, init)));
@@ -94,8 +92,8 @@ describe("VRF", () => {
 
 describe("global", () => {
   it("is undefined while gobgpd reports AS 0", () => {
-    expect(globalFromV3(create(GlobalSchema, {}))).toBeUndefined();
-    expect(globalFromV3(wire(GlobalSchema, { asn: 4200000001, routerId: "192.0.2.1", listenPort: 179 }))).toEqual({
+    expect(globalFrom(create(GlobalSchema, {}))).toBeUndefined();
+    expect(globalFrom(wire(GlobalSchema, { asn: 4200000001, routerId: "192.0.2.1", listenPort: 179 }))).toEqual({
       asn: 4200000001,
       routerId: "192.0.2.1",
       listenPort: 179,
@@ -118,10 +116,10 @@ describe("peer", () => {
       remotePort: 1790,
       families: ["vpnv6"],
     };
-    const sent = create(PeerSchema, peerToV3(full));
+    const sent = create(PeerSchema, peerTo(full));
     sent.state = create(PeerStateSchema, { sessionState: 3 });
     const p = fromBinary(PeerSchema, toBinary(PeerSchema, sent));
-    expect(peerFromV3(p)).toEqual({ ...full, state: "active" });
+    expect(peerFrom(p)).toEqual({ ...full, state: "active" });
     expect(p.afiSafis.map((a) => a.config?.family)).toMatchObject([{ afi: 2, safi: 128 }]);
   });
 });

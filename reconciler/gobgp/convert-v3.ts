@@ -1,6 +1,7 @@
-// Speaker types ↔ GoBGP v3 API messages (package apipb). v3 packs NLRIs, attributes, RDs, RTs
-// and every level of the Prefix-SID into google.protobuf.Any ("type.googleapis.com/apipb.<Message>"),
-// and its enums have no UNSPECIFIED value (TableType.VRF = 4, Filter BEST = 0). Pure functions.
+// Speaker types ↔ GoBGP v3 API messages (package apipb), for the parts that differ from v4;
+// convert-common.ts builds the rest. v3 packs NLRIs, attributes, RDs, RTs and every level of the
+// Prefix-SID into google.protobuf.Any ("type.googleapis.com/apipb.<Message>"), and its enums have
+// no UNSPECIFIED value (TableType.VRF = 4, Filter BEST = 0). Pure functions.
 import { create, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { anyIs, anyPack, anyUnpack, type Any } from "@bufbuild/protobuf/wkt";
 import {
@@ -25,55 +26,18 @@ import {
 import {
   TableType,
   WatchEventRequest_Table_Filter_Type,
-  WatchEventResponse_PeerEvent_Type,
   type Destination,
-  type Global,
-  type GlobalSchema,
   type Path,
   type PathSchema,
-  type Peer,
-  type PeerSchema,
   type Vrf as V3Vrf,
   type VrfSchema,
   type WatchEventRequestSchema,
   type WatchEventResponse,
 } from "../../proto/gen/apipb/gobgp_pb.js";
 import type { AdminAssigned } from "../../shared/route-distinguisher.js";
-import {
-  SpeakerError,
-  type AddressFamily,
-  type GlobalConfig,
-  type LocalPath,
-  type PeerConfig,
-  type PeerStatus,
-  type RibPath,
-  type SpeakerEvent,
-  type Vrf,
-  type VrfPath,
-} from "../speaker.js";
-import {
-  canonicalIp,
-  checkAdminAssigned,
-  checkGlobal,
-  checkLocalPath,
-  checkPeer,
-  checkVrf,
-  formatPrefix,
-  reportedIp,
-  safi,
-  sessionState,
-  sidFromBytes,
-  sidStructure,
-  sidToBytes,
-  sortRouteTargets,
-  srv6SidInformationSubTlv,
-  srv6SidStructureSubSubTlv,
-  familyOfAfi,
-  routeTargetSubType,
-  unicastAfi,
-  vpnFamilies,
-  vpnFamilyName,
-} from "./convert.js";
+import { SpeakerError, type LocalPath, type RibPath, type SpeakerEvent, type Vrf, type VrfPath } from "../speaker.js";
+import { checkLocalVpnPath, routeTargetSubType, sidFromBytes, sidStructure, sidToBytes, srv6SidInformationSubTlv, srv6SidStructureSubSubTlv, vpnFamily } from "./convert.js";
+import { eventFrom, ribPath, ribPathsOf, vrfFrom, vrfPath, vrfPathsOf, vrfTo, watchRequest, type PathAttributes } from "./convert-common.js";
 
 export const vrfTable = TableType.VRF;
 export const globalTable = TableType.GLOBAL;
@@ -145,89 +109,11 @@ export function rtFromExtcomV3(c: Any): AdminAssigned | undefined {
 }
 
 export function vrfToV3(vrf: Vrf): MessageInitShape<typeof VrfSchema> {
-  checkVrf(vrf);
-  return {
-    name: vrf.name,
-    id: vrf.id,
-    rd: rdToV3(vrf.rd),
-    importRt: vrf.importRts.map(rtToV3),
-    exportRt: vrf.exportRts.map(rtToV3),
-  };
+  return vrfTo(vrf, rdToV3, rtToV3);
 }
 
 export function vrfFromV3(v: V3Vrf): Vrf {
-  return {
-    name: v.name,
-    rd: rdFromV3(v.rd),
-    importRts: sortRouteTargets(v.importRt.map(rtFromV3)),
-    exportRts: sortRouteTargets(v.exportRt.map(rtFromV3)),
-    id: v.id,
-  };
-}
-
-export function globalToV3(config: GlobalConfig): MessageInitShape<typeof GlobalSchema> {
-  checkGlobal(config);
-  return {
-    asn: config.asn,
-    routerId: config.routerId,
-    listenPort: config.listenPort,
-    listenAddresses: config.listenAddresses ?? [],
-  };
-}
-
-/** undefined while BGP is not started (gobgpd then reports AS 0 and an empty router ID). */
-export function globalFromV3(g: Global | undefined): GlobalConfig | undefined {
-  if (g === undefined || g.asn === 0) return undefined;
-  return { asn: g.asn, routerId: g.routerId, listenPort: g.listenPort, listenAddresses: [...g.listenAddresses] };
-}
-
-export function peerToV3(peer: PeerConfig): MessageInitShape<typeof PeerSchema> {
-  checkPeer(peer);
-  const families = vpnFamilies.filter((f) => peer.families.includes(f.name));
-  return {
-    conf: { neighborAddress: peer.address, peerAsn: peer.asn, authPassword: peer.password ?? "" },
-    routeReflector: {
-      routeReflectorClient: peer.routeReflectorClient ?? false,
-      routeReflectorClusterId: peer.routeReflectorClient === true ? (peer.routeReflectorClusterId ?? "") : "",
-    },
-    timers: {
-      config: { holdTime: BigInt(peer.holdTimeSeconds ?? 0), keepaliveInterval: BigInt(peer.keepaliveSeconds ?? 0) },
-    },
-    transport: { localAddress: peer.localAddress ?? "", remotePort: peer.remotePort ?? 0 },
-    afiSafis: families.map((f) => ({ config: { family: { afi: f.afi, safi: f.safi }, enabled: true } })),
-  };
-}
-
-/**
- * A peer as gobgpd reports it: effective values (gobgpd fills in hold time 90 s, keepalive 30 s,
- * remote port 179, and the session's own local address once connected); empty ones are omitted.
- */
-export function peerFromV3(p: Peer): PeerStatus {
-  const status: PeerStatus = {
-    address: p.conf?.neighborAddress ?? p.state?.neighborAddress ?? "",
-    asn: p.conf?.peerAsn ?? p.state?.peerAsn ?? 0,
-    families: [],
-    state: sessionState(p.state?.sessionState ?? 0),
-  };
-  if (p.conf?.authPassword) status.password = p.conf.authPassword;
-  if (p.routeReflector?.routeReflectorClient === true) {
-    status.routeReflectorClient = true;
-    const id = reportedIp(p.routeReflector.routeReflectorClusterId);
-    if (id !== undefined) status.routeReflectorClusterId = id;
-  }
-  const hold = Number(p.timers?.config?.holdTime ?? 0n);
-  if (hold > 0) status.holdTimeSeconds = hold;
-  const keepalive = Number(p.timers?.config?.keepaliveInterval ?? 0n);
-  if (keepalive > 0) status.keepaliveSeconds = keepalive;
-  const local = reportedIp(p.transport?.localAddress);
-  if (local !== undefined) status.localAddress = local;
-  if (p.transport?.remotePort) status.remotePort = p.transport.remotePort;
-  for (const a of p.afiSafis) {
-    const f = a.config?.family;
-    const name = f && vpnFamilyName(f.afi, f.safi);
-    if (name !== undefined && a.config?.enabled !== false && !status.families.includes(name)) status.families.push(name);
-  }
-  return status;
+  return vrfFrom(v, rdFromV3, rtFromV3);
 }
 
 /** Prefix-SID with one SRv6 L3 service TLV; v3 wraps each (sub-)sub-TLV list in SRv6TLV{Any}. */
@@ -261,10 +147,8 @@ export function srv6FromV3(attr: PrefixSID): { sid: string; behavior: number } |
  * SRv6 L3 service TLV (as convert-v4.ts localVpnPathToV4).
  */
 export function localVpnPathToV3(vrf: Vrf, path: LocalPath, withdraw = false): MessageInitShape<typeof PathSchema> {
-  const prefix = checkLocalPath(path);
-  checkAdminAssigned(vrf.rd, `vrf ${vrf.name} rd`);
-  for (const rt of vrf.exportRts) checkAdminAssigned(rt, `vrf ${vrf.name} export rt`);
-  const family = { afi: unicastAfi(prefix.family), safi: safi.mplsVpn };
+  const prefix = checkLocalVpnPath(vrf, path);
+  const family = vpnFamily(prefix.family);
   const nlri = pack(LabeledVPNIPAddressPrefixSchema, { labels: [], rd: rdToV3(vrf.rd), prefix: prefix.address, prefixLen: prefix.length });
   return {
     family,
@@ -279,122 +163,48 @@ export function localVpnPathToV3(vrf: Vrf, path: LocalPath, withdraw = false): M
   };
 }
 
+/** What kvrf reads from a path's attributes; each Any is one attribute. */
+function attributesFromV3(pattrs: readonly Any[]): PathAttributes {
+  const out: PathAttributes = { nextHop: "", srv6: undefined, rts: [] };
+  for (const a of pattrs) {
+    const nh = unpack(a, NextHopAttributeSchema);
+    if (nh) out.nextHop = nh.nextHop;
+    const mp = unpack(a, MpReachNLRIAttributeSchema);
+    if (mp) out.nextHop = mp.nextHops[0] ?? out.nextHop;
+    const ps = unpack(a, PrefixSIDSchema);
+    if (ps) out.srv6 = srv6FromV3(ps);
+    const ec = unpack(a, ExtendedCommunitiesAttributeSchema);
+    for (const c of ec?.communities ?? []) {
+      const rt = rtFromExtcomV3(c);
+      if (rt !== undefined) out.rts.push(rt);
+    }
+  }
+  return out;
+}
+
 /** A VPN path of the global table (ListPath GLOBAL or a BEST event); undefined for other families. */
 export function ribPathFromV3(p: Path, best: boolean): RibPath | undefined {
   const nlri = unpack(p.nlri, LabeledVPNIPAddressPrefixSchema);
   if (nlri === undefined) return undefined;
-  let nextHop = "";
-  let srv6: { sid: string; behavior: number } | undefined;
-  const rts: AdminAssigned[] = [];
-  for (const a of p.pattrs) {
-    const nh = unpack(a, NextHopAttributeSchema);
-    if (nh) nextHop = nh.nextHop;
-    const mp = unpack(a, MpReachNLRIAttributeSchema);
-    if (mp) nextHop = mp.nextHops[0] ?? nextHop;
-    const ps = unpack(a, PrefixSIDSchema);
-    if (ps) srv6 = srv6FromV3(ps);
-    const ec = unpack(a, ExtendedCommunitiesAttributeSchema);
-    for (const c of ec?.communities ?? []) {
-      const rt = rtFromExtcomV3(c);
-      if (rt !== undefined) rts.push(rt);
-    }
-  }
-  let rd: AdminAssigned;
-  try {
-    rd = rdFromV3(nlri.rd);
-  } catch {
-    return undefined;
-  }
-  const neighbor = reportedIp(p.neighborIp);
-  const out: RibPath = {
-    family: familyOfAfi(p.family?.afi ?? 0, nlri.prefix),
-    rd,
-    prefix: formatPrefix(nlri.prefix, nlri.prefixLen),
-    rts: sortRouteTargets(rts),
-    nextHop: canonicalIp(nextHop) ?? nextHop,
-    best,
-    local: neighbor === undefined,
-    withdraw: p.isWithdraw,
-  };
-  if (srv6 !== undefined) {
-    out.sid = srv6.sid;
-    out.behavior = srv6.behavior;
-  }
-  if (neighbor !== undefined) out.neighbor = neighbor;
-  return out;
+  return ribPath(p, nlri, () => rdFromV3(nlri.rd), attributesFromV3(p.pattrs), best);
 }
 
-/** The paths of one destination of ListPath(GLOBAL): the flagged best one (else the first) is best. */
 export function ribPathsFromV3(dest: Destination): RibPath[] {
-  const flagged = dest.paths.some((p) => p.best);
-  return dest.paths.flatMap((p, i) => ribPathFromV3(p, flagged ? p.best : i === 0) ?? []);
+  return ribPathsOf(dest.paths, ribPathFromV3);
 }
 
-export function vpnFamilyV3(family: AddressFamily): { afi: number; safi: number } {
-  return { afi: unicastAfi(family), safi: safi.mplsVpn };
-}
-
-function pathFromV3(vrf: string, p: Path, best: boolean): VrfPath | undefined {
+function vrfPathFromV3(vrf: string, p: Path, best: boolean): VrfPath | undefined {
   const nlri = unpack(p.nlri, IPAddressPrefixSchema);
   if (nlri === undefined || p.isWithdraw) return undefined;
-  let nextHop = "";
-  let srv6: { sid: string; behavior: number } | undefined;
-  for (const a of p.pattrs) {
-    const nh = unpack(a, NextHopAttributeSchema);
-    if (nh) nextHop = nh.nextHop;
-    const mp = unpack(a, MpReachNLRIAttributeSchema);
-    if (mp) nextHop = mp.nextHops[0] ?? nextHop;
-    const ps = unpack(a, PrefixSIDSchema);
-    if (ps) srv6 = srv6FromV3(ps);
-  }
-  const neighbor = reportedIp(p.neighborIp);
-  const out: VrfPath = {
-    vrf,
-    prefix: formatPrefix(nlri.prefix, nlri.prefixLen),
-    nextHop: canonicalIp(nextHop) ?? nextHop,
-    best,
-    local: neighbor === undefined,
-  };
-  if (srv6 !== undefined) {
-    out.sid = srv6.sid;
-    out.behavior = srv6.behavior;
-  }
-  if (neighbor !== undefined) out.neighbor = neighbor;
-  return out;
+  return vrfPath(vrf, p, nlri, attributesFromV3(p.pattrs), best);
 }
 
-/**
- * The paths of one destination of ListPath(VRF). gobgpd sorts a destination's paths best first
- * but sets `best` only for the global and local tables, so the first path is the best one.
- */
 export function vrfPathsFromV3(vrf: string, dest: Destination): VrfPath[] {
-  return dest.paths.flatMap((p, i) => pathFromV3(vrf, p, i === 0) ?? []);
+  return vrfPathsOf(dest.paths, (p, best) => vrfPathFromV3(vrf, p, best));
 }
 
-export function unicastFamilyV3(family: AddressFamily): { afi: number; safi: number } {
-  return { afi: unicastAfi(family), safi: safi.unicast };
-}
-
-/** Best-path changes and peers, no initial table (as watchRequestV4). */
-export const watchRequestV3: MessageInitShape<typeof WatchEventRequestSchema> = {
-  peer: {},
-  table: { filters: [{ type: WatchEventRequest_Table_Filter_Type.BEST, init: false }] },
-};
+export const watchRequestV3: MessageInitShape<typeof WatchEventRequestSchema> = watchRequest(WatchEventRequest_Table_Filter_Type.BEST);
 
 export function eventFromV3(r: WatchEventResponse): SpeakerEvent | undefined {
-  switch (r.event.case) {
-    case "table": {
-      const paths = r.event.value.paths.flatMap((p) => ribPathFromV3(p, !p.isWithdraw) ?? []);
-      return paths.length > 0 ? { kind: "rib", paths } : undefined;
-    }
-    case "peer": {
-      if (r.event.value.type === WatchEventResponse_PeerEvent_Type.END_OF_INIT) return { kind: "watching" };
-      const peer = r.event.value.peer;
-      const address = reportedIp(peer?.state?.neighborAddress) ?? reportedIp(peer?.conf?.neighborAddress);
-      if (address === undefined) return undefined;
-      return { kind: "peer", address, state: sessionState(peer?.state?.sessionState ?? 0) };
-    }
-    default:
-      return undefined;
-  }
+  return eventFrom(r, ribPathFromV3);
 }

@@ -6,11 +6,8 @@ import type { AdminAssigned } from "../../shared/route-distinguisher.js";
 import type { LocalPath, PeerConfig, Vrf } from "../speaker.js";
 import {
   eventFromV4,
-  globalFromV4,
   globalTable,
   localVpnPathToV4,
-  peerFromV4,
-  peerToV4,
   prefixSidToV4,
   rdFromV4,
   rdToV4,
@@ -24,6 +21,7 @@ import {
   vrfToV4,
   watchRequestV4,
 } from "./convert-v4.js";
+import { globalFrom, peerFrom, peerTo } from "./convert-common.js";
 
 function wire<Desc extends DescMessage>(schema: Desc, init: MessageInitShape<Desc>): MessageShape<Desc> {
   return fromBinary(schema, toBinary(schema, create(schema, init)));
@@ -75,9 +73,9 @@ describe("VRF", () => {
 
 describe("global", () => {
   it("is undefined while gobgpd reports AS 0", () => {
-    expect(globalFromV4(undefined)).toBeUndefined();
-    expect(globalFromV4(create(GlobalSchema, { asn: 0, routerId: "invalid IP" }))).toBeUndefined();
-    expect(globalFromV4(wire(GlobalSchema, { asn: 65000, routerId: "192.0.2.1", listenPort: -1, listenAddresses: ["0.0.0.0", "::"] }))).toEqual({
+    expect(globalFrom(undefined)).toBeUndefined();
+    expect(globalFrom(create(GlobalSchema, { asn: 0, routerId: "invalid IP" }))).toBeUndefined();
+    expect(globalFrom(wire(GlobalSchema, { asn: 65000, routerId: "192.0.2.1", listenPort: -1, listenAddresses: ["0.0.0.0", "::"] }))).toEqual({
       asn: 65000,
       routerId: "192.0.2.1",
       listenPort: -1,
@@ -101,11 +99,11 @@ describe("peer", () => {
   };
 
   it("round-trips every setting", () => {
-    expect(peerFromV4(wire(PeerSchema, peerToV4(full)))).toEqual({ ...full, state: "unknown" });
+    expect(peerFrom(wire(PeerSchema, peerTo(full)))).toEqual({ ...full, state: "unknown" });
   });
 
   it("configures VPNv4/VPNv6 as AFI/SAFI 1/128 and 2/128", () => {
-    expect(peerToV4(full).afiSafis).toEqual([
+    expect(peerTo(full).afiSafis).toEqual([
       { config: { family: { afi: 1, safi: 128 }, enabled: true } },
       { config: { family: { afi: 2, safi: 128 }, enabled: true } },
     ]);
@@ -120,7 +118,7 @@ describe("peer", () => {
       state: { sessionState: 6 },
       afiSafis: [{ config: { family: { afi: 1, safi: 1 }, enabled: true } }, { config: { family: { afi: 1, safi: 128 }, enabled: true } }],
     });
-    expect(peerFromV4(p)).toEqual({
+    expect(peerFrom(p)).toEqual({
       address: "192.0.2.7",
       asn: 65001,
       holdTimeSeconds: 90,

@@ -226,6 +226,14 @@ export function checkLocalPath(path: LocalPath): ParsedPrefix {
   return prefix;
 }
 
+/** Checks a local path and its VRF for origination in VPN form; returns the parsed prefix. */
+export function checkLocalVpnPath(vrf: Vrf, path: LocalPath): ParsedPrefix {
+  const prefix = checkLocalPath(path);
+  checkAdminAssigned(vrf.rd, `vrf ${vrf.name} rd`);
+  for (const rt of vrf.exportRts) checkAdminAssigned(rt, `vrf ${vrf.name} export rt`);
+  return prefix;
+}
+
 /** AFI/SAFI numbers (RFC 4760; IANA). */
 export const afi = { ip: 1, ip6: 2 } as const;
 export const safi = { unicast: 1, mplsVpn: 128 } as const;
@@ -252,6 +260,14 @@ export const vpnFamilies = [
 
 export function vpnFamilyName(a: number, s: number): "vpnv4" | "vpnv6" | undefined {
   return vpnFamilies.find((f) => f.afi === a && f.safi === s)?.name;
+}
+
+export function unicastFamily(family: AddressFamily): { afi: number; safi: number } {
+  return { afi: unicastAfi(family), safi: safi.unicast };
+}
+
+export function vpnFamily(family: AddressFamily): { afi: number; safi: number } {
+  return { afi: unicastAfi(family), safi: safi.mplsVpn };
 }
 
 // The session-state numbers are the same in both APIs (IDLE = 1 ... ESTABLISHED = 6).
