@@ -348,10 +348,29 @@ async function runSize(f: Fabric, n: number, offset: number, watcher: RibWatcher
     }
   }
   clearInterval(sampler);
+  // The next size starts with a's BGP session up again: after a peer's session drops, gobgpd (the
+  // reflector here) idles 5 s before it accepts a new one (GoBGP's FSM), and paths created in
+  // that window would wait for it.
+  for (const node of [a, b, f.rr]) await established(node);
 
   const toRemote = vpcs.map((v) => (remoteSeen.get(v) ?? Number.NaN) - (created.get(v) ?? t0));
   for (const l of lanes) l.close();
   return { n, createSpan, toGobgpd, toRemote, endToEnd, afterLastCreate, reconcilesPerSec, replaySec: inFabric.sec, replaySustained: inFabric.sustained, replayAlone: alone, rssA, rssB };
+}
+
+async function established(n: FabricNode): Promise<void> {
+  await until(
+    `${n.name}'s BGP sessions established`,
+    async () => {
+      const s = await n.speaker();
+      try {
+        return (await s.listPeers()).every((p) => p.state === "established");
+      } finally {
+        s.close();
+      }
+    },
+    60_000,
+  );
 }
 
 async function cleanup(f: Fabric): Promise<void> {
@@ -383,20 +402,8 @@ async function main(): Promise<void> {
     process.stderr.write(`bench: raw limit (${maxN} VRFs)…\n`);
     const raw = await rawLimit(dir, maxN);
     f = await startFabric({ label: "bn", gobgpd: tool("gobgpd4"), kubeconfig: cp.kubeconfig, dir, workers: ["a", "b"], logLevel: "info" });
-    const a = f.worker("a");
-    await until(
-      "sessions established",
-      async () => {
-        const s = await a.speaker();
-        try {
-          return (await s.listPeers()).every((p) => p.state === "established");
-        } finally {
-          s.close();
-        }
-      },
-      60_000,
-    );
-    watcher.start(a.gobgpd.socket);
+    for (const n of [f.worker("a"), f.worker("b"), f.rr]) await established(n);
+    watcher.start(f.worker("a").gobgpd.socket);
     const results: Result[] = [];
     let offset = 0x1000;
     for (const n of sizes) {
