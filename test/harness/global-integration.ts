@@ -15,6 +15,7 @@ declare module "vitest" {
 }
 
 let cp: ControlPlane | undefined;
+let runDir: string | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
   const runRoot = path.join(testEnvDir, "run");
@@ -22,6 +23,7 @@ export async function setup(project: TestProject): Promise<void> {
   const dir = path.join(runRoot, `integration-${process.pid}`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
+  runDir = dir;
   cp = await startControlPlane({ dir });
   project.provide("kubeconfig", cp.kubeconfig);
   project.provide("apiserverUrl", cp.url);
@@ -29,4 +31,6 @@ export async function setup(project: TestProject): Promise<void> {
 
 export async function teardown(): Promise<void> {
   await cp?.stop();
+  // etcd's data and the certificates: ~64 MiB a run, which piled up run after run.
+  if (runDir !== undefined && process.env["KVRF_KEEP_TEST_DIRS"] !== "1") rmSync(runDir, { recursive: true, force: true });
 }

@@ -140,6 +140,7 @@ describe("kvrf CNI plugin with cnitool, host-local and a real API server", () =>
   afterAll(async () => {
     await cleanupNetns();
     await bridge?.close();
+    if (process.env["KVRF_KEEP_TEST_DIRS"] !== "1") rmSync(dir, { recursive: true, force: true });
   });
 
   it("attaches two pods of one VPC, publishes them, and they reach each other", async () => {
