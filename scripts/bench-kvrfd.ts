@@ -6,7 +6,7 @@
 // Usage: tsx scripts/bench-kvrfd.ts [--sizes 1,100,1000] [--concurrency 16] [--node-args "…"] [--no-write]
 // Prints the table and writes it into docs/benchmarks.md (section "kvrfd") unless --no-write.
 import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
@@ -19,11 +19,10 @@ import { KubeClient } from "../cni/kube/client.js";
 import { loadKubeconfig, type Credentials } from "../cni/kube/credentials.js";
 import { publishAttachment } from "../cni/kube/objects.js";
 import { connectSpeaker } from "../reconciler/gobgp/connect.js";
-import { startControlPlane } from "../test/harness/apiserver.js";
 import { startGobgpd } from "../test/harness/gobgpd.js";
 import { sidOf, startFabric, type Fabric, type FabricNode } from "../test/harness/kvrfd.js";
-import { cleanupNetns } from "../test/harness/netns.js";
-import { testEnvDir, tool } from "../test/harness/tools.js";
+import { tool } from "../test/harness/tools.js";
+import { runFabricBench } from "./lib/fabric-run.js";
 import { writeSection } from "./lib/report.js";
 import { quantile, table } from "./lib/stats.js";
 
@@ -386,14 +385,10 @@ async function cleanup(f: Fabric): Promise<void> {
   );
 }
 
-async function main(): Promise<void> {
-  const runRoot = path.join(testEnvDir, "run");
-  mkdirSync(runRoot, { recursive: true });
-  const dir = mkdtempSync(path.join(runRoot, "bench-kvrfd-"));
+runFabricBench("bench-kvrfd", async (dir, cp) => {
   process.env["KVRF_KVRFD_BIN"] = await kvrfdBundle(dir);
   process.env["KVRF_KVRFD_NODE_ARGS"] = nodeArgs;
   if (process.env["KVRF_BENCH_PROFILE"] === "1") process.env["NODE_OPTIONS"] = `--cpu-prof --cpu-prof-dir=${path.join(dir, "prof")}`;
-  const cp = await startControlPlane({ dir: path.join(dir, "cp") });
   creds = await loadKubeconfig(cp.kubeconfig);
   let f: Fabric | undefined;
   const watcher = new RibWatcher();
@@ -443,16 +438,5 @@ async function main(): Promise<void> {
   } finally {
     watcher.stop();
     await f?.stop().catch(() => undefined);
-    await cp.stop();
-    await cleanupNetns();
-    if (process.env["KVRF_KEEP_TEST_DIRS"] !== "1") rmSync(dir, { recursive: true, force: true });
   }
-}
-
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`bench-kvrfd: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exit(1);
-  },
-);
+});
