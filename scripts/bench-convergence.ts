@@ -5,15 +5,15 @@
 // kernel write). Real kube-apiserver, gobgpd 4.x and kvrfd in network namespaces (root required).
 // Usage: tsx scripts/bench-convergence.ts [--rounds 10] [--no-write]
 // Prints the table and writes it into docs/benchmarks.md (section "convergence") unless --no-write.
-import { spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { GoBgpService, WatchEventRequest_Table_Filter_Type } from "../proto/gen/api/gobgp_pb.js";
 import { createUnixGrpcTransport } from "../shared/gobgp/transport.js";
-import { startFabric, type FabricNode } from "../test/harness/kvrfd.js";
+import { startFabric } from "../test/harness/kvrfd.js";
 import { tool } from "../test/harness/tools.js";
 import { runFabricBench } from "./lib/fabric-run.js";
+import { watchKvrfdRoutes } from "./lib/route-monitor.js";
 import { writeSection } from "./lib/report.js";
 import { quantile, table } from "./lib/stats.js";
 
@@ -43,24 +43,6 @@ function watchBest(socket: string, signal: AbortSignal, on: (prefix: string, wit
   })();
 }
 
-/** `ip monitor route` in b's namespace: calls back with (prefix, deleted) for kvrfd's routes. */
-function watchKernel(node: FabricNode, on: (prefix: string, deleted: boolean) => void): { stop(): void } {
-  const child = spawn("ip", ["-n", node.netns.name, "monitor", "route"], { stdio: ["ignore", "pipe", "ignore"] });
-  let buf = "";
-  child.stdout.on("data", (d: Buffer) => {
-    buf += d.toString();
-    const lines = buf.split("\n");
-    buf = lines.pop() ?? "";
-    for (const l of lines) {
-      if (!/ proto 197/.test(l)) continue;
-      const deleted = l.startsWith("Deleted ");
-      const m = /^(?:Deleted )?(\S+) +encap/.exec(l);
-      if (m?.[1] !== undefined) on(m[1].includes("/") ? m[1] : `${m[1]}/32`, deleted);
-    }
-  });
-  return { stop: () => void child.kill("SIGTERM") };
-}
-
 type Stage = "a" | "rr" | "b" | "kernel";
 
 runFabricBench("bench-convergence", async (dir, cp) => {
@@ -87,7 +69,7 @@ runFabricBench("bench-convergence", async (dir, cp) => {
       watchBest(a.gobgpd.socket, ac.signal, mark("a"));
       watchBest(f.rr.gobgpd.socket, ac.signal, mark("rr"));
       watchBest(b.gobgpd.socket, ac.signal, mark("b"));
-      const kernel = watchKernel(b, mark("kernel"));
+      const kernel = watchKvrfdRoutes(b.netns.name, ({ prefix: p, deleted }) => mark("kernel")(p, deleted));
       await sleep(300);
       const t0 = Date.now();
       await f.putVrf("a", vpc, 0x200 + r, [{ id: 1, prefixes: [prefix] }]);

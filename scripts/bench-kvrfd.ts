@@ -5,7 +5,7 @@
 // route reflector and two workers in network namespaces (root required).
 // Usage: tsx scripts/bench-kvrfd.ts [--sizes 1,100,1000] [--concurrency 16] [--node-args "…"] [--no-write]
 // Prints the table and writes it into docs/benchmarks.md (section "kvrfd") unless --no-write.
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,6 +23,7 @@ import { startGobgpd } from "../test/harness/gobgpd.js";
 import { sidOf, startFabric, type Fabric, type FabricNode } from "../test/harness/kvrfd.js";
 import { tool } from "../test/harness/tools.js";
 import { runFabricBench } from "./lib/fabric-run.js";
+import { watchKvrfdRoutes } from "./lib/route-monitor.js";
 import { writeSection } from "./lib/report.js";
 import { quantile, table } from "./lib/stats.js";
 
@@ -127,23 +128,6 @@ class RibWatcher {
   stop(): void {
     this.ac.abort();
   }
-}
-
-/** `ip monitor route` in a namespace, calling back with the table of each new kvrfd route as it appears. */
-function watchRoutes(netns: string, onTable: (table: number) => void): { stop(): void } {
-  const child = spawn("ip", ["-n", netns, "monitor", "route"], { stdio: ["ignore", "pipe", "ignore"] });
-  let buf = "";
-  child.stdout.on("data", (d: Buffer) => {
-    buf += d.toString();
-    const lines = buf.split("\n");
-    buf = lines.pop() ?? "";
-    for (const l of lines) {
-      if (l.startsWith("Deleted") || !/ proto 197/.test(l)) continue;
-      const m = / table (\d+) /.exec(l);
-      if (m !== null) onTable(Number(m[1]));
-    }
-  });
-  return { stop: () => void child.kill("SIGTERM") };
 }
 
 /** CPU seconds (user + system) used so far by each node's kvrfd and gobgpd. */
@@ -296,8 +280,8 @@ async function runSize(f: Fabric, n: number, offset: number, watcher: RibWatcher
 
   const tables = new Set(vpcs);
   const remoteSeen = new Map<number, number>();
-  const monitor = watchRoutes(b.netns.name, (table) => {
-    if (tables.has(table) && !remoteSeen.has(table)) remoteSeen.set(table, Date.now());
+  const monitor = watchKvrfdRoutes(b.netns.name, ({ table, deleted }) => {
+    if (!deleted && tables.has(table) && !remoteSeen.has(table)) remoteSeen.set(table, Date.now());
   });
   const reconcilesBefore = await a.kvrfd.metric("kvrfd_reconciles_total", { controller: "vrf" });
   let rssA = 0;
