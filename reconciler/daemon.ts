@@ -186,7 +186,8 @@ export class Daemon {
    * gathered for --rib-debounce, so a burst reconciles each affected VRF once.
    */
   private onRib(changes: readonly RibChange[]): void {
-    this.ribChanges.push(...changes);
+    // (Not push(...changes): a spread of a table's worth of changes can exceed the call stack.)
+    for (const c of changes) this.ribChanges.push(c);
     this.ribTimer ??= setTimeout(() => {
       this.ribTimer = undefined;
       const keys = this.vrfController.keysAffected(this.ribChanges);

@@ -16,27 +16,9 @@ import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { homedir } from "node:os";
 import path from "node:path";
 import { readKubeconfig } from "../shared/kubeconfig.js";
+import { KubeError } from "../shared/kube-error.js";
 
-/**
- * An API answer that was not 2xx (`status` > 0), or no answer at all (`status` 0). Not the CNI
- * plugin's KubeError (cni/kube/credentials.ts), deliberately: this one has client-node's `code`
- * for the informer, that one the plugin's answer classes (notFound, conflict, unreachable).
- */
-export class KubeError extends Error {
-  override readonly name = "KubeError";
-  constructor(
-    readonly status: number,
-    readonly reason: string,
-    message: string,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-  }
-  /** The HTTP status, under the name client-node's errors use (the informer reads either). */
-  get code(): number {
-    return this.status;
-  }
-}
+export { KubeError };
 
 /** The HTTP status of a failed call, if the API server answered. */
 export function apiStatus(err: unknown): number | undefined {

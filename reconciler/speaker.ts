@@ -63,9 +63,9 @@ export interface LocalPath {
   behavior: Srv6Behavior;
 }
 
-/** A path of a VRF's RIB as the speaker holds it (imported by route target), best or not. */
-export interface VrfPath {
-  vrf: string;
+/** What every path kvrfd reads from the speaker carries, in a VRF's RIB or in the global table. */
+interface PathSeen {
+  /** CIDR, canonical. */
   prefix: string;
   nextHop: string;
   /** SID from the path's SRv6 L3 service TLV; undefined when the path carries none. */
@@ -78,25 +78,21 @@ export interface VrfPath {
   neighbor?: string;
 }
 
+/** A path of a VRF's RIB as the speaker holds it (imported by route target), best or not. */
+export interface VrfPath extends PathSeen {
+  vrf: string;
+}
+
 /**
  * A VPN path of the speaker's global table (VPNv4/VPNv6): what every VRF imports from, by route
  * target. Paths this speaker originated itself are `local`; the others carry their neighbor.
  */
-export interface RibPath {
+export interface RibPath extends PathSeen {
   family: AddressFamily;
+  /** With `prefix`, the destination; `best` is the best path of it. */
   rd: AdminAssigned;
-  /** CIDR, canonical. */
-  prefix: string;
   /** The route-target extended communities (other extended communities are left out). */
   rts: AdminAssigned[];
-  nextHop: string;
-  /** SID from the path's SRv6 L3 service TLV; undefined when the path carries none. */
-  sid?: string;
-  behavior?: number;
-  /** The best path of its destination (RD + prefix). */
-  best: boolean;
-  local: boolean;
-  neighbor?: string;
   /** In events: the destination has no path any more (this was its best path). */
   withdraw: boolean;
 }

@@ -11,7 +11,7 @@ import { desiredVrf, isKvrfVrfName, SpecError, vrfName, type DesiredVrf } from "
 import type { KernelRouteCache, RouteFailure } from "./kernel-routes.js";
 import type { VrfApi } from "./kube.js";
 import type { Metrics } from "./metrics.js";
-import { findConflicts, planRoutes, planVrf, remoteRoutes, vrfImports, type Conflict, type SpeakerAction } from "./planner.js";
+import { emptyPlan, findConflicts, planRoutes, planVrf, remoteRoutes, vrfImports, type Conflict, type SpeakerAction } from "./planner.js";
 import type { ReconcileResult } from "./queue.js";
 import { aaKey, type RibChange } from "./rib.js";
 import { SpeakerError, type LocalPath, type Vrf, type VrfPath } from "./speaker.js";
@@ -288,7 +288,7 @@ export class VrfController {
     const plan = planRoutes(routes, this.d.kernel.table(obj.spec.table), holdBefore);
     const held = holdBefore !== undefined && planRoutes(routes, this.d.kernel.table(obj.spec.table)).remove.length > plan.remove.length;
     let failures: RouteFailure[] = [];
-    if (plan.add.length + plan.replace.length + plan.remove.length > 0) {
+    if (!emptyPlan(plan)) {
       try {
         failures = await this.d.kernel.apply(plan);
       } catch (err) {

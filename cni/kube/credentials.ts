@@ -5,31 +5,9 @@
 // kernel work run.
 import { readFileSync } from "node:fs";
 import { readKubeconfig } from "../../shared/kubeconfig.js";
+import { KubeError } from "../../shared/kube-error.js";
 
-// kvrfd has its own KubeError (reconciler/kube-client.ts), deliberately: this one classifies
-// answers for the plugin's retries and claims (notFound, conflict, unreachable), kvrfd's mimics
-// client-node's errors (`code`) so its informer reads either. Neither process loads the other's.
-export class KubeError extends Error {
-  override readonly name = "KubeError";
-  constructor(
-    /** HTTP status; 0 when the request never got an answer. */
-    readonly status: number,
-    readonly reason: string,
-    message: string,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-  }
-  get notFound(): boolean {
-    return this.status === 404;
-  }
-  get conflict(): boolean {
-    return this.status === 409;
-  }
-  get unreachable(): boolean {
-    return this.status === 0 || this.status === 429 || this.status >= 500;
-  }
-}
+export { KubeError };
 
 export interface Credentials {
   server: string;
