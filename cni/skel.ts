@@ -49,12 +49,18 @@ export interface Io {
   env: Readonly<Record<string, string | undefined>>;
   readStdin(): Promise<Buffer>;
   writeStdout(text: string): void;
+  /** Where the stack of an unexpected error (code 999) goes: the log, never stdout. */
+  logError?(err: unknown, reported: CniError): void;
 }
 
 const containerIdPattern = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const networkNamePattern = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
-/** Runs one plugin invocation; returns the process exit code. Never throws. */
+/**
+ * Runs one plugin invocation and returns the process exit code: 0 with the verb's output (a
+ * result for ADD, the versions for VERSION, nothing for the others), or 1 with exactly one CNI
+ * error JSON, whatever was thrown. Never throws.
+ */
 export async function dispatch(handlers: Handlers, io: Io): Promise<number> {
   let errVersion: string = currentVersion;
   try {
@@ -68,7 +74,8 @@ export async function dispatch(handlers: Handlers, io: Io): Promise<number> {
     const stdin = await io.readStdin();
     const config = decodeConfig(stdin);
     const declared = config["cniVersion"];
-    if (typeof declared === "string" && declared !== "") errVersion = declared;
+    // Errors speak the config's version when we speak it too (libcni reads either).
+    if (typeof declared === "string" && isSupported(declared)) errVersion = declared;
     const cniVersion = checkVersion(verb, declared);
     const args: CmdArgs = {
       verb,
@@ -85,10 +92,11 @@ export async function dispatch(handlers: Handlers, io: Io): Promise<number> {
       validateContainerId(args.containerId);
       validateIfName(args.ifName);
     }
+    if (verb === "ADD" || verb === "CHECK") validateNetns(args.netns);
     switch (verb) {
       case "ADD": {
-        const result = await handlers.add(args);
-        io.writeStdout(JSON.stringify(result) + "\n");
+        const result = JSON.stringify(await handlers.add(args));
+        io.writeStdout(result + "\n");
         return 0;
       }
       case "DEL":
@@ -105,7 +113,17 @@ export async function dispatch(handlers: Handlers, io: Io): Promise<number> {
         return 0;
     }
   } catch (err) {
-    io.writeStdout(JSON.stringify(CniError.from(err).toJSON(errVersion)) + "\n");
+    const e = CniError.from(err);
+    try {
+      if (e.code === ErrorCode.Internal) io.logError?.(err, e);
+    } catch {
+      // the log is best effort; the answer below is not
+    }
+    try {
+      io.writeStdout(JSON.stringify(e.toJSON(errVersion)) + "\n");
+    } catch {
+      // stdout is gone (the runtime closed it): the exit status is all that is left to say
+    }
     return 1;
   }
 }
@@ -140,6 +158,10 @@ export function decodeConfig(stdin: Buffer): Record<string, unknown> {
     throw new CniError(ErrorCode.DecodingFailure, "decoding network config from stdin: not a JSON object");
   }
   const config = parsed as Record<string, unknown>;
+  const deep = tooDeep(config);
+  if (deep !== undefined) {
+    throw new CniError(ErrorCode.InvalidConfig, `${deep}: nested more than ${maxNesting} levels deep`);
+  }
   const name = config["name"];
   if (typeof name !== "string" || name === "") {
     throw new CniError(ErrorCode.InvalidConfig, "missing network name: field \"name\" is required");
@@ -150,20 +172,41 @@ export function decodeConfig(stdin: Buffer): Record<string, unknown> {
   return config;
 }
 
+/**
+ * How deep a config may nest. Real ones nest a few levels (ipam.ranges, prevResult); anything
+ * much deeper would only overflow the stack of whatever walks it recursively (JSON.stringify in
+ * an error message, for one) and turn a bad config into an internal error.
+ */
+const maxNesting = 64;
+
+/** The top-level key of the first value nested deeper than maxNesting, walked without recursion. */
+function tooDeep(config: Record<string, unknown>): string | undefined {
+  for (const [key, value] of Object.entries(config)) {
+    const stack: [unknown, number][] = [[value, 1]];
+    for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+      const [v, depth] = item;
+      if (typeof v !== "object" || v === null) continue;
+      if (depth > maxNesting) return key;
+      for (const child of Object.values(v)) stack.push([child, depth + 1]);
+    }
+  }
+  return undefined;
+}
+
 function checkVersion(verb: Verb, declared: unknown): SpecVersion {
   // A config without cniVersion is 0.1.0 by the spec's history, which we do not speak.
   const version = typeof declared === "string" && declared !== "" ? declared : "0.1.0";
   if (!isSupported(version)) {
     throw new CniError(
       ErrorCode.IncompatibleVersion,
-      `incompatible CNI versions: config is "${version}", plugin supports [${supportedVersions.join(" ")}]`,
+      `cniVersion: incompatible CNI versions: config is ${JSON.stringify(version)}, plugin supports [${supportedVersions.join(" ")}]`,
     );
   }
   const min = minVersion[verb];
   if (min !== undefined && compareVersions(version, min) < 0) {
     throw new CniError(
       ErrorCode.IncompatibleVersion,
-      `config version "${version}" does not allow ${verb} (needs ${min} or newer)`,
+      `cniVersion: config version "${version}" does not allow ${verb} (needs ${min} or newer)`,
     );
   }
   return version;
@@ -184,6 +227,17 @@ export function parseCniArgs(raw: string): Map<string, string> {
 function validateContainerId(id: string): void {
   if (!containerIdPattern.test(id)) {
     throw new CniError(ErrorCode.InvalidEnvironment, `invalid characters in CNI_CONTAINERID "${id}"`);
+  }
+}
+
+/**
+ * CNI_NETNS: an absolute path (the runtime's /var/run/netns/…, /proc/PID/ns/net). Without
+ * whitespace or control characters: it is a word of an `ip -batch` line, where a newline would
+ * start another command.
+ */
+export function validateNetns(netns: string): void {
+  if (!netns.startsWith("/") || netns.length > 4096 || /[\s\p{Cc}]/u.test(netns)) {
+    throw new CniError(ErrorCode.InvalidEnvironment, `CNI_NETNS ${JSON.stringify(netns.slice(0, 200))} is not an absolute path without whitespace`);
   }
 }
 
