@@ -6,7 +6,7 @@ import { parseNetConf, type NetConf } from "./config.js";
 import type { KubeClient } from "./kube/client.js";
 import { KubeError, loadKubeconfig, type Credentials } from "./kube/credentials.js";
 import { createLogger, type Logger } from "./log.js";
-import { dataplaneMode, type DataplaneMode } from "./dataplane/mode.js";
+import { kernelInfo, notReadyReason, type DataplaneMode, type KernelInfo } from "./dataplane/mode.js";
 import { attachmentIds, type AttachmentIds } from "./dataplane/attachment.js";
 import { getBgpVrfInstance } from "./kube/objects.js";
 import type { CmdArgs } from "./skel.js";
@@ -14,6 +14,13 @@ import { ipJson } from "../shared/kernel/ip.js";
 import { parseHostVethName } from "../shared/ifnames.js";
 import { RouteDistinguisherError } from "../shared/route-distinguisher.js";
 import { vpcRoutingText } from "../shared/vpc-routing.js";
+import { presentCapabilities, type Encapsulation } from "../shared/kernel/capabilities.js";
+import { vpcVni } from "../shared/ids.js";
+import { routerMac } from "../shared/router-mac.js";
+import type { Locator } from "../shared/srv6-sid.js";
+import { mtuFor } from "./config.js";
+import type { VxlanVpc } from "./dataplane/lines.js";
+import { speakerFor } from "./kube/speaker-config.js";
 
 export interface Context {
   args: CmdArgs;
@@ -101,11 +108,89 @@ export function routing(asn: number, conf: NetConf): { rd: string; rt: string } 
   }
 }
 
-export async function mode(ctx: Context): Promise<DataplaneMode> {
+/** The node's kernel (probed once per boot); a fresh probe is logged with what it found. */
+export async function kernel(ctx: Context): Promise<KernelInfo> {
   const forced = ctx.conf.dataplaneMode === "auto" ? undefined : ctx.conf.dataplaneMode;
-  const m = await dataplaneMode(ctx.conf.stateDir, forced);
-  if (m.fresh) ctx.log.info({ mode: m.mode, reason: m.reason }, "detected kernel data plane mode");
-  return m.mode;
+  let info;
+  try {
+    info = await kernelInfo(ctx.conf.stateDir, forced);
+  } catch (err) {
+    throw new CniError(ErrorCode.Kernel, `probing the kernel's capabilities: ${(err as Error).message}`, "", { cause: err });
+  }
+  if (info.fresh) {
+    const c = info.capabilities;
+    const missing = Object.entries(c.results).filter(([, r]) => !r.ok);
+    ctx.log.info(
+      { mode: info.mode, reason: info.reason, kernel: c.kernel, capabilities: presentCapabilities(c), missing: Object.fromEntries(missing.map(([k, r]) => [k, r.detail])) },
+      "probed the kernel",
+    );
+  }
+  return info;
+}
+
+/** The kernel mode, for verbs that must work whatever the kernel lacks (DEL, GC, CHECK). */
+export async function mode(ctx: Context): Promise<DataplaneMode> {
+  return (await kernel(ctx)).mode;
+}
+
+/** The node's speaker as the plugin needs it: the ASN (RD, RT) and the encapsulation. */
+export interface SpeakerSettings {
+  asn: number;
+  encapsulation: Encapsulation;
+}
+
+/**
+ * A config that sets `asn` is self-contained (no API request): its encapsulation, srv6 unless it
+ * says otherwise. One without `asn` takes both from the one BGPInstance selecting the node, and an
+ * encapsulation the config sets must agree with it (code 7): the node would build one data plane
+ * and advertise another. STATUS compares the self-contained kind with the BGPInstance too.
+ */
+export async function speakerSettings(conf: NetConf, client: () => Promise<KubeClient>): Promise<SpeakerSettings> {
+  if (conf.asn !== undefined) return { asn: conf.asn, encapsulation: conf.encapsulation ?? "srv6" };
+  const inst = await speakerFor(await client(), conf.nodeName);
+  if (conf.encapsulation !== undefined && conf.encapsulation !== inst.encapsulation) {
+    throw new CniError(
+      ErrorCode.InvalidConfig,
+      `encapsulation: the config says ${conf.encapsulation} but BGPInstance ${inst.name}, which selects node ${conf.nodeName}, says ${inst.encapsulation}`,
+    );
+  }
+  return { asn: inst.asn, encapsulation: inst.encapsulation };
+}
+
+/** The encapsulation as far as the config alone knows it (STATUS without an API server: the default). */
+export function encapsulation(conf: NetConf): Encapsulation {
+  return conf.encapsulation ?? "srv6";
+}
+
+/** What the attachment's data plane is made of, checked against what the encapsulation needs. */
+export interface Dataplane {
+  encap: Encapsulation;
+  mtu: number;
+  locator: Locator | undefined;
+  vxlan: VxlanVpc | undefined;
+}
+
+export function dataplaneOf(conf: NetConf, encap: Encapsulation): Dataplane {
+  const mtu = mtuFor(conf, encap);
+  if (encap === "srv6") {
+    if (conf.locator === undefined) throw new CniError(ErrorCode.InvalidConfig, 'srv6Locator: required with the srv6 encapsulation: the node\'s SRv6 locator, e.g. "fd00:0:a::/48"');
+    return { encap, mtu, locator: conf.locator, vxlan: undefined };
+  }
+  if (conf.vtep === undefined) throw new CniError(ErrorCode.InvalidConfig, "vtep: required with the vxlan encapsulation: the node's underlay address VXLAN packets are sent from and to");
+  const vni = vpcVni(conf.vpc);
+  if (vni === 0) throw new CniError(ErrorCode.InvalidConfig, `vpc: "${conf.vpcHex}": its low 24 bits are 0, which is not a usable VNI`);
+  return { encap, mtu, locator: undefined, vxlan: { vni, vtep: conf.vtep, routerMac: routerMac(conf.nodeName) } };
+}
+
+/**
+ * The kernel mode, once the kernel is known to have everything the data plane needs (ADD):
+ * otherwise code 104 naming each missing feature and its kernel option, before anything changed.
+ */
+export async function readyMode(ctx: Context, encap: Encapsulation): Promise<DataplaneMode> {
+  const info = await kernel(ctx);
+  const reason = notReadyReason(info, encap);
+  if (reason !== undefined) throw new CniError(ErrorCode.MissingCapability, `kernel: ${reason}`);
+  return info.mode;
 }
 
 /** Every prefix the attachment routes into the VPC: its addresses and terminations. */

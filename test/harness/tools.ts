@@ -23,10 +23,23 @@ export interface ToolInfo {
   version: string;
 }
 
+/** The vm tier's guest (`scripts/test-env ensure vm`): a stock distribution kernel and its initramfs. */
+export interface VmImage {
+  kernel: string;
+  initrd: string;
+  /** `uname -r` inside the guest, e.g. 6.1.0-57-amd64. */
+  kernelVersion: string;
+  /** The Debian package it came from, and its version. */
+  package: string;
+  packageVersion: string;
+  qemu: string;
+}
+
 interface EnvFile {
   tools: Partial<Record<ToolName, ToolInfo>>;
   /** Directory holding the reference CNI plugins (host-local, static, bridge, loopback). */
   cniBinDir?: string;
+  vm?: VmImage;
 }
 
 let cached: EnvFile | undefined;
@@ -62,4 +75,11 @@ export function cniBinDir(): string {
   const dir = envFile().cniBinDir;
   if (dir === undefined) throw new Error(`cniBinDir missing in ${testEnvDir}/env.json; run \`scripts/test-env ensure\``);
   return dir;
+}
+
+/** The vm tier's kernel, initramfs and emulator, or a thrown error saying how to provision them. */
+export function vmImage(): VmImage {
+  const vm = envFile().vm;
+  if (vm === undefined) throw new Error(`the vm image is not provisioned in ${testEnvDir}/env.json; run \`scripts/test-env ensure vm\``);
+  return vm;
 }

@@ -1,10 +1,11 @@
 // Proves, in throwaway namespaces, the kernel features kvrf's policy-routing mode is built on:
 // veth links, a per-VPC table selected by `ip rule`, seg6 encapsulation into a remote SID and
 // seg6local End.DX4 decapsulation into a pod. Traffic really flows: a ping crosses the SRv6 path.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cleanupNetns, createNetns, ip, type Netns } from "../harness/netns.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { describeNeeds } from "../harness/needs.js";
+import { cleanupNetns, createNetns, type Netns } from "../harness/netns.js";
 
-describe("SRv6 L3VPN data path in policy-routing mode", () => {
+describeNeeds(["veth", "policy-routing", "seg6", "seg6local-dx4"], "SRv6 L3VPN data path in policy-routing mode", () => {
   // podA ── nodeA ══ IPv6 underlay ══ nodeB ── podB ; both pods in VPC table 100.
   let podA: Netns, nodeA: Netns, nodeB: Netns, podB: Netns;
 
@@ -16,7 +17,9 @@ describe("SRv6 L3VPN data path in policy-routing mode", () => {
       createNetns("podB"),
     ]);
     const link = async (a: Netns, aIf: string, b: Netns, bIf: string): Promise<void> => {
-      await ip("link", "add", aIf, "netns", a.name, "type", "veth", "peer", "name", bIf, "netns", b.name);
+      // Created from inside `a`: before Linux 6.x (Debian's 6.1) `ip link add NAME netns X`
+      // looks NAME up in the caller's namespace, so "eth0" clashes with the caller's own eth0.
+      await a.ip("link", "add", aIf, "type", "veth", "peer", "name", bIf, "netns", b.name);
       await a.ip("link", "set", aIf, "up");
       await b.ip("link", "set", bIf, "up");
     };
