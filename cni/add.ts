@@ -5,23 +5,28 @@
 // attachment is published. Every step records its undo; any failure unwinds them all, so a failed
 // ADD leaves no interface, route, rule, lease, hold or object.
 import { setImmediate as nextTurn } from "node:timers/promises";
-import { CniError } from "./error.js";
-import { connect, credentials, makeContext, mode, prefixesOf, routing, type Context } from "./context.js";
-import { invokeIpam, parseIpamResult } from "./ipam.js";
+import { CniError, ErrorCode, ioFailure, stackOf } from "./error.js";
+import { connect, credentials, dataplaneOf, makeContext, prefixesOf, readyMode, routing, speakerSettings, type Context } from "./context.js";
+import { findPlugin, invokeIpam, IpamError, parseIpamResult } from "./ipam.js";
 import { checkLocator, configure, podAddressesOf, podGateway4, podGateway6, prepare } from "./dataplane/attachment.js";
 import { withLock } from "./dataplane/lock.js";
 import { UndoStack } from "./dataplane/undo.js";
 import { releaseVpc } from "./del.js";
 import type { KubeClient } from "./kube/client.js";
 import { publishAttachment, withdrawAttachment, type VrfIdentity } from "./kube/objects.js";
-import { asnForNode } from "./kube/speaker-config.js";
 import { holdRouteTarget } from "./route-target-hold.js";
+import { checkPrevResult } from "./prev-result.js";
 import { mergeInto, render, type Result } from "./result.js";
+import { withTasks } from "./task-group.js";
 import type { CmdArgs } from "./skel.js";
 
 export async function add(args: CmdArgs, env: Readonly<Record<string, string | undefined>>): Promise<Result> {
   const ctx = makeContext(args, env);
   const { conf, log } = ctx;
+  // Before anything changes (code 7 naming the field otherwise): the IPAM plugin must be there,
+  // and a chained ADD's prevResult must be one to append to.
+  findPlugin(conf.ipam.type, args.path);
+  checkPrevResult(args.config["prevResult"]);
   const creds = await credentials(conf);
   const started = performance.now();
   // Where the time goes, for the benchmark (scripts/bench-cni.ts reads these from the log).
@@ -33,113 +38,154 @@ export async function add(args: CmdArgs, env: Readonly<Record<string, string | u
   // runs after both have been spawned), unless the ASN has to be looked up first.
   let clientP: Promise<KubeClient> | undefined;
   const api = (): Promise<KubeClient> => {
-    clientP ??= connect(creds);
+    if (clientP === undefined) {
+      clientP = connect(creds);
+      // Shared by several steps and the undo, each awaiting it: its failure is theirs to report.
+      clientP.catch(() => undefined);
+    }
     return clientP;
   };
   try {
-    const asn = conf.asn ?? (await asnForNode(await api(), conf.nodeName));
-    const { rd, rt } = routing(asn, conf);
-    const id: VrfIdentity = { nodeName: conf.nodeName, vpcHex: conf.vpcHex, asn, rd, rt, table: conf.table };
-    const dpMode = await mode(ctx);
+    // The speaker config (the network config's, else the node's BGPInstance's) says which data
+    // plane; the kernel must have what it needs. Both are known before anything changes.
+    const sp = await speakerSettings(conf, api);
+    const dp = dataplaneOf(conf, sp.encapsulation);
+    const dpMode = await readyMode(ctx, sp.encapsulation);
+    const { rd, rt } = routing(sp.asn, conf);
+    const id: VrfIdentity = {
+      nodeName: conf.nodeName,
+      vpcHex: conf.vpcHex,
+      asn: sp.asn,
+      rd,
+      rt,
+      table: conf.table,
+      encapsulation: dp.encap,
+      ...(dp.vxlan !== undefined ? { vxlan: dp.vxlan } : {}),
+    };
     phase["config"] = since(started);
 
     const t0 = performance.now();
-    // Undone last, after the kernel state: an address is never handed out again while a route
-    // to it is still in the VPC table.
-    let leased = false;
-    undo.push("IPAM lease", () => (leased ? invokeIpam(conf.ipam.type, "DEL", args.path, env, args.stdin).then(() => undefined) : Promise.resolve()));
-    const ipamDone = (async () => {
-      const out = await invokeIpam(conf.ipam.type, "ADD", args.path, env, args.stdin);
-      leased = true;
-      const ipam = parseIpamResult(out, conf.ipam.type);
-      phase["ipam"] = since(t0);
-      return ipam;
-    })();
-    // Under the VPC lock: the kernel work that makes the VPC count as in use on this node, and the
-    // node's hold on the route-target claim (a request only when the node's marker does not show
-    // it). Both settle before the lock is let go, so a DEL of the VPC's last other attachment on
-    // this node sees either this attachment or no hold.
+    // Every concurrent step runs in a task group (task-group.ts): none can fail unobserved, and
+    // withTasks returns or throws only once each has settled, so the unwind below sees them all.
     const lockName = `vpc-${conf.vpcHex}`;
     let claimed = false;
-    const prepared = withLock(lockName, async () => {
-      phase["lockWait"] = since(t0);
-      undo.push("VPC table and route-target hold", async () => {
-        const client = await api();
-        await withLock(lockName, () => releaseVpc(ctx, client, dpMode));
+    const { ipam, ready, client } = await withTasks(async (tasks) => {
+      // Undone last, after the kernel state: an address is never handed out again while a route
+      // to it is still in the VPC table. Released when IPAM leased, and also when its ADD ended
+      // without an answer (killed, timed out, garbled): it may hold a lease then.
+      let leased = false;
+      undo.push("IPAM lease", () => (leased ? invokeIpam(conf.ipam.type, "DEL", args.path, env, args.stdin).then(() => undefined) : Promise.resolve()));
+      // Under the VPC lock: the kernel work that makes the VPC count as in use on this node, and
+      // the node's hold on the route-target claim (a request only when the node's marker does not
+      // show it). Both settle before the lock is let go, so a DEL of the VPC's last other
+      // attachment on this node sees either this attachment or no hold. When several steps fail,
+      // the first started is reported: the hold (a collision, 103, says the most), the kernel,
+      // IPAM, the API client.
+      const prepared = tasks.start("VPC lock", () =>
+        withLock(lockName, () =>
+          withTasks(async (locked) => {
+            phase["lockWait"] = since(t0);
+            undo.push("VPC table and route-target hold", async () => {
+              const c = await api();
+              await withLock(lockName, () => releaseVpc(ctx, c, dpMode));
+            });
+            const t1 = performance.now();
+            void locked.start("route-target hold", async () => {
+              try {
+                claimed = await holdRouteTarget(api, conf.stateDir, id);
+              } catch (err) {
+                throw ioFailure("stateDir", conf.stateDir, err);
+              }
+              if (claimed) phase["claim"] = since(t1);
+            });
+            const kernel = locked.start("prepare", () =>
+              prepare(
+                {
+                  mode: dpMode,
+                  encap: dp.encap,
+                  vpc: conf.vpc,
+                  attachment: conf.attachment,
+                  seed: `${args.containerId}/${args.ifName}`,
+                  table: conf.table,
+                  locator: dp.locator,
+                  vxlan: dp.vxlan,
+                  podIf: args.ifName,
+                  netns: args.netns,
+                  mtu: dp.mtu,
+                  terminations: conf.terminations,
+                  alias: ctx.alias,
+                },
+                undo,
+              ).then((p) => {
+                phase["prepare"] = since(t1);
+                return p;
+              }),
+            );
+            await locked.join();
+            return kernel;
+          }),
+        ),
+      );
+      const ipamDone = tasks.start("IPAM ADD", async () => {
+        let out: string;
+        try {
+          out = await invokeIpam(conf.ipam.type, "ADD", args.path, env, args.stdin);
+        } catch (err) {
+          if (err instanceof IpamError && !err.answered) {
+            leased = true;
+            log.warn({ ipamStderr: err.stderr.slice(0, 4000) }, "IPAM ADD ended without an answer; its lease is released");
+          }
+          throw err;
+        }
+        leased = true;
+        const parsed = parseIpamResult(out, conf.ipam.type);
+        phase["ipam"] = since(t0);
+        return parsed;
       });
-      const t1 = performance.now();
-      const kernel = prepare(
-        {
-          mode: dpMode,
-          vpc: conf.vpc,
-          attachment: conf.attachment,
-          seed: `${args.containerId}/${args.ifName}`,
-          table: conf.table,
-          locator: conf.locator,
-          podIf: args.ifName,
-          netns: args.netns,
-          mtu: conf.mtu,
-          terminations: conf.terminations,
-          alias: ctx.alias,
-        },
-        undo,
-      ).then((p) => {
-        phase["prepare"] = since(t1);
-        return p;
-      });
-      const hold = holdRouteTarget(api, conf.stateDir, id).then((c) => {
-        claimed = c;
-        if (c) phase["claim"] = since(t1);
-      });
-      const [k, c] = await Promise.allSettled([kernel, hold]);
-      if (c.status === "rejected") throw c.reason;
-      if (k.status === "rejected") throw k.reason;
-      return k.value;
+      // After the IPAM plugin and the first kernel batch have been spawned.
+      await nextTurn();
+      const connected = tasks.start("API client", api);
+      await tasks.join();
+      return { ipam: await ipamDone, ready: await prepared, client: await connected };
     });
-    await nextTurn();
-    const client = api();
-    const [pre, ipamRun, connected] = await Promise.allSettled([prepared, ipamDone, client]);
-    if (pre.status === "rejected") throw pre.reason;
-    if (ipamRun.status === "rejected") throw ipamRun.reason;
-    if (connected.status === "rejected") throw connected.reason;
-    const ipam = ipamRun.value;
-    const ready = pre.value;
 
     // The publication, then (once its request is on its way) the addresses and routes: nothing
     // can use the attachment before ADD returns, and a failure of either undoes both.
-    checkLocator(dpMode, conf.locator, ipam.ips);
+    checkLocator(dpMode, dp.locator, ipam.ips);
     const t2 = performance.now();
     const sid6 = dpMode === "policy-routing" && ipam.ips.some((i) => i.family === 6) ? ready.sid6 : undefined;
     const prefixes = prefixesOf(podAddressesOf(ipam.ips), conf);
-    undo.push("BGPVRFInstance entry", () =>
-      withdrawAttachment(connected.value, conf.nodeName, conf.vpcHex, args.containerId, args.ifName).then(() => undefined),
-    );
-    const published = publishAttachment(connected.value, id, {
-      containerID: args.containerId,
-      ifName: args.ifName,
-      attachment: ready.attachment.toString(16),
-      sid: ready.sid,
-      ...(sid6 !== undefined ? { sid6 } : {}),
-      prefixes,
-    }).then(() => {
-      phase["publish"] = since(t2);
+    const attached = await withTasks(async (tasks) => {
+      undo.push("BGPVRFInstance entry", () => withdrawAttachment(client, conf.nodeName, conf.vpcHex, args.containerId, args.ifName).then(() => undefined));
+      void tasks.start("publish", () =>
+        publishAttachment(client, id, {
+          containerID: args.containerId,
+          ifName: args.ifName,
+          attachment: ready.attachment.toString(16),
+          ...(ready.sid !== undefined ? { sid: ready.sid } : {}),
+          ...(sid6 !== undefined ? { sid6 } : {}),
+          prefixes,
+        }).then(() => {
+          phase["publish"] = since(t2);
+        }),
+      );
+      await nextTurn();
+      const kernel = tasks.start("configure", () =>
+        configure(ready, ipam.ips, ipam.routes).then((a) => {
+          phase["configure"] = since(t2);
+          return a;
+        }),
+      );
+      await tasks.join();
+      return kernel;
     });
-    await nextTurn();
-    const kernel = configure(ready, ipam.ips, ipam.routes).then((a) => {
-      phase["configure"] = since(t2);
-      return a;
-    });
-    const [k, p] = await Promise.allSettled([kernel, published]);
-    if (k.status === "rejected") throw k.reason;
-    if (p.status === "rejected") throw p.reason;
-    const attached = k.value;
     undo.commit();
     log.info(
       {
         ms: Math.round(performance.now() - started),
         phaseMs: phase,
-        apiRoundTrips: connected.value.roundTrips,
-        apiMs: connected.value.requestMs,
+        apiRoundTrips: client.roundTrips,
+        apiMs: client.requestMs,
         claimed,
         mode: dpMode,
         attachment: attached.attachment.toString(16),
@@ -148,13 +194,13 @@ export async function add(args: CmdArgs, env: Readonly<Record<string, string | u
       },
       "attached",
     );
-    return render(result(ctx, attached.hostIf, attached.hostMac, attached.podMac, attached.podAddresses, ipam.routes, ipam.dns), conf.cniVersion);
+    return render(result(ctx, dp.mtu, attached.hostIf, attached.hostMac, attached.podMac, attached.podAddresses, ipam.routes, ipam.dns), conf.cniVersion);
   } catch (err) {
     const failures = await undo.unwind();
     const e = CniError.from(err);
-    log.error({ err: e.message, code: e.code, undoFailures: failures }, "ADD failed; undone");
+    log.error({ err: e.message, code: e.code, undoFailures: failures, ...(e.code === ErrorCode.Internal ? { stack: stackOf(err) } : {}) }, "ADD failed; undone");
     if (failures.length > 0) {
-      throw new CniError(e.code, e.message, [e.details, `cleanup left: ${failures.join("; ")}`].filter((s) => s !== "").join("\n"));
+      throw new CniError(e.code, e.message, [e.details, `cleanup left: ${failures.join("; ")}`].filter((s) => s !== "").join("\n"), { cause: err });
     }
     throw e;
   } finally {
@@ -164,6 +210,7 @@ export async function add(args: CmdArgs, env: Readonly<Record<string, string | u
 
 function result(
   ctx: Context,
+  mtu: number,
   hostIf: string,
   hostMac: string,
   podMac: string,
@@ -184,7 +231,7 @@ function result(
   return mergeInto(ctx.conf.prevResult, {
     interfaces: [
       { name: hostIf, mac: hostMac },
-      { name: ctx.args.ifName, mac: podMac, mtu: ctx.conf.mtu, sandbox: ctx.args.netns },
+      { name: ctx.args.ifName, mac: podMac, mtu, sandbox: ctx.args.netns },
     ],
     ips: podAddresses.map((address) => ({ address, gateway: address.includes(":") ? podGateway6 : podGateway4, interface: 1 })),
     routes,

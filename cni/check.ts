@@ -1,16 +1,17 @@
 // CHECK: the attachment still looks the way ADD left it (prevResult): interfaces, addresses,
-// routes, rules or VRF membership, SRv6 decapsulation and the API entry. Code 100 names the
+// routes, rules or VRF membership, the decapsulation (SRv6 SIDs, or the VPC's VXLAN device) and
+// the API entry. Code 100 names the
 // first kernel difference, 101 an API one.
 import ipaddr from "ipaddr.js";
 import { CniError, ErrorCode } from "./error.js";
 import { findAttachment, kubeClient, makeContext, mode, type Context } from "./context.js";
-import type { KubeClient } from "./kube/client.js";
 import type { AttachmentIds } from "./dataplane/attachment.js";
 import type { DataplaneMode } from "./dataplane/mode.js";
 import { invokeIpam } from "./ipam.js";
 import { getBgpVrfInstance } from "./kube/objects.js";
 import { ipJson, ip } from "../shared/kernel/ip.js";
-import { vrfDeviceName } from "../shared/ifnames.js";
+import { vrfDeviceName, vxlanDeviceName } from "../shared/ifnames.js";
+import type { BGPVRFInstance, Encapsulation } from "../shared/api-types.js";
 import type { CmdArgs } from "./skel.js";
 
 interface Link {
@@ -42,15 +43,16 @@ export async function check(args: CmdArgs, env: Readonly<Record<string, string |
   try {
     const ids = await findAttachment(ctx, client);
     if (ids === undefined) throw differs(`no interface on this node carries ${ctx.alias}`);
-    await checkKernel(ctx, dpMode, ids, addresses);
-    await checkApi(ctx, client, addresses);
+    const bvi = await getBgpVrfInstance(client, conf.nodeName, conf.vpcHex);
+    await checkKernel(ctx, dpMode, bvi?.spec.encapsulation ?? conf.encapsulation ?? "srv6", ids, addresses);
+    checkApi(ctx, bvi, addresses);
   } finally {
     client.close();
   }
   await invokeIpam(conf.ipam.type, "CHECK", args.path, env, args.stdin);
 }
 
-async function checkKernel(ctx: Context, dpMode: DataplaneMode, ids: AttachmentIds, addresses: string[]): Promise<void> {
+async function checkKernel(ctx: Context, dpMode: DataplaneMode, encap: Encapsulation, ids: AttachmentIds, addresses: string[]): Promise<void> {
   const { conf, args } = ctx;
   const host = (await ipJson<Link>(["link", "show", "dev", ids.hostIf]).catch(() => []))[0];
   if (host === undefined) throw differs(`host interface ${ids.hostIf} is missing`);
@@ -76,6 +78,20 @@ async function checkKernel(ctx: Context, dpMode: DataplaneMode, ids: AttachmentI
       if (!rules.some((r) => r.table === t)) throw differs(`no ${fam} rule iif ${ids.hostIf} lookup ${t}`);
     }
   }
+  if (encap === "vxlan") {
+    const vx = vxlanDeviceName(conf.vpc);
+    const dev = (await ipJson<Link>(["link", "show", "dev", vx]).catch(() => []))[0];
+    if (dev === undefined) throw differs(`the VPC's VXLAN device ${vx} is missing`);
+    if (!(dev.flags ?? []).includes("UP")) throw differs(`the VPC's VXLAN device ${vx} is down`);
+    if (dpMode === "vrf" && dev.master !== vrfDeviceName(conf.vpc)) throw differs(`${vx} is not enslaved to ${vrfDeviceName(conf.vpc)}`);
+    if (dpMode === "policy-routing") {
+      for (const fam of ["-4", "-6"]) {
+        const rules = await ipJson<{ iif?: string; table?: string }>([fam, "rule", "show", "iif", vx]);
+        if (!rules.some((r) => r.table === t)) throw differs(`no ${fam} rule iif ${vx} lookup ${t}`);
+      }
+    }
+    return;
+  }
   const want: [string | undefined, string][] =
     dpMode === "vrf"
       ? [[ids.sid, "End.DT46"]]
@@ -89,9 +105,8 @@ async function checkKernel(ctx: Context, dpMode: DataplaneMode, ids: AttachmentI
   }
 }
 
-async function checkApi(ctx: Context, client: KubeClient, addresses: string[]): Promise<void> {
+function checkApi(ctx: Context, bvi: BGPVRFInstance | undefined, addresses: string[]): void {
   const { conf, args } = ctx;
-  const bvi = await getBgpVrfInstance(client, conf.nodeName, conf.vpcHex);
   const entry = bvi?.spec.attachments?.find((a) => a.containerID === args.containerId && a.ifName === args.ifName);
   if (entry === undefined) throw new CniError(ErrorCode.KubernetesApi, `CHECK: BGPVRFInstance of VPC ${conf.vpcHex} on ${conf.nodeName} has no entry for this attachment`);
   for (const a of addresses) {

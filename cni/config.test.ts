@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseNetConf } from "./config.js";
+import { mtuFor, parseNetConf } from "./config.js";
 import { CniError } from "./error.js";
 
 const base = {
@@ -35,15 +35,26 @@ describe("parseNetConf", () => {
       vpcHex: "ab",
       table: 0xab,
       attachment: undefined,
-      mtu: 1436,
+      mtu: undefined,
       terminations: [],
       asn: undefined,
+      encapsulation: undefined,
+      vtep: undefined,
       nodeName: "iad",
       logLevel: "info",
       dataplaneMode: "auto",
       stateDir: "/run/kvrf",
     });
     expect(c.locator).toMatchObject({ length: 48 });
+    // The MTU follows the encapsulation unless set: 1500 minus its overhead.
+    expect(mtuFor(c, "srv6")).toBe(1436);
+    expect(mtuFor(c, "vxlan")).toBe(1430);
+    expect(mtuFor({ mtu: 9000 }, "vxlan")).toBe(9000);
+  });
+
+  it("reads the encapsulation and the VTEP, canonical; neither the locator nor the VTEP is required before the encapsulation is known", () => {
+    const c = parse({ encapsulation: "vxlan", vtep: "2001:DB8:0::1", srv6Locator: undefined });
+    expect(c).toMatchObject({ encapsulation: "vxlan", vtep: "2001:db8::1", locator: undefined });
   });
 
   it.each([
@@ -95,6 +106,10 @@ describe("parseNetConf", () => {
     ["bad node name", { nodeName: "Node_A" }, 'nodeName: "Node_A" is not a valid Kubernetes node name (DNS subdomain)'],
     ["bad log level", { logLevel: "trace" }, 'logLevel: must be one of debug, info, warn, error (got "trace")'],
     ["bad mode", { dataplaneMode: "vxlan" }, 'dataplaneMode: must be one of auto, vrf, policy-routing (got "vxlan")'],
+    ["bad encapsulation", { encapsulation: "gre" }, 'encapsulation: must be one of srv6, vxlan (got "gre")'],
+    ["vtep not an address", { vtep: "node-a" }, 'vtep: not an IP address (got "node-a")'],
+    ["vtep multicast", { vtep: "239.1.1.1" }, 'vtep: must be a unicast address of the node\'s underlay (got "239.1.1.1")'],
+    ["vtep unspecified", { vtep: "::" }, 'vtep: must be a unicast address of the node\'s underlay (got "::")'],
   ])("refuses %s with code 7 naming the field and value", (_name, over, msg) => {
     const e = error(over);
     expect(e.code).toBe(7);

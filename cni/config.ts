@@ -4,11 +4,21 @@ import path from "node:path";
 import ipaddr from "ipaddr.js";
 import { CniError, ErrorCode } from "./error.js";
 import { IdError, hex, parseAttachment, parseVpc, vpcNumber } from "../shared/ids.js";
+import { encapsulations, type Encapsulation } from "../shared/api-types.js";
 import { SidError, parseLocator, type Locator } from "../shared/srv6-sid.js";
 
-/** Bytes SRv6 encapsulation adds: outer IPv6 header (40) + SRH with one segment (8 + 16). */
-export const srv6Overhead = 64;
-export const defaultMtu = 1500 - srv6Overhead;
+/**
+ * Bytes each encapsulation adds: SRv6 an outer IPv6 header (40) + SRH with one segment (8 + 16);
+ * VXLAN outer IP (20 or 40) + UDP (8) + VXLAN (8) + inner Ethernet (14), the IPv6 underlay's 70 so
+ * one default serves both underlay families.
+ */
+export const encapOverhead: Record<Encapsulation, number> = { srv6: 64, vxlan: 70 };
+export const defaultMtu = 1500 - encapOverhead.srv6;
+
+/** The pod MTU: the config's, else 1500 minus the encapsulation's overhead. */
+export function mtuFor(conf: Pick<NetConf, "mtu">, encap: Encapsulation): number {
+  return conf.mtu ?? 1500 - encapOverhead[encap];
+}
 /** Kernel tables a VPC may not use: unspec, default, main, local. */
 const reservedTables = new Set([0, 253, 254, 255]);
 
@@ -82,9 +92,15 @@ export interface NetConf {
   /** Undefined: pick a free one on ADD; find it on the node or in the API otherwise. */
   attachment: number | undefined;
   ipam: Record<string, unknown> & { type: string };
-  mtu: number;
+  /** Undefined: 1500 minus the encapsulation's overhead (mtuFor). */
+  mtu: number | undefined;
   terminations: Termination[];
-  locator: Locator;
+  /** SRv6: the node's locator (required when the encapsulation is srv6). */
+  locator: Locator | undefined;
+  /** Undefined: take it from the BGPInstance that selects this node. */
+  encapsulation: Encapsulation | undefined;
+  /** VXLAN: the node's VTEP, an address of the node (required when the encapsulation is vxlan). */
+  vtep: string | undefined;
   kubeconfig: string;
   /** Undefined: take it from the BGPInstance that selects this node. */
   asn: number | undefined;
@@ -116,7 +132,14 @@ export function parseNetConf(raw: Record<string, unknown>, cniArgs: ReadonlyMap<
   }
   const ipam = ipamRaw as Record<string, unknown>;
   const ipamType = str(ipam, "type", "the IPAM plugin to delegate to (e.g. host-local)", "ipam.");
-  const locatorText = str(raw, "srv6Locator", "the node's SRv6 locator, e.g. \"fd00:0:a::/48\"");
+  const locatorText = optStr(raw, "srv6Locator");
+  const encapsulation = optEnum(raw, "encapsulation", encapsulations);
+  const vtepText = optStr(raw, "vtep");
+  if (vtepText !== undefined && !ipaddr.isValid(vtepText)) throw invalid("vtep", "not an IP address", vtepText);
+  const vtep = vtepText === undefined ? undefined : ipaddr.process(vtepText).toString();
+  if (vtep !== undefined && ["unspecified", "multicast", "loopback", "broadcast"].includes(ipaddr.process(vtep).range())) {
+    throw invalid("vtep", "must be a unicast address of the node's underlay", vtepText);
+  }
   const kubeconfig = str(raw, "kubeconfig", "path of the plugin's kubeconfig");
   if (!path.isAbsolute(kubeconfig)) throw invalid("kubeconfig", "must be an absolute path", kubeconfig);
   const mtu = optInt(raw, "mtu", 1280, 65535);
@@ -130,11 +153,11 @@ export function parseNetConf(raw: Record<string, unknown>, cniArgs: ReadonlyMap<
   if (!Array.isArray(termRaw)) throw invalid("terminations", "must be a list of {network, via}", termRaw);
   let vpc: bigint;
   let attachment: number | undefined;
-  let locator: Locator;
+  let locator: Locator | undefined;
   try {
     vpc = parseVpc(vpcText, "vpc");
     attachment = attachmentText === undefined ? undefined : parseAttachment(attachmentText, "vpcAttachment");
-    locator = parseLocator(locatorText, "srv6Locator");
+    locator = locatorText === undefined ? undefined : parseLocator(locatorText, "srv6Locator");
   } catch (err) {
     if (err instanceof IdError || err instanceof SidError) throw new CniError(ErrorCode.InvalidConfig, err.message);
     throw err;
@@ -176,9 +199,11 @@ export function parseNetConf(raw: Record<string, unknown>, cniArgs: ReadonlyMap<
     vpcHex: hex(vpc),
     attachment,
     ipam: { ...ipam, type: ipamType },
-    mtu: mtu ?? defaultMtu,
+    mtu,
     terminations,
     locator,
+    encapsulation,
+    vtep,
     kubeconfig,
     asn,
     nodeName,

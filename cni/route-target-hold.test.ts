@@ -36,7 +36,7 @@ function fakeClient(answer: (c: Call) => unknown): { client: KubeClient; calls: 
   return { client: client as unknown as KubeClient, calls };
 }
 
-const id: VrfIdentity = { nodeName: "n1", vpcHex: "aa", asn: 65000, rd: "65000:170", rt: "65000:170", table: 170 };
+const id: VrfIdentity = { nodeName: "n1", vpcHex: "aa", asn: 65000, rd: "65000:170", rt: "65000:170", table: 170, encapsulation: "srv6" };
 
 describe("route-target hold", () => {
   let state: string;
@@ -101,6 +101,7 @@ describe("route-target hold", () => {
     await holdRouteTarget(() => Promise.resolve(client), state, id);
     const { client: c2, calls } = fakeClient((c) => {
       if (c.method === "GET" && c.path.startsWith(`${api}/bgpvrfinstances/`)) throw new KubeError(404, "NotFound", "gone");
+      if (c.method === "GET" && c.path.endsWith("/vniclaims")) return { items: [{ spec: { vni: 170, vpc: "aa", holders: [{ node: "n1" }, { node: "n3" }] } }] };
       if (c.method === "GET") {
         return {
           items: [
@@ -111,16 +112,20 @@ describe("route-target hold", () => {
       }
       return {};
     });
-    expect(await releaseRouteTargets(c2, state, "n1", "aa", silent)).toEqual(["65000:170"]);
+    expect(await releaseRouteTargets(c2, state, "n1", "aa", silent)).toEqual(["65000:170", "vni:170"]);
+    // Both kinds of claim are found by the VPC's label (listed at once), whatever the marker says.
     expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([
       `GET ${api}/bgpvrfinstances/n1.vpc-aa`,
       `GET ${api}/routetargetclaims`,
+      `GET ${api}/vniclaims`,
       `PATCH ${api}/routetargetclaims/rt-65000-170`,
+      `PATCH ${api}/vniclaims/vni-170`,
     ]);
     expect(calls[1]?.opts.query).toEqual({ labelSelector: "kvrf.dev/vpc=aa" });
+    expect(calls[2]?.opts.query).toEqual({ labelSelector: "kvrf.dev/vpc=aa" });
     // The relinquishing apply: this node's manager, no fields.
-    expect(calls[2]?.opts).toMatchObject({ query: { fieldManager: "kvrf-cni-node/n1" }, body: { metadata: { name: "rt-65000-170" } } });
-    expect(calls[2]?.opts.body).not.toHaveProperty("spec");
+    expect(calls[3]?.opts).toMatchObject({ query: { fieldManager: "kvrf-cni-node/n1" }, body: { metadata: { name: "rt-65000-170" } } });
+    expect(calls[3]?.opts.body).not.toHaveProperty("spec");
     expect(heldRouteTargets(state, "aa").size).toBe(0);
   });
 
@@ -130,14 +135,14 @@ describe("route-target hold", () => {
       const { client } = fakeClient(() => ({}));
       await holdRouteTarget(() => Promise.resolve(client), state, id);
       const { client: c2, calls } = fakeClient((c) => {
-        if (c.method === "GET") return { items: [listed] };
+        if (c.method === "GET") return { items: c.path.endsWith("/routetargetclaims") ? [listed] : [] };
         if (c.method === "DELETE" && changed) throw new KubeError(409, "Conflict", "changed");
         return {};
       });
       // objectGone: the caller's withdrawal just deleted the node's object, so it is not read again.
       expect(await releaseRouteTargets(c2, state, "n1", "aa", silent, true)).toEqual(["65000:170"]);
-      expect(calls.map((c) => c.method)).toEqual(changed ? ["GET", "DELETE", "PATCH"] : ["GET", "DELETE"]);
-      expect(calls[1]?.opts.body).toMatchObject({ preconditions: { resourceVersion: "7", uid: "u1" } });
+      expect(calls.map((c) => c.method)).toEqual(changed ? ["GET", "GET", "DELETE", "PATCH"] : ["GET", "GET", "DELETE"]);
+      expect(calls[2]?.opts.body).toMatchObject({ preconditions: { resourceVersion: "7", uid: "u1" } });
       expect(heldRouteTargets(state, "aa").size).toBe(0);
     }
   });
@@ -165,6 +170,29 @@ describe("route-target hold", () => {
     });
     const err: unknown = await releaseRouteTargets(down.client, state, "n1", "aa", silent).catch((e: unknown) => e);
     expect((err as CniError).code).toBe(11);
+    expect(heldRouteTargets(state, "aa")).toEqual(new Set(["65000:170"]));
+  });
+
+  it("with VXLAN, claims the VNI as well as the route target, concurrently, and records both", async () => {
+    const vx: VrfIdentity = { ...id, encapsulation: "vxlan", vxlan: { vni: 170, vtep: "192.0.2.1", routerMac: "02:00:00:00:00:01" } };
+    const { client, calls } = fakeClient(() => ({}));
+    expect(await holdRouteTarget(() => Promise.resolve(client), state, vx)).toBe(true);
+    expect(calls.map((c) => `${c.method} ${c.path}`).sort()).toEqual([`PATCH ${api}/routetargetclaims/rt-65000-170`, `PATCH ${api}/vniclaims/vni-170`]);
+    const vniBody = calls.find((c) => c.path.endsWith("vni-170"))?.opts.body;
+    expect(vniBody).toMatchObject({ kind: "VNIClaim", metadata: { labels: { "kvrf.dev/vpc": "aa" } }, spec: { vni: 170, vpc: "aa", holders: [{ node: "n1" }] } });
+    expect(heldRouteTargets(state, "aa")).toEqual(new Set(["65000:170", "vni:170"]));
+  });
+
+  it("refuses a VNI claimed by another VPC with code 105 naming both VPCs, keeping the route target it got for the release", async () => {
+    const vx: VrfIdentity = { ...id, encapsulation: "vxlan", vxlan: { vni: 170, vtep: "192.0.2.1", routerMac: "02:00:00:00:00:01" } };
+    const { client } = fakeClient((c) => {
+      if (c.method === "PATCH" && c.path.endsWith("vni-170")) throw new KubeError(409, "Conflict", "conflict on spec.vpc");
+      if (c.method === "GET" && c.path.endsWith("vni-170")) return { spec: { vni: 170, vpc: "10000aa" } };
+      return {};
+    });
+    const err: unknown = await holdRouteTarget(() => Promise.resolve(client), state, vx).catch((e: unknown) => e);
+    expect((err as CniError).code).toBe(105);
+    expect((err as CniError).message).toMatch(/VNI 170 of VPC aa is already claimed by VPC 10000aa \(VNIClaim vni-170\)/);
     expect(heldRouteTargets(state, "aa")).toEqual(new Set(["65000:170"]));
   });
 });

@@ -1,11 +1,11 @@
-// A node's hold on its VPCs' route-target claims. The holders of a RouteTargetClaim are nodes, not
-// attachments: a node holds the claim while it has at least one attachment of the VPC, so only
+// A node's hold on its VPCs' claims: the route target (RouteTargetClaim) and, with VXLAN, the VNI
+// (VNIClaim). The holders of a claim are nodes, not attachments: a node holds the claim while it has at least one attachment of the VPC, so only
 // the first ADD of a VPC on a node and the removal of its last attachment there talk to the claim.
 //
 // The per-VPC node lock (dataplane/lock.ts) makes those decisions race-free. Under it:
-//   - ADD reads the marker `<stateDir>/claims/<vpc>` (the route targets this node holds for the
-//     VPC); when the route target is not in it, ADD claims (one server-side apply) and then
-//     records it. Also under the lock, ADD's kernel work makes the VPC count as in use (the veth
+//   - ADD reads the marker `<stateDir>/claims/<vpc>` (the route targets and VNIs this node holds
+//     for the VPC); for each one not in it, ADD claims (one server-side apply each, concurrently)
+//     and then records them. Also under the lock, ADD's kernel work makes the VPC count as in use (the veth
 //     with its IPv6 rule or VRF membership, dataplane/attachment.ts prepare).
 //   - DEL, an ADD's undo and GC, after removing kernel state, check whether the VPC is still in use
 //     on the node (releaseVpcIfUnused); when it is not, they release this node's holds on every
@@ -15,14 +15,16 @@
 // goes with its last attachment. The marker records the boot it was written in: after a reboot
 // (kernel state gone, a state directory on disk kept) it counts as absent and ADD claims again
 // (idempotent), so a marker can never stand for a hold that was released.
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
+import { writeFileAtomic } from "../shared/atomic-write.js";
 import path from "node:path";
-import { getBgpVrfInstance, claimRouteTarget, listClaims, releaseRouteTarget, type VrfIdentity } from "./kube/objects.js";
+import { claim, claimKey, getBgpVrfInstance, listClaims, releaseClaim, type ClaimKind, type VrfIdentity } from "./kube/objects.js";
 import type { KubeClient } from "./kube/client.js";
 import type { Logger } from "./log.js";
 
 interface Marker {
   boot: string;
+  /** Claimed values (claimKey: a route target as is, a VNI as "vni:N"). */
   routeTargets: string[];
 }
 
@@ -43,7 +45,7 @@ export function markerPath(stateDir: string, vpcHex: string): string {
   return path.join(stateDir, "claims", vpcHex);
 }
 
-/** The route targets this node holds for the VPC, as its marker records them (this boot only). */
+/** The claims this node holds for the VPC (claimKey form), as its marker records them (this boot only). */
 export function heldRouteTargets(stateDir: string, vpcHex: string): Set<string> {
   try {
     const m = JSON.parse(readFileSync(markerPath(stateDir, vpcHex), "utf8")) as Partial<Marker>;
@@ -55,29 +57,33 @@ export function heldRouteTargets(stateDir: string, vpcHex: string): Set<string> 
 }
 
 function writeMarker(stateDir: string, vpcHex: string, routeTargets: Set<string>): void {
-  const file = markerPath(stateDir, vpcHex);
-  mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}`;
-  writeFileSync(tmp, JSON.stringify({ boot: bootId(), routeTargets: [...routeTargets].sort() } satisfies Marker));
-  renameSync(tmp, file);
+  writeFileAtomic(markerPath(stateDir, vpcHex), JSON.stringify({ boot: bootId(), routeTargets: [...routeTargets].sort() } satisfies Marker));
+}
+
+/** What a VPC claims for an attachment of `id`: its route target, and its VNI with VXLAN. */
+export function claimsOf(id: VrfIdentity): { kind: ClaimKind; value: string }[] {
+  return [{ kind: "routeTarget", value: id.rt }, ...(id.vxlan !== undefined ? [{ kind: "vni" as const, value: String(id.vxlan.vni) }] : [])];
 }
 
 /**
- * Makes sure this node holds the claim of the VPC's route target. The caller holds the VPC lock.
- * Resolves true when it had to claim (an API request), false when the marker says it holds it
- * (then `client` is not even asked for).
+ * Makes sure this node holds the VPC's claims (claimsOf). The caller holds the VPC lock. Resolves
+ * true when it had to claim (API requests), false when the marker says it holds them all (then
+ * `client` is not even asked for). Claims made before one failed stay recorded, so the undo's
+ * release (which finds claims by the VPC's label anyway) gives them back.
  */
 export async function holdRouteTarget(client: () => Promise<KubeClient>, stateDir: string, id: VrfIdentity): Promise<boolean> {
   const held = heldRouteTargets(stateDir, id.vpcHex);
-  if (held.has(id.rt)) return false;
-  await claimRouteTarget(await client(), id);
-  held.add(id.rt);
-  writeMarker(stateDir, id.vpcHex, held);
+  const wanted = claimsOf(id).filter((c) => !held.has(claimKey(c.kind, c.value)));
+  if (wanted.length === 0) return false;
+  const c = await client();
+  const results = await Promise.allSettled(wanted.map((w) => claim(c, w.kind, w.value, id).then(() => held.add(claimKey(w.kind, w.value)))));
+  if (results.some((r) => r.status === "fulfilled")) writeMarker(stateDir, id.vpcHex, held);
+  for (const r of results) if (r.status === "rejected") throw r.reason;
   return true;
 }
 
 /**
- * Releases this node's holds on the VPC's claims. The caller holds the VPC lock and has found no
+ * Releases this node's holds on the VPC's claims (route targets and VNIs). The caller holds the VPC lock and has found no
  * attachment of the VPC left in the node's kernel. Claims are found by the VPC's label, not from
  * the marker or the config's ASN: a marker can be lost (reboot, crash right after a claim) and the
  * ASN may have changed since ADD, and a hold must never be left behind. Entries of the VPC still
@@ -86,7 +92,7 @@ export async function holdRouteTarget(client: () => Promise<KubeClient>, stateDi
  * `objectGone`: the caller has just seen the node's BGPVRFInstance of the VPC deleted or absent
  * (a DEL whose withdrawal removed its last entry), so it is not read again: with the VPC unused
  * in the kernel, no ADD can have published into it since. Returns the route targets released,
- * or undefined when the hold stays.
+ * (claimKey form), or undefined when the hold stays.
  */
 export async function releaseRouteTargets(
   client: KubeClient,
@@ -102,13 +108,12 @@ export async function releaseRouteTargets(
     return undefined;
   }
   const released: string[] = [];
-  for (const claim of await listClaims(client, vpcHex)) {
-    const rt = claim.spec?.routeTarget;
-    if (rt === undefined || !(claim.spec?.holders ?? []).some((h) => h.node === nodeName)) continue;
-    await releaseRouteTarget(client, rt, nodeName, claim);
-    released.push(rt);
+  for (const found of await listClaims(client, vpcHex)) {
+    if (!(found.claim.spec?.holders ?? []).some((h) => h.node === nodeName)) continue;
+    await releaseClaim(client, found.kind, found.value, nodeName, found.claim);
+    released.push(claimKey(found.kind, found.value));
   }
   rmSync(markerPath(stateDir, vpcHex), { force: true });
-  if (released.length > 0) log.info({ routeTargets: released }, "released the node's route-target hold: last attachment of the VPC on this node");
+  if (released.length > 0) log.info({ claims: released }, "released the node's claims: last attachment of the VPC on this node");
   return released;
 }

@@ -5,16 +5,16 @@ import { pino } from "pino";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import { vrfFinalizer, type BGPVRFInstance } from "../shared/api-types.js";
-import type { BGPInstance } from "./bgp-instance.js";
-import { KernelRouteCache } from "./kernel-routes.js";
+import type { BGPInstance } from "./bgp-instance/bgp-instance.js";
+import { KernelRouteCache } from "./kernel/kernel-routes.js";
 import { Metrics } from "./metrics.js";
 import { WorkQueue } from "./queue.js";
-import { SpeakerController, speakerKey } from "./speaker-controller.js";
-import { SpeakerLink } from "./speaker-link.js";
+import { SpeakerController, speakerKey } from "./bgp-instance/speaker-controller.js";
+import { SpeakerLink } from "./gobgp/speaker-link.js";
 import { FakeStore, FakeVrfApi } from "./testing/fake-api.js";
 import { FakeKernel } from "./testing/fake-kernel.js";
 import { FakeSpeaker } from "./testing/fake-speaker.js";
-import { orphanKey, VrfController } from "./vrf-controller.js";
+import { orphanKey, VrfController } from "./vrf/vrf-controller.js";
 
 const log = pino({ level: process.env["KVRF_TEST_LOG"] ?? "silent" });
 const rt = (n: number) => ({ type: 0 as const, asn: 65000, assigned: n });
@@ -183,10 +183,10 @@ describe("controllers", () => {
 
   it("creates the VRF and originates each prefix with the node's next hop and SID; Ready", async () => {
     const r = await started();
-    r.put(bvi("n1.vpc-abc", "abc", 1000, ["10.1.0.5/32", "2001:db8::5/128"]));
+    r.put(bvi("n1.vpc-abc", "abc", 2748, ["10.1.0.5/32", "2001:db8::5/128"]));
     await r.settle();
-    expect(r.fake.vrfs.get("vpc-abc")).toEqual({ name: "vpc-abc", rd: rt(2748), importRts: [rt(2748)], exportRts: [rt(2748)], id: 1000 });
-    expect([...(r.fake.localPaths.get("vpc-abc")?.values() ?? [])].map((p) => [p.prefix, p.nextHop, p.sid, p.behavior])).toEqual([
+    expect(r.fake.vrfs.get("vpc-abc")).toEqual({ name: "vpc-abc", rd: rt(2748), importRts: [rt(2748)], exportRts: [rt(2748)], id: 2748 });
+    expect([...(r.fake.localPaths.get("vpc-abc")?.values() ?? [])].map((p) => [p.prefix, p.nextHop, ...(p.encap === "srv6" ? [p.sid, p.behavior] : [])])).toEqual([
       ["10.1.0.5/32", "fd00:ff::a", "fd00:0:a::abc:1", 20],
       ["2001:db8::5/128", "fd00:ff::a", "fd00:0:a::abc:2", 20],
     ]);
@@ -201,10 +201,10 @@ describe("controllers", () => {
 
   it("programs remote best paths into the VPC's table only, next to foreign routes it never touches", async () => {
     const r = await started();
-    r.kernelFake.put({ table: 1000, prefix: "10.1.0.9/32", sid: "", dev: "vpc9", proto: 196 });
-    r.kernelFake.put({ table: 1000, prefix: "10.99.0.0/16", sid: "", dev: "x", proto: 4 });
-    r.put(bvi("n1.vpc-abc", "abc", 1000, ["10.1.0.5/32"]));
-    r.put(bvi("n1.vpc-def", "def", 2000, ["10.1.0.5/32"]));
+    r.kernelFake.put({ table: 2748, prefix: "10.1.0.9/32", sid: "", dev: "vpc9", proto: 240 });
+    r.kernelFake.put({ table: 2748, prefix: "10.99.0.0/16", sid: "", dev: "x", proto: 4 });
+    r.put(bvi("n1.vpc-abc", "abc", 2748, ["10.1.0.5/32"]));
+    r.put(bvi("n1.vpc-def", "def", 3567, ["10.1.0.5/32"]));
     await r.settle();
     r.fake.learn({ prefix: "10.1.1.7/32", nextHop: "fd00:ff::b", sid: "fd00:0:b::abc:1", rts: [rt(2748)], neighbor: "fd00:ff::1" });
     r.fake.learn({ prefix: "10.1.1.8/32", nextHop: "fd00:ff::b", sid: "fd00:0:b::def:1", rts: [rt(3567)], neighbor: "fd00:ff::1" });
@@ -213,39 +213,65 @@ describe("controllers", () => {
     // A remote path for a prefix that is local here: the local path is best, no kernel route.
     r.fake.learn({ prefix: "10.1.0.5/32", nextHop: "fd00:ff::c", sid: "fd00:0:c::abc:2", rts: [rt(2748)], neighbor: "fd00:ff::1" });
     await r.settle();
-    expect(r.kernelFake.encap(1000)).toEqual([{ table: 1000, prefix: "10.1.1.7/32", sid: "fd00:0:b::abc:1", dev: "fab0" }]);
-    expect(r.kernelFake.encap(2000)).toEqual([{ table: 2000, prefix: "10.1.1.8/32", sid: "fd00:0:b::def:1", dev: "fab0" }]);
-    expect(r.kernelFake.routes.get("1000 10.1.0.9/32")).toMatchObject({ proto: 196, dev: "vpc9" });
-    expect(r.kernelFake.routes.get("1000 10.99.0.0/16")?.proto).toBe(4);
+    expect(r.kernelFake.encap(2748)).toEqual([{ table: 2748, prefix: "10.1.1.7/32", sid: "fd00:0:b::abc:1", dev: "fab0" }]);
+    expect(r.kernelFake.encap(3567)).toEqual([{ table: 3567, prefix: "10.1.1.8/32", sid: "fd00:0:b::def:1", dev: "fab0" }]);
+    expect(r.kernelFake.routes.get("2748 10.1.0.9/32")).toMatchObject({ proto: 240, dev: "vpc9" });
+    expect(r.kernelFake.routes.get("2748 10.99.0.0/16")?.proto).toBe(4);
     expect(r.api.statuses.get("n1.vpc-abc")?.conditions?.find((c) => c.type === "RoutesProgrammed")).toMatchObject({ status: "False", reason: "ForeignRoute" });
     expect(r.api.events.map((e) => [e.name, e.reason])).toContainEqual(["n1.vpc-abc", "ForeignRoute"]);
 
     r.fake.withdraw("10.1.1.7/32", "fd00:ff::1");
     await r.settle();
-    expect(r.kernelFake.encap(1000)).toEqual([]);
-    expect(r.kernelFake.routes.get("1000 10.99.0.0/16")?.proto).toBe(4);
+    expect(r.kernelFake.encap(2748)).toEqual([]);
+    expect(r.kernelFake.routes.get("2748 10.99.0.0/16")?.proto).toBe(4);
   });
 
   it("withdraws a prefix that leaves the object and replaces the VRF when its route target changes", async () => {
     const r = await started();
-    r.put(bvi("o", "abc", 1000, ["10.1.0.5/32", "10.1.0.6/32"]));
+    r.put(bvi("o", "abc", 2748, ["10.1.0.5/32", "10.1.0.6/32"]));
     await r.settle();
     r.fake.log.length = 0;
-    r.put(bvi("o", "abc", 1000, ["10.1.0.5/32"]));
+    r.put(bvi("o", "abc", 2748, ["10.1.0.5/32"]));
     await r.settle();
     expect(r.fake.log).toEqual(["deleteLocalPath vpc-abc 10.1.0.6/32"]);
     r.fake.log.length = 0;
-    r.put(bvi("o", "abc", 1000, ["10.1.0.5/32"], { importRouteTargets: ["65000:7"], exportRouteTargets: ["65000:7"] }));
+    // Another VPC's route target (admission bypassed): neither imported nor exported, and what the
+    // valid spec made is withdrawn.
+    r.put(bvi("o", "abc", 2748, ["10.1.0.5/32"], { importRouteTargets: ["65000:7"], exportRouteTargets: ["65000:7"] }));
     await r.settle();
-    expect(r.fake.log).toEqual(["deleteVrf vpc-abc", "addVrf vpc-abc", "addLocalPath vpc-abc 10.1.0.5/32"]);
-    expect(r.fake.vrfs.get("vpc-abc")?.importRts).toEqual([rt(7)]);
+    expect(r.fake.log).toEqual(["deleteVrf vpc-abc"]);
+    expect(r.fake.vrfs.has("vpc-abc")).toBe(false);
+    expect(r.api.statuses.get("o")?.conditions?.find((c) => c.type === "VRFConfigured")).toMatchObject({
+      status: "False",
+      reason: "RoutingIdentityMismatch",
+      message: 'spec.importRouteTargets: ["65000:7"] is not VPC abc\'s ["65000:2748"] (ASN 65000, VPC abc)',
+    });
     expect(r.api.statuses.get("o")?.observedGeneration).toBe(3);
+    r.fake.log.length = 0;
+    r.put(bvi("o", "abc", 2748, ["10.1.0.5/32"]));
+    await r.settle();
+    expect(r.fake.log).toEqual(["addVrf vpc-abc", "addLocalPath vpc-abc 10.1.0.5/32"]);
+  });
+
+  it.each([
+    ["a route distinguisher", { routeDistinguisher: "65000:3567" }, /spec.routeDistinguisher: 65000:3567 is not VPC abc's 65000:2748/],
+    ["an extra import route target", { importRouteTargets: ["65000:2748", "65000:3567"] }, /spec.importRouteTargets/],
+    ["a table", { table: 3567 }, /spec.table: 3567 is not VPC abc's 2748/],
+  ])("refuses an object with %s not its VPC's, before anything is programmed", async (_what, extra, msg) => {
+    const r = await started();
+    r.put(bvi("o", "abc", 2748, ["10.1.0.5/32"], extra));
+    await r.settle();
+    expect(r.fake.vrfs.size).toBe(0);
+    expect(r.fake.log.filter((l) => !l.startsWith("addPeer") && !l.startsWith("startBgp"))).toEqual([]);
+    const c = r.api.statuses.get("o")?.conditions?.find((x) => x.type === "VRFConfigured");
+    expect(c).toMatchObject({ status: "False", reason: "RoutingIdentityMismatch" });
+    expect(c?.message).toMatch(msg);
   });
 
   it("changes nothing when everything is already right (no churn on a pass over everything)", async () => {
     const r = await started();
     r.fake.learn({ prefix: "10.1.1.7/32", nextHop: "fd00:ff::b", sid: "fd00:0:b::abc:1", rts: [rt(2748)], neighbor: "fd00:ff::1" });
-    r.put(bvi("o", "abc", 1000, ["10.1.0.5/32"]));
+    r.put(bvi("o", "abc", 2748, ["10.1.0.5/32"]));
     await r.settle();
     const writes = [r.fake.log.length, r.kernelFake.log.length, r.api.statusWrites];
     r.passAll();
@@ -256,21 +282,21 @@ describe("controllers", () => {
 
   it("on delete removes VRF, paths and routes, then releases the finalizer", async () => {
     const r = await started();
-    r.put(bvi("o", "abc", 1000, ["10.1.0.5/32"]));
+    r.put(bvi("o", "abc", 2748, ["10.1.0.5/32"]));
     await r.settle();
     r.fake.learn({ prefix: "10.1.1.7/32", nextHop: "fd00:ff::b", sid: "fd00:0:b::abc:1", rts: [rt(2748)], neighbor: "fd00:ff::1" });
     await r.settle();
-    expect(r.kernelFake.encap(1000)).toHaveLength(1);
+    expect(r.kernelFake.encap(2748)).toHaveLength(1);
     r.markDeleted("o");
     await r.settle();
     expect(r.fake.vrfs.has("vpc-abc")).toBe(false);
-    expect(r.kernelFake.encap(1000)).toEqual([]);
+    expect(r.kernelFake.encap(2748)).toEqual([]);
     expect(r.objects.get("o")).toBeUndefined();
   });
 
   it("holds the finalizer while gobgpd is unreachable and releases it when gobgpd returns", async () => {
     const r = await started();
-    r.put(bvi("o", "abc", 1000, ["10.1.0.5/32"]));
+    r.put(bvi("o", "abc", 2748, ["10.1.0.5/32"]));
     await r.settle();
     r.connectable = false;
     r.fake.close();
@@ -288,10 +314,10 @@ describe("controllers", () => {
 
   it("replays everything after gobgpd restarts, keeping kernel routes during the hold", async () => {
     const r = await started({ routeHoldMs: 60_000 });
-    r.put(bvi("o", "abc", 1000, ["10.1.0.5/32"]));
+    r.put(bvi("o", "abc", 2748, ["10.1.0.5/32"]));
     r.fake.learn({ prefix: "10.1.1.7/32", nextHop: "fd00:ff::b", sid: "fd00:0:b::abc:1", rts: [rt(2748)], neighbor: "fd00:ff::1" });
     await r.settle();
-    expect(r.kernelFake.encap(1000)).toHaveLength(1);
+    expect(r.kernelFake.encap(2748)).toHaveLength(1);
     r.now += 1000;
     r.fake.restart();
     await until(() => r.fake.global !== undefined && r.fake.vrfs.has("vpc-abc"));
@@ -299,13 +325,13 @@ describe("controllers", () => {
     expect([...(r.fake.localPaths.get("vpc-abc")?.keys() ?? [])]).toEqual(["10.1.0.5/32"]);
     expect([...r.fake.peers.keys()]).toEqual(["fd00:ff::1"]);
     // The remote path is not relearned yet: the route stays while the hold lasts…
-    expect(r.kernelFake.encap(1000)).toHaveLength(1);
+    expect(r.kernelFake.encap(2748)).toHaveLength(1);
     expect((await r.metrics.replays.get()).values.find((v) => v.labels["reason"] === "gobgpd-restart")?.value).toBe(1);
     // …and goes once it is over.
     r.now += 61_000;
     r.passAll();
     await r.settle();
-    expect(r.kernelFake.encap(1000)).toEqual([]);
+    expect(r.kernelFake.encap(2748)).toEqual([]);
   });
 
   it.each([
@@ -318,21 +344,21 @@ describe("controllers", () => {
     // whose path the RIB does not have (yet).
     r.fake.global = { asn: 65000, routerId: "10.0.0.1", listenPort: -1 };
     r.fake.peers.set("fd00:ff::1", { address: "fd00:ff::1", asn: 65000, families: ["vpnv4", "vpnv6"], state });
-    const vrf = { name: "vpc-abc", rd: rt(2748), importRts: [rt(2748)], exportRts: [rt(2748)], id: 1000 };
+    const vrf = { name: "vpc-abc", rd: rt(2748), importRts: [rt(2748)], exportRts: [rt(2748)], id: 2748 };
     await r.fake.addVrf(vrf);
-    await r.fake.addLocalPaths(vrf, [{ vrf: "vpc-abc", prefix: "10.1.0.5/32", nextHop: "fd00:ff::a", sid: "fd00:0:a::abc:1", behavior: 20 }]);
-    r.kernelFake.put({ table: 1000, prefix: "10.1.1.7/32", sid: "fd00:0:b::abc:1", dev: "fab0", proto: 197 });
-    r.objects.put(bvi("o", "abc", 1000, ["10.1.0.5/32"]));
+    await r.fake.addLocalPaths(vrf, [{ vrf: "vpc-abc", prefix: "10.1.0.5/32", nextHop: "fd00:ff::a", encap: "srv6", sid: "fd00:0:a::abc:1", behavior: 20 }]);
+    r.kernelFake.put({ table: 2748, prefix: "10.1.1.7/32", sid: "fd00:0:b::abc:1", dev: "fab0", proto: 241 });
+    r.objects.put(bvi("o", "abc", 2748, ["10.1.0.5/32"]));
     await r.start();
     r.passAll();
     await r.settle();
-    expect(r.kernelFake.owned(1000)).toHaveLength(left);
+    expect(r.kernelFake.owned(2748)).toHaveLength(left);
     expect(r.fake.log.filter((l) => !l.startsWith("addPeer"))).toEqual(["addVrf vpc-abc", "addLocalPath vpc-abc 10.1.0.5/32"]);
   });
 
   it("notices a gobgpd that lost BGP between probes (a call says not started) and replays", async () => {
     const r = await started();
-    r.put(bvi("o", "abc", 1000, ["10.1.0.5/32"]));
+    r.put(bvi("o", "abc", 2748, ["10.1.0.5/32"]));
     await r.settle();
     // Same connection, state gone: what a fast restart behind a proxy or a StopBgp looks like.
     r.fake.global = undefined;
@@ -347,7 +373,7 @@ describe("controllers", () => {
   it("reports speaker errors in status and as an Event, and retries until they pass", async () => {
     const r = await started();
     r.fake.failNext("addVrf", "other", 2);
-    r.put(bvi("o", "abc", 1000, ["10.1.0.5/32"]));
+    r.put(bvi("o", "abc", 2748, ["10.1.0.5/32"]));
     await r.settle();
     expect(r.fake.vrfs.has("vpc-abc")).toBe(true);
     expect(r.api.events.map((e) => e.reason)).toContain("SpeakerError");
@@ -356,8 +382,8 @@ describe("controllers", () => {
 
   it("refuses a second VPC in the same table with a TableConflict", async () => {
     const r = await started();
-    r.put(bvi("a", "abc", 1000, ["10.1.0.5/32"]));
-    r.put({ ...bvi("b", "def", 1000, ["10.1.0.6/32"]), metadata: { ...bvi("b", "def", 1000, []).metadata, creationTimestamp: new Date("2026-01-05T00:00:00Z") } });
+    r.put(bvi("a", "abc", 2748, ["10.1.0.5/32"]));
+    r.put({ ...bvi("b", "def", 2748, ["10.1.0.6/32"]), metadata: { ...bvi("b", "def", 2748, []).metadata, creationTimestamp: new Date("2026-01-05T00:00:00Z") } });
     await r.settle();
     expect(r.fake.vrfs.has("vpc-def")).toBe(false);
     expect(r.api.statuses.get("b")?.conditions?.[1]).toMatchObject({ type: "VRFConfigured", status: "False", reason: "TableConflict" });
@@ -366,8 +392,8 @@ describe("controllers", () => {
   it("removes kvrfd routes and VRFs no object owns (left by a crash), never other routes", async () => {
     rig = new Rig();
     const r = rig;
-    r.kernelFake.put({ table: 3000, prefix: "10.7.0.1/32", sid: "fd00::1", dev: "fab0", proto: 197 });
-    r.kernelFake.put({ table: 3000, prefix: "10.7.0.2/32", sid: "", dev: "x", proto: 196 });
+    r.kernelFake.put({ table: 3000, prefix: "10.7.0.1/32", sid: "fd00::1", dev: "fab0", proto: 241 });
+    r.kernelFake.put({ table: 3000, prefix: "10.7.0.2/32", sid: "", dev: "x", proto: 240 });
     await r.start();
     await r.fake.addVrf({ name: "vpc-777", rd: rt(1911), importRts: [rt(1911)], exportRts: [rt(1911)], id: 3000 });
     await r.fake.addVrf({ name: "not-ours", rd: rt(1), importRts: [rt(1)], exportRts: [rt(1)], id: 1 });
@@ -375,7 +401,7 @@ describe("controllers", () => {
     r.queue.add(orphanKey);
     await r.settle();
     expect(r.kernelFake.encap(3000)).toEqual([]);
-    expect(r.kernelFake.routes.get("3000 10.7.0.2/32")?.proto).toBe(196);
+    expect(r.kernelFake.routes.get("3000 10.7.0.2/32")?.proto).toBe(240);
     expect([...r.fake.vrfs.keys()]).toEqual(["not-ours"]);
   });
 
@@ -388,19 +414,19 @@ describe("controllers", () => {
     r.queue.add(orphanKey);
     await sleep(20);
     // The sweep is reading the kernel; meanwhile an object arrives and is reconciled.
-    r.put(bvi("o", "abc", 1000, ["10.1.0.5/32"]));
-    await until(() => r.fake.vrfs.has("vpc-abc") && r.kernelFake.encap(1000).length === 1);
+    r.put(bvi("o", "abc", 2748, ["10.1.0.5/32"]));
+    await until(() => r.fake.vrfs.has("vpc-abc") && r.kernelFake.encap(2748).length === 1);
     r.kernelFake.dumpGate = undefined;
     release();
     await r.settle();
     expect(r.fake.vrfs.has("vpc-abc")).toBe(true);
-    expect(r.kernelFake.encap(1000)).toHaveLength(1);
+    expect(r.kernelFake.encap(2748)).toHaveLength(1);
   });
 
   it("originates a prefix that several VPCs share once per VPC, each under its VPC's RD (VPN form)", async () => {
     const r = await started();
-    r.put(bvi("a", "abc", 1000, ["10.1.0.5/32", "10.1.0.6/32"]));
-    r.put(bvi("d", "def", 2000, ["10.1.0.5/32"]));
+    r.put(bvi("a", "abc", 2748, ["10.1.0.5/32", "10.1.0.6/32"]));
+    r.put(bvi("d", "def", 3567, ["10.1.0.5/32"]));
     await r.settle();
     const rib = (await r.fake.listRib("ipv4")).filter((p) => p.local).map((p) => `${p.rd.type === 1 ? "" : p.rd.assigned} ${p.prefix} ${p.rts.map((x) => (x.type === 1 ? "" : x.assigned)).join(",")}`);
     expect(rib.sort()).toEqual(["2748 10.1.0.5/32 2748", "2748 10.1.0.6/32 2748", "3567 10.1.0.5/32 3567"]);
@@ -415,9 +441,9 @@ describe("controllers", () => {
 
   it("reconciles only the VRFs that import a changed path's route targets, never VPC b's routes in VPC a's table", async () => {
     const r = await started();
-    r.put(bvi("a", "abc", 1000, ["10.1.0.5/32"]));
-    r.put(bvi("d", "def", 2000, ["10.1.0.5/32"]));
-    r.put(bvi("x", "123", 3000, ["10.9.0.1/32"]));
+    r.put(bvi("a", "abc", 2748, ["10.1.0.5/32"]));
+    r.put(bvi("d", "def", 3567, ["10.1.0.5/32"]));
+    r.put(bvi("x", "123", 291, ["10.9.0.1/32"]));
     await r.settle();
     r.ribKeys.length = 0;
     // Overlapping addresses across VPCs: each only in its own VPC's table.
@@ -425,23 +451,23 @@ describe("controllers", () => {
     r.fake.learn({ prefix: "10.1.1.7/32", nextHop: "fd00:ff::b", sid: "fd00:0:b::def:1", rts: [rt(3567)], neighbor: "fd00:ff::1" });
     await r.settle();
     expect([...new Set(r.ribKeys)].sort()).toEqual(["a", "d"]);
-    expect(r.kernelFake.encap(1000)).toEqual([{ table: 1000, prefix: "10.1.1.7/32", sid: "fd00:0:b::abc:1", dev: "fab0" }]);
-    expect(r.kernelFake.encap(2000)).toEqual([{ table: 2000, prefix: "10.1.1.7/32", sid: "fd00:0:b::def:1", dev: "fab0" }]);
-    expect(r.kernelFake.encap(3000)).toEqual([]);
+    expect(r.kernelFake.encap(2748)).toEqual([{ table: 2748, prefix: "10.1.1.7/32", sid: "fd00:0:b::abc:1", dev: "fab0" }]);
+    expect(r.kernelFake.encap(3567)).toEqual([{ table: 3567, prefix: "10.1.1.7/32", sid: "fd00:0:b::def:1", dev: "fab0" }]);
+    expect(r.kernelFake.encap(291)).toEqual([]);
     r.ribKeys.length = 0;
     r.fake.withdraw("10.1.1.7/32", "fd00:ff::1");
     await r.settle();
     expect([...new Set(r.ribKeys)].sort()).toEqual(["a", "d"]);
-    expect([r.kernelFake.encap(1000), r.kernelFake.encap(2000)]).toEqual([[], []]);
+    expect([r.kernelFake.encap(2748), r.kernelFake.encap(3567)]).toEqual([[], []]);
   });
 
   it("a VRF created after the remote paths arrived imports them at once, without listing its RIB", async () => {
     const r = await started();
     r.fake.learn({ prefix: "10.1.1.7/32", nextHop: "fd00:ff::b", sid: "fd00:0:b::abc:1", rts: [rt(2748)], neighbor: "fd00:ff::1" });
     await r.settle();
-    r.put(bvi("a", "abc", 1000, ["10.1.0.5/32"]));
+    r.put(bvi("a", "abc", 2748, ["10.1.0.5/32"]));
     await r.settle();
-    expect(r.kernelFake.encap(1000)).toEqual([{ table: 1000, prefix: "10.1.1.7/32", sid: "fd00:0:b::abc:1", dev: "fab0" }]);
+    expect(r.kernelFake.encap(2748)).toEqual([{ table: 2748, prefix: "10.1.1.7/32", sid: "fd00:0:b::abc:1", dev: "fab0" }]);
     expect(r.fake.calls.filter((c) => c === "listVrfPaths")).toEqual([]);
   });
 

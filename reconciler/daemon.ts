@@ -5,22 +5,25 @@ import type { V1Node } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { bgpInstance, bgpVrfInstance, group, nodeLabel, nodeLabelValue, version, type BGPVRFInstance } from "../shared/api-types.js";
 import { ipJson } from "../shared/kernel/ip.js";
-import { selectInstance, type BGPInstance } from "./bgp-instance.js";
+import { allCapabilities, probeCapabilities, type CapabilityReport } from "../shared/kernel/capabilities.js";
+import type { Encapsulation } from "../shared/api-types.js";
+import { kernelLacks, nodeKernel, type NodeKernel } from "./kernel/node-kernel.js";
+import { selectInstance, type BGPInstance } from "./bgp-instance/bgp-instance.js";
 import type { Config } from "./config.js";
 import { HealthServer, type Check } from "./health.js";
-import { Informer, withoutManagedFields, type Named } from "./informer.js";
-import { IpRouteBackend, KernelRouteCache, type KernelRouteBackend } from "./kernel-routes.js";
-import { KubeApi } from "./kube.js";
-import type { KubeAccess } from "./kube-client.js";
+import { Informer, withoutManagedFields, type Named } from "./kube/informer.js";
+import { IpRouteBackend, KernelRouteCache, type KernelRouteBackend } from "./kernel/kernel-routes.js";
+import { KubeApi } from "./kube/kube.js";
+import type { KubeAccess } from "./kube/kube-client.js";
 import { Metrics } from "./metrics.js";
 import { WorkQueue } from "./queue.js";
-import type { RibChange } from "./rib.js";
-import type { Speaker } from "./speaker.js";
-import { SpeakerController, speakerKey } from "./speaker-controller.js";
-import { SpeakerLink } from "./speaker-link.js";
-import { StatusWriter } from "./status-writer.js";
-import { underlayTowardPeers, type RouteGet } from "./underlay.js";
-import { orphanKey, VrfController, type Underlay } from "./vrf-controller.js";
+import type { RibChange } from "./gobgp/rib.js";
+import type { Speaker } from "./gobgp/speaker.js";
+import { SpeakerController, speakerKey } from "./bgp-instance/speaker-controller.js";
+import { SpeakerLink } from "./gobgp/speaker-link.js";
+import { StatusWriter } from "./vrf/status-writer.js";
+import { underlayTowardPeers, type RouteGet, type Underlay } from "./kernel/underlay.js";
+import { orphanKey, VrfController } from "./vrf/vrf-controller.js";
 
 const speakerGraceMs = 10_000;
 
@@ -29,6 +32,8 @@ export interface DaemonDeps {
   /** Where the API server is and how to authenticate (loadKubeAccess). */
   kubeAccess: KubeAccess;
   kernel?: KernelRouteBackend;
+  /** Probes the node's kernel capabilities (default: shared/kernel/capabilities.ts in cfg.netns). */
+  probeKernel?: () => Promise<CapabilityReport>;
 }
 
 function routerIds(i: BGPInstance): string {
@@ -71,6 +76,10 @@ export class Daemon {
   private downTimer: NodeJS.Timeout | undefined;
   private passwordTimer: NodeJS.Timeout | undefined;
   private started = false;
+  private kernelWarned: string | undefined;
+  /** The node's kernel capabilities, once probed. */
+  kernelReport: CapabilityReport | undefined;
+  private readonly probeKernel: () => Promise<CapabilityReport>;
   healthPort = 0;
 
   constructor(
@@ -78,6 +87,7 @@ export class Daemon {
     private readonly log: Logger,
     deps: DaemonDeps,
   ) {
+    this.probeKernel = deps.probeKernel ?? (() => probeCapabilities(cfg.netns === undefined ? {} : { netns: cfg.netns }));
     this.kube = new KubeApi(deps.kubeAccess, cfg.nodeName, cfg.apiTimeoutSeconds * 1000, (call) => this.metrics.apiRequests.inc({ call }));
     const common = {
       watch: this.kube.watcher,
@@ -143,6 +153,7 @@ export class Daemon {
       log: log.child({ component: "vrf" }),
       routeHoldMs: cfg.routeHoldSeconds * 1000,
       speakerGraceMs,
+      kernelLacks: (caps) => kernelLacks(this.kernelReport, caps),
     });
     this.speakerController = new SpeakerController({
       nodeName: cfg.nodeName,
@@ -153,6 +164,7 @@ export class Daemon {
       metrics: this.metrics,
       log: log.child({ component: "speaker" }),
       onSpeakerReset: () => this.passOverVrfs(),
+      kernel: (encap) => this.nodeKernel(encap),
     });
     this.queue = new WorkQueue({
       workers: cfg.workers,
@@ -249,6 +261,7 @@ export class Daemon {
         await new Promise((r) => setTimeout(r, 2000));
       }
     }
+    await this.probeNodeKernel();
     this.vrfs.start();
     this.instances.start();
     this.nodes.start();
@@ -292,6 +305,47 @@ export class Daemon {
     this.log.info({ healthPort: this.healthPort, netns: this.cfg.netns, gobgpSocket: this.cfg.gobgpSocket }, "kvrfd started");
   }
 
+  /**
+   * Probes the kernel once (capabilities do not change while a kernel runs). A probe that cannot run
+   * at all is retried, like the first read of the kernel routes: nothing can be reported without it.
+   */
+  private async probeNodeKernel(): Promise<void> {
+    let report: CapabilityReport;
+    for (;;) {
+      try {
+        report = await this.probeKernel();
+        break;
+      } catch (err) {
+        this.log.error({ err: errText(err) }, "cannot probe the kernel's capabilities; retrying");
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+    }
+    this.kernelReport = report;
+    const k = this.nodeKernel(this.encapsulation()) as NodeKernel;
+    for (const c of allCapabilities) this.metrics.kernelCapability.set({ capability: c }, k.present.includes(c) ? 1 : 0);
+    const fields = { release: k.release, mode: k.mode, isolation: report.isolation, capabilities: k.present };
+    this.log.info(fields, "kernel capabilities probed");
+  }
+
+  /** The node's kernel seen through the needs of `encap`'s data plane (undefined before the probe). */
+  nodeKernel(encap: Encapsulation): NodeKernel | undefined {
+    if (this.kernelReport === undefined) return undefined;
+    const k = nodeKernel(this.kernelReport, encap);
+    this.metrics.kernelCapabilitiesMissing.set(k.missing.length);
+    if (k.missing.length > 0 && this.kernelWarned !== k.message) {
+      this.kernelWarned = k.message;
+      this.log.error({ release: k.release, mode: k.mode, encapsulation: encap, missing: k.missing, reason: k.message }, "the node's kernel lacks what its data plane needs");
+    }
+    return k;
+  }
+
+  /** The encapsulation of the BGPInstance that selects this node (srv6 when none does yet). */
+  private encapsulation(): Encapsulation {
+    const node = this.nodes.get(this.cfg.nodeName);
+    const { chosen } = node === undefined ? { chosen: undefined } : selectInstance(this.instances.list(), node.metadata?.labels ?? {});
+    return chosen?.spec.encapsulation ?? "srv6";
+  }
+
   /** Reports gobgpd's absence on every object only if it lasts: a restart takes about a second. */
   private armSpeakerDownReport(): void {
     this.downTimer ??= setTimeout(() => {
@@ -325,7 +379,7 @@ export class Daemon {
     let dev = this.cfg.underlayInterface;
     let nextHop = this.cfg.nextHop;
     if (dev === undefined) {
-      // Not configured: the link toward the node's IPv6 BGP peers (reconciler/underlay.ts).
+      // Not configured: the link toward the node's IPv6 BGP peers (reconciler/kernel/underlay.ts).
       const node = this.nodes.get(this.cfg.nodeName);
       const { chosen } = node === undefined ? { chosen: undefined } : selectInstance(this.instances.list(), node.metadata?.labels ?? {});
       const found = await underlayTowardPeers(
@@ -363,11 +417,19 @@ export class Daemon {
     });
   }
 
+  private kernelCheck(): Check {
+    const k = this.nodeKernel(this.encapsulation());
+    if (k === undefined) return { ok: false, detail: "kernel capabilities not probed yet" };
+    if (k.missing.length > 0) return { ok: false, detail: k.message };
+    return { ok: true, detail: `kernel ${k.release} has what the ${k.mode} data plane with ${k.encapsulation} needs` };
+  }
+
   readyChecks(): Check[] {
     const s = this.link.current();
     return [
       ...this.informers().map((i, n) => ({ ok: i.hasSynced, detail: `informer ${["bgpvrfinstances", "bgpinstances", "node"][n]} synced` })),
       { ok: this.kernel.isLoaded, detail: "kernel routes read" },
+      this.kernelCheck(),
       { ok: s !== undefined, detail: s === undefined ? "gobgpd not connected" : `gobgpd connected (${s.speaker.api}, BGP ${s.started ? "running" : "not running"})` },
     ];
   }

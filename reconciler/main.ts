@@ -5,7 +5,7 @@ import { pino } from "pino";
 import { ConfigError, parseConfig } from "./config.js";
 import { Daemon } from "./daemon.js";
 import { connectSpeaker } from "./gobgp/connect.js";
-import { loadKubeAccess } from "./kube-client.js";
+import { loadKubeAccess } from "./kube/kube-client.js";
 
 const version = process.env["KVRF_VERSION"] ?? "0.1.0";
 

@@ -27,6 +27,8 @@ export class Metrics {
   readonly ribPasses: Counter;
   readonly ipRuns: Counter<"kind">;
   readonly apiRequests: Counter<"call">;
+  readonly kernelCapability: Gauge<"capability">;
+  readonly kernelCapabilitiesMissing: Gauge;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const r = this.registry;
@@ -44,7 +46,7 @@ export class Metrics {
     this.vrfsNotReady = new Gauge({ name: "kvrfd_vrfs_not_ready", help: "BGPVRFInstances of this node whose Ready condition is not True.", registers: [r] });
     this.localPaths = new Gauge({ name: "kvrfd_local_paths", help: "Prefixes this node originates into VRFs.", registers: [r] });
     this.remotePaths = new Gauge({ name: "kvrfd_remote_paths", help: "Remote best paths in this node's VRFs.", registers: [r] });
-    this.kernelRoutes = new Gauge({ name: "kvrfd_kernel_routes", help: "Kernel routes owned by kvrfd (proto 197).", registers: [r] });
+    this.kernelRoutes = new Gauge({ name: "kvrfd_kernel_routes", help: "Kernel routes owned by kvrfd (proto 241).", registers: [r] });
     this.gobgpdConnected = new Gauge({ name: "kvrfd_gobgpd_connected", help: "1 while kvrfd holds a session with gobgpd.", registers: [r] });
     this.bgpStarted = new Gauge({ name: "kvrfd_bgp_started", help: "1 while gobgpd runs BGP with the node's BGPInstance.", registers: [r] });
     this.peers = new Gauge({ name: "kvrfd_bgp_peers", help: "Configured BGP peers by session state.", labelNames: ["state"], registers: [r] });
@@ -66,6 +68,8 @@ export class Metrics {
       },
     });
     this.apiRequests = new Counter({ name: "kvrfd_api_requests_total", help: "Kubernetes API requests by call (list, watch, status, finalizer, event, secret, node-status).", labelNames: ["call"], registers: [r] });
+    this.kernelCapability = new Gauge({ name: "kvrfd_kernel_capability", help: "1 when the node's kernel has the data-plane capability (probed at start), else 0.", labelNames: ["capability"], registers: [r] });
+    this.kernelCapabilitiesMissing = new Gauge({ name: "kvrfd_kernel_capabilities_missing", help: "Capabilities the node's data plane needs and its kernel lacks (see the BGPInstance's KernelCapabilities condition).", registers: [r] });
     this.routerIdConflicts = new Gauge({ name: "kvrfd_router_id_conflicts", help: "Other nodes publishing this node's router ID.", registers: [r] });
   }
 }

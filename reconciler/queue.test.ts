@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
-import { Backoff, WorkQueue } from "./queue.js";
+import { Backoff } from "./backoff.js";
+import { WorkQueue } from "./queue.js";
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;

@@ -6,7 +6,9 @@
 // node (`--first`, default 10: each pod of a fresh VPC, ADDed and DELed; its ADD claims, its DEL
 // releases). Also: API round trips per ADD and DEL as the plugin counts them, and where ADD's time
 // goes (from the plugin's own log). Root only; run after `npm run build` and `scripts/test-env ensure`.
-// Usage: tsx scripts/bench-cni.ts [--pods N] [--first N] [--log FILE (keep the plugin's log)]
+// --encap srv6|vxlan (default: SRv6 where this kernel can run it, else VXLAN) picks the data plane;
+// each writes its own section of docs/benchmarks.md.
+// Usage: tsx scripts/bench-cni.ts [--pods N] [--first N] [--encap srv6|vxlan] [--log FILE (keep the plugin's log)]
 import { execFile, execFileSync } from "node:child_process";
 import { copyFileSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -18,6 +20,7 @@ import { cleanupNetns, createNetns, type Netns } from "../test/harness/netns.js"
 import { cniBinDir, repoRoot, testEnvDir, tool } from "../test/harness/tools.js";
 import { quantile, table } from "./lib/stats.js";
 import { writeSection } from "./lib/report.js";
+import { cniNeeds, defaultMode, missingCapabilities, probeCapabilities } from "../shared/kernel/capabilities.js";
 
 function flag(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -26,6 +29,7 @@ function flag(name: string): string | undefined {
 const pods = Number(flag("--pods") ?? 50);
 const firsts = Number(flag("--first") ?? 10);
 const keepLog = flag("--log");
+const encapFlag = flag("--encap");
 
 function timed(fn: () => Promise<{ code: number; stdout: string; stderr: string }>): Promise<number> {
   const t0 = performance.now();
@@ -58,6 +62,11 @@ const load = (): string => loadavg()[0]?.toFixed(1) ?? "?";
 
 async function main(): Promise<void> {
   const loadStart = load();
+  const kernel = await probeCapabilities();
+  const { mode } = defaultMode(kernel);
+  const encap = encapFlag === "srv6" || encapFlag === "vxlan" ? encapFlag : missingCapabilities(kernel, cniNeeds(mode, "srv6")).length === 0 ? "srv6" : "vxlan";
+  const lacking = missingCapabilities(kernel, cniNeeds(mode, encap));
+  if (lacking.length > 0) throw new Error(`this kernel (${kernel.kernel}) cannot run the ${encap} data plane in ${mode} mode: it lacks ${lacking.join(", ")}`);
   const dir = path.join(testEnvDir, "run", `bench-cni-${process.pid}`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
@@ -68,6 +77,8 @@ async function main(): Promise<void> {
     execFileSyncOk("kubectl", ["--kubeconfig", cp.kubeconfig, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]);
     const node = await createNetns("bench-node");
     netnses.push(node);
+    const vtep = "192.0.2.80";
+    if (encap === "vxlan") await node.ip("addr", "add", `${vtep}/32`, "dev", "lo");
     const bridge = await startApiBridge(cp.url, dir);
     await bridge.into(node.name);
     const kubeconfig = bridge.nsKubeconfig(cp.kubeconfig, path.join(dir, "kvrf.kubeconfig"));
@@ -78,7 +89,8 @@ async function main(): Promise<void> {
       name: "bench",
       type: "kvrf",
       vpc: "beef",
-      srv6Locator: "fd00:0:a::/48",
+      encapsulation: encap,
+      ...(encap === "srv6" ? { srv6Locator: "fd00:0:a::/48" } : { vtep }),
       kubeconfig,
       nodeName: "bench",
       asn: 65000,
@@ -148,7 +160,7 @@ async function main(): Promise<void> {
       process.stdout.write(t);
     };
     emit(
-      `CNI latency, ${pods} pods of one VPC (a resident pod keeps the VPC on the node) and ${firsts} pods each alone in its VPC, ` +
+      `CNI latency (${encap === "srv6" ? "SRv6" : "VXLAN"}, ${mode} mode, kernel ${kernel.kernel}), ${pods} pods of one VPC (a resident pod keeps the VPC on the node) and ${firsts} pods each alone in its VPC, ` +
         `sequential, each run via \`ip netns exec\` in the node namespace (Node ${process.version}, ${cniBinDir()})\n\n`,
     );
     emit(
@@ -215,8 +227,8 @@ async function main(): Promise<void> {
     );
     writeSection(
       repoRoot,
-      "cni",
-      `## CNI ADD/DEL latency (scripts/bench-cni.ts)\n\n${new Date().toISOString().slice(0, 10)}, this 2-core machine, shared with other work (load average ${loadStart} at the start, ${load()} at the end). Phases: \`startup\` is the process's age when ADD (DEL) begins (Node bootstrap + bundle load with the code cache); IPAM runs concurrently (‖) with the VPC lock and \`prepare\` (the veth and the VPC's entry rule, and on a VPC's first pod the route-target claim), then \`configure\` (addresses and routes) runs concurrently with \`publish\` (the BGPVRFInstance apply). A node holds a VPC's route-target claim once, so only the first ADD and the last DEL of a VPC on a node talk to it.\n\n\`\`\`\n${out.join("")}\`\`\`\n`,
+      encap === "srv6" ? "cni" : "cni-vxlan",
+      `## CNI ADD/DEL latency, ${encap === "srv6" ? "SRv6" : "VXLAN"} (scripts/bench-cni.ts --encap ${encap})\n\n${new Date().toISOString().slice(0, 10)}, this 2-core machine, shared with other work (load average ${loadStart} at the start, ${load()} at the end). Phases: \`startup\` is the process's age when ADD (DEL) begins (Node bootstrap + bundle load with the code cache); IPAM runs concurrently (‖) with the VPC lock and \`prepare\` (the veth and the VPC's entry rule, and on a VPC's first pod the route-target claim), then \`configure\` (addresses and routes) runs concurrently with \`publish\` (the BGPVRFInstance apply). A node holds a VPC's claims (route target; with VXLAN also the VNI, claimed concurrently) once, so only the first ADD and the last DEL of a VPC on a node talk to them; with VXLAN they also make and remove the VPC's VXLAN device.\n\n\`\`\`\n${out.join("")}\`\`\`\n`,
     );
     await runPlugin(cni, node.name, "DEL", kvrfConf, residentVars);
     await bridge.close();

@@ -172,7 +172,7 @@ async function rawLimit(dir: string, n: number, rounds = 2): Promise<{ vrf: numb
       await s.startBgp({ asn, routerId: "10.0.0.1", listenPort: -1 });
       const rt = (i: number) => ({ type: 0 as const, asn, assigned: i });
       const vrfOf = (i: number) => ({ name: `raw-${i}`, rd: rt(i), importRts: [rt(i)], exportRts: [rt(i)], id: i });
-      const pathOf = (i: number) => ({ vrf: `raw-${i}`, prefix: `10.${(i >> 8) & 255}.${i & 255}.1/32`, nextHop: "fd00::1", sid: "fd00:0:1::1", behavior: 20 as const });
+      const pathOf = (i: number) => ({ vrf: `raw-${i}`, prefix: `10.${(i >> 8) & 255}.${i & 255}.1/32`, nextHop: "fd00::1", encap: "srv6" as const, sid: "fd00:0:1::1", behavior: 20 as const });
       const warm = 200;
       for (let i = 1; i <= warm; i++) {
         await s.addVrf(vrfOf(i));
@@ -263,7 +263,7 @@ async function runSize(f: Fabric, n: number, offset: number, watcher: RibWatcher
   const create = (node: FabricNode, idx: number) => (v: number, lane: number) =>
     publishAttachment(
       lanes[lane % lanes.length] as KubeClient,
-      { nodeName: node.name, vpcHex: v.toString(16), asn, rd: `${asn}:${v}`, rt: `${asn}:${v}`, table: v },
+      { nodeName: node.name, vpcHex: v.toString(16), asn, rd: `${asn}:${v}`, rt: `${asn}:${v}`, table: v, encapsulation: "srv6" },
       { containerID: `c${v}`, ifName: "eth0", attachment: "1", sid: sidOf(idx, "1", v & 0xffff), prefixes: [`10.${idx + 1}.${(v >> 8) & 255}.${v & 255}/32`] },
     );
 

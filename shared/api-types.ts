@@ -9,6 +9,15 @@ export const apiVersion = `${group}/${version}`;
 export const bgpVrfInstance = { kind: "BGPVRFInstance", plural: "bgpvrfinstances" } as const;
 export const bgpInstance = { kind: "BGPInstance", plural: "bgpinstances" } as const;
 export const routeTargetClaim = { kind: "RouteTargetClaim", plural: "routetargetclaims" } as const;
+export const vniClaim = { kind: "VNIClaim", plural: "vniclaims" } as const;
+
+/**
+ * How a VPC's traffic crosses the underlay between nodes: SRv6 (VPNv4/VPNv6 routes with a Prefix-SID,
+ * RFC 9252; IPv6 underlay) or VXLAN (EVPN type-5 routes with the VPC's VNI, RFC 9136; IPv4 or IPv6
+ * underlay). Chosen per cluster in the BGPInstance (spec.encapsulation).
+ */
+export type Encapsulation = "srv6" | "vxlan";
+export const encapsulations: readonly Encapsulation[] = ["srv6", "vxlan"];
 
 /** Label on every BGPVRFInstance: the node it belongs to (see nodeLabelValue). kvrfd watches by it. */
 export const nodeLabel = "kvrf.dev/node";
@@ -19,10 +28,12 @@ export const vrfFinalizer = "kvrf.dev/vrf-cleanup";
 
 /**
  * Route protocol numbers (`ip route … proto N`) marking who owns a kernel route:
- * the CNI plugin's attachment routes, and kvrfd's routes to remote prefixes. Each only ever
- * changes routes carrying its own number.
+ * the CNI plugin's attachment routes, and kvrfd's routes to remote prefixes (and its VXLAN
+ * neighbour entries). Each only ever changes routes carrying its own number. Outside every range
+ * a routing suite on the node may use: FRR's zebra installs 186–197 (196 its static routes, 197
+ * OpenFabric), so kvrf's earlier 196/197 could have made kvrfd's orphan sweep remove FRR's routes.
  */
-export const routeProtocol = { cni: 196, kvrfd: 197 } as const;
+export const routeProtocol = { cni: 240, kvrfd: 241 } as const;
 
 export interface Condition {
   type: string;
@@ -58,6 +69,14 @@ export interface BGPVRFInstanceSpec {
   exportRouteTargets: string[];
   /** Kernel table of the VPC on the node; also the GoBGP VRF id. */
   table: number;
+  /** How the node's attachments are reached; absent means srv6 (objects from before VXLAN). */
+  encapsulation?: Encapsulation;
+  /** VXLAN: the VPC's VNI (its low 24 bits), claimed cluster-wide by a VNIClaim. */
+  vni?: number;
+  /** VXLAN: the node's VTEP, the local address of the VPC's VXLAN device (the EVPN next hop). */
+  vtep?: string;
+  /** VXLAN: the node's router MAC (shared/router-mac.ts), the VXLAN device's address. */
+  routerMac?: string;
   attachments?: Attachment[];
 }
 

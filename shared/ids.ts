@@ -39,3 +39,12 @@ export function hex(id: bigint | number): string {
 export function vpcNumber(vpc: bigint): number {
   return Number(vpc & 0xffffffffn);
 }
+
+/**
+ * The low 24 bits of a VPC ID: its VXLAN network identifier (RFC 7348) on every node. Like
+ * vpcNumber it truncates, so two VPCs can share it; a claim through the API server (VNIClaim)
+ * keeps it to one VPC. VNI 0 is refused: many implementations treat it as "no VNI".
+ */
+export function vpcVni(vpc: bigint): number {
+  return Number(vpc & 0xffffffn);
+}

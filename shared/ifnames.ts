@@ -2,7 +2,8 @@
 // unique (a bijective encoding, never a hash) and within Linux's 15-byte limit.
 //   host veth of an attachment  "kv"   + 13 base32 chars of (vpc << 16 | attachment)  = 15 bytes
 //   VRF device of a VPC         "kvrf-" + 10 base32 chars of vpc                      = 15 bytes
-// The VRF name contains '-', which base32 never does, so the two can never collide.
+//   VXLAN device of a VPC       "kvx-"  + 10 base32 chars of vpc                      = 14 bytes
+// The VRF and VXLAN names contain '-', which base32 never does, so none can collide.
 
 const alphabet = "abcdefghijklmnopqrstuvwxyz234567";
 
@@ -18,6 +19,18 @@ export function hostVethName(vpc: bigint, attachment: number): string {
 
 export function vrfDeviceName(vpc: bigint): string {
   return `kvrf-${base32(vpc, 10)}`;
+}
+
+export function vxlanDeviceName(vpc: bigint): string {
+  return `kvx-${base32(vpc, 10)}`;
+}
+
+/** Inverse of vxlanDeviceName: the VPC of a kvrf VXLAN device, or undefined. */
+export function parseVxlanDeviceName(name: string): bigint | undefined {
+  if (!/^kvx-[a-z2-7]{10}$/.test(name)) return undefined;
+  let v = 0n;
+  for (const c of name.slice(4)) v = (v << 5n) | BigInt(alphabet.indexOf(c));
+  return v;
 }
 
 /** Inverse of hostVethName, for GC: the IDs a kvrf host interface name encodes, or undefined. */

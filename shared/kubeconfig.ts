@@ -1,5 +1,5 @@
 // The one reader of the kubeconfig file format, for the CNI plugin (cni/kube/credentials.ts) and
-// kvrfd (reconciler/kube-client.ts). It resolves the current context to its cluster and user the
+// kvrfd (reconciler/kube/kube-client.ts). It resolves the current context to its cluster and user the
 // way kubectl does and reads what a node's client can use: the server, CA, client certificate and
 // key (inline `*-data`, or a file relative to the kubeconfig's directory), a token or token file,
 // insecure-skip-tls-verify and tls-server-name. It runs nothing: user fields it does not interpret

@@ -109,3 +109,6 @@ export function decodeRouteDistinguisher(b: Buffer): AdminAssigned {
       throw new RouteDistinguisherError(`route distinguisher: unknown type ${type}`);
   }
 }
+
+/** A route distinguisher's or route target's identity (layout and value), as a map key. */
+export const aaKey = (v: AdminAssigned): string => `${v.type}/${formatAdminAssigned(v)}`;

@@ -1,48 +1,53 @@
-// The local data plane of one attachment, in two kernel modes (docs/dataplane.md):
-//   vrf             the host veth is enslaved to the VPC's VRF device (table T); the SID
+// The local data plane of one attachment, in two kernel modes and two encapsulations
+// (docs/dataplane.md). The kernel lines come from lines.ts (pure, golden-tested); this file runs
+// them: when, in which batch, and how a failure is told apart and undone.
+//   vrf             the host veth is enslaved to the VPC's VRF device (table T); with SRv6 the SID
 //                   decapsulates with End.DT46 into that VRF.
-//   policy-routing  an `ip rule iif <veth> lookup T` puts the pod's traffic in the VPC's table;
-//                   the SID decapsulates with End.DX4 (and a second one with End.DX6) straight to
+//   policy-routing  an `ip rule iif <veth> lookup T` puts the pod's traffic in the VPC's table; with
+//                   SRv6 the SID decapsulates with End.DX4 (and a second one with End.DX6) straight to
 //                   the pod, through a node-unique next hop with a permanent neighbour entry.
+//   vxlan           no per-attachment decapsulation: the VPC's VXLAN device (vpc.ts) delivers into T.
 // Pods get /32 and /128 addresses and reach everything through link-local gateways that resolve
 // to the host veth's MAC by permanent neighbour entries, so no ARP/NDP proxying is needed and
 // pods of different VPCs may use the same addresses.
 import { createHash } from "node:crypto";
 import ipaddr from "ipaddr.js";
-import { routeProtocol } from "../../shared/api-types.js";
+import type { Encapsulation } from "../../shared/api-types.js";
 import { ip, ipJson, IpError, type IpOptions } from "../../shared/kernel/ip.js";
-import { hostVethName, vrfDeviceName } from "../../shared/ifnames.js";
+import { hostVethName } from "../../shared/ifnames.js";
 import { attachmentSid, attachmentSid6, type Locator } from "../../shared/srv6-sid.js";
 import { CniError, ErrorCode } from "../error.js";
 import type { IpamIp, IpamRoute } from "../ipam.js";
 import type { Termination } from "../config.js";
+import { detachBatches, hostBatch, needsDx4, podBatch, prepareBatch, withDx4, type AttachmentShape, type Batch, type VxlanVpc } from "./lines.js";
 import type { DataplaneMode } from "./mode.js";
 import type { UndoStack } from "./undo.js";
+import { ensureVrfDevice, inspectVxlanDevice, kernelError, makeVxlanDevice } from "./vpc.js";
 
-export const podGateway4 = "169.254.1.1";
-export const podGateway6 = "fe80::1";
-/** Rule preference of the per-attachment `iif` rules: before main (32766), after local (0). */
-export const rulePreference = 1000;
-/** Metric of the VPC table's unreachable defaults: last resort, so nothing leaks to main. */
-const unreachableMetric = "4278198272";
+export { podGateway4, podGateway6, rulePreference } from "./lines.js";
+export { ensureVpc, releaseVpcIfUnused } from "./vpc.js";
+
 /** End.DX4 next hops are drawn from here (clear of 169.254.169.254 and 169.254.1.1). */
 const nextHopPool4 = { base: ipaddr.parse("169.254.64.0").toByteArray(), size: 1 << 14 };
 /** End.DX6 next hops: this /64 plus the 64-bit (vpc << 16 | attachment), unique per node. */
 const nextHopPrefix6 = 0xfd6b_7672_6600_0000n;
 
-const proto = String(routeProtocol.cni);
-
 export interface AttachmentSpec {
   /** Namespace acting as the node (tests); undefined: the plugin's own namespace. */
   hostNs?: string | undefined;
   mode: DataplaneMode;
+  /** Default srv6. */
+  encap?: Encapsulation | undefined;
   vpc: bigint;
   /** The attachment ID, or undefined to pick a free one on this node. */
   attachment: number | undefined;
   /** Seed for picking a free attachment ID (e.g. containerID/ifName), so retries pick the same. */
   seed: string;
   table: number;
-  locator: Locator;
+  /** SRv6: the node's locator (the attachment's SIDs are in it). */
+  locator?: Locator | undefined;
+  /** VXLAN: the VPC's VNI and the node's VTEP and router MAC (the VPC's VXLAN device). */
+  vxlan?: VxlanVpc | undefined;
   podIf: string;
   /** CNI_NETNS path. */
   netns: string;
@@ -58,17 +63,18 @@ export interface AttachmentSpec {
 export interface AttachmentIds {
   attachment: number;
   hostIf: string;
-  sid: string;
-  /** The policy-routing mode's End.DX6 SID (undefined for a 64-bit locator). */
+  /** The SRv6 SID (undefined without a locator: VXLAN). */
+  sid: string | undefined;
+  /** The policy-routing mode's End.DX6 SID (undefined for a 64-bit locator, or without one). */
   sid6: string | undefined;
 }
 
-export function attachmentIds(locator: Locator, vpc: bigint, attachment: number): AttachmentIds {
+export function attachmentIds(locator: Locator | undefined, vpc: bigint, attachment: number): AttachmentIds {
   return {
     attachment,
     hostIf: hostVethName(vpc, attachment),
-    sid: attachmentSid(locator, vpc, attachment),
-    sid6: attachmentSid6(locator, vpc, attachment),
+    sid: locator === undefined ? undefined : attachmentSid(locator, vpc, attachment),
+    sid6: locator === undefined ? undefined : attachmentSid6(locator, vpc, attachment),
   };
 }
 
@@ -81,10 +87,6 @@ export interface Attached extends AttachmentIds {
 
 function hostAddress(cidr: string): string {
   return ipaddr.parseCIDR(cidr)[0].toString();
-}
-
-function family(addr: string): 4 | 6 {
-  return ipaddr.parse(addr).kind() === "ipv4" ? 4 : 6;
 }
 
 export function nextHop6(vpc: bigint, attachment: number): string {
@@ -103,69 +105,14 @@ function nextHop4Candidate(vpc: bigint, attachment: number, probe: number): stri
   return ipaddr.fromByteArray(b).toString();
 }
 
-function kernelError(what: string, err: unknown): CniError {
-  if (err instanceof CniError) return err;
-  return new CniError(ErrorCode.Kernel, `${what}: ${(err as Error).message}`, "", { cause: err });
-}
-
-/** The per-VPC state on the node, shared by its attachments (idempotent). */
-export async function ensureVpc(mode: DataplaneMode, vpc: bigint, table: number, hostNs?: string): Promise<void> {
-  const h: IpOptions = hostNs !== undefined ? { netns: hostNs } : {};
-  const t = String(table);
-  const lines: string[] = [];
-  if (mode === "vrf") {
-    const dev = vrfDeviceName(vpc);
-    try {
-      await ip(["link", "add", dev, "type", "vrf", "table", t], h);
-    } catch (err) {
-      if (!(err instanceof IpError && err.exists)) throw kernelError(`creating VRF device ${dev}`, err);
-    }
-    lines.push(`link set ${dev} up`);
-  }
-  lines.push(`route replace unreachable 0.0.0.0/0 metric ${unreachableMetric} table ${t} proto ${proto}`);
-  lines.push(`route replace unreachable ::/0 metric ${unreachableMetric} table ${t} proto ${proto}`);
-  try {
-    await ip([], { ...h, batch: lines });
-  } catch (err) {
-    throw kernelError(`preparing table ${t} of VPC ${vpc.toString(16)}`, err);
-  }
-}
-
-/** Removes the per-VPC state when no attachment of the VPC is left on the node. */
-export async function releaseVpcIfUnused(mode: DataplaneMode, vpc: bigint, table: number, hostNs?: string): Promise<boolean> {
-  const h: IpOptions = hostNs !== undefined ? { netns: hostNs } : {};
-  const t = String(table);
-  if (mode === "vrf") {
-    const dev = vrfDeviceName(vpc);
-    const members = await ipJson<{ ifname: string }>(["link", "show", "master", dev], h).catch((err: unknown) => {
-      if (err instanceof IpError && err.notFound) return [];
-      throw err;
-    });
-    if (members.length > 0) return false;
-    await ip(["link", "del", dev], h).catch((err: unknown) => {
-      if (!(err instanceof IpError && err.notFound)) throw err;
-    });
-  } else {
-    // Every attachment has an IPv4 and an IPv6 rule. The IPv6 one is made first, with the veth and
-    // under the VPC lock (prepare), so it also counts an ADD still waiting for its addresses.
-    if ((await ipJson(["-6", "rule", "show", "table", t], h)).length > 0) return false;
-  }
-  await ip([], {
-    ...h,
-    batch: [`route del unreachable 0.0.0.0/0 metric ${unreachableMetric} table ${t}`, `route del unreachable ::/0 metric ${unreachableMetric} table ${t}`],
-    force: true,
-  }).catch(() => undefined);
-  return true;
-}
-
 /** The pod's addresses as configured in the pod (/32, /128), canonical. */
 export function podAddressesOf(ips: readonly IpamIp[]): string[] {
   return ips.map((i) => `${hostAddress(i.address)}/${i.family === 4 ? 32 : 128}`);
 }
 
-/** Refuses IPv6 pods on a 64-bit locator in policy-routing mode: End.DX6 needs a SID bit. */
-export function checkLocator(mode: DataplaneMode, locator: Locator, ips: readonly IpamIp[]): void {
-  if (mode === "policy-routing" && ips.some((i) => i.family === 6) && locator.length > 63) {
+/** Refuses IPv6 pods on a 64-bit locator in SRv6 policy-routing mode: End.DX6 needs a SID bit. */
+export function checkLocator(mode: DataplaneMode, locator: Locator | undefined, ips: readonly IpamIp[]): void {
+  if (locator !== undefined && mode === "policy-routing" && ips.some((i) => i.family === 6) && locator.length > 63) {
     throw new CniError(
       ErrorCode.InvalidConfig,
       "srv6Locator: a 64-bit locator leaves no bit for the IPv6 (End.DX6) SID on a kernel without VRF devices; use a locator of 63 bits or less",
@@ -198,31 +145,48 @@ function failedLine(err: unknown): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+function shape(spec: PrepareSpec, ids: AttachmentIds, hostMac: string, podMac: string): AttachmentShape {
+  return {
+    mode: spec.mode,
+    encap: spec.encap ?? "srv6",
+    vpc: spec.vpc,
+    table: spec.table,
+    hostIf: ids.hostIf,
+    hostMac,
+    podIf: spec.podIf,
+    podMac,
+    netns: spec.netns,
+    mtu: spec.mtu,
+    alias: spec.alias,
+    sid: ids.sid,
+    sid6: ids.sid6,
+  };
+}
+
+function run(b: Batch, h: IpOptions): Promise<string> {
+  return ip(b.args, { ...h, batch: b.lines });
+}
+
 /**
- * Everything that does not need the IPAM result, in one `ip -6 -batch` (each `ip` run costs a
- * process start): the VPC table's IPv6 unreachable default, the veth pair — host end up with its
- * MAC, pod end created directly inside the pod's namespace under its final name, both with their
- * MTU — the alias recording whose it is, and the pod traffic's entry into the VPC (the IPv6
- * `iif` rule, or VRF membership and the End.DT46 SID). The caller holds the VPC lock: the rule or
- * membership is what tells releaseVpcIfUnused (and the route-target hold) that the VPC is in use.
- * The host end is named from (vpc, attachment), so the kernel's EEXIST on it is the atomic
- * test-and-set that keeps attachment IDs (and with them SIDs) unique on the node.
+ * Everything that does not need the IPAM result: the VPC's per-node state (VRF device, VXLAN
+ * device), then one `ip -6 -batch` (lines.ts prepareBatch) with the table's IPv6 default, the veth
+ * pair — host end up with its MAC, pod end created directly inside the pod's namespace under its
+ * final name, both with their MTU —, the alias recording whose it is, and the pod traffic's entry
+ * into the VPC (the IPv6 `iif` rule, or VRF membership and with SRv6 the End.DT46 SID). The caller
+ * holds the VPC lock: the rule or membership is what tells releaseVpcIfUnused (and the claims'
+ * hold) that the VPC is in use. The host end is named from (vpc, attachment), so the kernel's
+ * EEXIST on it is the atomic test-and-set that keeps attachment IDs (and with them SIDs) unique.
  */
 export async function prepare(spec: PrepareSpec, undo: UndoStack): Promise<Prepared> {
   const h: IpOptions = spec.hostNs !== undefined ? { netns: spec.hostNs } : {};
-  const t = String(spec.table);
-  const vrf = vrfDeviceName(spec.vpc);
-  const before: string[] = [];
-  if (spec.mode === "vrf") {
-    try {
-      await ip(["link", "add", vrf, "type", "vrf", "table", t], h);
-    } catch (err) {
-      if (!(err instanceof IpError && err.exists)) throw kernelError(`creating VRF device ${vrf}`, err);
-    }
-    before.push(`link set ${vrf} up`);
-  }
-  before.push(`route replace unreachable ::/0 metric ${unreachableMetric} table ${t} proto ${proto}`);
-  const vethLine = before.length + 1;
+  const encap = spec.encap ?? "srv6";
+  if (encap === "srv6" && spec.locator === undefined) throw new CniError(ErrorCode.InvalidConfig, "srv6Locator: required with the srv6 encapsulation");
+  if (encap === "vxlan" && spec.vxlan === undefined) throw new CniError(ErrorCode.InvalidConfig, "vtep: required with the vxlan encapsulation");
+  // The VXLAN device (or the VTEP) is checked before anything is made.
+  const vx = spec.vxlan !== undefined && encap === "vxlan" ? { mode: spec.mode, encap, vpc: spec.vpc, table: spec.table, mtu: spec.mtu, vxlan: spec.vxlan } : undefined;
+  const vxState = vx !== undefined ? await inspectVxlanDevice(vx, h) : undefined;
+  if (spec.mode === "vrf") await ensureVrfDevice(spec.vpc, spec.table, h, encap === "srv6");
+  if (vx !== undefined && vxState === "make") await makeVxlanDevice(vx, h);
   const candidates =
     spec.attachment !== undefined
       ? [spec.attachment]
@@ -230,22 +194,14 @@ export async function prepare(spec: PrepareSpec, undo: UndoStack): Promise<Prepa
   for (const candidate of candidates) {
     const ids = attachmentIds(spec.locator, spec.vpc, candidate);
     const { host: hostMac, pod: podMac } = macs(spec.vpc, candidate);
-    const mtu = String(spec.mtu);
-    const lines = [
-      ...before,
-      `link add ${ids.hostIf} address ${hostMac} mtu ${mtu} up type veth peer name ${spec.podIf} address ${podMac} mtu ${mtu} netns ${spec.netns}`,
-      `link set ${ids.hostIf} alias ${spec.alias}`,
-      ...(spec.mode === "vrf"
-        ? [`link set ${ids.hostIf} master ${vrf}`, `route add ${ids.sid}/128 encap seg6local action End.DT46 vrftable ${t} dev ${vrf} proto ${proto}`]
-        : [`rule add iif ${ids.hostIf} lookup ${t} pref ${rulePreference} protocol ${proto}`]),
-    ];
+    const batch = prepareBatch(shape(spec, ids, hostMac, podMac));
     const undoVeth = (): void =>
       undo.push(`attachment ${ids.hostIf}`, () => detach({ hostNs: spec.hostNs, mode: spec.mode, table: spec.table, hostIf: ids.hostIf, sid: ids.sid, sid6: ids.sid6 }));
     try {
-      await ip(["-6"], { ...h, batch: lines });
+      await run(batch, h);
     } catch (err) {
       const line = failedLine(err);
-      if (line === undefined || line > vethLine) {
+      if (line === undefined || line > batch.vethLine) {
         // Past the veth (or unknown: a timeout): ours if it carries our MAC, which is derived from
         // this very (vpc, attachment) and set atomically with its creation.
         const ours =
@@ -257,7 +213,7 @@ export async function prepare(spec: PrepareSpec, undo: UndoStack): Promise<Prepa
         if (ours) undoVeth();
         throw kernelError(`preparing ${ids.hostIf} for VPC ${spec.vpc.toString(16)}`, err);
       }
-      if (line < vethLine || !(err instanceof IpError && err.exists)) throw kernelError(`creating veth ${ids.hostIf}/${spec.podIf}`, err);
+      if (line < batch.vethLine || !(err instanceof IpError && err.exists)) throw kernelError(`creating veth ${ids.hostIf}/${spec.podIf}`, err);
       const hostExists = await ipJson(["link", "show", "dev", ids.hostIf], h).then(
         (l) => l.length > 0,
         () => false,
@@ -287,66 +243,16 @@ export async function prepare(spec: PrepareSpec, undo: UndoStack): Promise<Prepa
 export async function configure(p: Prepared, ips: IpamIp[], routes: IpamRoute[]): Promise<Attached> {
   const s = p.spec;
   const h: IpOptions = s.hostNs !== undefined ? { netns: s.hostNs } : {};
-  const t = String(s.table);
-  const has4 = ips.some((i) => i.family === 4);
-  const has6 = ips.some((i) => i.family === 6);
-  checkLocator(s.mode, s.locator, ips);
+  checkLocator(s.mode, (s.encap ?? "srv6") === "srv6" ? s.locator : undefined, ips);
   const { hostMac, podMac } = p;
   try {
     const podAddresses = podAddressesOf(ips);
-
-    // The pod side: addresses, link-local gateways with permanent neighbours, routes.
-    const pod: string[] = ["link set lo up"];
-    for (const a of podAddresses) pod.push(`addr add ${a} dev ${s.podIf}${family(hostAddress(a)) === 6 ? " nodad" : ""}`);
-    pod.push(`link set ${s.podIf} up`);
-    if (has4) {
-      pod.push(`neigh replace ${podGateway4} lladdr ${hostMac} dev ${s.podIf} nud permanent`);
-      pod.push(`route add ${podGateway4}/32 dev ${s.podIf} scope link`);
-      pod.push(`route add default via ${podGateway4} dev ${s.podIf}`);
-    }
-    if (has6) {
-      pod.push(`neigh replace ${podGateway6} lladdr ${hostMac} dev ${s.podIf} nud permanent`);
-      pod.push(`route add ::/0 via ${podGateway6} dev ${s.podIf}`);
-    }
-    for (const r of routes) {
-      const v = family(r.dst.split("/")[0] ?? "");
-      if (r.dst === "0.0.0.0/0" || r.dst === "::/0") continue;
-      if ((v === 4 && !has4) || (v === 6 && !has6)) continue;
-      pod.push(`route replace ${r.dst} via ${v === 4 ? podGateway4 : podGateway6} dev ${s.podIf}`);
-    }
-
-    // The host side, in one batch (every line's family follows from its addresses): the VPC
-    // table's IPv4 default, routes to the pod and its terminations, SRv6 decapsulation into it.
-    const host: string[] = [`route replace unreachable 0.0.0.0/0 metric ${unreachableMetric} table ${t} proto ${proto}`];
-    if (s.mode === "policy-routing") host.push(`rule add iif ${p.hostIf} lookup ${t} pref ${rulePreference} protocol ${proto}`);
-    for (const a of podAddresses) {
-      const addr = hostAddress(a);
-      host.push(`neigh replace ${addr} lladdr ${podMac} dev ${p.hostIf} nud permanent`);
-      host.push(`route add ${a} dev ${p.hostIf} table ${t} proto ${proto}${family(addr) === 4 ? " scope link" : ""}`);
-    }
-    for (const term of s.terminations) {
-      host.push(`route add ${term.network} via ${term.via} dev ${p.hostIf} table ${t} proto ${proto} onlink`);
-    }
-    let hostDone: Promise<unknown>;
-    if (s.mode === "vrf") {
-      hostDone = ip([], { ...h, batch: host });
-    } else {
-      if (has6 && p.sid6 !== undefined) {
-        const nh = nextHop6(s.vpc, p.attachment);
-        host.push(
-          `route add ${nh}/128 dev ${p.hostIf} proto ${proto}`,
-          `neigh replace ${nh} lladdr ${podMac} dev ${p.hostIf} nud permanent`,
-          `route add ${p.sid6}/128 encap seg6local action End.DX6 nh6 ${nh} dev ${p.hostIf} proto ${proto}`,
-        );
-      }
-      hostDone = has4
-        ? withNextHop4(p, h, host, (nh) => [
-            `neigh replace ${nh} lladdr ${podMac} dev ${p.hostIf} nud permanent`,
-            `route add ${p.sid}/128 encap seg6local action End.DX4 nh4 ${nh} dev ${p.hostIf} proto ${proto}`,
-          ])
-        : ip([], { ...h, batch: host });
-    }
-    const [podRun, hostRun] = await Promise.allSettled([ip([], { netns: s.netns, batch: pod }), hostDone]);
+    const x = { podAddresses, routes, terminations: s.terminations };
+    const a = shape({ ...s, attachment: p.attachment }, p, hostMac, podMac);
+    const pod = podBatch(a, x);
+    const host = hostBatch(a, x, nextHop6(s.vpc, p.attachment));
+    const hostDone = needsDx4(a, x) ? withNextHop4(p, h, host, a) : run(host, h);
+    const [podRun, hostRun] = await Promise.allSettled([run(pod, { netns: s.netns }), hostDone]);
     if (podRun.status === "rejected") throw podRun.reason;
     if (hostRun.status === "rejected") throw hostRun.reason;
     return { hostMac, podMac, podAddresses, attachment: p.attachment, hostIf: p.hostIf, sid: p.sid, sid6: p.sid6 };
@@ -364,16 +270,12 @@ export function macs(vpc: bigint, attachment: number): { host: string; pod: stri
   return { host: mac("host"), pod: mac("pod") };
 }
 
-/**
- * Runs the host batch with a free End.DX4 next hop: its route is the batch's first line, so the
- * kernel's EEXIST on it (nothing else applied yet: a batch stops at its first failure) is the
- * allocator's atomic test-and-set; concurrent ADDs never share one.
- */
-async function withNextHop4(p: Prepared, h: IpOptions, host: string[], then: (nh: string) => string[]): Promise<void> {
+/** Runs the host batch with a free End.DX4 next hop (lines.ts withDx4: EEXIST on line 1 = taken). */
+async function withNextHop4(p: Prepared, h: IpOptions, host: Batch, a: AttachmentShape): Promise<void> {
   for (let probe = 0; probe < 64; probe++) {
     const nh = nextHop4Candidate(p.spec.vpc, p.attachment, probe);
     try {
-      await ip([], { ...h, batch: [`route add ${nh}/32 dev ${p.hostIf} proto ${proto}`, ...host, ...then(nh)] });
+      await run(withDx4(host, a, nh), h);
       return;
     } catch (err) {
       if (!(err instanceof IpError && err.exists && failedLine(err) === 1)) throw err;
@@ -387,29 +289,20 @@ export interface DetachSpec {
   mode: DataplaneMode;
   table: number;
   hostIf: string;
-  sid: string;
+  sid: string | undefined;
   sid6: string | undefined;
 }
 
-/** Removes an attachment's kernel state; what is already gone counts as removed. */
+/** Removes an attachment's kernel state (lines.ts detachBatches); what is already gone counts as removed. */
 export async function detach(s: DetachSpec): Promise<void> {
   const h: IpOptions = s.hostNs !== undefined ? { netns: s.hostNs } : {};
-  const t = String(s.table);
-  // Only our own SID routes (proto 196): a rollback must not remove a route someone else holds.
-  const sids = [s.sid, ...(s.sid6 !== undefined ? [s.sid6] : [])].map((sid) => `route del ${sid}/128 proto ${proto}`);
-  // Rules name the interface, so they outlive it: remove them explicitly (twice, in case an
-  // interrupted earlier run added one more).
-  const rules = [`rule del iif ${s.hostIf} lookup ${t}`, `rule del iif ${s.hostIf} lookup ${t}`];
-  const steps: [string[], string[]][] = [
-    [["-6"], [...sids, ...rules]],
-    // Deleting the host end removes the pod end, and every route and neighbour through it.
-    [["-4"], [...rules, `link del ${s.hostIf}`]],
-  ];
   // The two batches touch disjoint state, so they run concurrently.
   const runs = await Promise.allSettled(
-    steps.map(([args, batch]) =>
-      ip(args, { ...h, batch, force: true }).catch((err: unknown) => {
+    detachBatches(s).map((b) =>
+      ip(b.args, { ...h, batch: b.lines, force: true }).catch((err: unknown) => {
         if (!(err instanceof IpError)) throw err;
+        // Killed or timed out (no exit status): nothing says how much of the batch ran.
+        if (err.exitCode === null) throw kernelError(`detaching ${s.hostIf}`, err);
         const real = err.stderr
           .split("\n")
           .filter((l) => l.trim() !== "" && !/No such process|Cannot find device|No such file or directory|does not exist|Command failed/i.test(l));

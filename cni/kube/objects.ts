@@ -10,10 +10,12 @@ import {
   nodeLabel,
   nodeLabelValue,
   routeTargetClaim,
+  vniClaim,
   vpcLabel,
   vrfFinalizer,
   type Attachment,
   type BGPVRFInstance,
+  type Encapsulation,
   type ObjectMeta,
 } from "../../shared/api-types.js";
 import type { KubeClient } from "./client.js";
@@ -28,16 +30,9 @@ export interface VrfIdentity {
   rd: string;
   rt: string;
   table: number;
-}
-
-/** A holder of a route-target claim: a node with attachments of the claim's VPC. */
-export interface Holder {
-  node: string;
-}
-
-export interface Claim {
-  metadata?: ObjectMeta;
-  spec?: { routeTarget?: string; vpc?: string; holders?: Holder[] };
+  encapsulation: Encapsulation;
+  /** VXLAN: the VPC's VNI, the node's VTEP and router MAC (published for kvrfd to advertise). */
+  vxlan?: { vni: number; vtep: string; routerMac: string };
 }
 
 const base = `/apis/${apiVersion}`;
@@ -46,13 +41,69 @@ export function bviPath(nodeName: string, vpcHex: string): string {
   return `${base}/${bgpVrfInstance.plural}/${bgpVrfInstanceName(nodeName, vpcHex)}`;
 }
 
-/** "rt-65000-4294967295": one claim per route target (ASN and number). */
-export function claimName(rt: string): string {
-  return `rt-${rt.replace(":", "-").replaceAll(".", "-")}`;
+/** A holder of a claim: a node with attachments of the claim's VPC. */
+export interface Holder {
+  node: string;
 }
 
-function claimPath(rt: string): string {
-  return `${base}/${routeTargetClaim.plural}/${claimName(rt)}`;
+export interface Claim {
+  metadata?: ObjectMeta;
+  spec?: { routeTarget?: string; vni?: number; vpc?: string; holders?: Holder[] };
+}
+
+/**
+ * What a VPC claims cluster-wide, each because its value truncates the 48-bit VPC ID: the route
+ * target (uint32) and, with VXLAN, the VNI (24 bits). Same mechanics for both: one object per value,
+ * holders are nodes, first come first served.
+ */
+export type ClaimKind = "routeTarget" | "vni";
+
+interface ClaimKindInfo {
+  resource: { kind: string; plural: string };
+  name(value: string): string;
+  spec(value: string): Record<string, unknown>;
+  value(c: Claim): string | undefined;
+  what(value: string): string;
+  collision: ErrorCode;
+  why: string;
+}
+
+const claimKinds: Record<ClaimKind, ClaimKindInfo> = {
+  routeTarget: {
+    resource: routeTargetClaim,
+    name: (rt) => `rt-${rt.replace(":", "-").replaceAll(".", "-")}`,
+    spec: (rt) => ({ routeTarget: rt }),
+    value: (c) => c.spec?.routeTarget,
+    what: (rt) => `route target ${rt}`,
+    collision: ErrorCode.RouteTargetCollision,
+    why: "their IDs share the low 32 bits, so they would import each other's routes",
+  },
+  vni: {
+    resource: vniClaim,
+    name: (vni) => `vni-${vni}`,
+    spec: (vni) => ({ vni: Number(vni) }),
+    value: (c) => (c.spec?.vni === undefined ? undefined : String(c.spec.vni)),
+    what: (vni) => `VNI ${vni}`,
+    collision: ErrorCode.VniCollision,
+    why: "their IDs share the low 24 bits, so they would decapsulate into each other's tables",
+  },
+};
+
+export const claimKindList = Object.keys(claimKinds) as ClaimKind[];
+
+/** A claimed value as the node's marker records it: the route target as is, a VNI as "vni:N". */
+export function claimKey(kind: ClaimKind, value: string): string {
+  return kind === "routeTarget" ? value : `vni:${value}`;
+}
+
+/** "rt-65000-4294967295": one claim per route target (ASN and number). */
+export function claimName(rt: string): string {
+  return claimKinds.routeTarget.name(rt);
+}
+
+function claimPath(kind: ClaimKind, value: string): string {
+  const k = claimKinds[kind];
+  return `${base}/${k.resource.plural}/${k.name(value)}`;
 }
 
 function apiFailure(what: string, err: unknown): CniError {
@@ -65,52 +116,55 @@ function apiFailure(what: string, err: unknown): CniError {
 }
 
 /**
- * Makes this node a holder of the VPC's route target, first come first served (one server-side
+ * Makes this node a holder of the VPC's claim on `value`, first come first served (one server-side
  * apply with the node's field manager; idempotent). A claim held by another VPC refuses the apply
  * — a conflict on spec.vpc with another node's manager (409), or the CRD's rule that a claim's vpc
  * never changes when this node's own manager holds it for the other VPC (422) — and that is a
- * route-target collision (code 103).
+ * collision (code 103 for route targets, 105 for VNIs) naming both VPCs.
  */
-export async function claimRouteTarget(client: KubeClient, id: VrfIdentity): Promise<void> {
+export async function claim(client: KubeClient, kind: ClaimKind, value: string, id: Pick<VrfIdentity, "nodeName" | "vpcHex">): Promise<void> {
+  const k = claimKinds[kind];
   const body = {
     apiVersion,
-    kind: routeTargetClaim.kind,
-    metadata: { name: claimName(id.rt), labels: { [vpcLabel]: id.vpcHex } },
-    spec: { routeTarget: id.rt, vpc: id.vpcHex, holders: [{ node: id.nodeName }] },
+    kind: k.resource.kind,
+    metadata: { name: k.name(value), labels: { [vpcLabel]: id.vpcHex } },
+    spec: { ...k.spec(value), vpc: id.vpcHex, holders: [{ node: id.nodeName }] },
   };
   try {
-    await applyObject(client, claimPath(id.rt), body, nodeManager(id.nodeName));
+    await applyObject(client, claimPath(kind, value), body, nodeManager(id.nodeName));
   } catch (err) {
     if (err instanceof KubeError && (err.conflict || err.status === 422)) {
-      const held = await client.request<Claim>("GET", claimPath(id.rt)).then(
+      const held = await client.request<Claim>("GET", claimPath(kind, value)).then(
         (r) => r.body.spec?.vpc,
         () => undefined,
       );
       if (held !== undefined && held !== id.vpcHex) {
-        throw new CniError(
-          ErrorCode.RouteTargetCollision,
-          `route target ${id.rt} of VPC ${id.vpcHex} is already claimed by VPC ${held} (RouteTargetClaim ${claimName(id.rt)}): ` +
-            `their IDs share the low 32 bits, so they would import each other's routes`,
-        );
+        throw new CniError(k.collision, `${k.what(value)} of VPC ${id.vpcHex} is already claimed by VPC ${held} (${k.resource.kind} ${k.name(value)}): ${k.why}`);
       }
     }
-    throw apiFailure(`claiming route target ${id.rt}`, err);
+    throw apiFailure(`claiming ${k.what(value)}`, err);
   }
 }
 
+/** The route-target claim of the VPC (see claim). */
+export function claimRouteTarget(client: KubeClient, id: VrfIdentity): Promise<void> {
+  return claim(client, "routeTarget", id.rt, id);
+}
+
 /**
- * Gives up this node's hold on the route target; the claim goes with its last holder. With
- * `seen`, the claim as just read (listClaims): if this node is its only holder, it is deleted
- * right away under that read's resourceVersion (one request instead of three); a conflict means
- * it changed since, and the general path takes over.
+ * Gives up this node's hold on a claim; the claim goes with its last holder. With `seen`, the
+ * claim as just read (listClaims): if this node is its only holder, it is deleted right away under
+ * that read's resourceVersion (one request instead of three); a conflict means it changed since,
+ * and the general path takes over.
  */
-export async function releaseRouteTarget(client: KubeClient, rt: string, nodeName: string, seen?: Claim): Promise<"gone" | "kept"> {
+export async function releaseClaim(client: KubeClient, kind: ClaimKind, value: string, nodeName: string, seen?: Claim): Promise<"gone" | "kept"> {
+  const k = claimKinds[kind];
   const ours = (h: Holder): boolean => h.node === nodeName;
   try {
     const rv = seen?.metadata?.resourceVersion;
     if (seen !== undefined && rv !== undefined && (seen.spec?.holders ?? []).every(ours)) {
       const deleted = await client
-        .request("DELETE", claimPath(rt), {
+        .request("DELETE", claimPath(kind, value), {
           body: { apiVersion: "v1", kind: "DeleteOptions", preconditions: { resourceVersion: rv, uid: seen.metadata?.uid } },
         })
         .then(
@@ -125,28 +179,47 @@ export async function releaseRouteTarget(client: KubeClient, rt: string, nodeNam
     }
     return await removeOrDelete<Claim>({
       client,
-      resourcePath: claimPath(rt),
-      identity: { apiVersion, kind: routeTargetClaim.kind, metadata: { name: claimName(rt) } },
+      resourcePath: claimPath(kind, value),
+      identity: { apiVersion, kind: k.resource.kind, metadata: { name: k.name(value) } },
       manager: nodeManager(nodeName),
       holdsOurs: (c) => (c.spec?.holders ?? []).some(ours),
       onlyOurs: (c) => (c.spec?.holders ?? []).every(ours),
     });
   } catch (err) {
-    throw apiFailure(`releasing route target ${rt}`, err);
+    throw apiFailure(`releasing ${k.what(value)}`, err);
   }
 }
 
-/** The claims of a VPC, found by its label (so neither the ASN nor the speaker config is needed). */
-export async function listClaims(client: KubeClient, vpcHex: string): Promise<Claim[]> {
-  try {
-    const list = await client.request<{ items?: Claim[] }>("GET", `${base}/${routeTargetClaim.plural}`, {
-      query: { labelSelector: `${vpcLabel}=${vpcHex}` },
-    });
-    return list.body.items ?? [];
-  } catch (err) {
-    if (err instanceof KubeError && err.notFound) return [];
-    throw apiFailure(`listing route target claims of VPC ${vpcHex}`, err);
-  }
+export function releaseRouteTarget(client: KubeClient, rt: string, nodeName: string, seen?: Claim): Promise<"gone" | "kept"> {
+  return releaseClaim(client, "routeTarget", rt, nodeName, seen);
+}
+
+export interface FoundClaim {
+  kind: ClaimKind;
+  value: string;
+  claim: Claim;
+}
+
+/** The claims of a VPC, of every kind, found by its label (so neither the ASN nor the speaker config is needed). */
+export async function listClaims(client: KubeClient, vpcHex: string): Promise<FoundClaim[]> {
+  const lists = await Promise.all(
+    claimKindList.map(async (kind): Promise<FoundClaim[]> => {
+      const k = claimKinds[kind];
+      try {
+        const list = await client.request<{ items?: Claim[] }>("GET", `${base}/${k.resource.plural}`, {
+          query: { labelSelector: `${vpcLabel}=${vpcHex}` },
+        });
+        return (list.body.items ?? []).flatMap((c) => {
+          const value = k.value(c);
+          return value === undefined ? [] : [{ kind, value, claim: c }];
+        });
+      } catch (err) {
+        if (err instanceof KubeError && err.notFound) return [];
+        throw apiFailure(`listing ${k.resource.kind}s of VPC ${vpcHex}`, err);
+      }
+    }),
+  );
+  return lists.flat();
 }
 
 function bviBody(id: VrfIdentity, attachment: Attachment): object {
@@ -166,6 +239,9 @@ function bviBody(id: VrfIdentity, attachment: Attachment): object {
       importRouteTargets: [id.rt],
       exportRouteTargets: [id.rt],
       table: id.table,
+      ...(id.encapsulation === "vxlan" && id.vxlan !== undefined
+        ? { encapsulation: "vxlan", vni: id.vxlan.vni, vtep: id.vxlan.vtep, routerMac: id.vxlan.routerMac }
+        : { encapsulation: "srv6" }),
       attachments: [attachment],
     },
   };

@@ -1,14 +1,14 @@
-// The ASN of this node's speaker: from the BGPInstance whose nodeSelector matches the Node's
-// labels (two requests), when the network config does not set "asn".
+// This node's speaker config: the ASN and the encapsulation of the BGPInstance whose nodeSelector
+// matches the Node's labels (two requests), for what the network config does not set itself.
 import { CniError, ErrorCode } from "../error.js";
-import { apiVersion, bgpInstance } from "../../shared/api-types.js";
+import { apiVersion, bgpInstance, type Encapsulation } from "../../shared/api-types.js";
 import { matchesSelector, type LabelSelector } from "../../shared/label-selector.js";
 import type { KubeClient } from "./client.js";
 import { KubeError } from "./credentials.js";
 
 interface BgpInstanceObj {
   metadata?: { name?: string };
-  spec?: { asn?: number; nodeSelector?: LabelSelector };
+  spec?: { asn?: number; encapsulation?: Encapsulation; nodeSelector?: LabelSelector };
 }
 
 /** The BGPInstances selecting `nodeName`; throws CniError when the API cannot answer. */
@@ -32,17 +32,22 @@ export async function speakerConfigsFor(client: KubeClient, nodeName: string): P
   }
 }
 
-/** The ASN from exactly one BGPInstance selecting the node. */
-export async function asnForNode(client: KubeClient, nodeName: string): Promise<number> {
+/** The speaker config of exactly one BGPInstance selecting the node (code 7 naming `field` otherwise). */
+export async function speakerFor(client: KubeClient, nodeName: string, field = "asn"): Promise<{ name: string; asn: number; encapsulation: Encapsulation }> {
   const matches = await speakerConfigsFor(client, nodeName);
   const names = matches.map((m) => m.metadata?.name ?? "?").join(", ");
   if (matches.length === 0) {
-    throw new CniError(ErrorCode.InvalidConfig, `asn: not set in the config and no BGPInstance selects node ${nodeName}`);
+    throw new CniError(ErrorCode.InvalidConfig, `${field}: not set in the config and no BGPInstance selects node ${nodeName}`);
   }
   if (matches.length > 1) {
-    throw new CniError(ErrorCode.InvalidConfig, `asn: not set in the config and several BGPInstances select node ${nodeName} (${names})`);
+    throw new CniError(ErrorCode.InvalidConfig, `${field}: not set in the config and several BGPInstances select node ${nodeName} (${names})`);
   }
   const asn = matches[0]?.spec?.asn;
-  if (asn === undefined) throw new CniError(ErrorCode.InvalidConfig, `asn: BGPInstance ${names} has no spec.asn`);
-  return asn;
+  if (asn === undefined) throw new CniError(ErrorCode.InvalidConfig, `${field}: BGPInstance ${names} has no spec.asn`);
+  return { name: names, asn, encapsulation: matches[0]?.spec?.encapsulation ?? "srv6" };
+}
+
+/** The ASN from exactly one BGPInstance selecting the node. */
+export async function asnForNode(client: KubeClient, nodeName: string): Promise<number> {
+  return (await speakerFor(client, nodeName)).asn;
 }

@@ -1,12 +1,12 @@
 // The BGPInstance API (kvrf.dev/v1alpha1, cluster-scoped; schema of record:
 // manifests/crds/bgpinstances.kvrf.dev.yaml) and the pure functions around it: which instance a
 // node runs, and the speaker configuration it asks for.
-import type { Condition, ObjectMeta } from "../shared/api-types.js";
-import { matchesSelector, type LabelSelector } from "../shared/label-selector.js";
-import { checkAsn, RouteDistinguisherError } from "../shared/route-distinguisher.js";
+import type { Condition, Encapsulation, ObjectMeta } from "../../shared/api-types.js";
+import { matchesSelector, type LabelSelector } from "../../shared/label-selector.js";
+import { checkAsn, RouteDistinguisherError } from "../../shared/route-distinguisher.js";
 import { autoRouterId, manualRouterId, RouterIdError, type NodeAddress } from "./router-id.js";
-import type { GlobalConfig, PeerConfig } from "./speaker.js";
-import { compareText } from "../shared/order.js";
+import type { GlobalConfig, PeerConfig, PeerFamily } from "../gobgp/speaker.js";
+import { compareText } from "../../shared/order.js";
 
 export interface SecretKeyRef {
   namespace: string;
@@ -14,7 +14,8 @@ export interface SecretKeyRef {
   key: string;
 }
 
-export type Family = "vpnv4" | "vpnv6";
+/** A BGP family of the peers (PeerConfig.families): L3VPN for SRv6, l2vpn-evpn (type-5 routes) for VXLAN. */
+export type Family = PeerFamily;
 
 export interface BGPPeerSpec {
   address: string;
@@ -31,6 +32,8 @@ export interface BGPInstanceSpec {
   /** Required by the CRD; as in Kubernetes, {} selects every node and a missing selector none. */
   nodeSelector?: LabelSelector;
   asn: number;
+  /** How VPC traffic crosses the underlay (default srv6). */
+  encapsulation?: Encapsulation;
   routerID?: { source: "Manual" | "Auto"; value?: string };
   listenPort?: number;
   listenAddresses?: string[];
@@ -48,6 +51,7 @@ export interface BGPInstanceNodeStatus {
   api?: string;
   peers?: { address: string; state: string }[];
   establishedPeers?: number;
+  kernel?: { release: string; mode: string; capabilities: string[]; missing: string[] };
   conditions?: Condition[];
 }
 
@@ -121,7 +125,7 @@ export async function desiredSpeaker(
   }
   const global: GlobalConfig = { asn: spec.asn, routerId: routerId.routerId, listenPort: spec.listenPort ?? 179 };
   if (spec.listenAddresses !== undefined && spec.listenAddresses.length > 0) global.listenAddresses = [...spec.listenAddresses];
-  const families = spec.families ?? ["vpnv4", "vpnv6"];
+  const families = spec.families ?? ((spec.encapsulation ?? "srv6") === "srv6" ? ["vpnv4", "vpnv6"] : ["l2vpn-evpn"]);
   const peers: PeerConfig[] = [];
   const skippedPeers: string[] = [];
   const seen = new Set<string>();

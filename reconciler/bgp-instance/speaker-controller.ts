@@ -3,15 +3,16 @@
 // node's entry in the instance's status. One key, so speaker changes never run concurrently.
 import type { V1Node } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { apiVersion, bgpInstance, type Condition } from "../shared/api-types.js";
+import { apiVersion, bgpInstance, type Condition, type Encapsulation } from "../../shared/api-types.js";
 import { desiredSpeaker, InstanceError, selectInstance, type BGPInstance, type BGPInstanceNodeStatus, type DesiredSpeaker } from "./bgp-instance.js";
-import type { SpeakerApi } from "./kube.js";
-import type { Metrics } from "./metrics.js";
-import type { ReconcileResult } from "./queue.js";
+import type { SpeakerApi } from "../kube/kube.js";
+import type { Metrics } from "../metrics.js";
+import type { ReconcileResult } from "../queue.js";
 import { findRouterIdConflicts, type NodeAddress } from "./router-id.js";
-import { SpeakerError, type PeerStatus } from "./speaker.js";
-import type { Session } from "./speaker-link.js";
+import { SpeakerError, type PeerStatus } from "../gobgp/speaker.js";
+import type { Session } from "../gobgp/speaker-link.js";
 import { peerFingerprint, planGlobal, planPeers } from "./speaker-planner.js";
+import type { NodeKernel } from "../kernel/node-kernel.js";
 
 export const speakerKey = "\u0000speaker";
 
@@ -25,6 +26,8 @@ export interface SpeakerControllerDeps {
   log: Logger;
   /** BGP started, stopped or restarted in gobgpd: every VRF must be (re)applied or re-reported. */
   onSpeakerReset(): void;
+  /** The node's kernel as probed, seen through an encapsulation's needs (the node's status entry). */
+  kernel?: (encap: Encapsulation) => NodeKernel | undefined;
   now?: () => number;
 }
 
@@ -224,9 +227,17 @@ export class SpeakerController {
       conflicts.length === 0
         ? { type: "RouterIDUnique", status: "True", reason: "Unique", message: "no other node publishes this router ID" }
         : { type: "RouterIDUnique", status: "False", reason: "Collision", message: `router ID ${desired?.global.routerId} is also used by ${conflicts.join(", ")}; set routerID.source=Manual for one of them` };
+    const k = this.d.kernel?.(chosen.spec.encapsulation ?? "srv6");
+    const capable: Condition =
+      k === undefined
+        ? { type: "KernelCapabilities", status: "Unknown", reason: "NotProbed", message: "the kernel has not been probed yet" }
+        : k.missing.length === 0
+          ? { type: "KernelCapabilities", status: "True", reason: "Complete", message: `kernel ${k.release} has what the ${k.mode} data plane with ${k.encapsulation} needs` }
+          : { type: "KernelCapabilities", status: "False", reason: "Missing", message: k.message };
     const entry: BGPInstanceNodeStatus = {
       nodeName: this.d.nodeName,
-      conditions: [ready, unique],
+      conditions: [ready, unique, capable],
+      ...(k !== undefined ? { kernel: { release: k.release, mode: k.mode, capabilities: k.present, missing: k.missing } } : {}),
       peers: peers.map((p) => ({ address: p.address, state: p.state })),
       establishedPeers: established,
     };
@@ -239,7 +250,7 @@ export class SpeakerController {
     if (s !== undefined) entry.api = s.speaker.api;
     await this.writeEntry(chosen, entry);
 
-    const bad = ready.status === "False" ? ready : unique.status === "False" ? unique : undefined;
+    const bad = ready.status === "False" ? ready : unique.status === "False" ? unique : capable.status === "False" ? capable : undefined;
     if (bad !== undefined && this.warned !== `${bad.reason}`) {
       this.warned = bad.reason;
       this.d.log.warn({ reason: bad.reason, message: bad.message }, "speaker problem");

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { PeerConfig, PeerStatus } from "./speaker.js";
+import type { PeerConfig, PeerStatus } from "../gobgp/speaker.js";
 import { peerFingerprint, planGlobal, planPeers } from "./speaker-planner.js";
 
 const g = { asn: 65000, routerId: "10.0.0.1", listenPort: 179 };

@@ -1,5 +1,5 @@
 // Pure planner for the speaker itself: global config (StartBgp) and peers.
-import type { GlobalConfig, PeerConfig, PeerStatus } from "./speaker.js";
+import type { GlobalConfig, PeerConfig, PeerStatus } from "../gobgp/speaker.js";
 
 export type GlobalAction =
   | { op: "start"; global: GlobalConfig }

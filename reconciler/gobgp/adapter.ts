@@ -5,9 +5,9 @@
 // generated code, so that the v3 API is still loaded only when gobgpd speaks it (connect.ts).
 import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import type { CallOptions } from "@connectrpc/connect";
-import { SpeakerError, type AddressFamily, type GlobalConfig, type LocalPath, type PeerConfig, type PeerStatus, type RibPath, type Speaker, type SpeakerEvent, type Vrf, type VrfPath } from "../speaker.js";
+import { SpeakerError, type GlobalConfig, type LocalPath, type PeerConfig, type PeerStatus, type RibFamily, type RibPath, type Speaker, type SpeakerEvent, type Vrf, type VrfPath } from "./speaker.js";
 import type { Channel } from "./channel.js";
-import { checkAddress, unicastFamily, vpnFamily } from "./convert.js";
+import { checkAddress, ribFamily, vrfViewFamily } from "./convert.js";
 import { globalFrom, globalTo, peerFrom, peerTo, type GlobalMessage, type PeerMessage } from "./convert-common.js";
 import { once, PathBatcher } from "./path-batch.js";
 
@@ -78,8 +78,8 @@ export interface Wire<M extends WireMessages> {
   vrfFrom(v: M["vrf"]): Vrf;
   vrfPathsFrom(vrf: string, dest: M["destination"]): VrfPath[];
   ribPathsFrom(dest: M["destination"]): RibPath[];
-  /** A local path of `vrf` in VPN form, for the global table. */
-  localVpnPathTo(vrf: Vrf, path: LocalPath, withdraw?: boolean): M["pathInit"];
+  /** A local path of `vrf` in the global-table form of its encapsulation (VPN or EVPN type 5). */
+  localPathTo(vrf: Vrf, path: LocalPath, withdraw?: boolean): M["pathInit"];
   eventFrom(r: M["watchResponse"]): SpeakerEvent | undefined;
 }
 
@@ -166,18 +166,18 @@ export class GoBgpSpeaker<M extends WireMessages> implements Speaker {
     await this.channel.call(`DeleteVrf ${name}`, (o) => this.client.deleteVrf({ name }, o));
   }
 
-  async listVrfPaths(vrf: string, family: AddressFamily): Promise<VrfPath[]> {
+  async listVrfPaths(vrf: string, family: RibFamily): Promise<VrfPath[]> {
     const rs = await this.channel.list(`ListPath vrf ${vrf} ${family}`, (o) =>
-      this.client.listPath({ tableType: this.wire.vrfTable, name: vrf, family: unicastFamily(family) }, o),
+      this.client.listPath({ tableType: this.wire.vrfTable, name: vrf, family: vrfViewFamily(family) }, o),
     );
     return rs.flatMap((r) => (r.destination ? this.wire.vrfPathsFrom(vrf, r.destination) : []));
   }
 
   /** Empty while BGP is not started. */
-  async listRib(family: AddressFamily): Promise<RibPath[]> {
+  async listRib(family: RibFamily): Promise<RibPath[]> {
     try {
-      const rs = await this.channel.list(`ListPath global ${family} vpn`, (o) =>
-        this.client.listPath({ tableType: this.wire.globalTable, family: vpnFamily(family) }, o),
+      const rs = await this.channel.list(`ListPath global ${family === "evpn" ? "evpn" : `${family} vpn`}`, (o) =>
+        this.client.listPath({ tableType: this.wire.globalTable, family: ribFamily(family) }, o),
       );
       return rs.flatMap((r) => (r.destination ? this.wire.ribPathsFrom(r.destination) : []));
     } catch (err) {
@@ -187,11 +187,11 @@ export class GoBgpSpeaker<M extends WireMessages> implements Speaker {
   }
 
   async addLocalPaths(vrf: Vrf, paths: readonly LocalPath[]): Promise<void> {
-    await this.paths.submit(paths.map((p) => this.wire.localVpnPathTo(vrf, p)));
+    await this.paths.submit(paths.map((p) => this.wire.localPathTo(vrf, p)));
   }
 
   async deleteLocalPaths(vrf: Vrf, paths: readonly LocalPath[]): Promise<void> {
-    await this.paths.submit(paths.map((p) => this.wire.localVpnPathTo(vrf, p, true)));
+    await this.paths.submit(paths.map((p) => this.wire.localPathTo(vrf, p, true)));
   }
 
   /** One path: AddPath or DeletePath; more: one AddPathStream request (gobgpd applies it in one step). */

@@ -5,7 +5,7 @@
 // "unavailable" meanwhile, then getGlobal() === undefined).
 import type { CallOptions, Transport } from "@connectrpc/connect";
 import { unixSocketPath } from "../../shared/gobgp/transport.js";
-import { SpeakerError } from "../speaker.js";
+import { SpeakerError } from "./speaker.js";
 import { streamEndError, toSpeakerError } from "./errors.js";
 import { H2Transport } from "./h2-transport.js";
 

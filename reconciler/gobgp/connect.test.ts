@@ -9,7 +9,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { afterEach, describe, expect, it } from "vitest";
 import { GoBgpService } from "../../proto/gen/api/gobgp_pb.js";
 import { GobgpApi } from "../../proto/gen/apipb/gobgp_pb.js";
-import { SpeakerError, type Speaker, type SpeakerEvent } from "../speaker.js";
+import { SpeakerError, type Speaker, type SpeakerEvent } from "./speaker.js";
 import { connectSpeaker } from "./connect.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -98,7 +98,7 @@ describe("connectSpeaker", () => {
 
 describe("calls (the lean HTTP/2 transport of h2-transport.ts)", () => {
   const vrf = { name: "vpc-a", id: 1, rd: { type: 0 as const, asn: 65000, assigned: 1 }, importRts: [], exportRts: [{ type: 0 as const, asn: 65000, assigned: 1 }] };
-  const lp = { vrf: "vpc-a", prefix: "10.0.0.1/32", nextHop: "fd00::1", sid: "fd00::2", behavior: 20 as const };
+  const lp = { vrf: "vpc-a", prefix: "10.0.0.1/32", nextHop: "fd00::1", encap: "srv6" as const, sid: "fd00::2", behavior: 20 as const };
 
   it("classifies gobgpd's errors from grpc-status and grpc-message, percent-encoding undone", async () => {
     const socket = await serve({

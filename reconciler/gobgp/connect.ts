@@ -2,7 +2,7 @@
 // different gRPC services (api.GoBgpService in 4.x, apipb.GobgpApi in 3.x), so a v4 GetBgp either
 // works, or a 3.x daemon answers Unimplemented.
 import { Code } from "@connectrpc/connect";
-import { SpeakerError, type Speaker } from "../speaker.js";
+import { SpeakerError, type Speaker } from "./speaker.js";
 import { Channel } from "./channel.js";
 import { grpcCode, toSpeakerError } from "./errors.js";
 import { GoBgpV4Speaker } from "./v4.js";

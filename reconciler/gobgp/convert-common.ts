@@ -4,19 +4,20 @@
 // NLRIs, attributes). No generated code is imported: each message is typed by the fields kvrf
 // uses, which both APIs' generated types have.
 import type { AdminAssigned } from "../../shared/route-distinguisher.js";
-import type { GlobalConfig, PeerConfig, PeerStatus, RibPath, SpeakerEvent, Vrf, VrfPath } from "../speaker.js";
+import type { GlobalConfig, PeerConfig, PeerStatus, RibPath, SpeakerEvent, Vrf, VrfPath } from "./speaker.js";
 import {
   canonicalIp,
   checkGlobal,
   checkPeer,
   checkVrf,
+  evpnInfoOf,
   familyOfAfi,
   formatPrefix,
+  peerFamilies,
+  peerFamilyName,
   reportedIp,
   sessionState,
   sortRouteTargets,
-  vpnFamilies,
-  vpnFamilyName,
 } from "./convert.js";
 
 /** gobgpd's Global message, as both APIs have it. */
@@ -59,7 +60,7 @@ export interface PeerMessage {
 /** A Peer message (init shape) of either API. */
 export function peerTo(peer: PeerConfig) {
   checkPeer(peer);
-  const families = vpnFamilies.filter((f) => peer.families.includes(f.name));
+  const families = peerFamilies.filter((f) => peer.families.includes(f.name));
   return {
     conf: { neighborAddress: peer.address, peerAsn: peer.asn, authPassword: peer.password ?? "" },
     routeReflector: {
@@ -100,7 +101,7 @@ export function peerFrom(p: PeerMessage): PeerStatus {
   if (p.transport?.remotePort) status.remotePort = p.transport.remotePort;
   for (const a of p.afiSafis) {
     const f = a.config?.family;
-    const name = f && vpnFamilyName(f.afi, f.safi);
+    const name = f && peerFamilyName(f.afi, f.safi);
     if (name !== undefined && a.config?.enabled !== false && !status.families.includes(name)) status.families.push(name);
   }
   return status;
@@ -140,6 +141,14 @@ export interface PathAttributes {
   srv6: { sid: string; behavior: number } | undefined;
   /** The route targets among the extended communities. */
   rts: AdminAssigned[];
+  /** The first router MAC extended community, as gobgpd spells it. */
+  routerMac: string | undefined;
+  /** The tunnel types of the encapsulation extended communities. */
+  tunnelTypes: number[];
+}
+
+export function noAttributes(): PathAttributes {
+  return { nextHop: "", srv6: undefined, rts: [], routerMac: undefined, tunnelTypes: [] };
 }
 
 /** The fields of gobgpd's Path message, other than NLRI and attributes, that kvrf reads. */
@@ -198,6 +207,39 @@ export function ribPath(
 /** A path of a VRF's RIB from its decoded parts. */
 export function vrfPath(vrf: string, p: PathMessage, nlri: { prefix: string; prefixLen: number }, attrs: PathAttributes, best: boolean): VrfPath {
   return { vrf, prefix: formatPrefix(nlri.prefix, nlri.prefixLen), ...pathOrigin(p, attrs, best) };
+}
+
+/** The fields of an EVPN IP prefix route (type 5) NLRI, as both APIs have them (RD aside). */
+export interface EvpnPrefixNlri {
+  ipPrefix: string;
+  ipPrefixLen: number;
+  gwAddress: string;
+  label: number;
+  esi?: { type: number; value: Uint8Array } | undefined;
+}
+
+function withEvpn<T extends RibPath | VrfPath>(path: T, nlri: EvpnPrefixNlri, attrs: PathAttributes, withdraw: boolean): T {
+  const { problem, ...evpn } = evpnInfoOf(nlri, attrs, withdraw);
+  path.evpn = evpn;
+  const address = canonicalIp(nlri.ipPrefix);
+  const bad = address === undefined || nlri.ipPrefixLen > (address.includes(":") ? 128 : 32) ? `prefix "${nlri.ipPrefix}/${nlri.ipPrefixLen}" is not an IP prefix` : undefined;
+  const problems = [bad, problem].filter((x) => x !== undefined);
+  if (problems.length > 0) path.problem = problems.join("; ");
+  return path;
+}
+
+/**
+ * An EVPN type-5 path of the global table from its decoded parts (see ribPath). A path kvrf
+ * cannot use is still returned, with `problem` set.
+ */
+export function evpnRibPath(p: PathMessage, nlri: EvpnPrefixNlri, readRd: () => AdminAssigned, attrs: PathAttributes, best: boolean): RibPath | undefined {
+  const path = ribPath(p, { prefix: nlri.ipPrefix, prefixLen: nlri.ipPrefixLen }, readRd, attrs, best);
+  return path && withEvpn(path, nlri, attrs, p.isWithdraw);
+}
+
+/** An EVPN type-5 path of a VRF's view from its decoded parts. */
+export function evpnVrfPath(vrf: string, p: PathMessage, nlri: EvpnPrefixNlri, attrs: PathAttributes, best: boolean): VrfPath {
+  return withEvpn(vrfPath(vrf, p, { prefix: nlri.ipPrefix, prefixLen: nlri.ipPrefixLen }, attrs, best), nlri, attrs, false);
 }
 
 /** The paths of one destination of ListPath(GLOBAL): the flagged best one (else the first) is best. */

@@ -18,7 +18,7 @@ import {
 import { DestinationSchema, GlobalSchema, PathSchema, PeerSchema, PeerStateSchema, TableType, VrfSchema, WatchEventResponseSchema } from "../../proto/gen/apipb/gobgp_pb.js";
 import { registry } from "../../shared/gobgp/v3.js";
 import type { AdminAssigned } from "../../shared/route-distinguisher.js";
-import type { LocalPath, PeerConfig, Vrf } from "../speaker.js";
+import type { PeerConfig, Srv6LocalPath, Vrf } from "./speaker.js";
 import {
   eventFromV3,
   globalTable,
@@ -125,7 +125,7 @@ describe("peer", () => {
 });
 
 describe("local path (VPN form)", () => {
-  const lp: LocalPath = { vrf: "vpc-a", prefix: "fd10::5/128", nextHop: "fd00:ff::2", sid: "fc00:0:2:8000:0:a:0:1", behavior: 16 };
+  const lp: Srv6LocalPath = { vrf: "vpc-a", prefix: "fd10::5/128", nextHop: "fd00:ff::2", encap: "srv6", sid: "fc00:0:2:8000:0:a:0:1", behavior: 16 };
   const vrf: Vrf = { name: "vpc-a", id: 1, rd: { type: 0, asn: 65000, assigned: 10 }, importRts: [], exportRts: [{ type: 0, asn: 65000, assigned: 10 }] };
 
   it("is a VPN path packed as Any: NLRI with the VRF's RD, origin IGP, MP_REACH next hop, export RTs, Prefix-SID", () => {

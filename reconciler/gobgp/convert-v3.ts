@@ -1,10 +1,12 @@
 // Speaker types ↔ GoBGP v3 API messages (package apipb), for the parts that differ from v4;
-// convert-common.ts builds the rest. v3 packs NLRIs, attributes, RDs, RTs and every level of the
-// Prefix-SID into google.protobuf.Any ("type.googleapis.com/apipb.<Message>"), and its enums have
+// convert-common.ts builds the rest. v3 packs NLRIs (EVPN ones included), attributes, RDs, RTs,
+// extended communities and every level of the Prefix-SID into google.protobuf.Any ("type.googleapis.com/apipb.<Message>"), and its enums have
 // no UNSPECIFIED value (TableType.VRF = 4, Filter BEST = 0). Pure functions.
 import { create, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { anyIs, anyPack, anyUnpack, type Any } from "@bufbuild/protobuf/wkt";
 import {
+  EVPNIPPrefixRouteSchema,
+  EncapExtendedSchema,
   ExtendedCommunitiesAttributeSchema,
   FourOctetAsSpecificExtendedSchema,
   IPAddressPrefixSchema,
@@ -17,6 +19,7 @@ import {
   RouteDistinguisherFourOctetASNSchema,
   RouteDistinguisherIPAddressSchema,
   RouteDistinguisherTwoOctetASNSchema,
+  RouterMacExtendedSchema,
   SRv6InformationSubTLVSchema,
   SRv6L3ServiceTLVSchema,
   SRv6StructureSubSubTLVSchema,
@@ -35,9 +38,36 @@ import {
   type WatchEventResponse,
 } from "../../proto/gen/apipb/gobgp_pb.js";
 import type { AdminAssigned } from "../../shared/route-distinguisher.js";
-import { SpeakerError, type LocalPath, type RibPath, type SpeakerEvent, type Vrf, type VrfPath } from "../speaker.js";
-import { checkLocalVpnPath, routeTargetSubType, sidFromBytes, sidStructure, sidToBytes, srv6SidInformationSubTlv, srv6SidStructureSubSubTlv, vpnFamily } from "./convert.js";
-import { eventFrom, ribPath, ribPathsOf, vrfFrom, vrfPath, vrfPathsOf, vrfTo, watchRequest, type PathAttributes } from "./convert-common.js";
+import { SpeakerError, type LocalPath, type RibPath, type SpeakerEvent, type Srv6LocalPath, type Vrf, type VrfPath, type VxlanLocalPath } from "./speaker.js";
+import {
+  checkLocalGlobalPath,
+  checkRouterMac,
+  evpnFamily,
+  evpnNoGateway,
+  evpnZeroEsi,
+  routeTargetSubType,
+  sidFromBytes,
+  sidStructure,
+  sidToBytes,
+  srv6SidInformationSubTlv,
+  srv6SidStructureSubSubTlv,
+  tunnelTypeVxlan,
+  vpnFamily,
+} from "./convert.js";
+import {
+  eventFrom,
+  evpnRibPath,
+  evpnVrfPath,
+  noAttributes,
+  ribPath,
+  ribPathsOf,
+  vrfFrom,
+  vrfPath,
+  vrfPathsOf,
+  vrfTo,
+  watchRequest,
+  type PathAttributes,
+} from "./convert-common.js";
 
 export const vrfTable = TableType.VRF;
 export const globalTable = TableType.GLOBAL;
@@ -146,8 +176,8 @@ export function srv6FromV3(attr: PrefixSID): { sid: string; behavior: number } |
  * SID travels in the Prefix-SID), the VRF's export route targets, the next hop in MP_REACH and the
  * SRv6 L3 service TLV (as convert-v4.ts localVpnPathToV4).
  */
-export function localVpnPathToV3(vrf: Vrf, path: LocalPath, withdraw = false): MessageInitShape<typeof PathSchema> {
-  const prefix = checkLocalVpnPath(vrf, path);
+export function localVpnPathToV3(vrf: Vrf, path: Srv6LocalPath, withdraw = false): MessageInitShape<typeof PathSchema> {
+  const prefix = checkLocalGlobalPath(vrf, path);
   const family = vpnFamily(prefix.family);
   const nlri = pack(LabeledVPNIPAddressPrefixSchema, { labels: [], rd: rdToV3(vrf.rd), prefix: prefix.address, prefixLen: prefix.length });
   return {
@@ -163,9 +193,47 @@ export function localVpnPathToV3(vrf: Vrf, path: LocalPath, withdraw = false): M
   };
 }
 
+/**
+ * A local path of `vrf` as an EVPN IP prefix route (RFC 9136 type 5) for VXLAN, for the global
+ * table (as convert-v4.ts localEvpnPathToV4; the ESI is always present: gobgpd crashes without one).
+ */
+export function localEvpnPathToV3(vrf: Vrf, path: VxlanLocalPath, withdraw = false): MessageInitShape<typeof PathSchema> {
+  const prefix = checkLocalGlobalPath(vrf, path);
+  const family = { ...evpnFamily };
+  const nlri = pack(EVPNIPPrefixRouteSchema, {
+    rd: rdToV3(vrf.rd),
+    esi: evpnZeroEsi(),
+    ethernetTag: 0,
+    ipPrefix: prefix.address,
+    ipPrefixLen: prefix.length,
+    gwAddress: evpnNoGateway(prefix.family),
+    label: path.vni,
+  });
+  const communities = [
+    ...vrf.exportRts.map(rtToV3),
+    pack(EncapExtendedSchema, { tunnelType: tunnelTypeVxlan }),
+    pack(RouterMacExtendedSchema, { mac: checkRouterMac(path.routerMac, "routerMac") }),
+  ];
+  return {
+    family,
+    nlri,
+    isWithdraw: withdraw,
+    pattrs: [
+      pack(OriginAttributeSchema, { origin: 0 }),
+      pack(MpReachNLRIAttributeSchema, { family, nextHops: [path.nextHop], nlris: [nlri] }),
+      pack(ExtendedCommunitiesAttributeSchema, { communities }),
+    ],
+  };
+}
+
+/** A local path in the global-table form of its encapsulation. */
+export function localPathToV3(vrf: Vrf, path: LocalPath, withdraw = false): MessageInitShape<typeof PathSchema> {
+  return path.encap === "vxlan" ? localEvpnPathToV3(vrf, path, withdraw) : localVpnPathToV3(vrf, path, withdraw);
+}
+
 /** What kvrf reads from a path's attributes; each Any is one attribute. */
 function attributesFromV3(pattrs: readonly Any[]): PathAttributes {
-  const out: PathAttributes = { nextHop: "", srv6: undefined, rts: [] };
+  const out = noAttributes();
   for (const a of pattrs) {
     const nh = unpack(a, NextHopAttributeSchema);
     if (nh) out.nextHop = nh.nextHop;
@@ -175,6 +243,10 @@ function attributesFromV3(pattrs: readonly Any[]): PathAttributes {
     if (ps) out.srv6 = srv6FromV3(ps);
     const ec = unpack(a, ExtendedCommunitiesAttributeSchema);
     for (const c of ec?.communities ?? []) {
+      const encap = unpack(c, EncapExtendedSchema);
+      if (encap) out.tunnelTypes.push(encap.tunnelType);
+      const rmac = unpack(c, RouterMacExtendedSchema);
+      if (rmac) out.routerMac ??= rmac.mac;
       const rt = rtFromExtcomV3(c);
       if (rt !== undefined) out.rts.push(rt);
     }
@@ -182,11 +254,16 @@ function attributesFromV3(pattrs: readonly Any[]): PathAttributes {
   return out;
 }
 
-/** A VPN path of the global table (ListPath GLOBAL or a BEST event); undefined for other families. */
+/**
+ * A path of the global table (ListPath GLOBAL or a BEST event): VPN, or EVPN type 5; undefined
+ * for other families and other EVPN route types.
+ */
 export function ribPathFromV3(p: Path, best: boolean): RibPath | undefined {
-  const nlri = unpack(p.nlri, LabeledVPNIPAddressPrefixSchema);
-  if (nlri === undefined) return undefined;
-  return ribPath(p, nlri, () => rdFromV3(nlri.rd), attributesFromV3(p.pattrs), best);
+  const vpn = unpack(p.nlri, LabeledVPNIPAddressPrefixSchema);
+  if (vpn !== undefined) return ribPath(p, vpn, () => rdFromV3(vpn.rd), attributesFromV3(p.pattrs), best);
+  const evpn = unpack(p.nlri, EVPNIPPrefixRouteSchema);
+  if (evpn !== undefined) return evpnRibPath(p, evpn, () => rdFromV3(evpn.rd), attributesFromV3(p.pattrs), best);
+  return undefined;
 }
 
 export function ribPathsFromV3(dest: Destination): RibPath[] {
@@ -194,9 +271,12 @@ export function ribPathsFromV3(dest: Destination): RibPath[] {
 }
 
 function vrfPathFromV3(vrf: string, p: Path, best: boolean): VrfPath | undefined {
-  const nlri = unpack(p.nlri, IPAddressPrefixSchema);
-  if (nlri === undefined || p.isWithdraw) return undefined;
-  return vrfPath(vrf, p, nlri, attributesFromV3(p.pattrs), best);
+  if (p.isWithdraw) return undefined;
+  const unicast = unpack(p.nlri, IPAddressPrefixSchema);
+  if (unicast !== undefined) return vrfPath(vrf, p, unicast, attributesFromV3(p.pattrs), best);
+  const evpn = unpack(p.nlri, EVPNIPPrefixRouteSchema);
+  if (evpn !== undefined) return evpnVrfPath(vrf, p, evpn, attributesFromV3(p.pattrs), best);
+  return undefined;
 }
 
 export function vrfPathsFromV3(vrf: string, dest: Destination): VrfPath[] {

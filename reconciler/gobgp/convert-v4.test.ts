@@ -3,7 +3,7 @@ import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, 
 import { describe, expect, it } from "vitest";
 import { DestinationSchema, GlobalSchema, PathSchema, PeerSchema, TableType, VrfSchema, WatchEventResponseSchema } from "../../proto/gen/api/gobgp_pb.js";
 import type { AdminAssigned } from "../../shared/route-distinguisher.js";
-import type { LocalPath, PeerConfig, Vrf } from "../speaker.js";
+import type { PeerConfig, Srv6LocalPath, Vrf } from "./speaker.js";
 import {
   eventFromV4,
   globalTable,
@@ -131,7 +131,7 @@ describe("peer", () => {
 });
 
 describe("local path (VPN form)", () => {
-  const lp: LocalPath = { vrf: "vpc-a", prefix: "10.1.0.5/32", nextHop: "fd00:ff::2", sid: "fc00:0:2::a:0:1", behavior: 19 };
+  const lp: Srv6LocalPath = { vrf: "vpc-a", prefix: "10.1.0.5/32", nextHop: "fd00:ff::2", encap: "srv6", sid: "fc00:0:2::a:0:1", behavior: 19 };
   const vrf: Vrf = { name: "vpc-a", id: 100, rd: { type: 0, asn: 65000, assigned: 10 }, importRts: [], exportRts: [{ type: 0, asn: 65000, assigned: 10 }, { type: 1, address: "192.0.2.1", assigned: 7 }] };
 
   it("is a VPNv4 path with the VRF's RD, origin IGP, next hop in MP_REACH, export RTs, SRv6 L3 service Prefix-SID", () => {

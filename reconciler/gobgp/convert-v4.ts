@@ -17,9 +17,36 @@ import {
   type WatchEventResponse,
 } from "../../proto/gen/api/gobgp_pb.js";
 import type { AdminAssigned } from "../../shared/route-distinguisher.js";
-import { SpeakerError, type LocalPath, type RibPath, type SpeakerEvent, type Vrf, type VrfPath } from "../speaker.js";
-import { checkLocalVpnPath, routeTargetSubType, sidFromBytes, sidStructure, sidToBytes, srv6SidInformationSubTlv, srv6SidStructureSubSubTlv, vpnFamily } from "./convert.js";
-import { eventFrom, ribPath, ribPathsOf, vrfFrom, vrfPath, vrfPathsOf, vrfTo, watchRequest, type PathAttributes } from "./convert-common.js";
+import { SpeakerError, type LocalPath, type RibPath, type SpeakerEvent, type Srv6LocalPath, type Vrf, type VrfPath, type VxlanLocalPath } from "./speaker.js";
+import {
+  checkLocalGlobalPath,
+  checkRouterMac,
+  evpnFamily,
+  evpnNoGateway,
+  evpnZeroEsi,
+  routeTargetSubType,
+  sidFromBytes,
+  sidStructure,
+  sidToBytes,
+  srv6SidInformationSubTlv,
+  srv6SidStructureSubSubTlv,
+  tunnelTypeVxlan,
+  vpnFamily,
+} from "./convert.js";
+import {
+  eventFrom,
+  evpnRibPath,
+  evpnVrfPath,
+  noAttributes,
+  ribPath,
+  ribPathsOf,
+  vrfFrom,
+  vrfPath,
+  vrfPathsOf,
+  vrfTo,
+  watchRequest,
+  type PathAttributes,
+} from "./convert-common.js";
 
 export const vrfTable = TableType.VRF;
 export const globalTable = TableType.GLOBAL;
@@ -169,8 +196,8 @@ export function srv6FromV4(attr: PrefixSID): { sid: string; behavior: number } |
  * except that its NLRI text carries the RD from the start, which gobgpd 4.8 keys adj-out updates
  * by (docs/kvrfd.md). A withdrawal needs only the NLRI, but carrying the rest does no harm.
  */
-export function localVpnPathToV4(vrf: Vrf, path: LocalPath, withdraw = false): MessageInitShape<typeof PathSchema> {
-  const prefix = checkLocalVpnPath(vrf, path);
+export function localVpnPathToV4(vrf: Vrf, path: Srv6LocalPath, withdraw = false): MessageInitShape<typeof PathSchema> {
+  const prefix = checkLocalGlobalPath(vrf, path);
   const family = vpnFamily(prefix.family);
   const nlri = { nlri: { case: "labeledVpnIpPrefix" as const, value: { labels: [], rd: rdToV4(vrf.rd), prefix: prefix.address, prefixLen: prefix.length } } };
   return {
@@ -186,28 +213,81 @@ export function localVpnPathToV4(vrf: Vrf, path: LocalPath, withdraw = false): M
   };
 }
 
+/**
+ * A local path of `vrf` as an EVPN IP prefix route (RFC 9136 type 5) for VXLAN, for the global
+ * table: the VRF's RD, ESI 0 (always present: gobgpd crashes without one), ethernet tag 0, no
+ * gateway (0.0.0.0 or ::, never ""), the VNI as the label; the next hop (VTEP) in MP_REACH; the
+ * export route targets, the VXLAN encapsulation and the router MAC extended communities.
+ */
+export function localEvpnPathToV4(vrf: Vrf, path: VxlanLocalPath, withdraw = false): MessageInitShape<typeof PathSchema> {
+  const prefix = checkLocalGlobalPath(vrf, path);
+  const family = { ...evpnFamily };
+  const nlri = {
+    nlri: {
+      case: "evpnIpPrefix" as const,
+      value: {
+        rd: rdToV4(vrf.rd),
+        esi: evpnZeroEsi(),
+        ethernetTag: 0,
+        ipPrefix: prefix.address,
+        ipPrefixLen: prefix.length,
+        gwAddress: evpnNoGateway(prefix.family),
+        label: path.vni,
+      },
+    },
+  };
+  const communities: MessageInitShape<typeof ExtendedCommunitySchema>[] = [
+    ...vrf.exportRts.map(rtToExtcomV4),
+    { extcom: { case: "encap", value: { tunnelType: tunnelTypeVxlan } } },
+    { extcom: { case: "routerMac", value: { mac: checkRouterMac(path.routerMac, "routerMac") } } },
+  ];
+  return {
+    family,
+    nlri,
+    isWithdraw: withdraw,
+    pattrs: [
+      { attr: { case: "origin", value: { origin: 0 } } },
+      { attr: { case: "mpReach", value: { family, nextHops: [path.nextHop], nlris: [nlri] } } },
+      { attr: { case: "extendedCommunities", value: { communities } } },
+    ],
+  };
+}
+
+/** A local path in the global-table form of its encapsulation. */
+export function localPathToV4(vrf: Vrf, path: LocalPath, withdraw = false): MessageInitShape<typeof PathSchema> {
+  return path.encap === "vxlan" ? localEvpnPathToV4(vrf, path, withdraw) : localVpnPathToV4(vrf, path, withdraw);
+}
+
 /** What kvrf reads from a path's attributes. */
 function attributesFromV4(pattrs: readonly Attribute[]): PathAttributes {
-  const out: PathAttributes = { nextHop: "", srv6: undefined, rts: [] };
+  const out = noAttributes();
   for (const a of pattrs) {
     if (a.attr.case === "nextHop") out.nextHop = a.attr.value.nextHop;
     else if (a.attr.case === "mpReach") out.nextHop = a.attr.value.nextHops[0] ?? out.nextHop;
     else if (a.attr.case === "prefixSid") out.srv6 = srv6FromV4(a.attr.value);
     else if (a.attr.case === "extendedCommunities") {
       for (const c of a.attr.value.communities) {
-        const rt = rtFromExtcomV4(c);
-        if (rt !== undefined) out.rts.push(rt);
+        if (c.extcom.case === "encap") out.tunnelTypes.push(c.extcom.value.tunnelType);
+        else if (c.extcom.case === "routerMac") out.routerMac ??= c.extcom.value.mac;
+        else {
+          const rt = rtFromExtcomV4(c);
+          if (rt !== undefined) out.rts.push(rt);
+        }
       }
     }
   }
   return out;
 }
 
-/** A VPN path of the global table (ListPath GLOBAL or a BEST event); undefined for other families. */
+/**
+ * A path of the global table (ListPath GLOBAL or a BEST event): VPN, or EVPN type 5; undefined
+ * for other families and other EVPN route types.
+ */
 export function ribPathFromV4(p: Path, best: boolean): RibPath | undefined {
-  if (p.nlri?.nlri.case !== "labeledVpnIpPrefix") return undefined;
-  const nlri = p.nlri.nlri.value;
-  return ribPath(p, nlri, () => rdFromV4(nlri.rd), attributesFromV4(p.pattrs), best);
+  const n = p.nlri?.nlri;
+  if (n?.case === "labeledVpnIpPrefix") return ribPath(p, n.value, () => rdFromV4(n.value.rd), attributesFromV4(p.pattrs), best);
+  if (n?.case === "evpnIpPrefix") return evpnRibPath(p, n.value, () => rdFromV4(n.value.rd), attributesFromV4(p.pattrs), best);
+  return undefined;
 }
 
 export function ribPathsFromV4(dest: Destination): RibPath[] {
@@ -215,8 +295,11 @@ export function ribPathsFromV4(dest: Destination): RibPath[] {
 }
 
 function vrfPathFromV4(vrf: string, p: Path, best: boolean): VrfPath | undefined {
-  if (p.nlri?.nlri.case !== "prefix" || p.isWithdraw) return undefined;
-  return vrfPath(vrf, p, p.nlri.nlri.value, attributesFromV4(p.pattrs), best);
+  const n = p.nlri?.nlri;
+  if (p.isWithdraw) return undefined;
+  if (n?.case === "prefix") return vrfPath(vrf, p, n.value, attributesFromV4(p.pattrs), best);
+  if (n?.case === "evpnIpPrefix") return evpnVrfPath(vrf, p, n.value, attributesFromV4(p.pattrs), best);
+  return undefined;
 }
 
 export function vrfPathsFromV4(vrf: string, dest: Destination): VrfPath[] {

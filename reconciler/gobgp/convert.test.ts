@@ -1,13 +1,16 @@
 import { describe, expect, it } from "vitest";
 import { attachmentSid, parseLocator } from "../../shared/srv6-sid.js";
 import type { AdminAssigned } from "../../shared/route-distinguisher.js";
-import { SpeakerError } from "../speaker.js";
+import { SpeakerError } from "./speaker.js";
+import { canonicalMac } from "../../shared/router-mac.js";
 import {
   checkAdminAssigned,
   checkGlobal,
   checkLocalPath,
   checkPeer,
+  evpnInfoOf,
   parsePrefix,
+  readRouterMac,
   sessionState,
   sidFromBytes,
   sidStructure,
@@ -123,9 +126,9 @@ describe("input checks", () => {
     [() => checkPeer({ address: "192.0.2.1", asn: 65000, routeReflectorClusterId: "::1", families: [] }), /routeReflectorClusterId/],
     [() => checkPeer({ address: "192.0.2.1", asn: 65000, remotePort: 0, families: [] }), /remotePort/],
     [() => checkPeer({ address: "192.0.2.1", asn: 65000, holdTimeSeconds: -1, families: [] }), /holdTimeSeconds/],
-    [() => checkLocalPath({ vrf: "v", prefix: "10.0.0.0/8", nextHop: "x", sid: "fc00::1", behavior: 19 }), /nextHop/],
-    [() => checkLocalPath({ vrf: "v", prefix: "10.0.0.0/8", nextHop: "fd00::1", sid: "fc00::1", behavior: 1 as 19 }), /behavior 1/],
-    [() => checkLocalPath({ vrf: "", prefix: "10.0.0.0/8", nextHop: "fd00::1", sid: "fc00::1", behavior: 19 }), /vrf name is empty/],
+    [() => checkLocalPath({ vrf: "v", prefix: "10.0.0.0/8", nextHop: "x", encap: "srv6", sid: "fc00::1", behavior: 19 }), /nextHop/],
+    [() => checkLocalPath({ vrf: "v", prefix: "10.0.0.0/8", nextHop: "fd00::1", encap: "srv6", sid: "fc00::1", behavior: 1 as 19 }), /behavior 1/],
+    [() => checkLocalPath({ vrf: "", prefix: "10.0.0.0/8", nextHop: "fd00::1", encap: "srv6", sid: "fc00::1", behavior: 19 }), /vrf name is empty/],
   ])("refuses case %#", (f, msg) => {
     expect(invalidMessage(f)).toMatch(msg);
   });
@@ -145,11 +148,37 @@ describe("input checks", () => {
         families: ["vpnv4", "vpnv6"],
       }),
     ).not.toThrow();
-    expect(checkLocalPath({ vrf: "v", prefix: "10.1.0.5/32", nextHop: "fd00:ff::2", sid: "fc00::1", behavior: 17 })).toEqual({
+    expect(checkLocalPath({ vrf: "v", prefix: "10.1.0.5/32", nextHop: "fd00:ff::2", encap: "srv6", sid: "fc00::1", behavior: 17 })).toEqual({
       family: "ipv4",
       address: "10.1.0.5",
       length: 32,
     });
+  });
+});
+
+describe("EVPN (VXLAN) pieces", () => {
+  it("MACs: 48 bits with colons only, canonical lower case", () => {
+    expect(canonicalMac("02:00:5E:10:00:0A")).toBe("02:00:5e:10:00:0a");
+    for (const bad of ["02:00:5e:10:00", "02-00-5e-10-00-0a", "0200.5e10.000a", "02:00:5e:10:00:0a:00:01", "", "02:00:5e:10:00:0g"]) expect(canonicalMac(bad)).toBeUndefined();
+    expect(readRouterMac(undefined)).toEqual({ mac: "", problem: "no router MAC extended community" });
+    expect(readRouterMac("03:00:00:00:00:01")).toEqual({ mac: "03:00:00:00:00:01", problem: "router MAC 03:00:00:00:00:01 is a multicast address" });
+  });
+
+  it("a vxlan local path: VNI 1 to 16777215, a unicast router MAC, any IP next hop", () => {
+    const lp = { vrf: "v", prefix: "fd10::/64", nextHop: "192.0.2.2", encap: "vxlan", vni: 16777215, routerMac: "02:00:5e:10:00:0a" } as const;
+    expect(checkLocalPath(lp)).toEqual({ family: "ipv6", address: "fd10::", length: 64 });
+    expect(invalidMessage(() => checkLocalPath({ ...lp, vni: -1 }))).toMatch(/vni -1 is not a VNI/);
+    expect(invalidMessage(() => checkLocalPath({ ...lp, routerMac: "ff:ff:ff:ff:ff:ff" }))).toMatch(/routerMac: ff:ff:ff:ff:ff:ff is a multicast address/);
+  });
+
+  it("what a type-5 route says: several problems at once are all named", () => {
+    expect(evpnInfoOf({ label: 0, gwAddress: "10.0.0.1" }, { routerMac: undefined, tunnelTypes: [10] }, false)).toEqual({
+      vni: 0,
+      routerMac: "",
+      problem: "label 0 is not a VNI (1 to 16777215); no router MAC extended community; encapsulation 10 is not VXLAN (8); gateway address 10.0.0.1 (an overlay index) is not supported",
+    });
+    // gobgpd 3.10 spells a missing gateway "<nil>".
+    expect(evpnInfoOf({ label: 7, gwAddress: "<nil>", esi: { type: 0, value: new Uint8Array() } }, { routerMac: "02:00:5e:10:00:0a", tunnelTypes: [8] }, false)).toEqual({ vni: 7, routerMac: "02:00:5e:10:00:0a" });
   });
 });
 

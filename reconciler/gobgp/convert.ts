@@ -1,6 +1,8 @@
 // Version-independent pieces of the Speaker ↔ gobgpd conversion: input checks (so that bad input
-// fails here with a clear "invalid" instead of as a Go error text, or worse, a truncated value on
-// the wire), address and SID encoding, and the SRv6 SID structure kvrf advertises.
+// fails here with a clear "invalid" instead of as a Go error text, a gobgpd crash, or worse, a
+// truncated value on the wire), address, SID and MAC encoding, the SRv6 SID structure and the EVPN
+// type-5 fields kvrf advertises.
+import { canonicalMac } from "../../shared/router-mac.js";
 import ipaddr from "ipaddr.js";
 import type { AdminAssigned } from "../../shared/route-distinguisher.js";
 import {
@@ -10,9 +12,12 @@ import {
   type GlobalConfig,
   type LocalPath,
   type PeerConfig,
+  type PeerFamily,
   type PeerSessionState,
+  type RibFamily,
   type Vrf,
-} from "../speaker.js";
+  type VxlanLocalPath,
+} from "./speaker.js";
 
 const u16 = 0xffff;
 const u32 = 0xffffffff;
@@ -210,24 +215,67 @@ export function checkPeer(peer: PeerConfig): void {
     if (v !== undefined && !isUint(v, u16)) throw invalid(`peer ${peer.address}: ${k} ${v} is not a number of seconds`);
   }
   for (const f of peer.families) {
-    if (f !== "vpnv4" && f !== "vpnv6") throw invalid(`peer ${peer.address}: unknown family ${String(f)}`);
+    if (!peerFamilies.some((x) => x.name === f)) throw invalid(`peer ${peer.address}: unknown family ${String(f)}`);
   }
 }
 
 const behaviors = new Set<number>(Object.values(srv6Behavior));
 
+/** The largest VNI (24 bits, RFC 7348 §5). */
+export const maxVni = 0xffffff;
+
+/** Why `mac` (canonical) cannot be a router MAC (it becomes a neighbour's lladdr), or undefined. */
+function routerMacFault(mac: string): string | undefined {
+  if (mac === "00:00:00:00:00:00") return "is all zeros";
+  // The I/G bit: the low-order bit of the first octet.
+  if ((parseInt(mac.slice(0, 2), 16) & 1) === 1) return "is a multicast address";
+  return undefined;
+}
+
+/** Checks a router MAC and returns its canonical text. */
+export function checkRouterMac(text: string, field: string): string {
+  const mac = canonicalMac(text);
+  if (mac === undefined) throw invalid(`${field}: "${text}" is not a MAC address (aa:bb:cc:dd:ee:ff)`);
+  const fault = routerMacFault(mac);
+  if (fault !== undefined) throw invalid(`${field}: ${mac} ${fault}`);
+  return mac;
+}
+
+/** A router MAC as a path reports it: its canonical text and, when it cannot be used, why. */
+export function readRouterMac(text: string | undefined): { mac: string; problem?: string } {
+  if (text === undefined) return { mac: "", problem: "no router MAC extended community" };
+  const mac = canonicalMac(text);
+  if (mac === undefined) return { mac: "", problem: `router MAC "${text}" is not a MAC address` };
+  const fault = routerMacFault(mac);
+  return fault === undefined ? { mac } : { mac, problem: `router MAC ${mac} ${fault}` };
+}
+
+function checkVni(path: VxlanLocalPath, where: string): void {
+  if (!isUint(path.vni, maxVni) || path.vni === 0) throw invalid(`${where}: vni ${path.vni} is not a VNI (1 to ${maxVni})`);
+}
+
 /** Checks a local path and returns its parsed prefix. */
 export function checkLocalPath(path: LocalPath): ParsedPrefix {
   if (path.vrf === "") throw invalid("local path: vrf name is empty");
   const prefix = parsePrefix(path.prefix, `local path ${path.vrf} prefix`);
-  checkAddress(path.nextHop, `local path ${path.vrf} ${path.prefix} nextHop`);
-  sidToBytes(path.sid, `local path ${path.vrf} ${path.prefix} sid`);
-  if (!behaviors.has(path.behavior)) throw invalid(`local path ${path.vrf} ${path.prefix}: behavior ${path.behavior} is not one kvrf uses`);
-  return prefix;
+  const where = `local path ${path.vrf} ${path.prefix}`;
+  checkAddress(path.nextHop, `${where} nextHop`);
+  switch (path.encap) {
+    case "srv6":
+      sidToBytes(path.sid, `${where} sid`);
+      if (!behaviors.has(path.behavior)) throw invalid(`${where}: behavior ${path.behavior} is not one kvrf uses`);
+      return prefix;
+    case "vxlan":
+      checkVni(path, where);
+      checkRouterMac(path.routerMac, `${where} routerMac`);
+      return prefix;
+    default:
+      throw invalid(`${where}: unknown encapsulation ${JSON.stringify((path as { encap?: unknown }).encap)}`);
+  }
 }
 
-/** Checks a local path and its VRF for origination in VPN form; returns the parsed prefix. */
-export function checkLocalVpnPath(vrf: Vrf, path: LocalPath): ParsedPrefix {
+/** Checks a local path and its VRF for origination in the global table; returns the parsed prefix. */
+export function checkLocalGlobalPath(vrf: Vrf, path: LocalPath): ParsedPrefix {
   const prefix = checkLocalPath(path);
   checkAdminAssigned(vrf.rd, `vrf ${vrf.name} rd`);
   for (const rt of vrf.exportRts) checkAdminAssigned(rt, `vrf ${vrf.name} export rt`);
@@ -235,8 +283,54 @@ export function checkLocalVpnPath(vrf: Vrf, path: LocalPath): ParsedPrefix {
 }
 
 /** AFI/SAFI numbers (RFC 4760; IANA). */
-export const afi = { ip: 1, ip6: 2 } as const;
-export const safi = { unicast: 1, mplsVpn: 128 } as const;
+export const afi = { ip: 1, ip6: 2, l2vpn: 25 } as const;
+export const safi = { unicast: 1, evpn: 70, mplsVpn: 128 } as const;
+
+/** The EVPN family, AFI/SAFI 25/70 (RFC 7432). */
+export const evpnFamily = { afi: afi.l2vpn, safi: safi.evpn } as const;
+
+/** BGP Tunnel Encapsulation type of VXLAN (RFC 9012 §4.1, IANA; RFC 8365 §5.1.3). */
+export const tunnelTypeVxlan = 8;
+
+/**
+ * The type-5 NLRI fields kvrf sends as zero: ESI type 0 with 9 zero octets (single-homed; gobgpd
+ * crashes on a missing ESI, FACTS §10), ethernet tag 0 and the gateway address of the prefix's
+ * family (gobgpd 4.8 refuses an empty one and writes a 16-byte gateway into an IPv4 route as is).
+ */
+export function evpnZeroEsi(): { type: number; value: Uint8Array } {
+  return { type: 0, value: new Uint8Array(9) };
+}
+
+export function evpnNoGateway(family: AddressFamily): string {
+  return family === "ipv4" ? "0.0.0.0" : "::";
+}
+
+/**
+ * What a type-5 route's NLRI and attributes say for VXLAN (RFC 9136 §4.4.1, interface-less: the
+ * VNI and the router MAC, no overlay index). `problem` says why the route cannot be used as such;
+ * withdrawals carry no attributes and are not judged.
+ */
+export function evpnInfoOf(
+  nlri: { label: number; gwAddress: string; esi?: { type: number; value: Uint8Array } | undefined },
+  attrs: { routerMac: string | undefined; tunnelTypes: readonly number[] },
+  withdraw: boolean,
+): { vni: number; routerMac: string; problem?: string } {
+  const rmac = readRouterMac(attrs.routerMac);
+  const out = { vni: nlri.label, routerMac: rmac.mac };
+  if (withdraw) return out;
+  const problems: string[] = [];
+  if (!isUint(nlri.label, maxVni) || nlri.label === 0) problems.push(`label ${nlri.label} is not a VNI (1 to ${maxVni})`);
+  if (rmac.problem !== undefined) problems.push(rmac.problem);
+  // Without the encapsulation community the encapsulation is MPLS or configured (RFC 8365 §5.1.3).
+  if (attrs.tunnelTypes.length > 0 && !attrs.tunnelTypes.includes(tunnelTypeVxlan)) {
+    problems.push(`encapsulation ${attrs.tunnelTypes.join(",")} is not VXLAN (${tunnelTypeVxlan})`);
+  }
+  const gw = reportedIp(nlri.gwAddress);
+  if (gw !== undefined) problems.push(`gateway address ${gw} (an overlay index) is not supported`);
+  const esi = nlri.esi;
+  if (esi !== undefined && (esi.type !== 0 || esi.value.some((b) => b !== 0))) problems.push("a non-zero ESI (an overlay index) is not supported");
+  return problems.length === 0 ? out : { ...out, problem: problems.join("; ") };
+}
 
 export function unicastAfi(family: AddressFamily): number {
   return family === "ipv4" ? afi.ip : afi.ip6;
@@ -253,13 +347,14 @@ export function familyOfAfi(n: number, prefix: string): AddressFamily {
 export const routeTargetSubType = 2;
 
 /** Peer families kvrf configures and the AFI/SAFI each one is. */
-export const vpnFamilies = [
+export const peerFamilies: readonly { name: PeerFamily; afi: number; safi: number }[] = [
   { name: "vpnv4", afi: afi.ip, safi: safi.mplsVpn },
   { name: "vpnv6", afi: afi.ip6, safi: safi.mplsVpn },
-] as const;
+  { name: "l2vpn-evpn", afi: afi.l2vpn, safi: safi.evpn },
+];
 
-export function vpnFamilyName(a: number, s: number): "vpnv4" | "vpnv6" | undefined {
-  return vpnFamilies.find((f) => f.afi === a && f.safi === s)?.name;
+export function peerFamilyName(a: number, s: number): PeerFamily | undefined {
+  return peerFamilies.find((f) => f.afi === a && f.safi === s)?.name;
 }
 
 export function unicastFamily(family: AddressFamily): { afi: number; safi: number } {
@@ -268,6 +363,16 @@ export function unicastFamily(family: AddressFamily): { afi: number; safi: numbe
 
 export function vpnFamily(family: AddressFamily): { afi: number; safi: number } {
   return { afi: unicastAfi(family), safi: safi.mplsVpn };
+}
+
+/** The AFI/SAFI of a global table. */
+export function ribFamily(family: RibFamily): { afi: number; safi: number } {
+  return family === "evpn" ? { ...evpnFamily } : vpnFamily(family);
+}
+
+/** The AFI/SAFI a VRF view lists: unicast (VPN routes converted by gobgpd) or EVPN (as they are). */
+export function vrfViewFamily(family: RibFamily): { afi: number; safi: number } {
+  return family === "evpn" ? { ...evpnFamily } : unicastFamily(family);
 }
 
 // The session-state numbers are the same in both APIs (IDLE = 1 ... ESTABLISHED = 6).

@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { SpeakerError } from "../speaker.js";
+import { SpeakerError } from "./speaker.js";
 import { classify, grpcCode, streamEndError, toSpeakerError } from "./errors.js";
 
 describe("classify", () => {

@@ -3,7 +3,7 @@
 // the texts below were observed on gobgpd 4.8.0 and 3.10.0 (they are the same where both exist).
 // Transport failures come from connect-node as ConnectError codes (see FACTS §3).
 import { Code, ConnectError } from "@connectrpc/connect";
-import { SpeakerError, type SpeakerErrorKind } from "../speaker.js";
+import { SpeakerError, type SpeakerErrorKind } from "./speaker.js";
 
 /** gobgpd's Go error texts (anchored), first match wins. */
 const textRules: readonly (readonly [RegExp, SpeakerErrorKind])[] = [

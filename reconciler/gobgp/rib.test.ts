@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { aaKey, RibView } from "./rib.js";
+import { aaKey } from "../../shared/route-distinguisher.js";
+import { RibView } from "./rib.js";
 import type { RibPath } from "./speaker.js";
 
 const rt = (n: number) => ({ type: 0 as const, asn: 65000, assigned: n });
@@ -40,14 +41,14 @@ describe("RibView", () => {
       path(2, "10.0.0.2/32", { best: true, local: true, neighbor: undefined }),
     ]);
     expect(view(v, [1])).toEqual(["1 10.0.0.1/32 fd00:0:b::1"]);
-    expect(v.localPaths(rt(1), "vpc-1")).toEqual([{ vrf: "vpc-1", prefix: "10.0.0.1/32", nextHop: "fd00:ff::a", sid: "fd00:0:a::1", behavior: 20 }]);
+    expect(v.localPaths(rt(1), "vpc-1")).toEqual([{ vrf: "vpc-1", prefix: "10.0.0.1/32", nextHop: "fd00:ff::a", encap: "srv6", sid: "fd00:0:a::1", behavior: 20 }]);
     expect([...v.localPrefixes(rt(2))]).toEqual(["10.0.0.2/32"]);
   });
 
   it("a re-read (periodic) keeps the view in use, corrects drift, and keeps changes and own writes made meanwhile", () => {
     const v = new RibView();
     v.finishRead(v.beginRead(), [path(1, "10.0.0.1/32"), path(2, "10.0.0.2/32")]);
-    const lp = { vrf: "vpc-3", prefix: "10.0.0.3/32", nextHop: "fd00:ff::a", sid: "fd00::3", behavior: 20 as const };
+    const lp = { vrf: "vpc-3", prefix: "10.0.0.3/32", nextHop: "fd00:ff::a", encap: "srv6" as const, sid: "fd00::3", behavior: 20 as const };
     const t = v.beginRead();
     expect(v.synced).toBe(true);
     // Reported and applied at once, and kept for the read.
@@ -110,10 +111,10 @@ describe("RibView", () => {
     const v = new RibView();
     v.reset();
     expect(v.synced).toBe(true);
-    const lp = { vrf: "vpc-1", prefix: "10.0.0.1/32", nextHop: "fd00:ff::a", sid: "fd00::1", behavior: 20 as const };
+    const lp = { vrf: "vpc-1", prefix: "10.0.0.1/32", nextHop: "fd00:ff::a", encap: "srv6" as const, sid: "fd00::1", behavior: 20 as const };
     v.setLocal(rt(1), lp);
     v.setLocal(rt(1), { ...lp, prefix: "10.0.0.2/32" });
-    v.deleteLocal(rt(1), "10.0.0.2/32");
+    v.deleteLocal(rt(1), { prefix: "10.0.0.2/32", encap: "srv6" });
     expect(v.localPaths(rt(1), "vpc-x")).toEqual([{ ...lp, vrf: "vpc-x" }]);
     v.dropLocal(rt(1));
     expect(v.localPaths(rt(1), "vpc-1")).toEqual([]);

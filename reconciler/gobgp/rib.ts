@@ -9,15 +9,18 @@
 //    read are applied on top of what was read, in order, so the result is what gobgpd holds;
 //  - the paths this node originates, per RD: read with the table, then kept by kvrfd's own writes
 //    (a local path need not be the best one of its destination, so events do not say enough).
-import { formatAdminAssigned, type AdminAssigned } from "../shared/route-distinguisher.js";
-import type { LocalPath, RibPath } from "./speaker.js";
+import { aaKey, type AdminAssigned } from "../../shared/route-distinguisher.js";
+import { localPathOf, type LocalPath, type RibPath } from "./speaker.js";
 
-/** A route distinguisher's or route target's identity (layout and value). */
-export const aaKey = (v: AdminAssigned): string => `${v.type}/${formatAdminAssigned(v)}`;
 
-const destKey = (p: { rd: AdminAssigned; prefix: string }): string => `${aaKey(p.rd)} ${p.prefix}`;
+// A VPN and an EVPN (type-5) destination with the same RD and prefix are different destinations.
+const destKey = (p: { rd: AdminAssigned; prefix: string; evpn?: unknown }): string => `${p.evpn !== undefined ? "evpn " : ""}${aaKey(p.rd)} ${p.prefix}`;
 
-type OwnPath = Pick<LocalPath, "prefix" | "nextHop" | "sid" | "behavior">;
+/** A LocalPath without its VRF (the VRF is known by the RD it is kept under). */
+type OwnPath = LocalPath extends infer P ? (P extends unknown ? Omit<P, "vrf"> : never) : never;
+
+const ownPath = ({ vrf: _vrf, ...p }: LocalPath): OwnPath => p;
+const ownKey = (p: Pick<LocalPath, "prefix" | "encap">): string => `${p.encap} ${p.prefix}`;
 
 /** A destination whose best path changed: its RD and the route targets before and after (keys). */
 export interface RibChange {
@@ -45,7 +48,7 @@ export class RibView {
   private best = new Map<string, RibPath>();
   /** Route-target key → destinations whose best path carries it. */
   private byRt = new Map<string, Set<string>>();
-  /** RD key → prefix → the path this node originates. */
+  /** RD key → "encap prefix" → the path this node originates (a prefix has a VPN and an EVPN form). */
   private own = new Map<string, Map<string, OwnPath>>();
   private complete = false;
   private read: Read | undefined;
@@ -86,7 +89,10 @@ export class RibView {
       this.own = new Map();
       for (const p of paths) {
         if (p.best) this.put(p);
-        if (p.local) this.ownMap(p.rd).set(p.prefix, { prefix: p.prefix, nextHop: p.nextHop, sid: p.sid ?? "", behavior: (p.behavior ?? 0) as LocalPath["behavior"] });
+        if (p.local) {
+          const own = ownPath(localPathOf("", p));
+          this.ownMap(p.rd).set(ownKey(own), own);
+        }
       }
       this.complete = true;
       for (const batch of r.events) this.apply(batch);
@@ -147,21 +153,22 @@ export class RibView {
     return [...(this.own.get(aaKey(rd))?.values() ?? [])].map((p) => ({ vrf, ...p }));
   }
 
-  /** Prefixes this node originates with `rd`. */
+  /** Prefixes this node originates with `rd` (in either route form). */
   localPrefixes(rd: AdminAssigned): Set<string> {
-    return new Set(this.own.get(aaKey(rd))?.keys() ?? []);
+    return new Set([...(this.own.get(aaKey(rd))?.values() ?? [])].map((p) => p.prefix));
   }
 
-  /** Our own write: `path` is originated with `rd` (replacing any path of its prefix). */
+  /** Our own write: `path` is originated with `rd` (replacing any path of its prefix in its form). */
   setLocal(rd: AdminAssigned, path: LocalPath): void {
-    this.own_(() => this.ownMap(rd).set(path.prefix, { prefix: path.prefix, nextHop: path.nextHop, sid: path.sid, behavior: path.behavior }));
+    const own = ownPath(path);
+    this.own_(() => this.ownMap(rd).set(ownKey(own), own));
   }
 
-  /** Our own write: the path of `prefix` with `rd` is withdrawn. */
-  deleteLocal(rd: AdminAssigned, prefix: string): void {
+  /** Our own write: the path of `path`'s prefix and form with `rd` is withdrawn. */
+  deleteLocal(rd: AdminAssigned, path: Pick<LocalPath, "prefix" | "encap">): void {
     this.own_(() => {
       const m = this.own.get(aaKey(rd));
-      m?.delete(prefix);
+      m?.delete(ownKey(path));
       if (m !== undefined && m.size === 0) this.own.delete(aaKey(rd));
     });
   }

@@ -8,7 +8,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { SpeakerError, type Speaker, type SpeakerEvent, type Vrf } from "./speaker.js";
-import { Backoff } from "./queue.js";
+import { Backoff } from "../backoff.js";
 import { RibView, type RibChange } from "./rib.js";
 
 export interface Session {
@@ -198,9 +198,10 @@ export class SpeakerLink {
     while (!signal.aborted) {
       const t0 = Date.now();
       try {
-        const [v4, v6] = await Promise.all([s.speaker.listRib("ipv4"), s.speaker.listRib("ipv6")]);
-        if (s.rib.finishRead(token, [...v4, ...v6])) {
-          this.opts.log.info({ generation: s.generation, destinations: s.rib.size, ms: Date.now() - t0 }, "read gobgpd's VPN tables");
+        // The VPN tables and the EVPN one (type-5 routes of VXLAN VPCs): the watch reports all three.
+        const [v4, v6, evpn] = await Promise.all([s.speaker.listRib("ipv4"), s.speaker.listRib("ipv6"), s.speaker.listRib("evpn")]);
+        if (s.rib.finishRead(token, [...v4, ...v6, ...evpn])) {
+          this.opts.log.info({ generation: s.generation, destinations: s.rib.size, ms: Date.now() - t0 }, "read gobgpd's VPN and EVPN tables");
           this.handlers?.ribSynced(s);
         }
         return;

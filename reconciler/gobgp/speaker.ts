@@ -1,9 +1,18 @@
 // The BGP speaker as kvrfd sees it: version-independent, typed, and small. The real
 // implementations drive gobgpd over gRPC (v4 api.GoBgpService, v3 apipb.GobgpApi; see ./gobgp/);
 // unit tests may use an in-memory fake that implements the same interface.
-import type { AdminAssigned } from "../shared/route-distinguisher.js";
+import type { AdminAssigned } from "../../shared/route-distinguisher.js";
 
 export type AddressFamily = "ipv4" | "ipv6";
+
+/**
+ * A table of the speaker's global RIB: VPNv4 or VPNv6 ("ipv4", "ipv6": L3VPN routes, RFC 4364) or
+ * EVPN ("evpn": IP prefix routes, RFC 9136 route type 5, of both prefix families).
+ */
+export type RibFamily = AddressFamily | "evpn";
+
+/** BGP families a session can carry: AFI/SAFI 1/128, 2/128 and 25/70. */
+export type PeerFamily = "vpnv4" | "vpnv6" | "l2vpn-evpn";
 
 /** SRv6 endpoint behaviours kvrf advertises (RFC 8986 §10.2 codepoints). */
 export const srv6Behavior = { endDX6: 16, endDX4: 17, endDT6: 18, endDT4: 19, endDT46: 20 } as const;
@@ -34,7 +43,7 @@ export interface PeerConfig {
   localAddress?: string;
   /** Remote TCP port (default 179). */
   remotePort?: number;
-  families: ("vpnv4" | "vpnv6")[];
+  families: PeerFamily[];
 }
 
 export type PeerSessionState = "idle" | "connect" | "active" | "opensent" | "openconfirm" | "established" | "unknown";
@@ -52,15 +61,43 @@ export interface Vrf {
   id: number;
 }
 
-/** A prefix this node originates into a VRF, with the SRv6 L3 service SID (RFC 9252). */
-export interface LocalPath {
+interface LocalPathBase {
   vrf: string;
   /** CIDR, canonical (host bits zero). */
   prefix: string;
-  /** BGP next hop: the node's underlay address. */
+  /** BGP next hop: the node's underlay address (with VXLAN, its VTEP; IPv4 or IPv6). */
   nextHop: string;
+}
+
+/** Originated as an L3VPN route (VPNv4/VPNv6) with the SRv6 L3 service SID (RFC 9252). */
+export interface Srv6LocalPath extends LocalPathBase {
+  encap: "srv6";
   sid: string;
   behavior: Srv6Behavior;
+}
+
+/**
+ * Originated as an EVPN IP prefix route (RFC 9136 type 5) for VXLAN (RFC 8365): the VNI in the
+ * label field, the router MAC and encapsulation (tunnel type 8) extended communities, ESI 0,
+ * ethernet tag 0, no gateway address.
+ */
+export interface VxlanLocalPath extends LocalPathBase {
+  encap: "vxlan";
+  /** The VPC's VNI, 1 to 16777215. */
+  vni: number;
+  /** The node's router MAC, a unicast MAC "aa:bb:cc:dd:ee:ff" (any case; reported lower case). */
+  routerMac: string;
+}
+
+/** A prefix this node originates into a VRF, in the route form of its encapsulation. */
+export type LocalPath = Srv6LocalPath | VxlanLocalPath;
+
+/** What an EVPN type-5 path says about reaching its prefix over VXLAN. */
+export interface EvpnInfo {
+  /** The label field (24 bits): the VNI. */
+  vni: number;
+  /** From the router MAC extended community, lower case; "" when the path has none (e.g. a withdrawal). */
+  routerMac: string;
 }
 
 /** What every path kvrfd reads from the speaker carries, in a VRF's RIB or in the global table. */
@@ -71,6 +108,15 @@ interface PathSeen {
   /** SID from the path's SRv6 L3 service TLV; undefined when the path carries none. */
   sid?: string;
   behavior?: number;
+  /** Set on (and only on) EVPN type-5 paths. */
+  evpn?: EvpnInfo;
+  /**
+   * Why this path cannot be used as it is, e.g. a type-5 route without a router MAC, with VNI 0,
+   * or with an overlay index (gateway address, ESI) kvrf does not resolve. Such paths are still
+   * reported, so that one odd route neither hides its destination nor stops a listing or a watch;
+   * they must not be installed.
+   */
+  problem?: string;
   best: boolean;
   /** True for paths this speaker originated itself (no neighbor). */
   local: boolean;
@@ -84,10 +130,13 @@ export interface VrfPath extends PathSeen {
 }
 
 /**
- * A VPN path of the speaker's global table (VPNv4/VPNv6): what every VRF imports from, by route
- * target. Paths this speaker originated itself are `local`; the others carry their neighbor.
+ * A path of the speaker's global table, VPN (VPNv4/VPNv6) or EVPN type 5 (`evpn` set): what every
+ * VRF imports from, by route target. Paths this speaker originated itself are `local`; the others
+ * carry their neighbor. A VPN and an EVPN destination with the same RD and prefix are different
+ * destinations.
  */
 export interface RibPath extends PathSeen {
+  /** The prefix's family (for an EVPN path too). */
   family: AddressFamily;
   /** With `prefix`, the destination; `best` is the best path of it. */
   rd: AdminAssigned;
@@ -98,10 +147,21 @@ export interface RibPath extends PathSeen {
 }
 
 /**
- * What the speaker tells a watcher: best-path changes of the global VPN tables, each with the
- * path that is now best (or a withdrawal when the destination is gone); peer session changes; and
- * "watching" once the watch is registered, after which no change goes unreported (read the table
- * then, and apply the changes that follow on top).
+ * The local path `p` (a `local` path of the global table, as listRib shows it) was originated
+ * from. A VPN path without a SID gives sid "" and behaviour 0, which no path kvrf wants has.
+ */
+export function localPathOf(vrf: string, p: RibPath): LocalPath {
+  const base = { vrf, prefix: p.prefix, nextHop: p.nextHop };
+  if (p.evpn !== undefined) return { ...base, encap: "vxlan", vni: p.evpn.vni, routerMac: p.evpn.routerMac };
+  return { ...base, encap: "srv6", sid: p.sid ?? "", behavior: (p.behavior ?? 0) as Srv6Behavior };
+}
+
+/**
+ * What the speaker tells a watcher: best-path changes of the global VPN tables and of the EVPN
+ * type-5 routes (other EVPN route types are not reported), each with the path that is now best (or
+ * a withdrawal when the destination is gone); peer session changes; and "watching" once the watch
+ * is registered, after which no change goes unreported (read the tables then, and apply the
+ * changes that follow on top).
  */
 export type SpeakerEvent =
   | { kind: "rib"; paths: RibPath[] }
@@ -140,18 +200,26 @@ export interface Speaker {
   addVrf(vrf: Vrf): Promise<void>;
   deleteVrf(name: string): Promise<void>;
 
-  /** Paths of `family` in the VRF's RIB (local and imported), as gobgpd's VRF view shows them. */
-  listVrfPaths(vrf: string, family: AddressFamily): Promise<VrfPath[]>;
-  /** Every VPN path of `family` in the global table, best ones flagged; empty while BGP is not started. */
-  listRib(family: AddressFamily): Promise<RibPath[]>;
   /**
-   * Originates `paths` of `vrf` in VPN form: in the global table, with the VRF's RD, its export
-   * route targets and the SRv6 SID. Adding a prefix again replaces the path (implicit withdraw).
-   * gobgpd does not check that the VRF exists; DeleteVrf withdraws them (they carry its RD).
-   * Calls made at the same time are sent together (one AddPathStream request).
+   * Paths of `family` in the VRF's RIB (local and imported), as gobgpd's VRF view shows them: for
+   * "evpn", the type-5 paths whose route targets the VRF imports (gobgpd does not turn them into
+   * VRF routes; a VRF's local EVPN paths are among them).
+   */
+  listVrfPaths(vrf: string, family: RibFamily): Promise<VrfPath[]>;
+  /**
+   * Every path of `family` in the global table, best ones flagged: VPN paths, or for "evpn" the
+   * type-5 paths (other EVPN route types are left out). Empty while BGP is not started.
+   */
+  listRib(family: RibFamily): Promise<RibPath[]>;
+  /**
+   * Originates `paths` of `vrf` in the global table with the VRF's RD and its export route
+   * targets: "srv6" paths in VPN form with the SRv6 SID, "vxlan" paths as EVPN type-5 routes.
+   * Adding a prefix again (same form) replaces the path (implicit withdraw). gobgpd does not check
+   * that the VRF exists; DeleteVrf withdraws them (they carry its RD). Calls made at the same time
+   * are sent together (one AddPathStream request).
    */
   addLocalPaths(vrf: Vrf, paths: readonly LocalPath[]): Promise<void>;
-  /** Withdraws `paths` of `vrf` (by RD and prefix); withdrawing one that is not there succeeds. */
+  /** Withdraws `paths` of `vrf` (by form, RD and prefix); withdrawing one that is not there succeeds. */
   deleteLocalPaths(vrf: Vrf, paths: readonly LocalPath[]): Promise<void>;
 
   /**

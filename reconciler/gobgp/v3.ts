@@ -9,7 +9,7 @@ import type { Channel } from "./channel.js";
 import {
   eventFromV3,
   globalTable,
-  localVpnPathToV3,
+  localPathToV3,
   ribPathsFromV3,
   vrfFromV3,
   vrfPathsFromV3,
@@ -30,7 +30,7 @@ export class GoBgpV3Speaker extends GoBgpSpeaker<MessagesOf<typeof apipb>> {
       vrfFrom: vrfFromV3,
       vrfPathsFrom: vrfPathsFromV3,
       ribPathsFrom: ribPathsFromV3,
-      localVpnPathTo: localVpnPathToV3,
+      localPathTo: localPathToV3,
       eventFrom: eventFromV3,
     });
   }

@@ -13,7 +13,7 @@ import type { Channel } from "./channel.js";
 import {
   eventFromV4,
   globalTable,
-  localVpnPathToV4,
+  localPathToV4,
   ribPathsFromV4,
   vrfFromV4,
   vrfPathsFromV4,
@@ -34,7 +34,7 @@ export class GoBgpV4Speaker extends GoBgpSpeaker<MessagesOf<typeof api>> {
       vrfFrom: vrfFromV4,
       vrfPathsFrom: vrfPathsFromV4,
       ribPathsFrom: ribPathsFromV4,
-      localVpnPathTo: localVpnPathToV4,
+      localPathTo: localPathToV4,
       eventFrom: eventFromV4,
     });
   }

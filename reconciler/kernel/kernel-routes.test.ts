@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { KernelRouteCache, parseOwnedRoutes } from "./kernel-routes.js";
-import { FakeKernel } from "./testing/fake-kernel.js";
+import { FakeKernel } from "../testing/fake-kernel.js";
 
 describe("iproute2 output", () => {
   it("parses owned routes of every table and family (host routes print without a length)", () => {
-    // Shapes as printed by `ip -j route show table all proto 197` (iproute2 6.1).
+    // Shapes as printed by `ip -j route show table all proto 241` (iproute2 6.1).
     const got = parseOwnedRoutes([
       { dst: "10.1.1.2", encap: "seg6", segs: ["fd00:0:b::abc:0:1"], dev: "d0", table: "100" },
       { dst: "2001:db8::5", encap: "seg6", segs: ["fd00:0:B:0::2"], dev: "d0", table: "100" },
@@ -24,22 +24,22 @@ describe("KernelRouteCache", () => {
 
   it("tracks its writes, and reports a foreign route in the way instead of overwriting it", async () => {
     const k = new FakeKernel();
-    k.put({ ...r("10.0.0.9/32"), proto: 196 });
-    k.put({ ...r("10.0.0.3/32"), proto: 197 });
+    k.put({ ...r("10.0.0.9/32"), proto: 240 });
+    k.put({ ...r("10.0.0.3/32"), proto: 241 });
     const c = new KernelRouteCache(k);
     await c.load();
     expect(c.table(100)).toEqual([r("10.0.0.3/32")]);
     const failures = await c.apply({ add: [r("10.0.0.1/32"), r("10.0.0.9/32")], replace: [], remove: [r("10.0.0.3/32")] });
-    expect(failures.map((f) => [f.route.prefix, f.foreignOwner])).toEqual([["10.0.0.9/32", "196"]]);
+    expect(failures.map((f) => [f.route.prefix, f.foreignOwner])).toEqual([["10.0.0.9/32", "240"]]);
     expect(c.table(100)).toMatchObject([r("10.0.0.1/32")]);
     expect(c.table(100)[0]?.since).toBeTypeOf("number");
-    expect(k.routes.get("100 10.0.0.9/32")?.proto).toBe(196);
+    expect(k.routes.get("100 10.0.0.9/32")?.proto).toBe(240);
   });
 
   it("counts its routes through every change, and forgets tables left empty", async () => {
     const k = new FakeKernel();
-    k.put({ ...r("10.0.0.3/32"), proto: 197 });
-    k.put({ ...r("10.0.0.4/32"), table: 200, proto: 197 });
+    k.put({ ...r("10.0.0.3/32"), proto: 241 });
+    k.put({ ...r("10.0.0.4/32"), table: 200, proto: 241 });
     const c = new KernelRouteCache(k);
     await c.load();
     expect(c.count()).toBe(2);
@@ -47,7 +47,7 @@ describe("KernelRouteCache", () => {
     expect(c.count()).toBe(4);
     await c.apply({ add: [], replace: [], remove: [{ ...r("10.0.0.4/32"), table: 200 }] });
     expect([c.count(), c.tables()]).toEqual([3, [100]]);
-    k.put({ ...r("10.0.0.5/32"), proto: 197 });
+    k.put({ ...r("10.0.0.5/32"), proto: 241 });
     await c.reloadTable(100);
     expect(c.count()).toBe(4);
     await c.clearTable(100);
@@ -58,18 +58,18 @@ describe("KernelRouteCache", () => {
     const k = new FakeKernel();
     const c = new KernelRouteCache(k);
     await c.load();
-    k.put({ ...r("10.0.0.1/32"), proto: 197 });
+    k.put({ ...r("10.0.0.1/32"), proto: 241 });
     expect(await c.apply({ add: [r("10.0.0.1/32")], replace: [], remove: [] })).toEqual([]);
     expect(c.table(100)).toEqual([r("10.0.0.1/32")]);
   });
 
-  it("clears a table: the routes it knows, unknown IPv4 ones by a proto-197 flush, never other owners", async () => {
+  it("clears a table: the routes it knows, unknown IPv4 ones by a proto-241 flush, never other owners", async () => {
     const k = new FakeKernel();
-    k.put({ ...r("2001:db8::1/128"), proto: 197 });
+    k.put({ ...r("2001:db8::1/128"), proto: 241 });
     const c = new KernelRouteCache(k);
     await c.load();
-    k.put({ ...r("10.0.0.1/32"), proto: 197 });
-    k.put({ ...r("10.0.0.2/32"), proto: 196 });
+    k.put({ ...r("10.0.0.1/32"), proto: 241 });
+    k.put({ ...r("10.0.0.2/32"), proto: 240 });
     expect(await c.clearTable(100)).toEqual([]);
     expect([...k.routes.keys()]).toEqual(["100 10.0.0.2/32"]);
     expect(c.table(100)).toEqual([]);

@@ -1,12 +1,16 @@
-// kvrfd's kernel routes: remote VPC prefixes in the VPC's table, SRv6-encapsulated to the remote
-// SID, marked `proto 197` (routeProtocol.kvrfd). Every listing filters on that protocol and every
+// kvrfd's kernel routes: remote VPC prefixes in the VPC's table — SRv6-encapsulated to the remote
+// SID, or via the remote VTEP on the VPC's VXLAN device with that VTEP's neighbour and FDB entries
+// (vtep.ts) — marked `proto 241` (routeProtocol.kvrfd). Every listing filters on that protocol and every
 // delete names it, so the kernel itself refuses to remove anyone else's route; new routes use
 // `ip route add`, which fails rather than overwrite a route another owner put at the same key
-// (`replace` would silently take over, e.g., the CNI plugin's proto-196 route to a local pod).
-import { routeProtocol } from "../shared/api-types.js";
-import { IpBatchProcess, ipJson, IpError } from "../shared/kernel/ip.js";
-import { canonicalIpv6, canonicalPrefix } from "./desired.js";
-import { routeCommands, routeKey, type KernelRoute, type RoutePlan } from "./planner.js";
+// (`replace` would silently take over, e.g., the CNI plugin's proto-240 route to a local pod).
+import { routeProtocol } from "../../shared/api-types.js";
+import { batchFailures, bridgeJson, ip, IpBatchProcess, ipJson, IpError } from "../../shared/kernel/ip.js";
+import { parseVxlanDeviceName } from "../../shared/ifnames.js";
+import { canonicalMac } from "../../shared/router-mac.js";
+import { canonicalIpv6, canonicalPrefix } from "../vrf/desired.js";
+import { routeCommands, routeKey, type KernelRoute, type RoutePlan } from "../vrf/planner.js";
+import { canonicalVia, vtepCommands, vtepKey, type VtepEntry } from "./vtep.js";
 
 const proto = routeProtocol.kvrfd;
 
@@ -18,10 +22,15 @@ interface IpRoute {
   encap?: string;
   segs?: string[];
   protocol?: string;
+  gateway?: string;
+  via?: { family?: string; host?: string };
 }
 
 export interface RouteFailure {
+  /** The route (for a VTEP's entries, a stand-in whose prefix names the VTEP, for messages). */
   route: KernelRoute;
+  /** Set when the failure is a remote VTEP's neighbour or FDB entry, not a route. */
+  vtep?: VtepEntry;
   op: "add" | "replace" | "remove";
   message: string;
   /** The add failed because someone else's route holds the prefix (named by its protocol). */
@@ -38,6 +47,8 @@ export interface KernelRouteBackend {
   owners(table: number, prefix: string): Promise<string[]>;
   /** Runs the plan; resolves with what failed (the rest is done). */
   apply(plan: RoutePlan): Promise<RouteFailure[]>;
+  /** The remote VTEPs on kvrfd's VXLAN devices' forwarding databases (FDB entries with a dst). */
+  dumpVteps?(): Promise<VtepEntry[]>;
   /** Deletes every IPv4 kvrfd route of a table, known or not (best effort). */
   flushTable?(table: number): Promise<void>;
 }
@@ -55,7 +66,7 @@ function hostPrefix(dst: string): string | undefined {
   return canonicalPrefix(dst.includes("/") ? dst : `${dst}/${dst.includes(":") ? 128 : 32}`);
 }
 
-/** Parses `ip -j route show … proto 197` entries into kvrfd routes (table given when the dump omits it). */
+/** Parses `ip -j route show … proto 241` entries into kvrfd routes (table given when the dump omits it). */
 export function parseOwnedRoutes(entries: readonly IpRoute[], table?: number): KernelRoute[] {
   const out: KernelRoute[] = [];
   for (const e of entries) {
@@ -65,6 +76,11 @@ export function parseOwnedRoutes(entries: readonly IpRoute[], table?: number): K
     if (prefix === undefined || t === undefined) continue;
     if (e.type === "throw") {
       out.push({ table: t, prefix, sid: "", dev: "", kind: "throw" });
+      continue;
+    }
+    const via = e.gateway ?? e.via?.host;
+    if (via !== undefined && e.dev !== undefined && parseVxlanDeviceName(e.dev) !== undefined) {
+      out.push({ table: t, prefix, sid: "", dev: e.dev, kind: "vxlan", via: canonicalVia(via) });
       continue;
     }
     const sid = e.encap === "seg6" ? canonicalIpv6(e.segs?.[0]) : undefined;
@@ -87,6 +103,7 @@ export class IpRouteBackend implements KernelRouteBackend {
   /** Writes go to one long-lived `ip -force -batch -` (no fork of kvrfd per batch). */
   private readonly batcher: IpBatchProcess;
 
+
   constructor(
     private readonly netns?: string,
     /** Observes every `ip` run, by purpose (metrics): a batch written, a dump or lookup process. */
@@ -94,6 +111,19 @@ export class IpRouteBackend implements KernelRouteBackend {
     private readonly maxLines = 2000,
   ) {
     this.batcher = new IpBatchProcess({ ...(netns !== undefined ? { netns } : {}), timeoutMs: 30_000 });
+  }
+
+  async dumpVteps(): Promise<VtepEntry[]> {
+    this.onRun("dump");
+    const entries = await bridgeJson<{ mac?: string; ifname?: string; dst?: string; state?: string }>(["fdb", "show"], this.opts());
+    const out: VtepEntry[] = [];
+    for (const e of entries) {
+      if (e.ifname === undefined || parseVxlanDeviceName(e.ifname) === undefined || e.dst === undefined || e.state !== "permanent") continue;
+      const mac = canonicalMac(e.mac ?? "");
+      if (mac === undefined) continue;
+      out.push({ dev: e.ifname, vtep: canonicalVia(e.dst), routerMac: mac });
+    }
+    return out;
   }
 
   private opts(): { netns?: string } {
@@ -134,23 +164,69 @@ export class IpRouteBackend implements KernelRouteBackend {
   }
 
   async apply(plan: RoutePlan): Promise<RouteFailure[]> {
-    const lines = routeCommands(plan, proto);
-    if (lines.length === 0) return [];
+    // VXLAN next hops first (neighbour and FDB entries), then the routes, then the next hops no
+    // route uses any more: a route never points at a VTEP the device cannot reach.
+    const v = vtepCommands(plan.vteps ?? { add: [], remove: [] }, proto);
+    const routeLines = routeCommands(plan, proto);
+    const lines = [...v.ipAdd, ...routeLines, ...v.ipRemove];
+    if (lines.length === 0 && v.bridgeAdd.length === 0 && v.bridgeRemove.length === 0) return [];
     const routes: { route: KernelRoute; op: RouteFailure["op"] }[] = [
       ...plan.remove.map((route) => ({ route, op: "remove" as const })),
       ...plan.replace.map((route) => ({ route, op: "replace" as const })),
       ...plan.add.map((route) => ({ route, op: "add" as const })),
     ];
-    const failed = await this.run(lines);
     const out: RouteFailure[] = [];
-    for (const [i, message] of failed) {
-      const r = routes[i];
-      if (r === undefined) continue;
-      // Removing what is already gone is what we wanted.
-      if (r.op === "remove" && /No such process/.test(message)) continue;
-      out.push({ ...r, message });
+    const asRoute = (e: VtepEntry): KernelRoute => ({ table: 0, prefix: `VTEP ${e.vtep} (${e.routerMac}) on ${e.dev}`, sid: "", dev: e.dev });
+    const vtepFailed = (failed: Map<number, string>, entries: readonly VtepEntry[], perEntry: number, op: RouteFailure["op"], ignore: RegExp): void => {
+      for (const [i, message] of failed) {
+        const e = entries[Math.floor(i / perEntry)];
+        if (e !== undefined && !ignore.test(message)) out.push({ route: asRoute(e), vtep: e, op, message });
+      }
+    };
+    const perAdd = (plan.vteps?.add ?? []).length === 0 ? 1 : v.ipAdd.length / (plan.vteps?.add.length ?? 1);
+    const perRemove = (plan.vteps?.remove ?? []).length === 0 ? 1 : v.ipRemove.length / (plan.vteps?.remove.length ?? 1);
+    if (v.bridgeAdd.length > 0) vtepFailed(await this.runFdb(v.bridgeAdd), plan.vteps?.add ?? [], 1, "add", /^$/);
+    if (lines.length > 0) {
+      const failed = await this.run(lines);
+      for (const [i, message] of failed) {
+        if (i < v.ipAdd.length) {
+          vtepFailed(new Map([[i, message]]), plan.vteps?.add ?? [], perAdd, "add", /^$/);
+          continue;
+        }
+        const j = i - v.ipAdd.length;
+        if (j >= routeLines.length) {
+          vtepFailed(new Map([[j - routeLines.length, message]]), plan.vteps?.remove ?? [], perRemove, "remove", /No such file|Cannot find device|RTNETLINK answers: No such/);
+          continue;
+        }
+        const r = routes[j];
+        if (r === undefined) continue;
+        // Removing what is already gone is what we wanted.
+        if (r.op === "remove" && /No such process/.test(message)) continue;
+        out.push({ ...r, message });
+      }
     }
+    // A device already gone (the CNI plugin removed the VPC) took its entries along.
+    if (v.bridgeRemove.length > 0) vtepFailed(await this.runFdb(v.bridgeRemove), plan.vteps?.remove ?? [], 1, "remove", /No such file|Cannot find device|does not exist/);
     return out;
+  }
+
+  /**
+   * FDB writes (VXLAN) in a `bridge -force -batch` of their own. Not a long-lived process like the
+   * routes': `bridge` keeps the ifindex of a device name it has seen, and a VPC's VXLAN device is
+   * made again (a new ifindex) when the VPC returns to the node ("unknown ifindex" ever after).
+   * FDB entries change only when a VTEP joins or leaves a VPC, so the process start is rare.
+   */
+  private async runFdb(lines: string[]): Promise<Map<number, string>> {
+    this.onRun("batch");
+    try {
+      await ip([], { ...this.opts(), batch: lines, force: true, tool: "bridge" });
+      return new Map();
+    } catch (err) {
+      if (!(err instanceof IpError)) throw err;
+      const failed = batchFailures(err.stderr);
+      if (failed.size === 0) throw err;
+      return new Map([...failed].map(([n, m]): [number, string] => [n - 1, m]));
+    }
   }
 
   async flushTable(table: number): Promise<void> {
@@ -183,11 +259,26 @@ export class IpRouteBackend implements KernelRouteBackend {
         }
         this.onRun("batch");
         let failed: Map<number, string>;
+        const lines = batch.flatMap((r) => r.lines);
         try {
-          failed = await this.batcher.run(batch.flatMap((r) => r.lines));
-        } catch (err) {
-          for (const r of batch) r.reject(err);
-          continue;
+          failed = await this.batcher.run(lines);
+        } catch (first) {
+          // The `ip` process ended mid-batch. iproute2 exits on some kernel errors, e.g. ENODEV for
+          // a device it still knows by an old ifindex: a VPC's VXLAN device made anew under the
+          // same name when the VPC returned to the node. One retry on a fresh process (which looks
+          // names up again); lines applied before the exit answer "File exists" or "No such
+          // process" the second time, which the callers take as done.
+          if (!(first instanceof IpError)) {
+            for (const r of batch) r.reject(first);
+            continue;
+          }
+          try {
+            this.onRun("batch");
+            failed = await this.batcher.run(lines);
+          } catch (err) {
+            for (const r of batch) r.reject(err);
+            continue;
+          }
         }
         let offset = 0;
         for (const r of batch) {
@@ -213,6 +304,8 @@ export class IpRouteBackend implements KernelRouteBackend {
  */
 export class KernelRouteCache {
   private byTable = new Map<number, Map<string, KernelRoute>>();
+  /** VXLAN device → vtepKey → the remote VTEP's entries as last read or written. */
+  private vtepsByDev = new Map<string, Map<string, VtepEntry>>();
   private loaded = false;
   /** Routes in byTable, kept with every change (count() is asked for after every write). */
   private total = 0;
@@ -233,7 +326,41 @@ export class KernelRouteCache {
     this.byTable = fresh;
     this.total = 0;
     for (const t of fresh.values()) this.total += t.size;
+    const vteps = new Map<string, Map<string, VtepEntry>>();
+    for (const e of (await this.backend.dumpVteps?.()) ?? []) {
+      let d = vteps.get(e.dev);
+      if (d === undefined) vteps.set(e.dev, (d = new Map<string, VtepEntry>()));
+      d.set(vtepKey(e), e);
+    }
+    this.vtepsByDev = vteps;
     this.loaded = true;
+  }
+
+  /** The remote VTEPs kvrfd keeps on a VXLAN device. */
+  vteps(dev: string): VtepEntry[] {
+    return [...(this.vtepsByDev.get(dev)?.values() ?? [])];
+  }
+
+  /** VXLAN devices kvrfd keeps VTEP entries on. */
+  vtepDevices(): string[] {
+    return [...this.vtepsByDev.keys()];
+  }
+
+  /** Records the VTEP entries of a plan that worked. */
+  private noteVteps(plan: RoutePlan, failures: readonly RouteFailure[]): void {
+    const failed = new Set(failures.flatMap((f) => (f.vtep === undefined ? [] : [`${f.op} ${vtepKey(f.vtep)}`])));
+    for (const e of plan.vteps?.add ?? []) {
+      if (failed.has(`add ${vtepKey(e)}`)) continue;
+      let d = this.vtepsByDev.get(e.dev);
+      if (d === undefined) this.vtepsByDev.set(e.dev, (d = new Map<string, VtepEntry>()));
+      d.set(vtepKey(e), e);
+    }
+    for (const e of plan.vteps?.remove ?? []) {
+      if (failed.has(`remove ${vtepKey(e)}`)) continue;
+      const d = this.vtepsByDev.get(e.dev);
+      d?.delete(vtepKey(e));
+      if (d !== undefined && d.size === 0) this.vtepsByDev.delete(e.dev);
+    }
   }
 
   get isLoaded(): boolean {
@@ -270,7 +397,8 @@ export class KernelRouteCache {
   /** Applies a plan and records what succeeded; add failures caused by foreign routes are diagnosed. */
   async apply(plan: RoutePlan): Promise<RouteFailure[]> {
     const failures = await this.backend.apply(plan);
-    const failed = new Set(failures.map((f) => `${f.op} ${routeKey(f.route)}`));
+    this.noteVteps(plan, failures);
+    const failed = new Set(failures.filter((f) => f.vtep === undefined).map((f) => `${f.op} ${routeKey(f.route)}`));
     this.change([...plan.remove, ...plan.replace, ...plan.add].map((r) => r.table), () => {
       for (const r of plan.remove) if (!failed.has(`remove ${routeKey(r)}`)) this.byTable.get(r.table)?.delete(routeKey(r));
       for (const [op, list] of [["replace", plan.replace], ["add", plan.add]] as const) {
@@ -284,7 +412,7 @@ export class KernelRouteCache {
     });
     const out: RouteFailure[] = [];
     for (const f of failures) {
-      if (f.op === "add" && /File exists/.test(f.message)) {
+      if (f.vtep === undefined && f.op === "add" && /File exists/.test(f.message)) {
         const owners = await this.backend.owners(f.route.table, f.route.prefix);
         const foreign = owners.filter((o) => o !== String(proto));
         if (foreign.length === 0) {
@@ -323,7 +451,11 @@ export class KernelRouteCache {
    */
   async clearTable(table: number): Promise<RouteFailure[]> {
     const known = this.table(table);
-    const failures = await this.backend.apply({ add: [], replace: [], remove: known });
+    // The VTEP entries on the VXLAN devices these routes went through go with them.
+    const devices = new Set(known.filter((r) => r.kind === "vxlan").map((r) => r.dev));
+    const vteps = { add: [], remove: [...devices].flatMap((d) => this.vteps(d)) };
+    const failures = await this.backend.apply({ add: [], replace: [], remove: known, vteps });
+    this.noteVteps({ add: [], replace: [], remove: [], vteps }, failures);
     const failed = new Set(failures.map((f) => routeKey(f.route)));
     this.change([table], () => {
       const t = this.byTable.get(table);

@@ -4,7 +4,12 @@
 // (one fabric-facing link, or a loopback reached over several), so the DaemonSet works without a
 // per-cluster interface name; --underlay-interface and --next-hop still override it.
 import { isIPv6 } from "node:net";
-import type { Underlay } from "./vrf-controller.js";
+
+/** The node's underlay: the link SRv6 traffic leaves by, and the address it is advertised from. */
+export interface Underlay {
+  dev: string;
+  nextHop: string;
+}
 
 /** One answer of `ip -j -6 route get ADDR`. */
 export interface RouteGet {

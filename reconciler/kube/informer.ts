@@ -13,7 +13,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { Watcher } from "./kube-client.js";
-import { Backoff } from "./queue.js";
+import { Backoff } from "../backoff.js";
 
 export interface ListResult<T> {
   items: T[];

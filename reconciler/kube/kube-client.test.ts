@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Informer } from "./informer.js";
 import { KubeApi, type ApiCall } from "./kube.js";
 import { apiStatus, KubeClient, KubeError, loadKubeAccess, type KubeAccess } from "./kube-client.js";
-import { kubeconfigDir } from "../shared/testing/kubeconfig.js";
+import { kubeconfigDir } from "../../shared/testing/kubeconfig.js";
 
 interface Seen {
   method: string;

@@ -15,8 +15,8 @@ import { Agent as HttpAgent, request as httpRequest, STATUS_CODES, type Incoming
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { homedir } from "node:os";
 import path from "node:path";
-import { readKubeconfig } from "../shared/kubeconfig.js";
-import { KubeError } from "../shared/kube-error.js";
+import { readKubeconfig } from "../../shared/kubeconfig.js";
+import { KubeError } from "../../shared/kube-error.js";
 
 export { KubeError };
 

@@ -2,8 +2,8 @@
 // tests give them in-memory fakes), over kvrfd's own transport (kube-client.ts: one keep-alive
 // connection pool, a timeout on every request, raw JSON objects as the watch delivers them).
 import type { V1Node } from "@kubernetes/client-node";
-import { apiVersion, bgpInstance, bgpVrfInstance, group, version, vrfFinalizer, type BGPVRFInstance, type BGPVRFInstanceStatus } from "../shared/api-types.js";
-import type { BGPInstance, BGPInstanceNodeStatus, SecretKeyRef } from "./bgp-instance.js";
+import { apiVersion, bgpInstance, bgpVrfInstance, group, version, vrfFinalizer, type BGPVRFInstance, type BGPVRFInstanceStatus } from "../../shared/api-types.js";
+import type { BGPInstance, BGPInstanceNodeStatus, SecretKeyRef } from "../bgp-instance/bgp-instance.js";
 import type { ListResult } from "./informer.js";
 import { apiStatus, KubeClient, type CallOptions, type KubeAccess, type Watcher } from "./kube-client.js";
 

@@ -1,8 +1,8 @@
 // FakeKube: in-memory stand-ins for the informer caches and the API writes the controllers make
 // (status, finalizers, events, Secrets, BGPInstance node status), for unit tests.
 import { vrfFinalizer, type BGPVRFInstance, type BGPVRFInstanceStatus } from "../../shared/api-types.js";
-import type { BGPInstanceNodeStatus, SecretKeyRef } from "../bgp-instance.js";
-import type { SpeakerApi, VrfApi } from "../kube.js";
+import type { BGPInstanceNodeStatus, SecretKeyRef } from "../bgp-instance/bgp-instance.js";
+import type { SpeakerApi, VrfApi } from "../kube/kube.js";
 
 export class FakeStore<T extends { metadata: { name?: string } }> {
   readonly items = new Map<string, T>();

@@ -2,8 +2,8 @@
 // table, refuses `add` over an existing route like the kernel does (EEXIST), and deletes only
 // routes carrying kvrfd's protocol, so tests can prove foreign routes survive.
 import { routeProtocol } from "../../shared/api-types.js";
-import type { KernelRouteBackend, RouteFailure } from "../kernel-routes.js";
-import { routeKey, type KernelRoute, type RoutePlan } from "../planner.js";
+import type { KernelRouteBackend, RouteFailure } from "../kernel/kernel-routes.js";
+import { routeKey, type KernelRoute, type RoutePlan } from "../vrf/planner.js";
 
 export interface FakeRoute extends KernelRoute {
   proto: number;

@@ -1,32 +1,42 @@
 // FakeSpeaker: an in-memory Speaker for unit tests of kvrfd's controllers. It keeps global config,
-// peers, VRFs and local paths like gobgpd does, holds a global VPN table (our local paths with
-// their VRF's RD and export RTs, "remote" paths with theirs), reports best-path changes of that
-// table as watch events and imports by route target, and can fail calls or lose all state (a
-// gobgpd restart) on demand. It mimics gobgpd's observable rules that kvrfd depends on: VRF calls
-// fail with "not-started" before StartBgp, duplicate VRFs and RDs are refused, DeleteVrf withdraws
-// the VRF's paths, a locally originated path is the best one of its destination.
+// peers, VRFs and local paths like gobgpd does, holds a global table of VPN and EVPN type-5 paths
+// (our local paths with their VRF's RD and export RTs, "remote" paths with theirs), reports
+// best-path changes of that table as watch events and imports by route target, and can fail calls
+// or lose all state (a gobgpd restart) on demand. It mimics gobgpd's observable rules that kvrfd
+// depends on: VRF calls fail with "not-started" before StartBgp, duplicate VRFs and RDs are
+// refused, DeleteVrf withdraws the VRF's paths, a locally originated path is the best one of its
+// destination, and input the real Speaker refuses is refused (the same checks).
+// test/integration/speaker-evpn.test.ts runs the same cases against it and real gobgpds.
 import { formatAdminAssigned, type AdminAssigned } from "../../shared/route-distinguisher.js";
+import { checkLocalGlobalPath, checkPeer, checkVrf, readRouterMac } from "../gobgp/convert.js";
 import {
   SpeakerError,
   type AddressFamily,
+  type EvpnInfo,
   type GlobalConfig,
   type LocalPath,
   type PeerConfig,
   type PeerStatus,
+  type RibFamily,
   type RibPath,
   type Speaker,
   type SpeakerErrorKind,
   type SpeakerEvent,
   type Vrf,
   type VrfPath,
-} from "../speaker.js";
+} from "../gobgp/speaker.js";
 
-/** A path learned from a peer, carried with its route targets so VRFs can import it. */
+/**
+ * A path learned from a peer, carried with its route targets so VRFs can import it: a VPN path,
+ * or with `evpn` an EVPN type-5 path (with `problem` when it is one kvrf cannot use).
+ */
 export interface FakeRemotePath {
   prefix: string;
   nextHop: string;
   sid?: string;
   behavior?: number;
+  evpn?: EvpnInfo;
+  problem?: string;
   rts: AdminAssigned[];
   /** Default: the first route target (kvrf's RD and RT of a VPC have the same value). */
   rd?: AdminAssigned;
@@ -37,15 +47,36 @@ export type FakeCall = keyof Omit<Speaker, "api" | "watch" | "close">;
 
 const rtKey = (v: AdminAssigned): string => `${v.type}:${formatAdminAssigned(v)}`;
 const family = (prefix: string): AddressFamily => (prefix.includes(":") ? "ipv6" : "ipv4");
-const destKey = (p: { rd: AdminAssigned; prefix: string }): string => `${rtKey(p.rd)} ${p.prefix}`;
+const destKey = (p: { rd: AdminAssigned; prefix: string; evpn?: unknown }): string => `${p.evpn !== undefined ? "evpn " : ""}${rtKey(p.rd)} ${p.prefix}`;
+const inFamily = (p: { prefix: string; evpn?: unknown }, fam: RibFamily): boolean => (fam === "evpn" ? p.evpn !== undefined : p.evpn === undefined && family(p.prefix) === fam);
+
+/** The RibPath fields that say how a path is reached: the SRv6 SID or the EVPN VNI and router MAC. */
+function encapFields(p: LocalPath): Pick<RibPath, "sid" | "behavior" | "evpn"> {
+  return p.encap === "vxlan" ? { evpn: { vni: p.vni, routerMac: p.routerMac.toLowerCase() } } : { sid: p.sid, behavior: p.behavior };
+}
+
+function remoteFields(r: FakeRemotePath): Pick<RibPath, "sid" | "behavior" | "evpn" | "problem"> {
+  const out: Pick<RibPath, "sid" | "behavior" | "evpn" | "problem"> = {};
+  if (r.evpn !== undefined) {
+    out.evpn = { ...r.evpn };
+    const problem = r.problem ?? readRouterMac(r.evpn.routerMac === "" ? undefined : r.evpn.routerMac).problem;
+    if (problem !== undefined) out.problem = problem;
+    return out;
+  }
+  if (r.sid !== undefined) out.sid = r.sid;
+  if (r.behavior !== undefined) out.behavior = r.behavior;
+  return out;
+}
 
 export class FakeSpeaker implements Speaker {
   readonly api = "v4" as const;
   global: GlobalConfig | undefined;
   readonly peers = new Map<string, PeerStatus>();
   readonly vrfs = new Map<string, Vrf>();
-  /** vrf → prefix → path */
+  /** vrf → prefix → path, for paths originated in VPN form (srv6) */
   readonly localPaths = new Map<string, Map<string, LocalPath>>();
+  /** vrf → prefix → path, for paths originated as EVPN type-5 routes (vxlan): other routes than the VPN ones */
+  readonly localEvpnPaths = new Map<string, Map<string, LocalPath>>();
   /** The RD and export RTs each VRF's local paths were originated with (VPN form). */
   private readonly localVrf = new Map<string, Vrf>();
   /** Path calls (AddPath, AddPathStream): how many requests carried local path changes. */
@@ -70,24 +101,26 @@ export class FakeSpeaker implements Speaker {
     this.peers.clear();
     this.vrfs.clear();
     this.localPaths.clear();
+    this.localEvpnPaths.clear();
     this.localVrf.clear();
     this.remote = [];
     for (const w of this.watchers) w.push(new SpeakerError("unavailable", "fake gobgpd restarted"));
     this.watchers.clear();
   }
 
-  /** Adds or replaces a remote path (by RD, prefix and neighbor) and tells watchers. */
+  /** Adds or replaces a remote path (by form, RD, prefix and neighbor) and tells watchers. */
   learn(p: FakeRemotePath): void {
     this.changeRib(() => {
-      const rd = rtKey(this.rdOf(p));
-      this.remote = this.remote.filter((r) => !(r.prefix === p.prefix && r.neighbor === p.neighbor && rtKey(this.rdOf(r)) === rd));
+      const key = destKey({ ...p, rd: this.rdOf(p) });
+      this.remote = this.remote.filter((r) => !(r.neighbor === p.neighbor && destKey({ ...r, rd: this.rdOf(r) }) === key));
       this.remote.push(p);
     });
   }
 
-  withdraw(prefix: string, neighbor: string): void {
+  /** Withdraws the remote paths of `prefix` from `neighbor` (VPN and EVPN, unless `evpn` says which). */
+  withdraw(prefix: string, neighbor: string, evpn?: boolean): void {
     this.changeRib(() => {
-      this.remote = this.remote.filter((r) => !(r.prefix === prefix && r.neighbor === neighbor));
+      this.remote = this.remote.filter((r) => !(r.prefix === prefix && r.neighbor === neighbor && (evpn === undefined || evpn === (r.evpn !== undefined))));
     });
   }
 
@@ -96,8 +129,8 @@ export class FakeSpeaker implements Speaker {
   }
 
   /**
-   * The global VPN table: every destination's paths, best first (a local path wins, then the
-   * remote paths in the order they were learned).
+   * The global VPN and EVPN tables: every destination's paths, best first (a local path wins, then
+   * the remote paths in the order they were learned).
    */
   private table(): Map<string, RibPath[]> {
     const out = new Map<string, RibPath[]>();
@@ -107,18 +140,15 @@ export class FakeSpeaker implements Speaker {
       if (list === undefined) out.set(k, [p]);
       else list.push(p);
     };
-    for (const [name, paths] of this.localPaths) {
+    for (const [name, paths] of [...this.localPaths, ...this.localEvpnPaths]) {
       const v = this.localVrf.get(name);
       if (v === undefined) continue;
       for (const p of paths.values()) {
-        add({ family: family(p.prefix), rd: v.rd, prefix: p.prefix, rts: [...v.exportRts], nextHop: p.nextHop, sid: p.sid, behavior: p.behavior, best: false, local: true, withdraw: false });
+        add({ family: family(p.prefix), rd: v.rd, prefix: p.prefix, rts: [...v.exportRts], nextHop: p.nextHop, ...encapFields(p), best: false, local: true, withdraw: false });
       }
     }
     for (const r of this.remote) {
-      const rp: RibPath = { family: family(r.prefix), rd: this.rdOf(r), prefix: r.prefix, rts: [...r.rts], nextHop: r.nextHop, best: false, local: false, neighbor: r.neighbor, withdraw: false };
-      if (r.sid !== undefined) rp.sid = r.sid;
-      if (r.behavior !== undefined) rp.behavior = r.behavior;
-      add(rp);
+      add({ family: family(r.prefix), rd: this.rdOf(r), prefix: r.prefix, rts: [...r.rts], nextHop: r.nextHop, ...remoteFields(r), best: false, local: false, neighbor: r.neighbor, withdraw: false });
     }
     for (const list of out.values()) list.forEach((p, i) => (p.best = i === 0));
     return out;
@@ -169,6 +199,7 @@ export class FakeSpeaker implements Speaker {
     this.peers.clear();
     this.vrfs.clear();
     this.localPaths.clear();
+    this.localEvpnPaths.clear();
     this.localVrf.clear();
     this.log.push("stopBgp");
   }
@@ -180,6 +211,7 @@ export class FakeSpeaker implements Speaker {
 
   async addPeer(peer: PeerConfig): Promise<void> {
     this.check("addPeer", true);
+    checkPeer(peer);
     if (this.peers.has(peer.address)) throw new SpeakerError("already-exists", `can't overwrite the existing peer: ${peer.address}`);
     this.peers.set(peer.address, { ...peer, state: "active" });
     this.log.push(`addPeer ${peer.address}`);
@@ -187,6 +219,7 @@ export class FakeSpeaker implements Speaker {
 
   async updatePeer(peer: PeerConfig): Promise<void> {
     this.check("updatePeer", true);
+    checkPeer(peer);
     const old = this.peers.get(peer.address);
     if (old === undefined) throw new SpeakerError("not-found", `peer ${peer.address} not found`);
     this.peers.set(peer.address, { ...peer, state: old.state });
@@ -206,6 +239,7 @@ export class FakeSpeaker implements Speaker {
 
   async addVrf(vrf: Vrf): Promise<void> {
     this.check("addVrf", true);
+    checkVrf(vrf);
     if (this.vrfs.has(vrf.name)) throw new SpeakerError("already-exists", `vrf ${vrf.name} already exists`);
     for (const v of this.vrfs.values()) {
       if (rtKey(v.rd) === rtKey(vrf.rd)) throw new SpeakerError("already-exists", "multiple VRFs with the same RD is not allowed");
@@ -224,47 +258,59 @@ export class FakeSpeaker implements Speaker {
       for (const [n, lv] of this.localVrf) {
         if (rtKey(lv.rd) !== rtKey(v.rd)) continue;
         this.localPaths.delete(n);
+        this.localEvpnPaths.delete(n);
         this.localVrf.delete(n);
       }
     });
     this.log.push(`deleteVrf ${name}`);
   }
 
-  async listVrfPaths(vrf: string, fam: AddressFamily): Promise<VrfPath[]> {
+  async listVrfPaths(vrf: string, fam: RibFamily): Promise<VrfPath[]> {
     this.check("listVrfPaths", true);
     const v = this.vrfs.get(vrf);
     if (v === undefined) throw new SpeakerError("not-found", `vrf ${vrf} not found`);
     const imports = new Set(v.importRts.map(rtKey));
+    const imported = (rts: readonly AdminAssigned[]): boolean => rts.some((rt) => imports.has(rtKey(rt)));
     const out: VrfPath[] = [];
+    if (fam === "evpn") {
+      // gobgpd's VRF view of EVPN: the type-5 paths of the global table whose RTs the VRF imports, as they are.
+      for (const list of this.table().values()) {
+        for (const p of list) {
+          if (p.evpn === undefined || !imported(p.rts)) continue;
+          const { family: _f, rd: _rd, rts: _rts, withdraw: _w, ...seen } = p;
+          out.push({ vrf, ...seen });
+        }
+      }
+      return out;
+    }
     for (const p of this.localPaths.get(vrf)?.values() ?? []) {
-      if (family(p.prefix) !== fam) continue;
+      if (p.encap !== "srv6" || family(p.prefix) !== fam) continue;
       out.push({ vrf, prefix: p.prefix, nextHop: p.nextHop, sid: p.sid, behavior: p.behavior, best: true, local: true });
     }
     const localPrefixes = new Set(out.map((p) => p.prefix));
     for (const r of this.remote) {
-      if (family(r.prefix) !== fam || !r.rts.some((rt) => imports.has(rtKey(rt)))) continue;
-      const path: VrfPath = { vrf, prefix: r.prefix, nextHop: r.nextHop, best: !localPrefixes.has(r.prefix), local: false, neighbor: r.neighbor };
-      if (r.sid !== undefined) path.sid = r.sid;
-      if (r.behavior !== undefined) path.behavior = r.behavior;
-      out.push(path);
+      if (r.evpn !== undefined || family(r.prefix) !== fam || !imported(r.rts)) continue;
+      out.push({ vrf, prefix: r.prefix, nextHop: r.nextHop, ...remoteFields(r), best: !localPrefixes.has(r.prefix), local: false, neighbor: r.neighbor });
     }
     return out;
   }
 
-  async listRib(fam: AddressFamily): Promise<RibPath[]> {
+  async listRib(fam: RibFamily): Promise<RibPath[]> {
     this.check("listRib", false);
     if (this.global === undefined) return [];
-    return [...this.table().values()].flat().filter((p) => p.family === fam);
+    return [...this.table().values()].flat().filter((p) => inFamily(p, fam));
   }
 
   async addLocalPaths(vrf: Vrf, paths: readonly LocalPath[]): Promise<void> {
     this.check("addLocalPaths", true);
+    for (const p of paths) checkLocalGlobalPath(vrf, p);
     this.pathCalls++;
     this.changeRib(() => {
-      let m = this.localPaths.get(vrf.name);
-      if (m === undefined) this.localPaths.set(vrf.name, (m = new Map<string, LocalPath>()));
       this.localVrf.set(vrf.name, structuredClone(vrf));
       for (const p of paths) {
+        const byForm = p.encap === "vxlan" ? this.localEvpnPaths : this.localPaths;
+        let m = byForm.get(vrf.name);
+        if (m === undefined) byForm.set(vrf.name, (m = new Map<string, LocalPath>()));
         m.set(p.prefix, { ...p });
         this.log.push(`addLocalPath ${vrf.name} ${p.prefix}`);
       }
@@ -273,11 +319,11 @@ export class FakeSpeaker implements Speaker {
 
   async deleteLocalPaths(vrf: Vrf, paths: readonly LocalPath[]): Promise<void> {
     this.check("deleteLocalPaths", true);
+    for (const p of paths) checkLocalGlobalPath(vrf, p);
     this.pathCalls++;
     this.changeRib(() => {
-      const m = this.localPaths.get(vrf.name);
       for (const p of paths) {
-        m?.delete(p.prefix);
+        (p.encap === "vxlan" ? this.localEvpnPaths : this.localPaths).get(vrf.name)?.delete(p.prefix);
         this.log.push(`deleteLocalPath ${vrf.name} ${p.prefix}`);
       }
     });

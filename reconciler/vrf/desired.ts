@@ -1,15 +1,55 @@
-// What a BGPVRFInstance asks of this node, as a pure function of the object (and the node's next
-// hop): the GoBGP VRF and the local paths to originate in it. Invalid specs become a typed error
+// What a BGPVRFInstance asks of this node, as a pure function of the object (and, for SRv6, the
+// node's underlay next hop): the GoBGP VRF and the local paths to originate — VPN routes with each
+// attachment's SID (SRv6), or EVPN type-5 routes with the VPC's VNI to the node's VTEP (VXLAN). Invalid specs become a typed error
 // that names the field, so the status can say exactly what is wrong.
 import ipaddr from "ipaddr.js";
-import type { BGPVRFInstance } from "../shared/api-types.js";
-import { parseVpc } from "../shared/ids.js";
-import { parseAdminAssigned, RouteDistinguisherError } from "../shared/route-distinguisher.js";
-import { srv6Behavior, type LocalPath, type Srv6Behavior, type Vrf } from "./speaker.js";
-import { compareText } from "../shared/order.js";
+import type { BGPVRFInstance } from "../../shared/api-types.js";
+import { parseVpc, vpcNumber, vpcVni } from "../../shared/ids.js";
+import { vpcRoutingText } from "../../shared/vpc-routing.js";
+import { parseAdminAssigned, RouteDistinguisherError } from "../../shared/route-distinguisher.js";
+import { srv6Behavior, type LocalPath, type Srv6Behavior, type Vrf } from "../gobgp/speaker.js";
+import { canonicalMac } from "../../shared/router-mac.js";
+import { compareText } from "../../shared/order.js";
 
 export class SpecError extends Error {
-  override readonly name = "SpecError";
+  override readonly name: string = "SpecError";
+}
+
+/**
+ * The object's routing identity is not the derivation from its ASN and VPC (a forged or mistyped
+ * object, e.g. another VPC's route target): it must be neither imported nor exported. Admission
+ * refuses such objects (manifests/admission/routing-identity.yaml); kvrfd checks again, for objects
+ * written with admission bypassed or stored before the policy existed.
+ */
+export class IdentityError extends SpecError {
+  override readonly name = "IdentityError";
+}
+
+/**
+ * Checks RD, route targets, table and (VXLAN) VNI against the derivation from (ASN, VPC): RD and
+ * RT `ASN:uint32(vpc)`, table `uint32(vpc)`, VNI the low 24 bits. Throws IdentityError naming the
+ * field, the value and the expected one.
+ */
+export function checkIdentity(spec: BGPVRFInstance["spec"]): void {
+  const vpc = parseVpc(spec.vpc, "spec.vpc");
+  let want: { rd: string; rt: string };
+  try {
+    want = vpcRoutingText(spec.asn, vpc);
+  } catch (err) {
+    throw new IdentityError(`spec.asn ${spec.asn} cannot encode VPC ${spec.vpc}'s route distinguisher: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const why = `(ASN ${spec.asn}, VPC ${spec.vpc})`;
+  const list = (l: readonly string[]): string => JSON.stringify(l);
+  if (spec.routeDistinguisher !== want.rd) throw new IdentityError(`spec.routeDistinguisher: ${spec.routeDistinguisher} is not VPC ${spec.vpc}'s ${want.rd} ${why}`);
+  for (const field of ["importRouteTargets", "exportRouteTargets"] as const) {
+    const got = spec[field];
+    if (got.length !== 1 || got[0] !== want.rt) throw new IdentityError(`spec.${field}: ${list(got)} is not VPC ${spec.vpc}'s ${list([want.rt])} ${why}`);
+  }
+  const nn = vpcNumber(vpc);
+  if (spec.table !== nn) throw new IdentityError(`spec.table: ${spec.table} is not VPC ${spec.vpc}'s ${nn} (uint32 of the VPC ID)`);
+  if (spec.encapsulation === "vxlan" && spec.vni !== vpcVni(vpc)) {
+    throw new IdentityError(`spec.vni: ${String(spec.vni)} is not VPC ${spec.vpc}'s ${vpcVni(vpc)} (its low 24 bits)`);
+  }
 }
 
 export interface DesiredVrf {
@@ -79,13 +119,19 @@ function parseRt(text: string, field: string): ReturnType<typeof parseAdminAssig
   }
 }
 
+/** The object's encapsulation (absent: srv6, objects from before VXLAN). */
+export function encapsulationOf(obj: BGPVRFInstance): "srv6" | "vxlan" {
+  return obj.spec.encapsulation ?? "srv6";
+}
+
 /**
- * The desired VRF and local paths of `obj`. `nextHop` is the node's underlay IPv6 address.
+ * The desired VRF and local paths of `obj`. `nextHop` is the node's underlay IPv6 address (SRv6;
+ * VXLAN paths use the VTEP the CNI plugin published in spec.vtep).
  * SRv6 behaviour per attachment: with only `sid`, one End.DT46 SID decapsulates both families into
  * the VRF device; with `sid6`, the node runs policy routing and decapsulates per attachment and
  * family (End.DX4 for IPv4 via `sid`, End.DX6 for IPv6 via `sid6`).
  */
-export function desiredVrf(obj: BGPVRFInstance, nextHop: string): DesiredVrf {
+export function desiredVrf(obj: BGPVRFInstance, nextHop: string | undefined): DesiredVrf {
   const key = obj.metadata.name ?? "";
   const spec = obj.spec;
   try {
@@ -104,7 +150,9 @@ export function desiredVrf(obj: BGPVRFInstance, nextHop: string): DesiredVrf {
   if (spec.exportRouteTargets.length === 0) throw new SpecError("spec.exportRouteTargets: at least one route target is required");
   const importRts = spec.importRouteTargets.map((t, i) => parseRt(t, `spec.importRouteTargets[${i}]`));
   const exportRts = spec.exportRouteTargets.map((t, i) => parseRt(t, `spec.exportRouteTargets[${i}]`));
-
+  const vxlan = encapsulationOf(obj) === "vxlan" ? vxlanOf(obj) : undefined;
+  checkIdentity(spec);
+  if (vxlan === undefined && nextHop === undefined) throw new SpecError("the node's underlay next hop is unknown (SRv6 needs it)");
   const paths = new Map<string, LocalPath>();
   const skipped: string[] = [];
   const name = vrfName(spec.vpc);
@@ -113,6 +161,15 @@ export function desiredVrf(obj: BGPVRFInstance, nextHop: string): DesiredVrf {
   );
   for (const a of attachments) {
     const where = `attachment ${a.containerID}/${a.ifName}`;
+    if (vxlan !== undefined) {
+      // One VNI to one VTEP reaches every attachment of the VPC on the node.
+      for (const p of a.prefixes) {
+        const prefix = canonicalPrefix(p);
+        if (prefix === undefined) skipped.push(`${where}: prefix "${p}" is not a CIDR`);
+        else if (!paths.has(prefix)) paths.set(prefix, { vrf: name, prefix, nextHop: vxlan.vtep, encap: "vxlan", vni: vxlan.vni, routerMac: vxlan.routerMac });
+      }
+      continue;
+    }
     const sid = canonicalIpv6(a.sid);
     const sid6 = canonicalIpv6(a.sid6);
     if (a.sid6 !== undefined && sid6 === undefined) skipped.push(`${where}: sid6 "${a.sid6}" is not an IPv6 address`);
@@ -138,10 +195,10 @@ export function desiredVrf(obj: BGPVRFInstance, nextHop: string): DesiredVrf {
       }
       const taken = paths.get(prefix);
       if (taken !== undefined) {
-        if (taken.sid !== pathSid) skipped.push(`${where}: prefix ${prefix} is already originated by another attachment`);
+        if (taken.encap !== "srv6" || taken.sid !== pathSid) skipped.push(`${where}: prefix ${prefix} is already originated by another attachment`);
         continue;
       }
-      paths.set(prefix, { vrf: name, prefix, nextHop, sid: pathSid, behavior });
+      paths.set(prefix, { vrf: name, prefix, nextHop: nextHop ?? "", encap: "srv6", sid: pathSid, behavior });
     }
   }
   return {
@@ -150,4 +207,14 @@ export function desiredVrf(obj: BGPVRFInstance, nextHop: string): DesiredVrf {
     localPaths: [...paths.values()].sort((x, y) => compareText(x.prefix, y.prefix)),
     skipped,
   };
+}
+
+/** A VXLAN object's VNI, VTEP and router MAC, checked (the CRD requires them with vxlan). */
+function vxlanOf(obj: BGPVRFInstance): { vni: number; vtep: string; routerMac: string } {
+  const { vni, vtep, routerMac } = obj.spec;
+  if (vni === undefined || !Number.isInteger(vni) || vni < 1 || vni > 0xffffff) throw new SpecError(`spec.vni: ${String(vni)} is not a VNI (1 to 16777215)`);
+  if (vtep === undefined || !ipaddr.isValid(vtep)) throw new SpecError(`spec.vtep: ${String(vtep)} is not an IP address`);
+  const mac = routerMac === undefined ? undefined : canonicalMac(routerMac);
+  if (mac === undefined) throw new SpecError(`spec.routerMac: ${String(routerMac)} is not a MAC address`);
+  return { vni, vtep: ipaddr.process(vtep).toString(), routerMac: mac };
 }

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import type { BGPVRFInstance } from "../shared/api-types.js";
+import type { BGPVRFInstance } from "../../shared/api-types.js";
 import { canonicalPrefix, desiredVrf, SpecError } from "./desired.js";
 import { findConflicts, planRoutes, planVrf, remoteRoutes, routeCommands, sameVrf, vrfImports, type KernelRoute } from "./planner.js";
-import { srv6Behavior, type LocalPath, type RibPath, type Vrf, type VrfPath } from "./speaker.js";
+import { srv6Behavior, type Srv6LocalPath, type RibPath, type Vrf, type VrfPath } from "../gobgp/speaker.js";
 
 const nh = "fd00:ff::a";
 
@@ -18,7 +18,7 @@ function obj(name: string, over: Partial<BGPVRFInstance["spec"]> = {}, meta: Par
       routeDistinguisher: "65000:2748",
       importRouteTargets: ["65000:2748"],
       exportRouteTargets: ["65000:2748"],
-      table: 1000,
+      table: 2748,
       attachments: [],
       ...over,
     },
@@ -30,14 +30,15 @@ const vrf = (over: Partial<Vrf> = {}): Vrf => ({
   rd: { type: 0, asn: 65000, assigned: 2748 },
   importRts: [{ type: 0, asn: 65000, assigned: 2748 }],
   exportRts: [{ type: 0, asn: 65000, assigned: 2748 }],
-  id: 1000,
+  id: 2748,
   ...over,
 });
 
-const path = (prefix: string, over: Partial<LocalPath> = {}): LocalPath => ({
+const path = (prefix: string, over: Partial<Srv6LocalPath> = {}): Srv6LocalPath => ({
   vrf: "vpc-abc",
   prefix,
   nextHop: nh,
+  encap: "srv6",
   sid: "fd00:0:a::abc:1",
   behavior: srv6Behavior.endDT46,
   ...over,
@@ -58,7 +59,7 @@ describe("desiredVrf", () => {
       obj("o", { attachments: [{ containerID: "c1", ifName: "eth0", attachment: "1", sid: "fd00::4", sid6: "fd00::6", prefixes: ["10.1.0.5/32", "2001:db8::5/128"] }] }),
       nh,
     );
-    expect(d.localPaths.map((p) => [p.prefix, p.sid, p.behavior])).toEqual([
+    expect(d.localPaths.map((p) => [p.prefix, ...(p.encap === "srv6" ? [p.sid, p.behavior] : [])])).toEqual([
       ["10.1.0.5/32", "fd00::4", srv6Behavior.endDX4],
       ["2001:db8::5/128", "fd00::6", srv6Behavior.endDX6],
     ]);
@@ -95,10 +96,11 @@ describe("desiredVrf", () => {
   });
 
   it("keeps a 4-byte ASN with a 16-bit number as a type-2 RD", () => {
-    expect(desiredVrf(obj("o", { routeDistinguisher: "4200000001:7", importRouteTargets: ["4200000001:7"], exportRouteTargets: ["4200000001:7"] }), nh).vrf.rd).toEqual({
+    const rd = "4200000001:2748";
+    expect(desiredVrf(obj("o", { asn: 4200000001, routeDistinguisher: rd, importRouteTargets: [rd], exportRouteTargets: [rd] }), nh).vrf.rd).toEqual({
       type: 2,
       asn: 4200000001,
-      assigned: 7,
+      assigned: 2748,
     });
   });
 
@@ -145,9 +147,9 @@ describe("planVrf", () => {
 describe("routeCommands", () => {
   it("adds, replaces and removes throw routes by their type", () => {
     const t = { table: 7, prefix: "fd00:0:b::1/128", sid: "", dev: "", kind: "throw" as const };
-    expect(routeCommands({ add: [t], replace: [], remove: [t] }, 197)).toEqual([
-      "route del throw fd00:0:b::1/128 table 7 proto 197",
-      "route add throw fd00:0:b::1/128 table 7 proto 197",
+    expect(routeCommands({ add: [t], replace: [], remove: [t] }, 241)).toEqual([
+      "route del throw fd00:0:b::1/128 table 7 proto 241",
+      "route add throw fd00:0:b::1/128 table 7 proto 241",
     ]);
   });
 });
@@ -246,11 +248,11 @@ describe("planRoutes", () => {
     expect({ add: plan.add.map((x) => x.prefix), replace: plan.replace.map((x) => x.prefix), remove: plan.remove.map((x) => x.prefix) }).toEqual(want);
   });
 
-  it("renders iproute2 batch lines that only ever delete proto 197", () => {
-    expect(routeCommands({ add: [r("10.0.0.1/32")], replace: [r("2001:db8::/64")], remove: [r("10.0.0.3/32")] }, 197)).toEqual([
-      "route del 10.0.0.3/32 table 100 proto 197",
-      "route replace 2001:db8::/64 encap seg6 mode encap segs fd00::1 dev fab0 table 100 proto 197",
-      "route add 10.0.0.1/32 encap seg6 mode encap segs fd00::1 dev fab0 table 100 proto 197",
+  it("renders iproute2 batch lines that only ever delete proto 241", () => {
+    expect(routeCommands({ add: [r("10.0.0.1/32")], replace: [r("2001:db8::/64")], remove: [r("10.0.0.3/32")] }, 241)).toEqual([
+      "route del 10.0.0.3/32 table 100 proto 241",
+      "route replace 2001:db8::/64 encap seg6 mode encap segs fd00::1 dev fab0 table 100 proto 241",
+      "route add 10.0.0.1/32 encap seg6 mode encap segs fd00::1 dev fab0 table 100 proto 241",
     ]);
   });
 });
@@ -261,9 +263,9 @@ describe("findConflicts", () => {
       obj("b", { vpc: "abc" }, { creationTimestamp: new Date("2026-01-02T00:00:00Z") }),
       obj("a", { vpc: "abc" }),
       obj("c", { vpc: "def", routeDistinguisher: "65000:2748", table: 2000 }, { creationTimestamp: new Date("2026-01-03T00:00:00Z") }),
-      obj("d", { vpc: "123", routeDistinguisher: "65000:291", table: 1000 }, { creationTimestamp: new Date("2026-01-04T00:00:00Z") }),
+      obj("d", { vpc: "123", routeDistinguisher: "65000:291", table: 2748 }, { creationTimestamp: new Date("2026-01-04T00:00:00Z") }),
       obj("e", { vpc: "456", routeDistinguisher: "65000:1110", table: 3000 }),
-      obj("f", { vpc: "789", routeDistinguisher: "65000:1929", table: 1000 }, { creationTimestamp: new Date("2026-01-05T00:00:00Z"), deletionTimestamp: new Date("2026-01-06T00:00:00Z") }),
+      obj("f", { vpc: "789", routeDistinguisher: "65000:1929", table: 2748 }, { creationTimestamp: new Date("2026-01-05T00:00:00Z"), deletionTimestamp: new Date("2026-01-06T00:00:00Z") }),
     ]);
     expect(Object.fromEntries([...c].map(([k, v]) => [k, [v.reason, v.winner]]))).toEqual({
       b: ["VPCConflict", "a"],

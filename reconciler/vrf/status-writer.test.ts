@@ -1,6 +1,6 @@
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import type { BGPVRFInstanceStatus } from "../shared/api-types.js";
+import type { BGPVRFInstanceStatus } from "../../shared/api-types.js";
 import { StatusWriter } from "./status-writer.js";
 
 const st = (n: number): BGPVRFInstanceStatus => ({ observedGeneration: n });

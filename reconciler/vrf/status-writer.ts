@@ -8,8 +8,8 @@
 // objects otherwise costs two writes each (the first status, then the one with the remote routes
 // a moment later) on top of the creations, on an API server that is busy accepting them.
 import type { Logger } from "pino";
-import type { BGPVRFInstanceStatus } from "../shared/api-types.js";
-import { WorkQueue } from "./queue.js";
+import type { BGPVRFInstanceStatus } from "../../shared/api-types.js";
+import { WorkQueue } from "../queue.js";
 
 export interface StatusSink {
   /** Queues `status` for `name`, replacing any not yet written. */

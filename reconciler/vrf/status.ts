@@ -1,8 +1,8 @@
 // BGPVRFInstance status: conditions Ready, VRFConfigured and RoutesProgrammed with reasons, the
 // generation they describe, and prefix counts. Pure: built from a reconcile's outcome and the
 // previous status (which keeps lastTransitionTime stable while a condition does not change).
-import type { BGPVRFInstanceStatus, Condition } from "../shared/api-types.js";
-import { compareText } from "../shared/order.js";
+import type { BGPVRFInstanceStatus, Condition } from "../../shared/api-types.js";
+import { compareText } from "../../shared/order.js";
 
 export type ConditionType = "Ready" | "VRFConfigured" | "RoutesProgrammed";
 

@@ -5,27 +5,27 @@
 // difference; then it writes status when it changed. A finalizer holds a deleted object until its
 // VRF (and with it the VRF's paths) and its kernel routes are gone.
 import type { Logger } from "pino";
-import { apiVersion, bgpVrfInstance, vrfFinalizer, type BGPVRFInstance } from "../shared/api-types.js";
-import { formatAdminAssigned, parseAdminAssigned } from "../shared/route-distinguisher.js";
-import { desiredVrf, isKvrfVrfName, SpecError, vrfName, type DesiredVrf } from "./desired.js";
-import type { KernelRouteCache, RouteFailure } from "./kernel-routes.js";
-import type { VrfApi } from "./kube.js";
-import type { Metrics } from "./metrics.js";
-import { emptyPlan, findConflicts, planRoutes, planVrf, remoteRoutes, vrfImports, type Conflict, type SpeakerAction } from "./planner.js";
-import type { ReconcileResult } from "./queue.js";
-import { aaKey, type RibChange } from "./rib.js";
-import { SpeakerError, type LocalPath, type Vrf, type VrfPath } from "./speaker.js";
-import type { Session } from "./speaker-link.js";
+import { apiVersion, bgpVrfInstance, vrfFinalizer, type BGPVRFInstance } from "../../shared/api-types.js";
+import { aaKey, formatAdminAssigned, parseAdminAssigned } from "../../shared/route-distinguisher.js";
+import { desiredVrf, encapsulationOf, IdentityError, isKvrfVrfName, SpecError, vrfName, type DesiredVrf } from "./desired.js";
+import type { KernelRouteCache, RouteFailure } from "../kernel/kernel-routes.js";
+import type { VrfApi } from "../kube/kube.js";
+import type { Metrics } from "../metrics.js";
+import { emptyPlan, findConflicts, planRoutes, planVrf, remoteRoutes, routeKey, vrfImports, vtepsOf, type Conflict, type RouteOutlets, type SpeakerAction } from "./planner.js";
+import { planVteps } from "../kernel/vtep.js";
+import { parseVpc } from "../../shared/ids.js";
+import { parseVxlanDeviceName, vxlanDeviceName } from "../../shared/ifnames.js";
+import type { Capability } from "../../shared/kernel/capabilities.js";
+import type { ReconcileResult } from "../queue.js";
+import type { RibChange } from "../gobgp/rib.js";
+import { SpeakerError, type LocalPath, type Vrf, type VrfPath } from "../gobgp/speaker.js";
+import type { Session } from "../gobgp/speaker-link.js";
 import { buildStatus, failed, ok, readyVerdict, sameStatus, unknown, type Verdict, type VrfOutcome } from "./status.js";
 import type { StatusSink } from "./status-writer.js";
+import type { Underlay } from "../kernel/underlay.js";
 
 /** The key of the pass that removes what no object owns any more (serialised with the others). */
 export const orphanKey = "\u0000orphans";
-
-export interface Underlay {
-  dev: string;
-  nextHop: string;
-}
 
 export interface VrfControllerDeps {
   nodeName: string;
@@ -53,6 +53,8 @@ export interface VrfControllerDeps {
   metrics: Metrics;
   log: Logger;
   routeHoldMs: number;
+  /** Why the kernel cannot do `caps` (the missing ones, named with their kernel options), or undefined. */
+  kernelLacks?: (caps: readonly Capability[]) => string | undefined;
   now?: () => number;
 }
 
@@ -64,6 +66,15 @@ interface KeyState {
   configured: boolean;
   warned?: string | undefined;
   written?: { json: string; rv: string | undefined };
+}
+
+/** What the routes step did, for the outcome. */
+interface RoutesOutcome {
+  failures: RouteFailure[];
+  unusable: string[];
+  /** Stale routes are kept (gobgpd relearning paths) until holdUntil. */
+  held: boolean;
+  holdUntil: number;
 }
 
 class Retry extends Error {
@@ -181,6 +192,20 @@ export class VrfController {
     return { kind: "done" };
   }
 
+  /**
+   * Removes what a refused object's VPC and table have from kvrfd (the VRF and its paths in
+   * gobgpd, the table's routes), unless another object of this node still uses them.
+   */
+  private async withdraw(obj: BGPVRFInstance): Promise<void> {
+    const key = obj.metadata.name ?? "";
+    const others = this.d.objects.list().filter((o) => o.metadata.name !== key);
+    if (!others.some((o) => o.spec.table === obj.spec.table) && this.d.kernel.table(obj.spec.table).length > 0) await this.clearRoutes(obj.spec.table);
+    const name = vrfName(obj.spec.vpc);
+    if (!others.some((o) => vrfName(o.spec.vpc) === name)) await this.deleteVrf(name, true);
+    this.setCounts(this.keys.get(key), undefined);
+    this.updateGauges();
+  }
+
   private async clearRoutes(table: number): Promise<void> {
     const failures = await this.d.kernel.clearTable(table);
     if (failures.length > 0) throw new Retry(`removing routes of table ${table}: ${failures.map((f) => f.message).join("; ")}`);
@@ -197,6 +222,13 @@ export class VrfController {
     const vrf = s.vrfs.get(name);
     if (!s.started || vrf === undefined) return true;
     try {
+      // EVPN paths live in the global table beside the VRF: withdrawn explicitly, not trusted to
+      // go with it.
+      const evpn = s.rib.localPaths(vrf.rd, name).filter((p) => p.encap === "vxlan");
+      if (evpn.length > 0) {
+        await s.speaker.deleteLocalPaths(vrf, evpn);
+        for (const p of evpn) s.rib.deleteLocal(vrf.rd, p);
+      }
       await s.speaker.deleteVrf(name);
       this.d.metrics.speakerWrites.inc({ op: "delete-vrf" });
     } catch (err) {
@@ -212,7 +244,34 @@ export class VrfController {
     return true;
   }
 
+  /**
+   * One object's reconcile, as a pipeline of steps: gate (may this object be programmed now, and
+   * what does it ask for), speaker (its VRF and local paths in gobgpd), routes (its remote prefixes
+   * in the kernel), outcome (status). A step that ends the reconcile early reports why itself.
+   */
   private async sync(obj: BGPVRFInstance): Promise<ReconcileResult> {
+    const gate = await this.gate(obj);
+    if ("result" in gate) return gate.result;
+    const { desired, session: s, underlay } = gate;
+    await this.speakerStep(obj, s, desired);
+    const routes = await this.routesStep(obj, s, desired, underlay);
+    return this.outcome(obj, desired, routes);
+  }
+
+  private notConfigured(obj: BGPVRFInstance, vrf: Verdict, routes: Verdict = unknown("VRFNotConfigured", "the VRF is not configured")): VrfOutcome {
+    return { generation: obj.metadata.generation, vrf, routes, localPrefixes: 0, remotePrefixes: this.remoteCount(obj.spec.table) };
+  }
+
+  private remoteCount(table: number): number {
+    return this.d.kernel.table(table).filter((r) => r.kind !== "throw").length;
+  }
+
+  /**
+   * Gate: the finalizer, conflicts with the node's other objects, the underlay (SRv6 needs its next
+   * hop; VXLAN objects use the VTEP in their spec and only look for it to reach SRv6 paths), the
+   * spec, and a session with BGP running and its RIB view read.
+   */
+  private async gate(obj: BGPVRFInstance): Promise<{ result: ReconcileResult } | { desired: DesiredVrf; session: Session; underlay: Underlay | string }> {
     const key = obj.metadata.name ?? "";
     if (!(obj.metadata.finalizers ?? []).includes(vrfFinalizer)) {
       // The CNI plugin creates objects with the finalizer; one created by hand gets it here, before
@@ -221,49 +280,57 @@ export class VrfController {
     }
     const conflict = this.conflicts().get(key);
     if (conflict !== undefined) {
-      await this.report(obj, { generation: obj.metadata.generation, vrf: failed(conflict.reason, conflict.message), routes: unknown("VRFNotConfigured", "the VRF is not configured"), localPrefixes: 0, remotePrefixes: 0 });
-      return { kind: "done" };
+      await this.report(obj, { ...this.notConfigured(obj, failed(conflict.reason, conflict.message)), remotePrefixes: 0 });
+      return { result: { kind: "done" } };
     }
-    let underlay: Underlay;
+    const srv6 = encapsulationOf(obj) === "srv6";
+    let underlay: Underlay | string;
     try {
       underlay = await this.d.underlay();
     } catch (err) {
-      await this.report(obj, {
-        generation: obj.metadata.generation,
-        vrf: failed("UnderlayUnavailable", err instanceof Error ? err.message : String(err)),
-        routes: unknown("VRFNotConfigured", "the VRF is not configured"),
-        localPrefixes: 0,
-        remotePrefixes: 0,
-      });
-      throw err;
+      const why = err instanceof Error ? err.message : String(err);
+      if (srv6) {
+        await this.report(obj, { ...this.notConfigured(obj, failed("UnderlayUnavailable", why)), remotePrefixes: 0 });
+        throw err;
+      }
+      underlay = why;
     }
     let desired: DesiredVrf;
     try {
-      desired = desiredVrf(obj, underlay.nextHop);
+      desired = desiredVrf(obj, typeof underlay === "string" ? undefined : underlay.nextHop);
     } catch (err) {
       if (!(err instanceof SpecError)) throw err;
-      // Retrying cannot fix a spec; the next spec change enqueues the key again.
-      await this.report(obj, { generation: obj.metadata.generation, vrf: failed("InvalidSpec", err.message), routes: unknown("VRFNotConfigured", "the VRF is not configured"), localPrefixes: 0, remotePrefixes: 0 });
-      return { kind: "done" };
+      // Whatever an earlier, valid spec made goes: an object that now names another VPC's route
+      // target or table must neither import nor export through what it had. Retrying cannot fix
+      // a spec; the next spec change enqueues the key again.
+      await this.withdraw(obj);
+      const reason = err instanceof IdentityError ? "RoutingIdentityMismatch" : "InvalidSpec";
+      this.d.log.warn({ key, reason, err: err.message }, "BGPVRFInstance refused");
+      await this.report(obj, { ...this.notConfigured(obj, failed(reason, err.message)), remotePrefixes: 0 });
+      return { result: { kind: "done" } };
     }
     const s = this.d.link.current();
     // Until the speaker controller has looked at this session, "BGP not running" may only mean
     // "not started yet"; it enqueues every VRF once it has, so wait quietly.
-    if (s !== undefined && !s.started && !s.settled) return { kind: "done" };
+    if (s !== undefined && !s.started && !s.settled) return { result: { kind: "done" } };
     // Likewise a gobgpd that just went away: the next session passes over every object anyway.
-    if (s === undefined && this.d.link.downForMs() < (this.d.speakerGraceMs ?? 10_000)) return { kind: "done" };
+    if (s === undefined && this.d.link.downForMs() < (this.d.speakerGraceMs ?? 10_000)) return { result: { kind: "done" } };
     if (s === undefined || !s.started) {
       const v =
         s === undefined
           ? failed("SpeakerUnavailable", "gobgpd is not reachable; waiting for it")
           : failed("SpeakerNotConfigured", "BGP is not running on this node (no BGPInstance selects it, or it is starting)");
-      await this.report(obj, { generation: obj.metadata.generation, vrf: v, routes: unknown("SpeakerUnavailable", "remote paths are unknown while BGP is down"), localPrefixes: 0, remotePrefixes: this.d.kernel.table(obj.spec.table).filter((r) => r.kind === undefined).length });
-      return { kind: "done" };
+      await this.report(obj, this.notConfigured(obj, v, unknown("SpeakerUnavailable", "remote paths are unknown while BGP is down")));
+      return { result: { kind: "done" } };
     }
-
     // The RIB view is read when the watch starts; its end passes over every key again.
-    if (!s.rib.synced) return { kind: "done" };
+    if (!s.rib.synced) return { result: { kind: "done" } };
+    return { desired, session: s, underlay };
+  }
 
+  /** Speaker: the VRF and its local paths in gobgpd (pure plan, then one batched apply). */
+  private async speakerStep(obj: BGPVRFInstance, s: Session, desired: DesiredVrf): Promise<void> {
+    const key = obj.metadata.name ?? "";
     const name = desired.vrf.name;
     try {
       const have = s.vrfs.get(name);
@@ -276,17 +343,50 @@ export class VrfController {
     } catch (err) {
       this.d.link.report(s, err);
       const msg = err instanceof Error ? err.message : String(err);
-      await this.report(obj, { generation: obj.metadata.generation, vrf: failed("SpeakerError", msg), routes: unknown("VRFNotConfigured", "the VRF is not fully configured"), localPrefixes: 0, remotePrefixes: this.d.kernel.table(obj.spec.table).filter((r) => r.kind === undefined).length }).catch(() => undefined);
+      await this.report(obj, this.notConfigured(obj, failed("SpeakerError", msg), unknown("VRFNotConfigured", "the VRF is not fully configured"))).catch(() => undefined);
       throw err;
     }
+  }
 
-    // What the VRF imports, from the session's view of the global VPN tables (no RIB listing).
+  /**
+   * Where this node can send the VPC's remote prefixes, per encapsulation: SRv6 through the
+   * underlay, VXLAN through the VPC's VXLAN device — which exists only where the VPC is attached
+   * with VXLAN — each provided the kernel can (a cluster mid-way through a kernel upgrade, or moving
+   * between encapsulations, gets a reason per prefix, never silence).
+   */
+  private outlets(obj: BGPVRFInstance, underlay: Underlay | string): RouteOutlets {
+    const lacks = this.d.kernelLacks ?? ((): undefined => undefined);
+    const seg6 = lacks(["seg6"]);
+    const srv6: RouteOutlets["srv6"] =
+      seg6 !== undefined ? { unusable: seg6 } : typeof underlay === "string" ? { unusable: `the node's SRv6 underlay is unknown: ${underlay}` } : { dev: underlay.dev };
+    const vx = lacks(["vxlan"]);
+    const vxlan: RouteOutlets["vxlan"] =
+      encapsulationOf(obj) !== "vxlan"
+        ? { unusable: "this node attaches the VPC with SRv6, so it has no VXLAN device for the VPC" }
+        : vx !== undefined
+          ? { unusable: vx }
+          : { dev: vxlanDeviceName(parseVpc(obj.spec.vpc)), family: (obj.spec.vtep ?? "").includes(":") ? 6 : 4, ipv4ViaIpv6: lacks(["ipv4-via-ipv6"]) === undefined };
+    return { srv6, vxlan };
+  }
+
+  /** Routes: the VPC's remote prefixes from the RIB view into its kernel table (and VXLAN next hops). */
+  private async routesStep(obj: BGPVRFInstance, s: Session, desired: DesiredVrf, underlay: Underlay | string): Promise<RoutesOutcome> {
+    const key = obj.metadata.name ?? "";
+    const name = desired.vrf.name;
+    const table = obj.spec.table;
+    // What the VRF imports, from the session's view of the global VPN and EVPN tables.
     const paths: VrfPath[] = s.vrfs.has(name) ? vrfImports(name, desired.vrf.importRts, s.rib.imported(desired.vrf.importRts), s.rib.localPrefixes(desired.vrf.rd)) : [];
-    const { routes, unusable } = remoteRoutes(paths, obj.spec.table, underlay.dev);
+    const { routes, unusable } = remoteRoutes(paths, table, this.outlets(obj, underlay));
     const holdUntil = s.freshSince === undefined ? 0 : s.freshSince + this.d.routeHoldMs;
     const holdBefore = this.now() < holdUntil ? s.freshSince : undefined;
-    const plan = planRoutes(routes, this.d.kernel.table(obj.spec.table), holdBefore);
-    const held = holdBefore !== undefined && planRoutes(routes, this.d.kernel.table(obj.spec.table)).remove.length > plan.remove.length;
+    const observed = this.d.kernel.table(table);
+    const plan = planRoutes(routes, observed, holdBefore);
+    const held = holdBefore !== undefined && planRoutes(routes, observed).remove.length > plan.remove.length;
+    // VXLAN next hops: those the desired routes use, and any a held route still points at.
+    const removed = new Set(plan.remove.map(routeKey));
+    const inUse = new Set([...observed.filter((r) => !removed.has(routeKey(r))), ...routes].filter((r) => r.kind === "vxlan").map((r) => `${r.dev} ${r.via ?? ""}`));
+    const devices = new Set([...routes, ...observed].filter((r) => r.kind === "vxlan").map((r) => r.dev));
+    plan.vteps = planVteps(vtepsOf(routes), [...devices].flatMap((d) => this.d.kernel.vteps(d)), inUse);
     let failures: RouteFailure[] = [];
     if (!emptyPlan(plan)) {
       try {
@@ -299,34 +399,46 @@ export class VrfController {
       this.d.metrics.kernelWrites.inc({ op: "replace" }, plan.replace.length);
       this.d.metrics.kernelWrites.inc({ op: "remove" }, plan.remove.length);
       this.d.metrics.kernelRoutes.set(this.d.kernel.count());
-      this.d.log.debug({ key, add: plan.add.length, replace: plan.replace.length, remove: plan.remove.length, failed: failures.length }, "kernel routes");
+      this.d.log.debug({ key, add: plan.add.length, replace: plan.replace.length, remove: plan.remove.length, vteps: `+${plan.vteps.add.length}-${plan.vteps.remove.length}`, failed: failures.length }, "kernel routes");
     }
+    return { failures, unusable, held, holdUntil };
+  }
 
-    // Remote prefixes: the encap routes (each comes with a throw route for its SID).
-    const installed = this.d.kernel.table(obj.spec.table).filter((r) => r.kind === undefined).length;
-    const foreign = failures.filter((f) => f.foreignOwner !== undefined);
-    const other = failures.filter((f) => f.foreignOwner === undefined);
+  /** Outcome: status from what the steps did. */
+  private async outcome(obj: BGPVRFInstance, desired: DesiredVrf, r: RoutesOutcome): Promise<ReconcileResult> {
+    const key = obj.metadata.name ?? "";
+    const table = obj.spec.table;
+    // Remote prefixes: the encap and VXLAN routes (SRv6 ones come with a throw route for their SID).
+    const installed = this.remoteCount(table);
+    const foreign = r.failures.filter((f) => f.foreignOwner !== undefined);
+    const other = r.failures.filter((f) => f.foreignOwner === undefined);
     let routesVerdict: Verdict;
     if (other.length > 0) {
       routesVerdict = failed("KernelError", other.map((f) => `${f.op} ${f.route.prefix}: ${f.message}`).join("; "));
     } else if (foreign.length > 0) {
       routesVerdict = failed("ForeignRoute", foreign.map((f) => `${f.route.prefix} in table ${f.route.table} is held by a route of protocol ${f.foreignOwner}`).join("; "));
+    } else if (r.unusable.length > 0) {
+      // A remote attachment this node cannot reach (another encapsulation, a kernel without it):
+      // a condition, not silence.
+      routesVerdict = failed("UnreachablePrefixes", `${installed} remote prefixes in table ${table}; ${r.unusable.length} cannot be reached from this node: ${r.unusable.join("; ")}`);
     } else {
       // Routes held after a gobgpd restart are not mentioned: a note would cost two status writes
       // per VRF on every gobgpd restart (on, then off when the paths are relearnt a second later),
       // which at 1,000 VRFs was a sixth of kvrfd's CPU in the replay. The log says it instead.
-      if (held) this.d.log.debug({ key, table: obj.spec.table, until: new Date(holdUntil).toISOString() }, "stale routes kept while gobgpd relearns paths");
-      routesVerdict = ok("Programmed", `${installed} remote prefixes in table ${obj.spec.table}${unusable.length > 0 ? ` (${unusable.join("; ")})` : ""}`);
+      if (r.held) this.d.log.debug({ key, table, until: new Date(r.holdUntil).toISOString() }, "stale routes kept while gobgpd relearns paths");
+      routesVerdict = ok("Programmed", `${installed} remote prefixes in table ${table}`);
     }
+    const vxlan = encapsulationOf(obj) === "vxlan";
     const vrfMsg =
       `VRF ${desired.vrf.name} RD ${formatAdminAssigned(desired.vrf.rd)} import ${desired.vrf.importRts.map(formatAdminAssigned).join(",")} ` +
       `export ${desired.vrf.exportRts.map(formatAdminAssigned).join(",")}, ${desired.localPaths.length} local prefixes` +
+      (vxlan ? ` as EVPN type-5 routes (VNI ${String(obj.spec.vni)}, VTEP ${String(obj.spec.vtep)})` : "") +
       (desired.skipped.length > 0 ? `; not originated: ${desired.skipped.join("; ")}` : "");
     this.setCounts(this.keys.get(key), { local: desired.localPaths.length, remote: installed, configured: true });
     this.updateGauges();
     await this.report(obj, { generation: obj.metadata.generation, vrf: ok("Configured", vrfMsg), routes: routesVerdict, localPrefixes: desired.localPaths.length, remotePrefixes: installed });
     if (other.length > 0) throw new Retry(routesVerdict.message);
-    if (held) return { kind: "requeue-after", ms: Math.max(50, holdUntil - this.now() + 10) };
+    if (r.held) return { kind: "requeue-after", ms: Math.max(50, r.holdUntil - this.now() + 10) };
     return { kind: "done" };
   }
 
@@ -383,7 +495,7 @@ export class VrfController {
         dels.length === 0
           ? undefined
           : s.speaker.deleteLocalPaths(vrf, dels).then(() => {
-              for (const p of dels) s.rib.deleteLocal(vrf.rd, p.prefix);
+              for (const p of dels) s.rib.deleteLocal(vrf.rd, p);
               this.d.metrics.speakerWrites.inc({ op: "delete-path" }, dels.length);
             }),
         adds.length === 0
@@ -474,6 +586,15 @@ export class VrfController {
       await this.clearRoutes(t);
     }
     this.d.metrics.kernelRoutes.set(this.d.kernel.count());
+    // Remote VTEP entries on the VXLAN devices of VPCs no object serves (the device goes with the
+    // VPC's last attachment; one that outlives it keeps nothing of ours).
+    const vpcsOwned = (): Set<string> => new Set(this.d.objects.list().map((o) => o.spec.vpc));
+    for (const dev of this.d.kernel.vtepDevices()) {
+      const vpc = parseVxlanDeviceName(dev);
+      if (vpc === undefined || vpcsOwned().has(vpc.toString(16))) continue;
+      this.d.log.info({ dev }, "removing remote VTEP entries of a VXLAN device no object owns");
+      await this.d.kernel.apply({ add: [], replace: [], remove: [], vteps: { add: [], remove: this.d.kernel.vteps(dev) } });
+    }
     const s = this.d.link.current();
     if (s === undefined || !s.started) return;
     const vrfsOwned = (): Set<string> => new Set(this.d.objects.list().map((o) => vrfName(o.spec.vpc)));

@@ -1,4 +1,4 @@
-// `ip monitor route` in a network namespace, reporting kvrfd's encap routes (proto 197) as they
+// `ip monitor route` in a network namespace, reporting kvrfd's encap routes (proto 241) as they
 // are added and deleted; the throw routes that go with them are left out.
 import { spawn } from "node:child_process";
 
@@ -17,7 +17,7 @@ export function watchKvrfdRoutes(netns: string, on: (e: RouteEvent) => void): { 
     const lines = buf.split("\n");
     buf = lines.pop() ?? "";
     for (const l of lines) {
-      if (!/ proto 197/.test(l)) continue;
+      if (!/ proto 241/.test(l)) continue;
       const m = /^(Deleted )?(\S+) +encap .* table (\d+) /.exec(l);
       if (m?.[2] === undefined) continue;
       const dst = m[2];

@@ -1,8 +1,9 @@
 // `scripts/lab up | status | demo | test | down` — see docs/lab.md.
 import { execFileSync } from "node:child_process";
 import * as k8s from "@kubernetes/client-node";
-import { attachDemoPods, converge, down, kernelRoutes, kubeClient, readState, renderMatrix, speakerOf, up } from "./lab.js";
-import { labNodes, workers } from "./topology.js";
+import { attachDemoPods, converge, down, kernelRoutes, kubeClient, labSettings, readState, renderMatrix, speakerOf, up } from "./lab.js";
+import { describeSettings, labNodes, underlayAddress, workers } from "./topology.js";
+import { chooseSettings as choose } from "./settings.js";
 import { copyFileSync, cpSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { makeClientCert, makePki } from "../../test/harness/pki.js";
@@ -17,6 +18,7 @@ async function status(): Promise<void> {
     log("lab is down (scripts/lab up)");
     return;
   }
+  log(`lab: ${describeSettings(labSettings(state))}`);
   const custom = kubeClient(state).makeApiClient(k8s.CustomObjectsApi);
   const list = (await custom.listClusterCustomObject({ group: "kvrf.dev", version: "v1alpha1", plural: "bgpvrfinstances" })) as { items: BGPVRFInstance[] };
   for (const node of labNodes) {
@@ -28,10 +30,10 @@ async function status(): Promise<void> {
     try {
       const peers = await s.listPeers();
       const vrfs = await s.listVrfs();
-      log(`${node.name} (${node.role}, ${node.address}, gobgp ${s.api})`);
+      log(`${node.name} (${node.role}, ${underlayAddress(node, labSettings(state))}, gobgp ${s.api})`);
       log(`  BGP: ${peers.map((p) => `${p.address} ${p.state}`).join(", ") || "no peers"}`);
       for (const v of vrfs) {
-        const paths = [...(await s.listVrfPaths(v.name, "ipv4")), ...(await s.listVrfPaths(v.name, "ipv6"))];
+        const paths = [...(await s.listVrfPaths(v.name, "ipv4")), ...(await s.listVrfPaths(v.name, "ipv6")), ...(await s.listVrfPaths(v.name, "evpn"))];
         const local = paths.filter((p) => p.local).length;
         const remote = paths.filter((p) => !p.local && p.best).length;
         const routes = await kernelRoutes(node.name, v.id);
@@ -47,17 +49,19 @@ async function status(): Promise<void> {
   }
 }
 
-async function demo(): Promise<void> {
-  await up(log);
+async function demo(args: readonly string[]): Promise<void> {
+  const settings = await choose(args, log);
+  await up(log, settings);
   const t0 = Date.now();
   const pods = await attachDemoPods();
   log(`\nattached ${pods.length} pods in ${Date.now() - t0} ms:`);
   for (const p of pods) log(`  ${p.name.padEnd(9)} VPC ${p.vpc} on ${p.node}: ${p.ipv4}, ${p.ipv6}`);
   const { ms, cells } = await converge(pods);
-  log(`\nconnectivity (ping, IPv4 and IPv6), ${Number.isNaN(ms) ? "NOT converged after 120 s" : `converged ${ms} ms after the last pod was attached`}:\n`);
+  log(`\nconnectivity over ${describeSettings(settings)} (ping, IPv4 and IPv6), ${Number.isNaN(ms) ? "NOT converged after 120 s" : `converged ${ms} ms after the last pod was attached`}:\n`);
   log(renderMatrix(pods, cells));
   const iad = workers[0]?.name ?? "iad";
-  log(`\nVPC a1's remote prefixes in ${iad}'s kernel (table 161, encapsulated to the remote attachment SIDs):`);
+  const how = settings.encap === "srv6" ? "encapsulated to the remote attachment SIDs" : "via the remote VTEPs on the VPC's VXLAN device";
+  log(`\nVPC a1's remote prefixes in ${iad}'s kernel (table 161, ${how}):`);
   for (const r of await kernelRoutes(iad, 0xa1)) log(`  ${r}`);
   if (Number.isNaN(ms) || cells.some((c) => c.ok !== c.expected)) process.exitCode = 1;
   log("\nscripts/lab status | scripts/lab down");
@@ -115,7 +119,7 @@ async function main(): Promise<void> {
   const cmd = process.argv[2] ?? "help";
   switch (cmd) {
     case "up":
-      await up(log);
+      await up(log, await choose(process.argv.slice(3), log));
       return;
     case "down":
       await down(log);
@@ -125,7 +129,7 @@ async function main(): Promise<void> {
       await status();
       return;
     case "demo":
-      await demo();
+      await demo(process.argv.slice(3));
       return;
     case "pki":
       containerlabPki(process.argv[3] ?? "containerlab/pki");
@@ -137,7 +141,7 @@ async function main(): Promise<void> {
       execFileSync("scripts/test", ["lab"], { cwd: repoRoot, stdio: "inherit" });
       return;
     default:
-      log("usage: scripts/lab up | status | demo | test | down | pki DIR | clab-context DIR");
+      log("usage: scripts/lab up|demo [--encap srv6|vxlan|auto] [--underlay 4|6] | status | test | down | pki DIR | clab-context DIR");
       process.exitCode = cmd === "help" ? 0 : 2;
   }
 }

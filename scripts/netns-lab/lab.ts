@@ -3,7 +3,7 @@
 // .testenv/lab, every namespace is named kvrf-lab-*, so `down` removes exactly what `up` made,
 // also after a crash. Used by `scripts/lab` and the lab test tier.
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as k8s from "@kubernetes/client-node";
@@ -13,8 +13,8 @@ import { startGobgpd } from "../../test/harness/gobgpd.js";
 import { spawnDaemon, stopByPidfiles, waitFor } from "../../test/harness/process.js";
 import { cniBinDir, repoRoot, testEnvDir, tool } from "../../test/harness/tools.js";
 import { connectSpeaker } from "../../reconciler/gobgp/connect.js";
-import type { Speaker } from "../../reconciler/speaker.js";
-import { conflist, demoPods, fabricNetns, labNodes, nodeNetns, nsPrefix, podNetns, workers, type DemoPod, type LabNode } from "./topology.js";
+import type { Speaker } from "../../reconciler/gobgp/speaker.js";
+import { bgpInstances, conflist, demoPods, fabricNetns, labNodes, nodeNetns, nsPrefix, podNetns, srv6Lab, underlayAddress, workers, type DemoPod, type LabNode, type LabSettings } from "./topology.js";
 
 export const labDir = path.join(testEnvDir, "lab");
 const stateFile = path.join(labDir, "state.json");
@@ -23,6 +23,13 @@ export interface LabState {
   apiserverUrl: string;
   kubeconfig: string;
   startedAt: string;
+  /** Encapsulation and underlay family the lab runs (absent in a state from before: SRv6/IPv6). */
+  settings?: LabSettings;
+}
+
+/** The settings of the lab that is up (or would be). */
+export function labSettings(state: LabState | undefined = readState()): LabSettings {
+  return state?.settings ?? srv6Lab;
 }
 
 function run(cmd: string, args: readonly string[], input?: string): Promise<string> {
@@ -60,10 +67,12 @@ async function labNamespaces(): Promise<string[]> {
     .filter((n) => n.startsWith(nsPrefix));
 }
 
-/** Is the lab fully up? (state, every namespace, every daemon.) */
-export async function isUp(): Promise<boolean> {
+/** Is the lab fully up (state, every namespace, every daemon), with these settings when given? */
+export async function isUp(settings?: LabSettings): Promise<boolean> {
   const state = readState();
   if (state === undefined) return false;
+  const running = labSettings(state);
+  if (settings !== undefined && (running.encap !== settings.encap || running.underlay !== settings.underlay || running.mode !== settings.mode)) return false;
   const have = new Set(await labNamespaces());
   if (![fabricNetns, ...labNodes.map((n) => nodeNetns(n.name))].every((n) => have.has(n))) return false;
   for (const n of labNodes) {
@@ -89,9 +98,9 @@ export async function down(log: (s: string) => void = () => undefined): Promise<
   rmSync(labDir, { recursive: true, force: true });
 }
 
-/** Brings the lab up; a no-op when it already is. Returns how long it took (ms). */
-export async function up(log: (s: string) => void = () => undefined): Promise<LabState> {
-  if (await isUp()) {
+/** Brings the lab up with `settings`; a no-op when it already is, with them. */
+export async function up(log: (s: string) => void = () => undefined, settings: LabSettings = srv6Lab): Promise<LabState> {
+  if (await isUp(settings)) {
     log("lab is already up");
     return readState() as LabState;
   }
@@ -106,15 +115,15 @@ export async function up(log: (s: string) => void = () => undefined): Promise<La
 
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(cp.kubeconfig);
-    await applyObjects(kc);
+    await applyObjects(kc, settings);
 
     // Underlay: a bridge in the fabric namespace, one veth per node.
     await run("ip", ["netns", "add", fabricNetns]);
     await ipn(fabricNetns, "link", "add", "br0", "type", "bridge");
     await ipn(fabricNetns, "link", "set", "br0", "up");
-    for (const node of labNodes) await buildNode(node, apiSocket, cp.kubeconfig);
+    for (const node of labNodes) await buildNode(node, apiSocket, cp.kubeconfig, settings);
 
-    const state: LabState = { apiserverUrl: cp.url, kubeconfig: cp.kubeconfig, startedAt: new Date().toISOString() };
+    const state: LabState = { apiserverUrl: cp.url, kubeconfig: cp.kubeconfig, startedAt: new Date().toISOString(), settings };
     writeFileSync(stateFile, JSON.stringify(state, null, 2));
     await waitSessions(log);
     log(`lab up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
@@ -126,15 +135,18 @@ export async function up(log: (s: string) => void = () => undefined): Promise<La
   }
 }
 
-async function applyObjects(kc: k8s.KubeConfig): Promise<void> {
+async function applyObjects(kc: k8s.KubeConfig, settings: LabSettings): Promise<void> {
   const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
   const core = kc.makeApiClient(k8s.CoreV1Api);
-  for (const file of ["bgpvrfinstances.kvrf.dev.yaml", "bgpinstances.kvrf.dev.yaml", "routetargetclaims.kvrf.dev.yaml"]) {
-    const crd = k8s.loadYaml<k8s.KubernetesObject>(readFileSync(path.join(repoRoot, "manifests/crds", file), "utf8"));
+  const crdDir = path.join(repoRoot, "manifests/crds");
+  const names: string[] = [];
+  for (const file of readdirSync(crdDir).filter((f) => f.endsWith(".yaml"))) {
+    const crd = k8s.loadYaml<k8s.KubernetesObject>(readFileSync(path.join(crdDir, file), "utf8"));
     await objects.patch(crd, undefined, undefined, "kvrf-lab", true, k8s.PatchStrategy.ServerSideApply);
+    names.push(crd.metadata?.name ?? "");
   }
   const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
-  for (const name of ["bgpvrfinstances.kvrf.dev", "bgpinstances.kvrf.dev", "routetargetclaims.kvrf.dev"]) {
+  for (const name of names) {
     await waitFor(`CRD ${name}`, async () => {
       const c = await ext.readCustomResourceDefinition({ name });
       return c.status?.conditions?.some((x) => x.type === "Established" && x.status === "True") ?? false;
@@ -143,10 +155,9 @@ async function applyObjects(kc: k8s.KubeConfig): Promise<void> {
   for (const n of labNodes) {
     // No kubelets here: the lab registers the nodes, InternalIP being the underlay address.
     const created = await core.createNode({ body: { metadata: { name: n.name, labels: { "kvrf.dev/role": n.role } } } });
-    await core.replaceNodeStatus({ name: n.name, body: { ...created, status: { addresses: [{ type: "InternalIP", address: n.address }] } } });
+    await core.replaceNodeStatus({ name: n.name, body: { ...created, status: { addresses: [{ type: "InternalIP", address: underlayAddress(n, settings) }] } } });
   }
-  const instances = k8s.loadAllYaml(readFileSync(path.join(repoRoot, "containerlab/manifests/bgpinstances.yaml"), "utf8")) as k8s.KubernetesObject[];
-  for (const inst of instances) {
+  for (const inst of bgpInstances(settings) as k8s.KubernetesObject[]) {
     await waitFor(`BGPInstance ${inst.metadata?.name}`, async () => {
       await objects.patch(inst, undefined, undefined, "kvrf-lab", true, k8s.PatchStrategy.ServerSideApply);
       return true;
@@ -158,7 +169,7 @@ function nodeDir(node: string): string {
   return path.join(labDir, node);
 }
 
-async function buildNode(node: LabNode, apiSocket: string, adminKubeconfig: string): Promise<void> {
+async function buildNode(node: LabNode, apiSocket: string, adminKubeconfig: string, settings: LabSettings): Promise<void> {
   const ns = nodeNetns(node.name);
   const dir = nodeDir(node.name);
   mkdirSync(dir, { recursive: true });
@@ -167,7 +178,9 @@ async function buildNode(node: LabNode, apiSocket: string, adminKubeconfig: stri
   const port = `p-${node.name}`;
   await run("ip", ["link", "add", "fab0", "netns", ns, "type", "veth", "peer", "name", port, "netns", fabricNetns]);
   await ipn(fabricNetns, "link", "set", port, "master", "br0", "up");
+  // Both families on every node; the settings choose which one BGP, next hops and VTEPs use.
   await ipn(ns, "-6", "addr", "add", `${node.address}/64`, "dev", "fab0", "nodad");
+  await ipn(ns, "addr", "add", `${node.address4}/24`, "dev", "fab0");
   await ipn(ns, "link", "set", "fab0", "up");
   await inNs(ns, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1", "net.ipv6.conf.all.seg6_enabled=1", "net.ipv6.conf.fab0.seg6_enabled=1");
   for (const other of workers) {
@@ -187,7 +200,7 @@ async function buildNode(node: LabNode, apiSocket: string, adminKubeconfig: stri
     symlinkSync(path.join(repoRoot, "dist/kvrf"), path.join(bin, "kvrf"));
     mkdirSync(path.join(dir, "net.d"), { recursive: true });
     for (const vpc of ["a1", "b1"]) {
-      writeFileSync(path.join(dir, "net.d", `vpc-${vpc}.conflist`), JSON.stringify(conflist(node, vpc, kubeconfig, path.join(dir, "cni-state"), path.join(dir, "kvrf-cni.log")), null, 2));
+      writeFileSync(path.join(dir, "net.d", `vpc-${vpc}.conflist`), JSON.stringify(conflist(node, vpc, kubeconfig, path.join(dir, "cni-state"), path.join(dir, "kvrf-cni.log"), settings), null, 2));
     }
   }
 }
@@ -348,12 +361,14 @@ export function renderMatrix(pods: AttachedPod[], cells: MatrixCell[]): string {
   return lines.join("\n");
 }
 
-/** kvrfd's routes (proto 197) in a node's table, "prefix sid" per line. */
+/** kvrfd's routes (proto 241) in a node's table, "prefix SID" (SRv6) or "prefix next-hop" (VXLAN) per line. */
 export async function kernelRoutes(node: string, table: number): Promise<string[]> {
-  const out = await ipn(nodeNetns(node), "-j", "route", "show", "table", String(table), "proto", "197").catch(() => "[]");
-  const six = await ipn(nodeNetns(node), "-6", "-j", "route", "show", "table", String(table), "proto", "197").catch(() => "[]");
-  const parse = (s: string): { dst: string; type?: string; encap?: string; segs?: string[] }[] => (s.trim() === "" ? [] : (JSON.parse(s) as { dst: string }[]));
-  return [...parse(out), ...parse(six)].filter((r) => r.type !== "throw").map((r) => `${r.dst} ${r.segs?.[0] ?? "-"}`).sort();
+  const out = await ipn(nodeNetns(node), "-j", "route", "show", "table", String(table), "proto", "241").catch(() => "[]");
+  const six = await ipn(nodeNetns(node), "-6", "-j", "route", "show", "table", String(table), "proto", "241").catch(() => "[]");
+  const parse = (s: string): { dst: string; type?: string; encap?: string; segs?: string[]; gateway?: string; via?: { host?: string } }[] =>
+    s.trim() === "" ? [] : (JSON.parse(s) as { dst: string }[]);
+  // SRv6: the remote SID; VXLAN: the next hop on the VPC's VXLAN device (the remote VTEP's key).
+  return [...parse(out), ...parse(six)].filter((r) => r.type !== "throw").map((r) => `${r.dst} ${r.segs?.[0] ?? r.gateway ?? r.via?.host ?? "-"}`).sort();
 }
 
 /**

@@ -1,12 +1,41 @@
-// The lab's topology, shared by the namespace lab and (by hand, in step) containerlab/:
-// a route reflector and three workers on fd00:ff::/64, one locator per worker, two VPCs whose
-// IPv4 ranges overlap, and the demo pods.
+// The lab's topology, shared by the namespace lab and (by hand, in step) containerlab/: a route
+// reflector and three workers on one fabric (IPv6 fd00:ff::/64 and IPv4 198.51.100.0/24), one
+// locator per worker, two VPCs whose IPv4 ranges overlap, and the demo pods. The lab runs in one
+// encapsulation over one underlay family (LabSettings): SRv6 over IPv6, or VXLAN over IPv4 or IPv6.
+
+export type LabEncap = "srv6" | "vxlan";
+
+export interface LabSettings {
+  encap: LabEncap;
+  /** Address family of the underlay: BGP sessions, next hops, VTEPs. SRv6 needs 6. */
+  underlay: 4 | 6;
+  /**
+   * The CNI plugin's kernel mode; default auto (VRF devices where the kernel has them). "mixed":
+   * VRF devices on iad and dfw, policy routing on sjc — a cluster part-way through a move between
+   * kernels, and both modes' data planes exchanging traffic in one lab.
+   */
+  mode?: "vrf" | "policy-routing" | "mixed";
+}
+
+/** The kernel mode a worker's CNI config asks for under `s` (undefined: the plugin decides). */
+export function nodeMode(node: Pick<LabNode, "name">, s: LabSettings): "vrf" | "policy-routing" | undefined {
+  if (s.mode === "mixed") return node.name === "sjc" ? "policy-routing" : "vrf";
+  return s.mode;
+}
+
+export const srv6Lab: LabSettings = { encap: "srv6", underlay: 6 };
+
+export function describeSettings(s: LabSettings): string {
+  return `${s.encap === "srv6" ? "SRv6" : "VXLAN (EVPN type-5)"} over an IPv${s.underlay} underlay${s.mode === "mixed" ? ", VRF-device mode on iad and dfw, policy-routing mode on sjc" : s.mode !== undefined ? `, ${s.mode} mode` : ""}`;
+}
 
 export interface LabNode {
   name: string;
   role: "route-reflector" | "worker";
-  /** Underlay address on fab0. */
+  /** IPv6 underlay address on fab0. */
   address: string;
+  /** IPv4 underlay address on fab0. */
+  address4: string;
   /** SRv6 locator (workers). */
   locator?: string;
   /** Third octet of pod IPv4 ranges and group of IPv6 ones (workers). */
@@ -14,13 +43,18 @@ export interface LabNode {
 }
 
 export const labNodes: LabNode[] = [
-  { name: "rr", role: "route-reflector", address: "fd00:ff::1" },
-  { name: "iad", role: "worker", address: "fd00:ff::11", locator: "fd00:0:11::/48", index: 11 },
-  { name: "sjc", role: "worker", address: "fd00:ff::12", locator: "fd00:0:12::/48", index: 12 },
-  { name: "dfw", role: "worker", address: "fd00:ff::13", locator: "fd00:0:13::/48", index: 13 },
+  { name: "rr", role: "route-reflector", address: "fd00:ff::1", address4: "198.51.100.1" },
+  { name: "iad", role: "worker", address: "fd00:ff::11", address4: "198.51.100.11", locator: "fd00:0:11::/48", index: 11 },
+  { name: "sjc", role: "worker", address: "fd00:ff::12", address4: "198.51.100.12", locator: "fd00:0:12::/48", index: 12 },
+  { name: "dfw", role: "worker", address: "fd00:ff::13", address4: "198.51.100.13", locator: "fd00:0:13::/48", index: 13 },
 ];
 
 export const workers = labNodes.filter((n) => n.role === "worker");
+
+/** The node's address in the settings' underlay family: its InternalIP, BGP endpoint and VTEP. */
+export function underlayAddress(node: LabNode, s: LabSettings): string {
+  return s.underlay === 4 ? node.address4 : node.address;
+}
 
 /**
  * VPC IDs (hex) of the demo. Both use 10.10.<node>.0/24: every address of VPC b1 is also one of
@@ -54,8 +88,8 @@ export function rangeIndex(node: LabNode, _vpc: string): number | undefined {
   return node.index;
 }
 
-/** The network config a worker's CNI runs with for one VPC (as in containerlab/cni/<node>/). */
-export function conflist(node: LabNode, vpc: string, kubeconfig: string, stateDir: string, logFile: string): Record<string, unknown> {
+/** The network config a worker's CNI runs with for one VPC (as in containerlab/cni/<encap>/<node>/). */
+export function conflist(node: LabNode, vpc: string, kubeconfig: string, stateDir: string, logFile: string, s: LabSettings = srv6Lab): Record<string, unknown> {
   const r = rangeIndex(node, vpc);
   return {
     cniVersion: "1.1.0",
@@ -64,7 +98,9 @@ export function conflist(node: LabNode, vpc: string, kubeconfig: string, stateDi
       {
         type: "kvrf",
         vpc,
-        srv6Locator: node.locator,
+        encapsulation: s.encap,
+        ...(s.encap === "srv6" ? { srv6Locator: node.locator } : { vtep: underlayAddress(node, s) }),
+        ...(nodeMode(node, s) !== undefined ? { dataplaneMode: nodeMode(node, s) } : {}),
         kubeconfig,
         nodeName: node.name,
         asn: 65000,
@@ -78,4 +114,53 @@ export function conflist(node: LabNode, vpc: string, kubeconfig: string, stateDi
       },
     ],
   };
+}
+
+/** The BGP families of an encapsulation's routes. */
+export function labFamilies(s: LabSettings): string[] {
+  return s.encap === "srv6" ? ["vpnv4", "vpnv6"] : ["l2vpn-evpn"];
+}
+
+/**
+ * The lab's speaker configuration: workers derive their router ID from their InternalIP (Auto),
+ * the route reflector has a fixed one (Manual); iBGP in AS 65000 over the settings' underlay
+ * family; the encapsulation every node uses. containerlab/manifests/bgpinstances{,-vxlan}.yaml are
+ * these objects for SRv6/IPv6 and VXLAN/IPv4 (topology.test.ts keeps them equal).
+ */
+export function bgpInstances(s: LabSettings): Record<string, unknown>[] {
+  const rr = labNodes.find((n) => n.role === "route-reflector");
+  if (rr === undefined) throw new Error("the lab has no route reflector");
+  const timers = { holdTime: 9, keepalive: 3 };
+  const families = labFamilies(s);
+  return [
+    {
+      apiVersion: "kvrf.dev/v1alpha1",
+      kind: "BGPInstance",
+      metadata: { name: "workers" },
+      spec: {
+        nodeSelector: { matchLabels: { "kvrf.dev/role": "worker" } },
+        asn: 65000,
+        encapsulation: s.encap,
+        routerID: { source: "Auto" },
+        listenPort: 179,
+        families,
+        peers: [{ address: underlayAddress(rr, s), asn: 65000, timers }],
+      },
+    },
+    {
+      apiVersion: "kvrf.dev/v1alpha1",
+      kind: "BGPInstance",
+      metadata: { name: "route-reflector" },
+      spec: {
+        nodeSelector: { matchLabels: { "kvrf.dev/role": "route-reflector" } },
+        asn: 65000,
+        encapsulation: s.encap,
+        routerID: { source: "Manual", value: "10.255.0.1" },
+        listenPort: 179,
+        families,
+        routeReflector: { clusterID: "10.255.0.1" },
+        peers: workers.map((w) => ({ address: underlayAddress(w, s), asn: 65000, routeReflectorClient: true, timers })),
+      },
+    },
+  ];
 }

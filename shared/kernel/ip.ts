@@ -15,6 +15,8 @@ export interface IpOptions {
   force?: boolean;
   /** Abort after this many ms (default 10 s). */
   timeoutMs?: number;
+  /** Which iproute2 tool: `ip` (default) or `bridge`. */
+  tool?: Tool;
 }
 
 /** A failed `ip` invocation; `stderr` is what iproute2 said. */
@@ -42,18 +44,22 @@ export class IpError extends Error {
 }
 
 /** Which binaries to run; tests may point these elsewhere. */
-export const binaries = { ip: "ip", nsenter: "nsenter" };
+export const binaries = { ip: "ip", bridge: "bridge", nsenter: "nsenter" };
 
-function command(args: readonly string[], netns: string | undefined): [string, string[]] {
-  if (netns === undefined || netns === "") return [binaries.ip, [...args]];
-  if (netns.startsWith("/")) return [binaries.nsenter, [`--net=${netns}`, "--", binaries.ip, ...args]];
-  return [binaries.ip, ["-n", netns, ...args]];
+/** iproute2's tools: `ip`, and `bridge` for forwarding-database entries (VXLAN). */
+export type Tool = "ip" | "bridge";
+
+function command(args: readonly string[], netns: string | undefined, tool: Tool = "ip"): [string, string[]] {
+  const bin = binaries[tool];
+  if (netns === undefined || netns === "") return [bin, [...args]];
+  if (netns.startsWith("/")) return [binaries.nsenter, [`--net=${netns}`, "--", bin, ...args]];
+  return [bin, ["-n", netns, ...args]];
 }
 
 /** Runs `ip ARGS` (in `opts.netns`) and resolves with stdout; rejects with IpError. */
 export function ip(args: readonly string[], opts: IpOptions = {}): Promise<string> {
   const full = opts.batch ? [...args, ...(opts.force ? ["-force"] : []), "-batch", "-"] : args;
-  const [cmd, argv] = command(full, opts.netns);
+  const [cmd, argv] = command(full, opts.netns, opts.tool);
   return new Promise((resolve, reject) => {
     const child = execFile(
       cmd,
@@ -66,8 +72,28 @@ export function ip(args: readonly string[], opts: IpOptions = {}): Promise<strin
         reject(new IpError(opts.netns ? [`(netns ${opts.netns})`, ...full] : full, why, code));
       },
     );
+    // A child that exits before reading its input (e.g. nsenter into a namespace just removed)
+    // makes the write fail with EPIPE: the exit status reports that failure, not this event.
+    child.stdin?.on("error", () => undefined);
     if (opts.batch) child.stdin?.end(opts.batch.join("\n") + "\n");
   });
+}
+
+/** Failed lines of a -force batch (1-based line → iproute2's words), from its stderr. */
+export function batchFailures(stderr: string): Map<number, string> {
+  const out = new Map<number, string>();
+  let words: string[] = [];
+  for (const raw of stderr.split("\n")) {
+    const line = raw.trim();
+    const m = /^Command failed -:(\d+)$/.exec(line);
+    if (m === null) {
+      if (line !== "") words.push(line);
+      continue;
+    }
+    out.set(Number(m[1]), words.join("; ") || "failed");
+    words = [];
+  }
+  return out;
 }
 
 /** `ip -j ARGS` parsed; iproute2 prints nothing (not "[]") for some empty dumps. */
@@ -75,6 +101,21 @@ export async function ipJson<T>(args: readonly string[], opts: IpOptions = {}): 
   const out = await ip(["-j", ...args], opts);
   if (out.trim() === "") return [];
   return JSON.parse(out) as T[];
+}
+
+/** `bridge -j ARGS` parsed (forwarding-database dumps). */
+export function bridgeJson<T>(args: readonly string[], opts: IpOptions = {}): Promise<T[]> {
+  const [cmd, argv] = command(["-j", ...args], opts.netns, "bridge");
+  return new Promise((resolve, reject) => {
+    execFile(cmd, argv, { timeout: opts.timeoutMs ?? 10_000, maxBuffer: 64 << 20, encoding: "utf8" }, (err, stdout, stderr) => {
+      if (err !== null) return reject(new IpError(["bridge", ...argv], stderr !== "" ? stderr : err.message, typeof err.code === "number" ? err.code : null));
+      try {
+        resolve(stdout.trim() === "" ? [] : (JSON.parse(stdout) as T[]));
+      } catch (e) {
+        reject(new IpError(["bridge", ...argv], `unparsable output: ${(e as Error).message}`, null));
+      }
+    });
+  });
 }
 
 /** Runs `ip ARGS`, treating "already exists" as success. */

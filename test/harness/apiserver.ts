@@ -15,6 +15,8 @@ export interface ControlPlane {
   kubeconfig: string;
   pki: Pki;
   etcd: Daemon;
+  /** etcd's client URL (plain HTTP on loopback): for tests that write past admission (etcd.ts). */
+  etcdUrl: string;
   apiserver: Daemon;
   /** Writes a kubeconfig for a client-certificate user; RBAC decides what it may do. */
   userKubeconfig(name: string, user: string, groups?: readonly string[]): string;
@@ -151,6 +153,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     kubeconfig,
     pki,
     etcd,
+    etcdUrl,
     get apiserver(): Daemon {
       if (apiserver === undefined) throw new Error("kube-apiserver not started");
       return apiserver;

@@ -11,6 +11,8 @@ declare module "vitest" {
   export interface ProvidedContext {
     kubeconfig: string;
     apiserverUrl: string;
+    /** The control plane's etcd (test/harness/etcd.ts). */
+    etcdUrl: string;
   }
 }
 
@@ -27,6 +29,7 @@ export async function setup(project: TestProject): Promise<void> {
   cp = await startControlPlane({ dir });
   project.provide("kubeconfig", cp.kubeconfig);
   project.provide("apiserverUrl", cp.url);
+  project.provide("etcdUrl", cp.etcdUrl);
 }
 
 export async function teardown(): Promise<void> {

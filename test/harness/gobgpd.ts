@@ -35,6 +35,8 @@ export interface Gobgpd {
   stop(): Promise<void>;
   /** SIGKILL without grace (a crash); the socket file stays behind, as it would. */
   kill(): Promise<void>;
+  /** Resolves with the exit code (or signal name) when gobgpd exits, e.g. when it crashes (Go panics exit 2). */
+  exited: Promise<number | string>;
 }
 
 /** sun_path is 108 bytes on Linux including the terminating NUL. */
@@ -101,5 +103,5 @@ export async function startGobgpd(opts: StartGobgpdOptions): Promise<Gobgpd> {
       // (spawnDaemon records the same for `ip netns exec`; kept for pidfiles written before.)
     }
   }
-  return { socket, pid: daemon.pid, logFile: daemon.logFile, stop, kill: () => daemon.kill() };
+  return { socket, pid: daemon.pid, logFile: daemon.logFile, stop, kill: () => daemon.kill(), exited: daemon.exited };
 }

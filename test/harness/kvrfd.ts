@@ -13,12 +13,14 @@ import * as k8s from "@kubernetes/client-node";
 import ipaddr from "ipaddr.js";
 import { apiVersion, bgpInstance, bgpVrfInstance, group, nodeLabel, nodeLabelValue, version, vrfFinalizer, type BGPVRFInstance } from "../../shared/api-types.js";
 import { connectSpeaker } from "../../reconciler/gobgp/connect.js";
-import type { Speaker } from "../../reconciler/speaker.js";
+import type { Speaker } from "../../reconciler/gobgp/speaker.js";
 import { freePort } from "./apiserver.js";
 import { startGobgpd, type Gobgpd } from "./gobgpd.js";
 import { createNetns, ip, type Netns } from "./netns.js";
 import { spawnDaemon, waitFor, type Daemon } from "./process.js";
 import { repoRoot } from "./tools.js";
+import { vxlanDeviceName } from "../../shared/ifnames.js";
+import { routerMac } from "../../shared/router-mac.js";
 
 export interface KvrfdOptions {
   dir: string;
@@ -151,7 +153,7 @@ export interface FabricNode {
   startKvrfd(args?: string[]): Promise<void>;
   /** A Speaker on this node's gobgpd, for inspecting it. */
   speaker(): Promise<Speaker>;
-  /** kvrfd's routes (proto 197) of a table, as "prefix sid" lines. */
+  /** kvrfd's routes (proto 241) of a table, as "prefix sid" (SRv6) or "prefix next-hop" (VXLAN) lines. */
   routes(table: number): Promise<string[]>;
 }
 
@@ -166,6 +168,12 @@ export interface FabricOptions {
   /** Extra kvrfd flags for every node. */
   kvrfdArgs?: string[];
   logLevel?: string;
+  /**
+   * The workers' objects: SRv6 attachments with SIDs (default), or VXLAN (VNI, the node's fabric
+   * address as VTEP, its router MAC). With VXLAN the fabric plays the CNI plugin's part too: it
+   * makes the VPC's VXLAN device on the node with the object.
+   */
+  encap?: "srv6" | "vxlan";
 }
 
 export interface Fabric {
@@ -174,7 +182,7 @@ export interface Fabric {
   workers: Map<string, FabricNode>;
   worker(name: string): FabricNode;
   /** Creates or replaces a BGPVRFInstance for a worker (the CNI plugin's job in production). */
-  putVrf(node: string, vpc: string, table: number, attachments: { id: number; prefixes: string[] }[], rt?: number): Promise<BGPVRFInstance>;
+  putVrf(node: string, vpc: string, table: number, attachments: { id: number; prefixes: string[] }[]): Promise<BGPVRFInstance>;
   getVrf(node: string, vpc: string): Promise<BGPVRFInstance | undefined>;
   deleteVrf(node: string, vpc: string): Promise<void>;
   stop(): Promise<void>;
@@ -255,12 +263,12 @@ export async function startFabric(opts: FabricOptions): Promise<Fabric> {
         },
         speaker: () => connectSpeaker(node.gobgpd.socket, { timeoutMs: 5000 }),
         routes: async (table) => {
-          const out = await ns.ip("-j", "route", "show", "table", "all", "proto", "197").catch(() => "[]");
-          const list = JSON.parse(out.trim() === "" ? "[]" : out) as { dst: string; type?: string; table?: string; segs?: string[] }[];
+          const out = await ns.ip("-j", "route", "show", "table", "all", "proto", "241").catch(() => "[]");
+          const list = JSON.parse(out.trim() === "" ? "[]" : out) as { dst: string; type?: string; table?: string; segs?: string[]; gateway?: string; via?: { host?: string } }[];
           // The encap routes; the throw routes for remote SIDs that go with them are checked apart.
           return list
             .filter((r) => Number(r.table ?? 254) === table && r.type !== "throw")
-            .map((r) => `${r.dst.includes("/") ? r.dst : `${r.dst}/${r.dst.includes(":") ? 128 : 32}`} ${r.segs?.[0] ?? "-"}`)
+            .map((r) => `${r.dst.includes("/") ? r.dst : `${r.dst}/${r.dst.includes(":") ? 128 : 32}`} ${r.segs?.[0] ?? r.gateway ?? r.via?.host ?? "-"}`)
             .sort();
         },
       };
@@ -270,11 +278,12 @@ export async function startFabric(opts: FabricOptions): Promise<Fabric> {
     }
     const workers = nodes.slice(1);
     // The route reflector reflects between the workers; the workers peer with it only.
+    const encap = opts.encap ?? "srv6";
     const instance = (name: string, role: string, peers: object[]): k8s.KubernetesObject & { spec: object } => ({
       apiVersion,
       kind: bgpInstance.kind,
       metadata: { name },
-      spec: { nodeSelector: { matchLabels: { [roleLabel]: role } }, asn, listenPort: 179, peers },
+      spec: { nodeSelector: { matchLabels: { [roleLabel]: role } }, asn, encapsulation: encap, listenPort: 179, peers },
     });
     const timers = { holdTime: 9, keepalive: 3 };
     const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
@@ -302,21 +311,38 @@ export async function startFabric(opts: FabricOptions): Promise<Fabric> {
     rr,
     workers,
     worker,
-    putVrf: async (n, vpc, table, attachments, rt) => {
+    putVrf: async (n, vpc, table, attachments) => {
       const w = worker(n);
       const nodeIndex = workerList.indexOf(w);
-      const nn = rt ?? parseInt(vpc, 16);
+      const nn = parseInt(vpc, 16);
       const name = vrfObjectName(w.name, vpc);
+      const vxlan = (opts.encap ?? "srv6") === "vxlan";
+      const vni = parseInt(vpc, 16) & 0xffffff;
       const spec = {
         nodeName: w.name,
         vpc,
         asn,
-        routeDistinguisher: `${asn}:${parseInt(vpc, 16)}`,
+        routeDistinguisher: `${asn}:${nn}`,
         importRouteTargets: [`${asn}:${nn}`],
         exportRouteTargets: [`${asn}:${nn}`],
         table,
-        attachments: attachments.map((a) => ({ containerID: `c${a.id}`, ifName: "eth0", attachment: a.id.toString(16), sid: sidOf(nodeIndex, vpc, a.id), prefixes: a.prefixes })),
+        ...(vxlan ? { encapsulation: "vxlan", vni, vtep: w.address, routerMac: routerMac(w.name) } : { encapsulation: "srv6" }),
+        attachments: attachments.map((a) => ({
+          containerID: `c${a.id}`,
+          ifName: "eth0",
+          attachment: a.id.toString(16),
+          ...(vxlan ? {} : { sid: sidOf(nodeIndex, vpc, a.id) }),
+          prefixes: a.prefixes,
+        })),
       };
+      if (vxlan) {
+        // The CNI plugin's part: the VPC's VXLAN device on the node (kvrfd routes through it).
+        const dev = vxlanDeviceName(BigInt(`0x${vpc}`));
+        if (!(await w.netns.ip("-o", "link", "show")).includes(` ${dev}:`)) {
+          await w.netns.ip("link", "add", dev, "address", routerMac(w.name), "type", "vxlan", "id", String(vni), "local", w.address, "dstport", "4789", "nolearning");
+          await w.netns.ip("link", "set", dev, "up");
+        }
+      }
       try {
         const cur = (await custom.getClusterCustomObject({ group, version, plural: bgpVrfInstance.plural, name })) as BGPVRFInstance;
         return (await custom.replaceClusterCustomObject({ group, version, plural: bgpVrfInstance.plural, name, body: { ...cur, spec } })) as BGPVRFInstance;
@@ -369,9 +395,9 @@ export async function startFabric(opts: FabricOptions): Promise<Fabric> {
   return fabric;
 }
 
-/** `ip monitor route` in a namespace until stopped; returns the lines it printed. */
-export function monitorRoutes(netns: string): { stop(): Promise<string[]> } {
-  const child = execFile("ip", ["-n", netns, "monitor", "route"], { maxBuffer: 16 << 20 });
+/** `ip monitor route` (and other objects, e.g. neigh) in a namespace until stopped; returns the lines it printed. */
+export function monitorRoutes(netns: string, objects: readonly string[] = ["route"]): { stop(): Promise<string[]> } {
+  const child = execFile("ip", ["-n", netns, "monitor", ...objects], { maxBuffer: 16 << 20 });
   let out = "";
   child.stdout?.on("data", (d: string | Buffer) => (out += d.toString()));
   return {

@@ -1,6 +1,8 @@
 // The kvrf CNI plugin end to end on one node: cnitool (libcni) runs dist/kvrf inside a namespace
 // playing the node, host-local hands out addresses, and the real API server holds the
-// BGPVRFInstance and RouteTargetClaim objects. Pods are namespaces.
+// BGPVRFInstance, RouteTargetClaim and VNIClaim objects. Pods are namespaces. The same cases run
+// for every data-plane variant (kernel mode × encapsulation), each on a kernel that can run it
+// (test/harness/needs.ts): here or in the vm tier.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
 import path from "node:path";
@@ -9,13 +11,40 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { startApiBridge, type ApiBridge } from "../harness/api-bridge.js";
 import { CniNode, cnitoolContainerId, runPlugin } from "../harness/cni.js";
 import { cleanupNetns, createNetns, type Netns } from "../harness/netns.js";
+import { describeNeeds } from "../harness/needs.js";
+import { cniNeeds, type Encapsulation, type KernelMode } from "../../shared/kernel/capabilities.js";
 import { waitFor } from "../harness/process.js";
 import { repoRoot, testEnvDir } from "../harness/tools.js";
-import { parseHostVethName } from "../../shared/ifnames.js";
+import { parseHostVethName, vxlanDeviceName } from "../../shared/ifnames.js";
 
 const group = "kvrf.dev";
 const version = "v1alpha1";
-const nodeName = "node-a";
+
+interface CniVariant {
+  mode: KernelMode;
+  encap: Encapsulation;
+  /** Node names of the variant's own (the API server is shared by every file and variant). */
+  nodeName: string;
+  /**
+   * Every case, or only those whose outcome depends on the kernel mode or encapsulation: ADD,
+   * CHECK, DEL and GC on the kernel, concurrency, kernel undo. Claims, IPAM and API undo, config
+   * and STATUS errors, result rendering take the same path whatever the data plane, and each case
+   * costs seconds to minutes under the vm tier's emulation.
+   */
+  full: boolean;
+}
+
+// Policy routing with VXLAN runs on every mainstream kernel; VRF mode with SRv6 is the production
+// path of distribution kernels (the vm tier on this project's CI machines, where emulation makes
+// every case cost seconds). The other two combinations share all but their kernel steps with
+// these, and those steps run in the kernel tier in both modes and both encapsulations.
+const cniVariants: CniVariant[] = [
+  { mode: "policy-routing", encap: "vxlan", nodeName: "cni-prx", full: true },
+  { mode: "vrf", encap: "srv6", nodeName: "cni-vrs", full: false },
+];
+
+/** VTEP addresses the node namespaces get (VXLAN): the plugin refuses one the node does not have. */
+const vteps = { a: "192.0.2.100", b: "192.0.2.101" };
 
 interface Bvi {
   metadata: { name: string; labels?: Record<string, string>; finalizers?: string[]; deletionTimestamp?: unknown };
@@ -40,7 +69,28 @@ function expectOk(r: { code: number; stderr: string }): void {
   expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
 }
 
-describe("kvrf CNI plugin with cnitool, host-local and a real API server", () => {
+/** Declares nothing: a case this variant does not run (not a skipped test: it is not its case). */
+const notHere = (() => undefined) as unknown as typeof it & typeof describe;
+
+for (const v of cniVariants) cniSuite(v);
+
+
+function cniSuite(v: CniVariant): void {
+  const { nodeName } = v;
+  const itAll = v.full ? it : notHere;
+  const describeAll = v.full ? describe : notHere;
+  const nodeB = `${nodeName}-b`;
+  const vxlan = v.encap === "vxlan";
+  /** The variant's part of the plugin config: encapsulation, mode, locator or VTEP. */
+  const dataplane = (vtep = vteps.a): Record<string, unknown> => ({
+    dataplaneMode: v.mode,
+    encapsulation: v.encap,
+    ...(vxlan ? { vtep } : { srv6Locator: "fd00:0:a::/48" }),
+  });
+  /** API requests of a VPC's first ADD on a node: the claims (RT, and VNI with VXLAN) and the publication. */
+  const firstAddRoundTrips = vxlan ? 3 : 2;
+  const markerClaims = (nn: number): string[] => [`65000:${nn}`, ...(vxlan ? [`vni:${nn}`] : [])];
+  describeNeeds(cniNeeds(v.mode, v.encap), `kvrf CNI plugin (${v.mode}, ${v.encap}) with cnitool, host-local and a real API server`, () => {
   const kc = new k8s.KubeConfig();
   let custom: k8s.CustomObjectsApi;
   let core: k8s.CoreV1Api;
@@ -48,12 +98,12 @@ describe("kvrf CNI plugin with cnitool, host-local and a real API server", () =>
   let node: Netns;
   let cni: CniNode;
   let nsKubeconfig: string;
-  const dir = path.join(testEnvDir, "run", `cni-${process.pid}`);
+  const dir = path.join(testEnvDir, "run", `cni-${process.pid}-${nodeName}`);
 
   const plugin = (vpc: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
     type: "kvrf",
     vpc,
-    srv6Locator: "fd00:0:a::/48",
+    ...dataplane(),
     kubeconfig: nsKubeconfig,
     nodeName,
     asn: 65000,
@@ -67,6 +117,8 @@ describe("kvrf CNI plugin with cnitool, host-local and a real API server", () =>
     (custom.getClusterCustomObject({ group, version, plural: "bgpvrfinstances", name: `${node}.vpc-${vpc}` }) as Promise<Bvi>).catch(() => undefined);
   const getClaim = async (rt: string): Promise<Claim | undefined> =>
     (custom.getClusterCustomObject({ group, version, plural: "routetargetclaims", name: `rt-${rt.replace(":", "-")}` }) as Promise<Claim>).catch(() => undefined);
+  const getVniClaim = async (vni: number): Promise<Claim | undefined> =>
+    (custom.getClusterCustomObject({ group, version, plural: "vniclaims", name: `vni-${vni}` }) as Promise<Claim>).catch(() => undefined);
   /** Plays kvrfd's part at deletion: release the finalizer of a terminating object. */
   const finishDeletion = async (vpc: string, node = nodeName): Promise<void> => {
     const bvi = await getBvi(vpc, node);
@@ -122,7 +174,7 @@ describe("kvrf CNI plugin with cnitool, host-local and a real API server", () =>
       await objects.patch(crd, undefined, undefined, "kvrf-test", true, k8s.PatchStrategy.ServerSideApply);
     }
     const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
-    for (const name of ["bgpvrfinstances.kvrf.dev", "routetargetclaims.kvrf.dev"]) {
+    for (const name of ["bgpvrfinstances.kvrf.dev", "routetargetclaims.kvrf.dev", "vniclaims.kvrf.dev"]) {
       await waitFor(`${name} established`, async () => {
         const c = await ext.readCustomResourceDefinition({ name });
         return c.status?.conditions?.some((x) => x.type === "Established" && x.status === "True") ?? false;
@@ -131,6 +183,7 @@ describe("kvrf CNI plugin with cnitool, host-local and a real API server", () =>
     await core.createNode({ body: { metadata: { name: nodeName, labels: { "kvrf.dev/role": "worker" } } } }).catch(() => undefined);
     node = await createNetns("node");
     await node.exec("sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1");
+    if (vxlan) await node.ip("addr", "add", `${vteps.a}/32`, "dev", "lo");
     bridge = await startApiBridge(inject("apiserverUrl"), dir);
     await bridge.into(node.name);
     nsKubeconfig = bridge.nsKubeconfig(inject("kubeconfig"), path.join(dir, "kvrf.kubeconfig"));
@@ -153,7 +206,7 @@ describe("kvrf CNI plugin with cnitool, host-local and a real API server", () =>
     const res = r1.json as { cniVersion: string; interfaces: { name: string; sandbox?: string }[]; ips: { address: string; gateway: string; interface: number }[]; routes: { dst: string; gw: string }[] };
     expect(res.cniVersion).toBe("1.1.0");
     expect(parseHostVethName(res.interfaces[0]?.name ?? "")?.vpc).toBe(0xaan);
-    expect(res.interfaces[1]).toMatchObject({ name: "eth0", sandbox: p1.path, mtu: 1436 });
+    expect(res.interfaces[1]).toMatchObject({ name: "eth0", sandbox: p1.path, mtu: vxlan ? 1430 : 1436 });
     expect(res.ips).toEqual([
       { address: "10.1.0.2/32", gateway: "169.254.1.1", interface: 1 },
       { address: "fd10::2/128", gateway: "fe80::1", interface: 1 },
@@ -163,16 +216,19 @@ describe("kvrf CNI plugin with cnitool, host-local and a real API server", () =>
     const bvi = await getBvi("aa");
     expect(bvi?.metadata.labels).toEqual({ "kvrf.dev/node": nodeName, "kvrf.dev/vpc": "aa" });
     expect(bvi?.metadata.finalizers).toEqual(["kvrf.dev/vrf-cleanup"]);
-    expect(bvi?.spec).toMatchObject({ asn: 65000, routeDistinguisher: "65000:170", importRouteTargets: ["65000:170"], table: 170 });
+    expect(bvi?.spec).toMatchObject({ asn: 65000, routeDistinguisher: "65000:170", importRouteTargets: ["65000:170"], table: 170, encapsulation: v.encap });
+    if (vxlan) expect(bvi?.spec).toMatchObject({ vni: 170, vtep: vteps.a, routerMac: expect.stringMatching(/^02(:[0-9a-f]{2}){5}$/) as unknown });
     const c1 = await cnitoolContainerId(p1.path);
     const e1 = bvi?.spec.attachments?.find((a) => a.containerID === c1);
     const att = e1?.attachment ?? "";
+    // SRv6: the attachment's SID (and in policy routing the End.DX6 one); VXLAN: none, the VPC's
+    // VNI on the node's VTEP reaches every attachment.
     expect(e1).toEqual({
       containerID: c1,
       ifName: "eth0",
       attachment: att,
-      sid: `fd00:0:a::aa:${att}`,
-      sid6: `fd00:0:a:1::aa:${att}`,
+      ...(vxlan ? {} : { sid: `fd00:0:a::aa:${att}` }),
+      ...(!vxlan && v.mode === "policy-routing" ? { sid6: `fd00:0:a:1::aa:${att}` } : {}),
       prefixes: ["10.1.0.2/32", "fd10::2/128"],
     });
     expect(bvi?.spec.attachments).toHaveLength(2);
@@ -182,8 +238,10 @@ describe("kvrf CNI plugin with cnitool, host-local and a real API server", () =>
     const claim = await getClaim("65000:170");
     expect(claim?.spec.holders).toEqual([{ node: nodeName }]);
     expect(claim?.metadata.managedFields?.map((m) => m.manager)).toEqual([`kvrf-cni-node/${nodeName}`]);
+    if (vxlan) expect((await getVniClaim(170))?.spec).toEqual({ vni: 170, vpc: "aa", holders: [{ node: nodeName }] });
+    else expect(await getVniClaim(170)).toBeUndefined();
     expect(existsSync(marker("aa"))).toBe(true);
-    expect(logged("attached", c1).map((l) => [l.claimed, l.apiRoundTrips])).toEqual([[true, 2]]);
+    expect(logged("attached", c1).map((l) => [l.claimed, l.apiRoundTrips])).toEqual([[true, firstAddRoundTrips]]);
     expect(logged("attached", await cnitoolContainerId(p2.path)).map((l) => [l.claimed, l.apiRoundTrips])).toEqual([[false, 1]]);
 
     expect(await p1.exec("ping", "-c", "1", "-W", "2", "10.1.0.3")).toMatch(/1 received/);
@@ -207,15 +265,17 @@ describe("kvrf CNI plugin with cnitool, host-local and a real API server", () =>
     expectOk(await cni.cnitool("del", "vpc-aa", p2.path));
     expect((await getBvi("aa"))?.metadata.deletionTimestamp).toBeDefined();
     expect(await getClaim("65000:170")).toBeUndefined();
+    expect(await getVniClaim(170)).toBeUndefined();
     expect(existsSync(marker("aa"))).toBe(false);
     await finishDeletion("aa");
     expect(await kvrfLinks()).toEqual([]);
+    expect(await node.ip("-o", "link", "show")).not.toMatch(/kvx-|kvrf-/);
     expect(await node.ip("rule", "show", "table", "170")).toBe("");
-    expect(await node.ip("-6", "route", "show", "table", "all", "proto", "196")).toBe("");
+    expect(await node.ip("-6", "route", "show", "table", "all", "proto", "240")).toBe("");
     expect(leases("aa")).toEqual([]);
   });
 
-  it("refuses a VPC whose route target another VPC holds, leaving nothing behind", async () => {
+  itAll("refuses a VPC whose route target another VPC holds, leaving nothing behind", async () => {
     cni.writeConflist("vpc-aa", [plugin("aa")]);
     const holder = await createNetns("rt-holder");
     expectOk(await cni.cnitool("add", "vpc-aa", holder.path));
@@ -264,13 +324,13 @@ describe("kvrf CNI plugin with cnitool, host-local and a real API server", () =>
     expect(existsSync(marker("bb"))).toBe(false);
     expect(await kvrfLinks()).toEqual([]);
     expect(await node.ip("-4", "rule", "show", "table", "187")).toBe("");
-    expect(await node.ip("-6", "route", "show", "table", "all", "proto", "196")).toBe("");
-    expect(await node.ip("-4", "route", "show", "table", "all", "proto", "196")).toBe("");
+    expect(await node.ip("-6", "route", "show", "table", "all", "proto", "240")).toBe("");
+    expect(await node.ip("-4", "route", "show", "table", "all", "proto", "240")).toBe("");
     expect(leases("bb")).toEqual([]);
   });
 
   describe("a failing ADD undoes every step", () => {
-    it("at IPAM (pool exhausted): no claim hold, interface or entry", async () => {
+    itAll("at IPAM (pool exhausted): no claim hold, interface or entry", async () => {
       const ipam = cni.hostLocal([[{ subnet: "10.3.0.0/24", rangeStart: "10.3.0.9", rangeEnd: "10.3.0.9" }]], "vpc-cc");
       cni.writeConflist("vpc-cc", [plugin("cc", { ipam })]);
       const [first, second] = await Promise.all([createNetns("cc1"), createNetns("cc2")]);
@@ -298,7 +358,7 @@ describe("kvrf CNI plugin with cnitool, host-local and a real API server", () =>
       expect(await getBvi("cc")).toBeUndefined();
       expect(await kvrfLinks()).toEqual([]);
       expect(await node.ip("-4", "rule", "show", "table", "204")).toBe("");
-      expect(await node.ip("-6", "route", "show", "table", "all", "proto", "196")).toBe("");
+      expect(await node.ip("-6", "route", "show", "table", "all", "proto", "240")).toBe("");
     });
 
     it("at the API (the node's object disagrees): kernel, lease and claim undone", async () => {
@@ -321,7 +381,7 @@ describe("kvrf CNI plugin with cnitool, host-local and a real API server", () =>
       const pod = await createNetns("dd");
       const r = await runPlugin(cni, node.name, "ADD", { cniVersion: "1.1.0", name: "vpc-dd", ...plugin("dd") }, { containerId: "dd1", podNetns: pod.path, ifName: "eth0" });
       expect(r.json).toMatchObject({ code: 101 });
-      expect(String(r.json?.["msg"])).toMatch(/BGPVRFInstance node-a.vpc-dd disagrees with this attachment \(asn 65000, rd 65000:221, table 221\)/);
+      expect(String(r.json?.["msg"])).toContain(`BGPVRFInstance ${nodeName}.vpc-dd disagrees with this attachment (asn 65000, rd 65000:221, table 221)`);
       expect(await kvrfLinks()).toEqual([]);
       expect(leases("dd")).toEqual([]);
       expect(await getClaim("65000:221")).toBeUndefined();
@@ -330,7 +390,7 @@ describe("kvrf CNI plugin with cnitool, host-local and a real API server", () =>
       await custom.deleteClusterCustomObject({ group, version, plural: "bgpvrfinstances", name: `${nodeName}.vpc-dd` });
     });
 
-    it("on a bad config (code 7, the field named), before touching anything", async () => {
+    itAll("on a bad config (code 7, the field named), before touching anything", async () => {
       const pod = await createNetns("bad");
       const r = await runPlugin(cni, node.name, "ADD", { cniVersion: "1.1.0", name: "bad", ...plugin("aa", { srv6Locator: "fd00::/80" }) }, { containerId: "bad", podNetns: pod.path, ifName: "eth0" });
       expect(r.json).toEqual({ cniVersion: "1.1.0", code: 7, msg: 'srv6Locator: "fd00::/80" has prefix length 80; a locator is 1 to 64 bits (the rest holds vpc and attachment)' });
@@ -357,7 +417,7 @@ describe("kvrf CNI plugin with cnitool, host-local and a real API server", () =>
     expect(await getClaim("65000:238")).toBeUndefined();
   });
 
-  it("takes the ASN from the BGPInstance selecting the node, and refuses one that cannot encode the RD", async () => {
+  itAll("takes the ASN from the BGPInstance selecting the node, and refuses one that cannot encode the RD", async () => {
     await custom.createClusterCustomObject({
       group,
       version,
@@ -366,7 +426,7 @@ describe("kvrf CNI plugin with cnitool, host-local and a real API server", () =>
         apiVersion: "kvrf.dev/v1alpha1",
         kind: "BGPInstance",
         metadata: { name: "workers" },
-        spec: { nodeSelector: { matchLabels: { "kvrf.dev/role": "worker" } }, asn: 4200000001 },
+        spec: { nodeSelector: { matchLabels: { "kvrf.dev/role": "worker" } }, asn: 4200000001, encapsulation: v.encap },
       },
     });
     const { asn: _drop, ...noAsn } = plugin("7");
@@ -390,11 +450,11 @@ describe("kvrf CNI plugin with cnitool, host-local and a real API server", () =>
     await custom.deleteClusterCustomObject({ group, version, plural: "bgpinstances", name: "workers" });
   });
 
-  it("reports not ready (50) without a speaker config or an API server", async () => {
+  itAll("reports not ready (50) without a speaker config or an API server", async () => {
     const conf = { cniVersion: "1.1.0", name: "vpc-aa", ...plugin("aa") };
     const none = await runPlugin(cni, node.name, "STATUS", conf);
     expect(none.json).toMatchObject({ code: 50, msg: `not ready: no BGPInstance selects node ${nodeName}, so it has no BGP speaker config` });
-    const dead = bridge.nsKubeconfig(inject("kubeconfig"), path.join(dir, "dead.kubeconfig")).replace("dead", "dead");
+    const dead = bridge.nsKubeconfig(inject("kubeconfig"), path.join(dir, "dead.kubeconfig"));
     const cfg = JSON.parse(readFileSync(dead, "utf8")) as { clusters: { cluster: { server: string } }[] };
     for (const c of cfg.clusters) c.cluster.server = "https://127.0.0.1:1";
     const { writeFileSync } = await import("node:fs");
@@ -404,7 +464,7 @@ describe("kvrf CNI plugin with cnitool, host-local and a real API server", () =>
     expect(String(down.json?.["msg"])).toMatch(/not ready: .*ECONNREFUSED/);
   });
 
-  it("renders results for older spec versions (0.4.0: ips carry a version)", async () => {
+  itAll("renders results for older spec versions (0.4.0: ips carry a version)", async () => {
     cni.writeConflist("vpc-fa", [plugin("fa", { ipam: cni.hostLocal([[{ subnet: "10.6.0.0/24" }]], "vpc-fa") })], "0.4.0");
     const pod = await createNetns("old");
     const r = await cni.cnitool("add", "vpc-fa", pod.path);
@@ -435,36 +495,40 @@ describe("kvrf CNI plugin with cnitool, host-local and a real API server", () =>
     expect(await lost.ip("-o", "link", "show")).not.toContain("eth0");
   });
 
-  describe("route-target holds: one per node, as long as the node has an attachment of the VPC", () => {
+  describeAll("route-target holds: one per node, as long as the node has an attachment of the VPC", () => {
     it("lists nodes as holders and deletes the claim with the last attachment on the last node", async () => {
-      const nodeB = await createNetns("node-b");
-      await bridge.into(nodeB.name);
+      const netnsB = await createNetns("node-b");
+      await bridge.into(netnsB.name);
+      if (vxlan) await netnsB.ip("addr", "add", `${vteps.b}/32`, "dev", "lo");
       const dirB = path.join(dir, "node-b");
-      const cniB = new CniNode({ netns: nodeB.name, dir: dirB });
+      const cniB = new CniNode({ netns: netnsB.name, dir: dirB });
       const stateB = path.join(dirB, "state");
       cni.writeConflist("vpc-ac", [plugin("ac")]);
-      cniB.writeConflist("vpc-ac", [plugin("ac", { nodeName: "node-b", stateDir: stateB, logFile: path.join(dirB, "kvrf.log") })]);
+      cniB.writeConflist("vpc-ac", [plugin("ac", { ...dataplane(vteps.b), nodeName: nodeB, stateDir: stateB, logFile: path.join(dirB, "kvrf.log") })]);
       const [a1, a2, b1] = await Promise.all([createNetns("ac-a1"), createNetns("ac-a2"), createNetns("ac-b1")]);
       expectOk(await cni.cnitool("add", "vpc-ac", a1.path));
       expectOk(await cniB.cnitool("add", "vpc-ac", b1.path));
       expectOk(await cni.cnitool("add", "vpc-ac", a2.path));
       const claim = await getClaim("65000:172");
-      expect(claim?.spec.holders?.map((h) => h.node).sort()).toEqual([nodeName, "node-b"]);
-      expect(claim?.metadata.managedFields?.map((m) => m.manager).sort()).toEqual([`kvrf-cni-node/${nodeName}`, "kvrf-cni-node/node-b"]);
+      expect(claim?.spec.holders?.map((h) => h.node).sort()).toEqual([nodeName, nodeB]);
+      expect(claim?.metadata.managedFields?.map((m) => m.manager).sort()).toEqual([`kvrf-cni-node/${nodeName}`, `kvrf-cni-node/${nodeB}`]);
+      if (vxlan) expect((await getVniClaim(172))?.spec.holders?.map((h) => h.node).sort()).toEqual([nodeName, nodeB]);
 
       // Node A's attachments go one by one: its hold goes with the last of them, B's stays.
       expectOk(await cni.cnitool("del", "vpc-ac", a1.path));
-      expect((await getClaim("65000:172"))?.spec.holders?.map((h) => h.node).sort()).toEqual([nodeName, "node-b"]);
+      expect((await getClaim("65000:172"))?.spec.holders?.map((h) => h.node).sort()).toEqual([nodeName, nodeB]);
       expectOk(await cni.cnitool("del", "vpc-ac", a2.path));
-      expect((await getClaim("65000:172"))?.spec.holders).toEqual([{ node: "node-b" }]);
+      expect((await getClaim("65000:172"))?.spec.holders).toEqual([{ node: nodeB }]);
+      if (vxlan) expect((await getVniClaim(172))?.spec.holders).toEqual([{ node: nodeB }]);
       expect(existsSync(marker("ac"))).toBe(false);
       expect(existsSync(marker("ac", stateB))).toBe(true);
       // The last attachment anywhere: the claim goes.
       expectOk(await cniB.cnitool("del", "vpc-ac", b1.path));
       expect(await getClaim("65000:172")).toBeUndefined();
+      expect(await getVniClaim(172)).toBeUndefined();
       expect(existsSync(marker("ac", stateB))).toBe(false);
       await finishDeletion("ac");
-      await finishDeletion("ac", "node-b");
+      await finishDeletion("ac", nodeB);
     });
 
     it("converges concurrent ADDs and DELs of one VPC: the hold follows the attachments, nothing leaks", async () => {
@@ -539,10 +603,10 @@ describe("kvrf CNI plugin with cnitool, host-local and a real API server", () =>
       const pod = await createNetns("b0");
       expectOk(await cni.cnitool("add", "vpc-b0", pod.path));
       const id = await cnitoolContainerId(pod.path);
-      expect(logged("attached", id).map((l) => [l.claimed, l.apiRoundTrips])).toEqual([[true, 2]]);
+      expect(logged("attached", id).map((l) => [l.claimed, l.apiRoundTrips])).toEqual([[true, firstAddRoundTrips]]);
       expect((await getClaim("65000:176"))?.spec.holders).toEqual([{ node: nodeName }]);
       const boot = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
-      expect(JSON.parse(readFileSync(marker("b0"), "utf8"))).toEqual({ boot, routeTargets: ["65000:176"] });
+      expect(JSON.parse(readFileSync(marker("b0"), "utf8"))).toEqual({ boot, routeTargets: markerClaims(176) });
       expectOk(await cni.cnitool("del", "vpc-b0", pod.path));
       expect(await getClaim("65000:176")).toBeUndefined();
       await finishDeletion("b0");
@@ -558,8 +622,10 @@ describe("kvrf CNI plugin with cnitool, host-local and a real API server", () =>
       expect(r.code).toBe(0);
       const hostIf = (r.json as { interfaces: { name: string }[] }).interfaces[0]?.name ?? "";
       await node.ip("link", "del", hostIf);
-      await node.ip("-4", "rule", "del", "iif", hostIf, "lookup", "174");
-      await node.ip("-6", "rule", "del", "iif", hostIf, "lookup", "174");
+      if (v.mode === "policy-routing") {
+        await node.ip("-4", "rule", "del", "iif", hostIf, "lookup", "174");
+        await node.ip("-6", "rule", "del", "iif", hostIf, "lookup", "174");
+      }
       await custom.deleteClusterCustomObject({ group, version, plural: "bgpvrfinstances", name: `${nodeName}.vpc-ae` });
       await finishDeletion("ae");
       expect((await getClaim("65000:174"))?.spec.holders).toEqual([{ node: nodeName }]);
@@ -570,6 +636,34 @@ describe("kvrf CNI plugin with cnitool, host-local and a real API server", () =>
       expect(await getClaim("65000:174")).toBeUndefined();
       expect(existsSync(marker("ae"))).toBe(false);
       expect(await node.ip("-6", "route", "show", "table", "174")).toBe("");
+      expect(await node.ip("-o", "link", "show")).not.toMatch(/kvx-|kvrf-/);
     });
   });
-});
+
+  if (vxlan) {
+    it("refuses a VPC whose VNI another VPC holds (code 105, both named), leaving nothing behind", async () => {
+      cni.writeConflist("vpc-ca", [plugin("ca")]);
+      const holder = await createNetns("vni-holder");
+      expectOk(await cni.cnitool("add", "vpc-ca", holder.path));
+      // 0x10000ca and 0xca share their low 24 bits (VNI 202) but not their low 32 (route targets
+      // 65000:16777418 and 65000:202): only the VNI collides.
+      const pod = await createNetns("vni-loser");
+      const r = await runPlugin(cni, node.name, "ADD", { cniVersion: "1.1.0", name: "vpc-vni", ...plugin("10000ca") }, { containerId: "vni-loser", podNetns: pod.path, ifName: "eth0" });
+      expect(r.json).toMatchObject({ code: 105 });
+      expect(String(r.json?.["msg"])).toBe(
+        "VNI 202 of VPC 10000ca is already claimed by VPC ca (VNIClaim vni-202): their IDs share the low 24 bits, so they would decapsulate into each other's tables",
+      );
+      expect(await getBvi("10000ca")).toBeUndefined();
+      expect(await getClaim("65000:16777418")).toBeUndefined();
+      expect((await getVniClaim(202))?.spec).toMatchObject({ vpc: "ca", holders: [{ node: nodeName }] });
+      expect(existsSync(marker("10000ca"))).toBe(false);
+      expect(leases("10000ca")).toEqual([]);
+      expect(await node.ip("-o", "link", "show")).not.toContain(vxlanDeviceName(0x10000can));
+      expect(await pod.ip("-o", "link", "show")).not.toContain("eth0");
+      expectOk(await cni.cnitool("del", "vpc-ca", holder.path));
+      await finishDeletion("ca");
+      expect(await getVniClaim(202)).toBeUndefined();
+    });
+  }
+  });
+}

@@ -76,6 +76,13 @@ const peer =
     (o.spec["peers"] as Record<string, unknown>[])[0]![field] = value;
   };
 const rd = (v: string): Mutate => set("routeDistinguisher", v);
+/** A VXLAN object: encapsulation, VNI, VTEP and router MAC, with `over` (undefined removes a field). */
+const vxlanSpec =
+  (over: Record<string, unknown>): Mutate =>
+  (o) => {
+    Object.assign(o.spec, { encapsulation: "vxlan", vni: 171, vtep: "192.0.2.11", routerMac: "02:aa:bb:cc:dd:ee" }, over);
+    for (const [k, v] of Object.entries(over)) if (v === undefined) delete o.spec[k];
+  };
 const rdBad = (v: string, msg = adminAssigned): [string, Mutate, Expect] => [`RD ${v}`, rd(v), ["spec.routeDistinguisher", msg]];
 
 const vrfRows: [string, Mutate, Expect][] = [
@@ -154,14 +161,33 @@ const vrfRows: [string, Mutate, Expect][] = [
   ["prefix /129", att("prefixes", ["fd10::1/129"]), ["spec.attachments[0].prefixes[0]", "must be a CIDR"]],
   ["interface name with a slash", att("ifName", "eth/0"), ["spec.attachments[0].ifName", noMatch]],
   ["interface name of 16 bytes", att("ifName", "abcdefghijklmnop"), ["spec.attachments[0].ifName", "may not be more than 15 bytes"]],
+  ["encapsulation srv6", set("encapsulation", "srv6"), "ok"],
+  ["encapsulation gre", set("encapsulation", "gre"), ["spec.encapsulation", 'supported values: "srv6", "vxlan"']],
+  ["VXLAN with VNI, VTEP and router MAC", vxlanSpec({}), "ok"],
+  ["VXLAN with an IPv6 VTEP", vxlanSpec({ vtep: "fd00:ff::11" }), "ok"],
+  ["VXLAN without a VNI", vxlanSpec({ vni: undefined }), ["spec", "vni, vtep and routerMac are set exactly when encapsulation is vxlan"]],
+  ["SRv6 with a VNI", (o) => Object.assign(o.spec, { encapsulation: "srv6", vni: 171 }), ["spec", "vni, vtep and routerMac are set exactly when encapsulation is vxlan"]],
+  ["VNI 0", vxlanSpec({ vni: 0 }), ["spec.vni", "should be greater than or equal to 1"]],
+  ["VNI of 25 bits", vxlanSpec({ vni: 16777216 }), ["spec.vni", "should be less than or equal to 16777215"]],
+  ["VTEP not an address", vxlanSpec({ vtep: "node-a" }), ["spec.vtep", "must be an IPv4 or IPv6 address"]],
+  ["router MAC in upper case", vxlanSpec({ routerMac: "02:AA:BB:CC:DD:EE" }), ["spec.routerMac", noMatch]],
 ];
 
 const rtBad = (v: string, msg = adminAssigned): [string, Mutate, Expect] => [`RT ${v}`, set("routeTarget", v), ["spec.routeTarget", msg]];
+/** A claim must be its own VPC's (NN = uint32(vpc)) under its value's name: these change all three. */
+const rtOf =
+  (rt: string, vpc: string): Mutate =>
+  (o) => {
+    Object.assign(o.spec, { routeTarget: rt, vpc });
+    o["metadata"] = { name: `rt-${rt.replace(":", "-").replaceAll(".", "-")}`, labels: { "kvrf.dev/vpc": vpc } };
+  };
 const claimRows: [string, Mutate, Expect][] = [
   ["the valid claim", () => undefined, "ok"],
-  ["RT 2-byte ASN, NN 4294967295", set("routeTarget", "65000:4294967295"), "ok"],
-  ["RT 4-byte ASN, NN 65535", set("routeTarget", "4200000001:65535"), "ok"],
-  ["RT IPv4:NN", set("routeTarget", "192.0.2.1:7"), "ok"],
+  ["RT 2-byte ASN, NN 4294967295", rtOf("65000:4294967295", "ffffffff"), "ok"],
+  ["RT 4-byte ASN, NN 65535", rtOf("4200000001:65535", "ffff"), "ok"],
+  ["RT IPv4:NN", rtOf("192.0.2.1:7", "7"), "ok"],
+  ["RT of another VPC's number", rtOf("65000:172", "ab"), ["spec.routeTarget", '"65000:172" is not a route target of VPC ab: its number must be NN = uint32(vpc) = 0xab']],
+  ["RT under another route target's name", set("routeTarget", "64512:171"), ["<nil>", "a RouteTargetClaim of route target 64512:171 must be named rt-64512-171"]],
   rtBad("4200000001:65536"),
   rtBad("65000:4294967296"),
   rtBad("1.2.3:4", noMatch),
@@ -178,6 +204,39 @@ const claimRows: [string, Mutate, Expect][] = [
   ],
 ];
 
+function vniClaim(): Obj {
+  return {
+    apiVersion: "kvrf.dev/v1alpha1",
+    kind: "VNIClaim",
+    metadata: { name: "vni-171", labels: { "kvrf.dev/vpc": "ab" } },
+    spec: { vni: 171, vpc: "ab", holders: [{ node: "crdv" }] },
+  };
+}
+
+const vniClaimRows: [string, Mutate, Expect][] = [
+  ["the valid claim", () => undefined, "ok"],
+  [
+    "VNI 16777215",
+    (o) => {
+      Object.assign(o.spec, { vni: 16777215, vpc: "ffffff" });
+      o["metadata"] = { name: "vni-16777215", labels: { "kvrf.dev/vpc": "ffffff" } };
+    },
+    "ok",
+  ],
+  ["VNI of another VPC", set("vni", 172), ["spec.vni", "not the VNI of VPC ab, which is its low 24 bits: 0xab"]],
+  [
+    "VNI under another VNI's name",
+    (o) => {
+      o["metadata"] = { name: "vni-172", labels: { "kvrf.dev/vpc": "ab" } };
+    },
+    ["<nil>", "a VNIClaim must be named vni-<spec.vni in decimal>"],
+  ],
+  ["VNI 0", set("vni", 0), ["spec.vni", "should be greater than or equal to 1"]],
+  ["VNI of 25 bits", set("vni", 16777216), ["spec.vni", "should be less than or equal to 16777215"]],
+  ["VPC in upper case", set("vpc", "AB"), ["spec.vpc", noMatch]],
+  ["holder node in upper case", holder("node", "NODE"), ["spec.holders[0].node", noMatch]],
+];
+
 // BGPInstance's schema belongs to the speaker configuration; these rows pin the formats issue 6
 // names for it (ports, ASNs, addresses) so a change to them is deliberate.
 const instanceRows: [string, Mutate, Expect][] = [
@@ -188,6 +247,9 @@ const instanceRows: [string, Mutate, Expect][] = [
   ["peer port 0", peer("port", 0), ["spec.peers[0].port", "should be greater than or equal to 1"]],
   ["peer ASN above 32 bits", peer("asn", 4294967296), ["spec.peers[0].asn", "should be less than or equal to 4294967295"]],
   ["peer address not an IP", peer("address", "rr.example"), ["spec.peers[0].address", "must be an IPv4 or IPv6 address"]],
+  ["encapsulation vxlan with EVPN", (o) => Object.assign(o.spec, { encapsulation: "vxlan", families: ["l2vpn-evpn"] }), "ok"],
+  ["encapsulation mpls", set("encapsulation", "mpls"), ["spec.encapsulation", 'supported values: "srv6", "vxlan"']],
+  ["family l2vpn-vpls", set("families", ["l2vpn-vpls"]), ["spec.families[0]", 'supported values: "vpnv4", "vpnv6", "l2vpn-evpn"']],
 ];
 
 describe("CRD validation on the API server", () => {
@@ -196,7 +258,7 @@ describe("CRD validation on the API server", () => {
 
   beforeAll(async () => {
     await kubectl("apply", "--server-side", "--force-conflicts", "-f", path.join(repoRoot, "manifests/crds"));
-    await kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/bgpvrfinstances.kvrf.dev", "crd/routetargetclaims.kvrf.dev", "crd/bgpinstances.kvrf.dev");
+    await kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/bgpvrfinstances.kvrf.dev", "crd/routetargetclaims.kvrf.dev", "crd/vniclaims.kvrf.dev", "crd/bgpinstances.kvrf.dev");
     client = new KubeClient(await loadKubeconfig(inject("kubeconfig")));
   });
 
@@ -220,6 +282,11 @@ describe("CRD validation on the API server", () => {
   const check = async (plural: string, base: () => Obj, mutate: Mutate, want: Expect): Promise<void> => {
     const err = await create(plural, mutate, base);
     if (want === "ok") {
+      // Rows that vary the RD, route targets or table leave the derivation from (ASN, VPC), which
+      // the admission policy kvrf-routing-identity refuses once another file of this tier has
+      // applied manifests/ to the shared API server. Validating admission runs after the schema
+      // (and its CEL rules) accepted the object, so its refusal still means "the schema says ok".
+      if (err?.message.includes("ValidatingAdmissionPolicy 'kvrf-routing-identity'") === true) return;
       expect(err?.message).toBeUndefined();
       return;
     }
@@ -228,16 +295,30 @@ describe("CRD validation on the API server", () => {
     // value|Required value: …<message>";
     // each row breaks one field, so the cause naming it carries the message.
     const quote = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-    expect(err?.message).toMatch(new RegExp(`${quote(want[0])}: (Invalid value|Too many|Too long|Duplicate value|Required value).*?${quote(want[1])}`));
+    expect(err?.message).toMatch(new RegExp(`${quote(want[0])}: (Invalid value|Unsupported value|Too many|Too long|Duplicate value|Required value).*?${quote(want[1])}`));
   };
 
   it.each(vrfRows)("BGPVRFInstance: %s", (_what, mutate, want) => check("bgpvrfinstances", vrf, mutate, want));
   it.each(claimRows)("RouteTargetClaim: %s", (_what, mutate, want) => check("routetargetclaims", claim, mutate, want));
+  it.each(vniClaimRows)("VNIClaim: %s", (_what, mutate, want) => check("vniclaims", vniClaim, mutate, want));
   it.each(instanceRows)("BGPInstance: %s", (_what, mutate, want) => check("bgpinstances", instance, mutate, want));
+
+  it("a VNI claim's VPC and VNI cannot change", async () => {
+    const body = { ...vniClaim(), metadata: { name: "vni-9999", labels: { "kvrf.dev/vpc": "270f" } }, spec: { vni: 9999, vpc: "270f" } };
+    await client.request("POST", `${api}/vniclaims`, { body });
+    try {
+      const err: unknown = await client
+        .request("PATCH", `${api}/vniclaims/vni-9999`, { body: { spec: { vpc: "cd" } }, contentType: "application/merge-patch+json" })
+        .catch((e: unknown) => e);
+      expect((err as KubeError).message).toContain("a claim's vpc and vni cannot change");
+    } finally {
+      await client.request("DELETE", `${api}/vniclaims/vni-9999`);
+    }
+  });
 
   it("a claim's VPC and route target cannot change", async () => {
     const name = "rt-65000-9999";
-    const body = { ...claim(), metadata: { name, labels: { "kvrf.dev/vpc": "ab" } }, spec: { routeTarget: "65000:9999", vpc: "ab" } };
+    const body = { ...claim(), metadata: { name, labels: { "kvrf.dev/vpc": "270f" } }, spec: { routeTarget: "65000:9999", vpc: "270f" } };
     await client.request("POST", `${api}/routetargetclaims`, { body });
     try {
       const err: unknown = await client
@@ -264,9 +345,10 @@ describe("CRD validation on the API server", () => {
     const all = await kubectl("get", "kvrf", "-o", "name");
     expect(all).toContain("bgpvrfinstance.kvrf.dev/crdv.vpc-ab");
     const resources = await kubectl("api-resources", "--categories=kvrf", "-o", "name");
-    expect(resources.trim().split("\n").sort()).toEqual(["bgpinstances.kvrf.dev", "bgpvrfinstances.kvrf.dev", "routetargetclaims.kvrf.dev"]);
+    expect(resources.trim().split("\n").sort()).toEqual(["bgpinstances.kvrf.dev", "bgpvrfinstances.kvrf.dev", "routetargetclaims.kvrf.dev", "vniclaims.kvrf.dev"]);
     const wide = (await kubectl("get", "bvi", "crdv.vpc-ab", "-o", "wide")).trim().split("\n");
-    expect(wide[0]?.split(/\s{2,}/)).toEqual(["NAME", "NODE", "VPC", "RD", "IMPORT-RT", "PREFIXES", "REMOTE", "READY", "AGE", "EXPORT-RT", "TABLE", "REASON"]);
+    expect(wide[0]?.split(/\s{2,}/)).toEqual(["NAME", "NODE", "VPC", "RD", "IMPORT-RT", "ENCAP", "PREFIXES", "REMOTE", "READY", "AGE", "EXPORT-RT", "TABLE", "REASON"]);
+    // An object from before VXLAN has no encapsulation (srv6, an empty column).
     expect(wide[1]).toMatch(/^crdv\.vpc-ab\s+crdv\s+ab\s+65000:171\s+\["65000:171"\]\s+2\s+3\s+True\s+\S+\s+\["65000:171"\]\s+171\s+Ready$/);
   });
 });

@@ -29,7 +29,9 @@ function bvi(name: string, node: string, vpc: string, overrides: Record<string, 
       routeDistinguisher: `4200000001:${parseInt(vpc, 16)}`,
       importRouteTargets: [`4200000001:${parseInt(vpc, 16)}`],
       exportRouteTargets: [`4200000001:${parseInt(vpc, 16)}`],
-      table: 1000,
+      // The derivation (table = NN = uint32(vpc)): another file may have applied the admission
+      // policy kvrf-routing-identity to this shared API server.
+      table: parseInt(vpc, 16),
       ...overrides,
     },
   };
@@ -64,9 +66,11 @@ describe("kube-apiserver with the BGPVRFInstance CRD", () => {
     await informer?.stop();
   });
 
+  // Node names of this file's own: the integration tier shares one API server, and other files
+  // (cni.test.ts) write objects of their nodes into it at the same time.
   it("delivers add, update and delete events for this node's objects only", async () => {
     const events: [string, string | undefined, unknown][] = [];
-    const selector = `${nodeLabel}=node-a`;
+    const selector = `${nodeLabel}=kubeapi-a`;
     informer = k8s.makeInformer<Bvi>(
       kc,
       `/apis/${group}/${version}/${plural}`,
@@ -85,23 +89,23 @@ describe("kube-apiserver with the BGPVRFInstance CRD", () => {
     });
     await informer.start().catch((e: unknown) => errors.push(e));
 
-    await objects.create(bvi("node-b.abc", "node-b", "abc"));
-    await objects.create(bvi("node-a.abc", "node-a", "abc"));
+    await objects.create(bvi("kubeapi-b.abc", "kubeapi-b", "abc"));
+    await objects.create(bvi("kubeapi-a.abc", "kubeapi-a", "abc"));
     await waitFor("add event", async () => events.length >= 1, { timeoutMs: 10_000 });
 
     const attachment = { containerID: "c1", ifName: "eth0", attachment: "1", prefixes: ["10.1.0.5/32"] };
     await custom.patchClusterCustomObject(
-      { group, version, plural, name: "node-a.abc", body: [{ op: "add", path: "/spec/attachments", value: [attachment] }] },
+      { group, version, plural, name: "kubeapi-a.abc", body: [{ op: "add", path: "/spec/attachments", value: [attachment] }] },
       k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.JsonPatch),
     );
     await waitFor("update event", async () => events.length >= 2, { timeoutMs: 10_000 });
-    await objects.delete({ apiVersion: `${group}/${version}`, kind: "BGPVRFInstance", metadata: { name: "node-a.abc" } });
+    await objects.delete({ apiVersion: `${group}/${version}`, kind: "BGPVRFInstance", metadata: { name: "kubeapi-a.abc" } });
     await waitFor("delete event", async () => events.length >= 3, { timeoutMs: 10_000 });
 
     expect(events).toEqual([
-      ["add", "node-a.abc", []],
-      ["update", "node-a.abc", [attachment]],
-      ["delete", "node-a.abc", [attachment]],
+      ["add", "kubeapi-a.abc", []],
+      ["update", "kubeapi-a.abc", [attachment]],
+      ["delete", "kubeapi-a.abc", [attachment]],
     ]);
   });
 
@@ -109,7 +113,7 @@ describe("kube-apiserver with the BGPVRFInstance CRD", () => {
     const out = execFileSync(tool("kubectl"), ["--kubeconfig", inject("kubeconfig"), "get", plural, "-o", "name"], {
       encoding: "utf8",
     });
-    expect(out.trim().split("\n")).toContain("bgpvrfinstance.kvrf.dev/node-b.abc");
+    expect(out.trim().split("\n")).toContain("bgpvrfinstance.kvrf.dev/kubeapi-b.abc");
   });
 
   it.each([
@@ -117,7 +121,7 @@ describe("kube-apiserver with the BGPVRFInstance CRD", () => {
     ["asn above 32 bits", { asn: 4294967296 }, "spec.asn"],
     ["table 0", { table: 0 }, "spec.table"],
   ])("rejects %s", async (_case, overrides, field) => {
-    const err: unknown = await objects.create(bvi("bad", "node-a", "abc", overrides)).then(
+    const err: unknown = await objects.create(bvi("bad", "kubeapi-a", "abc", overrides)).then(
       () => undefined,
       (e: unknown) => e,
     );

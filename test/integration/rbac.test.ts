@@ -255,12 +255,12 @@ describe("identities, RBAC and node restriction", () => {
 
     it("the CNI plugin's API code works for its node with that kubeconfig, and only for its node", async () => {
       if (cni === undefined) throw new Error("no CNI client");
-      const own: VrfIdentity = { nodeName: nodeA, vpcHex: "a1", asn: 65000, rd: "65000:161", rt: "65000:161", table: 161 };
+      const own: VrfIdentity = { nodeName: nodeA, vpcHex: "a1", asn: 65000, rd: "65000:161", rt: "65000:161", table: 161, encapsulation: "srv6" };
       const att = { containerID: "c1", ifName: "eth0", attachment: "1", prefixes: ["10.1.0.5/32"] };
       await claimRouteTarget(cni, own);
       await publishAttachment(cni, own, att);
       // A claim node B holds too: node A adds and removes its own holder entry, B's stays.
-      const shared: VrfIdentity = { nodeName: nodeA, vpcHex: "b1", asn: 65000, rd: "65000:177", rt: "65000:177", table: 177 };
+      const shared: VrfIdentity = { nodeName: nodeA, vpcHex: "b1", asn: 65000, rd: "65000:177", rt: "65000:177", table: 177, encapsulation: "srv6" };
       await claimRouteTarget(cni, shared);
       const both = (await call(undefined, "GET", `${api}/routetargetclaims/rt-65000-177`)).body as { spec?: { holders?: { node: string }[] } };
       expect(both.spec?.holders?.map((h) => h.node).sort()).toEqual([nodeA, nodeB]);
@@ -291,7 +291,7 @@ describe("identities, RBAC and node restriction", () => {
   // [what, method, path, body, content type, expected status, expected message fragment]
   type Row = [string, string, string, unknown, string | undefined, number, string?];
   const own = `may only write BGPVRFInstances of its own node`;
-  const holderOwn = "may only add or remove the RouteTargetClaim holder entry of its own node";
+  const holderOwn = "may only add or remove the claim holder entry of its own node";
   const rbac = "is forbidden: User";
   const cniA: Who = { user: cniUser, node: nodeA };
   const kvrfdA: Who = { user: kvrfdUser, node: nodeA };
@@ -320,7 +320,7 @@ describe("identities, RBAC and node restriction", () => {
     ["claim for another node", "PATCH", `${api}/routetargetclaims/rt-65000-165${ssa("m")}`, claimBody("65000:165", "a5", [{ node: nodeB }]), apply, 403, holderOwn],
     ["remove another node's holder entry", "PATCH", `${api}/routetargetclaims/rt-65000-177`, [{ op: "remove", path: "/spec/holders/0" }], jsonPatch, 403, holderOwn],
     ["replace another node's holder entry by its own", "PATCH", `${api}/routetargetclaims/rt-65000-177`, [{ op: "replace", path: "/spec/holders/0", value: { node: nodeA } }], jsonPatch, 403, holderOwn],
-    ["delete a claim another node holds", "DELETE", `${api}/routetargetclaims/rt-65000-177`, undefined, undefined, 403, "may only delete a RouteTargetClaim that no other node holds"],
+    ["delete a claim another node holds", "DELETE", `${api}/routetargetclaims/rt-65000-177`, undefined, undefined, 403, "may only delete a claim that no other node holds"],
     ["claim without the VPC label", "PATCH", `${api}/routetargetclaims/rt-65000-164${ssa("m")}`, claimBody("65000:164", "a4", [{ node: nodeA }], { "kvrf.dev/vpc": "ff" }), apply, 403, "kvrf.dev/vpc=<spec.vpc>"],
     ["change a BGPInstance", "PATCH", `${api}/bgpinstances/rbac-test`, { spec: { asn: 65001 } }, mergePatch, 403, rbac],
     ["read a Secret", "GET", `/api/v1/namespaces/${ns}/secrets/kvrf-bgp-passwords`, undefined, undefined, 403, rbac],
@@ -373,7 +373,8 @@ describe("identities, RBAC and node restriction", () => {
     ["mint a kvrf-cni token for its node", "POST", `/api/v1/namespaces/${ns}/serviceaccounts/kvrf-cni/token`, tokenRequest({ expirationSeconds: 3600, boundObjectRef: { apiVersion: "v1", kind: "Node", name: nodeA } }), undefined, 201],
     ["finalize another node's object", "PATCH", `${api}/bgpvrfinstances/${nodeB}.vpc-b1`, [{ op: "add", path: "/metadata/finalizers", value: ["x/y"] }], jsonPatch, 403, kvrfdOwn],
     ["write another node's status", "PATCH", `${api}/bgpvrfinstances/${nodeB}.vpc-b1/status`, { status: { localPrefixes: 9 } }, mergePatch, 403, kvrfdOwn],
-    ["change its object's spec", "PATCH", `${api}/bgpvrfinstances/${nodeA}.vpc-c1`, { spec: { table: 300 } }, mergePatch, 403, "not its spec or labels"],
+    // Not the routing identity (RD, RTs, table), which kvrf-routing-identity refuses for everyone.
+    ["change its object's spec", "PATCH", `${api}/bgpvrfinstances/${nodeA}.vpc-c1`, { spec: { attachments: [] } }, mergePatch, 403, "not its spec or labels"],
     ["change its object's labels", "PATCH", `${api}/bgpvrfinstances/${nodeA}.vpc-c1`, { metadata: { labels: { extra: "x" } } }, mergePatch, 403, "not its spec or labels"],
     ["create a BGPVRFInstance", "POST", `${api}/bgpvrfinstances`, bviBody(nodeA, "a6"), undefined, 403, rbac],
     ["delete a BGPVRFInstance", "DELETE", `${api}/bgpvrfinstances/${nodeA}.vpc-c1`, undefined, undefined, 403, rbac],

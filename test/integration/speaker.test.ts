@@ -11,12 +11,13 @@ import { connectSpeaker } from "../../reconciler/gobgp/connect.js";
 import {
   SpeakerError,
   type LocalPath,
+  type Srv6LocalPath,
   type PeerConfig,
   type Speaker,
   type SpeakerErrorKind,
   type SpeakerEvent,
   type Vrf,
-} from "../../reconciler/speaker.js";
+} from "../../reconciler/gobgp/speaker.js";
 import { startGobgpd, type Gobgpd } from "../harness/gobgpd.js";
 import { cleanupNetns, createNetns, ip, type Netns } from "../harness/netns.js";
 import { testEnvDir, tool, type ToolName } from "../harness/tools.js";
@@ -96,8 +97,8 @@ describe.each(versions)("Speaker on gobgpd $api", ({ api }) => {
   }, 30_000);
 
   const vrfA: Vrf = { name: "vpc-a", id: 100, rd: { type: 0, asn: 65000, assigned: 4294967295 }, importRts: [rt(10)], exportRts: [rt(10)] };
-  const path4: LocalPath = { vrf: "vpc-a", prefix: "10.1.0.5/32", nextHop: "fd00:ff::2", sid: "fc00:0:2:0:0:a:0:1", behavior: 19 };
-  const path6: LocalPath = { vrf: "vpc-a", prefix: "fd10::5/128", nextHop: "fd00:ff::2", sid: "fc00:0:2:8000:0:a:0:1", behavior: 16 };
+  const path4: Srv6LocalPath = { vrf: "vpc-a", prefix: "10.1.0.5/32", nextHop: "fd00:ff::2", encap: "srv6", sid: "fc00:0:2:0:0:a:0:1", behavior: 19 };
+  const path6: Srv6LocalPath = { vrf: "vpc-a", prefix: "fd10::5/128", nextHop: "fd00:ff::2", encap: "srv6", sid: "fc00:0:2:8000:0:a:0:1", behavior: 16 };
 
   it("detects the API at connect time", () => {
     expect(s.api).toBe(api);
@@ -319,7 +320,7 @@ describe.each(versions)("gobgpd $api killed during watch", ({ api }) => {
     const ac = new AbortController();
     const w = collectEvents(s, ac.signal);
     await eventually("watching", async () => w.events, (es) => es.some((e) => e.kind === "watching"));
-    await s.addLocalPaths({ name: "vpc-a", id: 1, rd: rt(10), importRts: [rt(10)], exportRts: [rt(10)] }, [{ vrf: "vpc-a", prefix: "10.1.0.0/24", nextHop: "fd00:ff::2", sid: "fc00::1", behavior: 19 }]);
+    await s.addLocalPaths({ name: "vpc-a", id: 1, rd: rt(10), importRts: [rt(10)], exportRts: [rt(10)] }, [{ vrf: "vpc-a", prefix: "10.1.0.0/24", nextHop: "fd00:ff::2", encap: "srv6", sid: "fc00::1", behavior: 19 }]);
     await eventually("a rib event", async () => w.events, (es) => es.some((e) => e.kind === "rib"));
 
     await d.kill();
@@ -355,8 +356,8 @@ describe.each([
   // TCP MD5 on every session: gobgpd sets it on its listener and connecting socket per neighbor.
   const session = { password: "kvrf-md5", holdTimeSeconds: 9, keepaliveSeconds: 3 };
   const vpcA = (id: number): Vrf => ({ name: "vpc-a", id, rd: rt(10), importRts: [rt(10)], exportRts: [rt(10)] });
-  const onA4: LocalPath = { vrf: "vpc-a", prefix: "10.1.0.5/32", nextHop: underlay.a, sid: "fc00:0:2::a:0:1", behavior: 19 };
-  const onA6: LocalPath = { vrf: "vpc-a", prefix: "fd10::5/128", nextHop: underlay.a, sid: "fc00:0:2:8000:0:a:0:1", behavior: 16 };
+  const onA4: Srv6LocalPath = { vrf: "vpc-a", prefix: "10.1.0.5/32", nextHop: underlay.a, encap: "srv6", sid: "fc00:0:2::a:0:1", behavior: 19 };
+  const onA6: Srv6LocalPath = { vrf: "vpc-a", prefix: "fd10::5/128", nextHop: underlay.a, encap: "srv6", sid: "fc00:0:2:8000:0:a:0:1", behavior: 16 };
 
   beforeAll(async () => {
     const [nsRr, nsA, nsB] = await Promise.all([createNetns("rr"), createNetns("a"), createNetns("b")]);

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file api/extcom.proto.
  */
 export const file_api_extcom: GenFile = /*@__PURE__*/
-  fileDesc("ChBhcGkvZXh0Y29tLnByb3RvEgNhcGkiZwoaVHdvT2N0ZXRBc1NwZWNpZmljRXh0ZW5kZWQSFQoNaXNfdHJhbnNpdGl2ZRgBIAEoCBIQCghzdWJfdHlwZRgCIAEoDRILCgNhc24YAyABKA0SEwoLbG9jYWxfYWRtaW4YBCABKA0ibAobSVB2NEFkZHJlc3NTcGVjaWZpY0V4dGVuZGVkEhUKDWlzX3RyYW5zaXRpdmUYASABKAgSEAoIc3ViX3R5cGUYAiABKA0SDwoHYWRkcmVzcxgDIAEoCRITCgtsb2NhbF9hZG1pbhgEIAEoDSJoChtGb3VyT2N0ZXRBc1NwZWNpZmljRXh0ZW5kZWQSFQoNaXNfdHJhbnNpdGl2ZRgBIAEoCBIQCghzdWJfdHlwZRgCIAEoDRILCgNhc24YAyABKA0SEwoLbG9jYWxfYWRtaW4YBCABKA0iHgoNQ29sb3JFeHRlbmRlZBINCgVjb2xvchgBIAEoDSIkCg1FbmNhcEV4dGVuZGVkEhMKC3R1bm5lbF90eXBlGAEgASgNIi4KD1Vua25vd25FeHRlbmRlZBIMCgR0eXBlGAEgASgNEg0KBXZhbHVlGAIgASgMItkCChFFeHRlbmRlZENvbW11bml0eRInCgd1bmtub3duGAEgASgLMhQuYXBpLlVua25vd25FeHRlbmRlZEgAEkAKFXR3b19vY3RldF9hc19zcGVjaWZpYxgCIAEoCzIfLmFwaS5Ud29PY3RldEFzU3BlY2lmaWNFeHRlbmRlZEgAEkEKFWlwdjRfYWRkcmVzc19zcGVjaWZpYxgDIAEoCzIgLmFwaS5JUHY0QWRkcmVzc1NwZWNpZmljRXh0ZW5kZWRIABJCChZmb3VyX29jdGV0X2FzX3NwZWNpZmljGAQgASgLMiAuYXBpLkZvdXJPY3RldEFzU3BlY2lmaWNFeHRlbmRlZEgAEiMKBWNvbG9yGAcgASgLMhIuYXBpLkNvbG9yRXh0ZW5kZWRIABIjCgVlbmNhcBgIIAEoCzISLmFwaS5FbmNhcEV4dGVuZGVkSABCCAoGZXh0Y29tItwBCgtSb3V0ZVRhcmdldBJAChV0d29fb2N0ZXRfYXNfc3BlY2lmaWMYASABKAsyHy5hcGkuVHdvT2N0ZXRBc1NwZWNpZmljRXh0ZW5kZWRIABJBChVpcHY0X2FkZHJlc3Nfc3BlY2lmaWMYAiABKAsyIC5hcGkuSVB2NEFkZHJlc3NTcGVjaWZpY0V4dGVuZGVkSAASQgoWZm91cl9vY3RldF9hc19zcGVjaWZpYxgDIAEoCzIgLmFwaS5Gb3VyT2N0ZXRBc1NwZWNpZmljRXh0ZW5kZWRIAEIECgJydGIGcHJvdG8z");
+  fileDesc("ChBhcGkvZXh0Y29tLnByb3RvEgNhcGkiZwoaVHdvT2N0ZXRBc1NwZWNpZmljRXh0ZW5kZWQSFQoNaXNfdHJhbnNpdGl2ZRgBIAEoCBIQCghzdWJfdHlwZRgCIAEoDRILCgNhc24YAyABKA0SEwoLbG9jYWxfYWRtaW4YBCABKA0ibAobSVB2NEFkZHJlc3NTcGVjaWZpY0V4dGVuZGVkEhUKDWlzX3RyYW5zaXRpdmUYASABKAgSEAoIc3ViX3R5cGUYAiABKA0SDwoHYWRkcmVzcxgDIAEoCRITCgtsb2NhbF9hZG1pbhgEIAEoDSJoChtGb3VyT2N0ZXRBc1NwZWNpZmljRXh0ZW5kZWQSFQoNaXNfdHJhbnNpdGl2ZRgBIAEoCBIQCghzdWJfdHlwZRgCIAEoDRILCgNhc24YAyABKA0SEwoLbG9jYWxfYWRtaW4YBCABKA0iHgoNQ29sb3JFeHRlbmRlZBINCgVjb2xvchgBIAEoDSIkCg1FbmNhcEV4dGVuZGVkEhMKC3R1bm5lbF90eXBlGAEgASgNIiAKEVJvdXRlck1hY0V4dGVuZGVkEgsKA21hYxgBIAEoCSIuCg9Vbmtub3duRXh0ZW5kZWQSDAoEdHlwZRgBIAEoDRINCgV2YWx1ZRgCIAEoDCKHAwoRRXh0ZW5kZWRDb21tdW5pdHkSJwoHdW5rbm93bhgBIAEoCzIULmFwaS5Vbmtub3duRXh0ZW5kZWRIABJAChV0d29fb2N0ZXRfYXNfc3BlY2lmaWMYAiABKAsyHy5hcGkuVHdvT2N0ZXRBc1NwZWNpZmljRXh0ZW5kZWRIABJBChVpcHY0X2FkZHJlc3Nfc3BlY2lmaWMYAyABKAsyIC5hcGkuSVB2NEFkZHJlc3NTcGVjaWZpY0V4dGVuZGVkSAASQgoWZm91cl9vY3RldF9hc19zcGVjaWZpYxgEIAEoCzIgLmFwaS5Gb3VyT2N0ZXRBc1NwZWNpZmljRXh0ZW5kZWRIABIjCgVjb2xvchgHIAEoCzISLmFwaS5Db2xvckV4dGVuZGVkSAASIwoFZW5jYXAYCCABKAsyEi5hcGkuRW5jYXBFeHRlbmRlZEgAEiwKCnJvdXRlcl9tYWMYDiABKAsyFi5hcGkuUm91dGVyTWFjRXh0ZW5kZWRIAEIICgZleHRjb20i3AEKC1JvdXRlVGFyZ2V0EkAKFXR3b19vY3RldF9hc19zcGVjaWZpYxgBIAEoCzIfLmFwaS5Ud29PY3RldEFzU3BlY2lmaWNFeHRlbmRlZEgAEkEKFWlwdjRfYWRkcmVzc19zcGVjaWZpYxgCIAEoCzIgLmFwaS5JUHY0QWRkcmVzc1NwZWNpZmljRXh0ZW5kZWRIABJCChZmb3VyX29jdGV0X2FzX3NwZWNpZmljGAMgASgLMiAuYXBpLkZvdXJPY3RldEFzU3BlY2lmaWNFeHRlbmRlZEgAQgQKAnJ0YgZwcm90bzM");
 
 /**
  * Type 0x00/0x40. A route target has sub_type 2 (and is_transitive true).
@@ -137,7 +137,7 @@ export const ColorExtendedSchema: GenMessage<ColorExtended> = /*@__PURE__*/
   messageDesc(file_api_extcom, 3);
 
 /**
- * Encapsulation extended community (RFC 9012).
+ * Encapsulation extended community (RFC 9012 §4.1); tunnel_type 8 = VXLAN (RFC 8365 §5.1.3).
  *
  * @generated from message api.EncapExtended
  */
@@ -154,6 +154,25 @@ export type EncapExtended = Message<"api.EncapExtended"> & {
  */
 export const EncapExtendedSchema: GenMessage<EncapExtended> = /*@__PURE__*/
   messageDesc(file_api_extcom, 4);
+
+/**
+ * EVPN Router's MAC extended community (type 0x06, sub-type 0x03; RFC 9135 §8.1), "aa:bb:cc:dd:ee:ff".
+ *
+ * @generated from message api.RouterMacExtended
+ */
+export type RouterMacExtended = Message<"api.RouterMacExtended"> & {
+  /**
+   * @generated from field: string mac = 1;
+   */
+  mac: string;
+};
+
+/**
+ * Describes the message api.RouterMacExtended.
+ * Use `create(RouterMacExtendedSchema)` to create a new message.
+ */
+export const RouterMacExtendedSchema: GenMessage<RouterMacExtended> = /*@__PURE__*/
+  messageDesc(file_api_extcom, 5);
 
 /**
  * Anything GoBGP could not classify.
@@ -177,7 +196,7 @@ export type UnknownExtended = Message<"api.UnknownExtended"> & {
  * Use `create(UnknownExtendedSchema)` to create a new message.
  */
 export const UnknownExtendedSchema: GenMessage<UnknownExtended> = /*@__PURE__*/
-  messageDesc(file_api_extcom, 5);
+  messageDesc(file_api_extcom, 6);
 
 /**
  * @generated from message api.ExtendedCommunity
@@ -222,6 +241,12 @@ export type ExtendedCommunity = Message<"api.ExtendedCommunity"> & {
      */
     value: EncapExtended;
     case: "encap";
+  } | {
+    /**
+     * @generated from field: api.RouterMacExtended router_mac = 14;
+     */
+    value: RouterMacExtended;
+    case: "routerMac";
   } | { case: undefined; value?: undefined };
 };
 
@@ -230,7 +255,7 @@ export type ExtendedCommunity = Message<"api.ExtendedCommunity"> & {
  * Use `create(ExtendedCommunitySchema)` to create a new message.
  */
 export const ExtendedCommunitySchema: GenMessage<ExtendedCommunity> = /*@__PURE__*/
-  messageDesc(file_api_extcom, 6);
+  messageDesc(file_api_extcom, 7);
 
 /**
  * Route target as used by Vrf.import_rt/export_rt and RTC NLRIs.
@@ -267,5 +292,5 @@ export type RouteTarget = Message<"api.RouteTarget"> & {
  * Use `create(RouteTargetSchema)` to create a new message.
  */
 export const RouteTargetSchema: GenMessage<RouteTarget> = /*@__PURE__*/
-  messageDesc(file_api_extcom, 7);
+  messageDesc(file_api_extcom, 8);
 

@@ -16,10 +16,11 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file api/nlri.proto.
  */
 export const file_api_nlri: GenFile = /*@__PURE__*/
-  fileDesc("Cg5hcGkvbmxyaS5wcm90bxIDYXBpIvEBCgROTFJJEiYKBnByZWZpeBgBIAEoCzIULmFwaS5JUEFkZHJlc3NQcmVmaXhIABI1Cg5sYWJlbGVkX3ByZWZpeBgCIAEoCzIbLmFwaS5MYWJlbGVkSVBBZGRyZXNzUHJlZml4SAASPwoVbGFiZWxlZF92cG5faXBfcHJlZml4GAsgASgLMh4uYXBpLkxhYmVsZWRWUE5JUEFkZHJlc3NQcmVmaXhIABJBChdyb3V0ZV90YXJnZXRfbWVtYmVyc2hpcBgMIAEoCzIeLmFwaS5Sb3V0ZVRhcmdldE1lbWJlcnNoaXBOTFJJSABCBgoEbmxyaSI1Cg9JUEFkZHJlc3NQcmVmaXgSEgoKcHJlZml4X2xlbhgBIAEoDRIOCgZwcmVmaXgYAiABKAkiTAoWTGFiZWxlZElQQWRkcmVzc1ByZWZpeBIOCgZsYWJlbHMYASADKA0SEgoKcHJlZml4X2xlbhgCIAEoDRIOCgZwcmVmaXgYAyABKAkidAoZTGFiZWxlZFZQTklQQWRkcmVzc1ByZWZpeBIOCgZsYWJlbHMYASADKA0SIwoCcmQYAiABKAsyFy5hcGkuUm91dGVEaXN0aW5ndWlzaGVyEhIKCnByZWZpeF9sZW4YAyABKA0SDgoGcHJlZml4GAQgASgJIkYKGVJvdXRlVGFyZ2V0TWVtYmVyc2hpcE5MUkkSCwoDYXNuGAEgASgNEhwKAnJ0GAIgASgLMhAuYXBpLlJvdXRlVGFyZ2V0YgZwcm90bzM", [file_api_common, file_api_extcom]);
+  fileDesc("Cg5hcGkvbmxyaS5wcm90bxIDYXBpIqMCCgROTFJJEiYKBnByZWZpeBgBIAEoCzIULmFwaS5JUEFkZHJlc3NQcmVmaXhIABI1Cg5sYWJlbGVkX3ByZWZpeBgCIAEoCzIbLmFwaS5MYWJlbGVkSVBBZGRyZXNzUHJlZml4SAASMAoOZXZwbl9pcF9wcmVmaXgYCSABKAsyFi5hcGkuRVZQTklQUHJlZml4Um91dGVIABI/ChVsYWJlbGVkX3Zwbl9pcF9wcmVmaXgYCyABKAsyHi5hcGkuTGFiZWxlZFZQTklQQWRkcmVzc1ByZWZpeEgAEkEKF3JvdXRlX3RhcmdldF9tZW1iZXJzaGlwGAwgASgLMh4uYXBpLlJvdXRlVGFyZ2V0TWVtYmVyc2hpcE5MUklIAEIGCgRubHJpIjUKD0lQQWRkcmVzc1ByZWZpeBISCgpwcmVmaXhfbGVuGAEgASgNEg4KBnByZWZpeBgCIAEoCSJMChZMYWJlbGVkSVBBZGRyZXNzUHJlZml4Eg4KBmxhYmVscxgBIAMoDRISCgpwcmVmaXhfbGVuGAIgASgNEg4KBnByZWZpeBgDIAEoCSI4ChlFdGhlcm5ldFNlZ21lbnRJZGVudGlmaWVyEgwKBHR5cGUYASABKA0SDQoFdmFsdWUYAiABKAwiyAEKEUVWUE5JUFByZWZpeFJvdXRlEiMKAnJkGAEgASgLMhcuYXBpLlJvdXRlRGlzdGluZ3Vpc2hlchIrCgNlc2kYAiABKAsyHi5hcGkuRXRoZXJuZXRTZWdtZW50SWRlbnRpZmllchIUCgxldGhlcm5ldF90YWcYAyABKA0SEQoJaXBfcHJlZml4GAQgASgJEhUKDWlwX3ByZWZpeF9sZW4YBSABKA0SEgoKZ3dfYWRkcmVzcxgGIAEoCRINCgVsYWJlbBgHIAEoDSJ0ChlMYWJlbGVkVlBOSVBBZGRyZXNzUHJlZml4Eg4KBmxhYmVscxgBIAMoDRIjCgJyZBgCIAEoCzIXLmFwaS5Sb3V0ZURpc3Rpbmd1aXNoZXISEgoKcHJlZml4X2xlbhgDIAEoDRIOCgZwcmVmaXgYBCABKAkiRgoZUm91dGVUYXJnZXRNZW1iZXJzaGlwTkxSSRILCgNhc24YASABKA0SHAoCcnQYAiABKAsyEC5hcGkuUm91dGVUYXJnZXRiBnByb3RvMw", [file_api_common, file_api_extcom]);
 
 /**
- * NLRI union; kvrf models the unicast, labeled, L3VPN and RTC forms only.
+ * NLRI union; kvrf models the unicast, labeled, L3VPN, EVPN IP prefix (type 5) and RTC forms only.
+ * The other EVPN route types (oneof cases 5-8 and 10: types 1-4 and 9) arrive as unknown fields.
  *
  * @generated from message api.NLRI
  */
@@ -39,6 +40,12 @@ export type NLRI = Message<"api.NLRI"> & {
      */
     value: LabeledIPAddressPrefix;
     case: "labeledPrefix";
+  } | {
+    /**
+     * @generated from field: api.EVPNIPPrefixRoute evpn_ip_prefix = 9;
+     */
+    value: EVPNIPPrefixRoute;
+    case: "evpnIpPrefix";
   } | {
     /**
      * @generated from field: api.LabeledVPNIPAddressPrefix labeled_vpn_ip_prefix = 11;
@@ -115,6 +122,83 @@ export const LabeledIPAddressPrefixSchema: GenMessage<LabeledIPAddressPrefix> = 
   messageDesc(file_api_nlri, 2);
 
 /**
+ * EVPN Ethernet Segment Identifier (RFC 7432 §5): type octet plus 9 value octets; all zero =
+ * single-homed. gobgpd 4.8 dereferences it without a nil check when unmarshalling an EVPN NLRI
+ * (pkg/apiutil/attribute.go:554, unmarshalESI) and crashes, so an EVPN NLRI must always carry one.
+ *
+ * @generated from message api.EthernetSegmentIdentifier
+ */
+export type EthernetSegmentIdentifier = Message<"api.EthernetSegmentIdentifier"> & {
+  /**
+   * @generated from field: uint32 type = 1;
+   */
+  type: number;
+
+  /**
+   * @generated from field: bytes value = 2;
+   */
+  value: Uint8Array;
+};
+
+/**
+ * Describes the message api.EthernetSegmentIdentifier.
+ * Use `create(EthernetSegmentIdentifierSchema)` to create a new message.
+ */
+export const EthernetSegmentIdentifierSchema: GenMessage<EthernetSegmentIdentifier> = /*@__PURE__*/
+  messageDesc(file_api_nlri, 3);
+
+/**
+ * EVPN IP Prefix route (RFC 9136 §3.1), AFI=25, SAFI=70, RouteType=5. `label` is the raw 24-bit
+ * field (the VNI with VXLAN, RFC 8365 §5.1.3); `gw_address` must parse (0.0.0.0 or :: for none,
+ * of the prefix's family).
+ *
+ * @generated from message api.EVPNIPPrefixRoute
+ */
+export type EVPNIPPrefixRoute = Message<"api.EVPNIPPrefixRoute"> & {
+  /**
+   * @generated from field: api.RouteDistinguisher rd = 1;
+   */
+  rd?: RouteDistinguisher | undefined;
+
+  /**
+   * @generated from field: api.EthernetSegmentIdentifier esi = 2;
+   */
+  esi?: EthernetSegmentIdentifier | undefined;
+
+  /**
+   * @generated from field: uint32 ethernet_tag = 3;
+   */
+  ethernetTag: number;
+
+  /**
+   * @generated from field: string ip_prefix = 4;
+   */
+  ipPrefix: string;
+
+  /**
+   * @generated from field: uint32 ip_prefix_len = 5;
+   */
+  ipPrefixLen: number;
+
+  /**
+   * @generated from field: string gw_address = 6;
+   */
+  gwAddress: string;
+
+  /**
+   * @generated from field: uint32 label = 7;
+   */
+  label: number;
+};
+
+/**
+ * Describes the message api.EVPNIPPrefixRoute.
+ * Use `create(EVPNIPPrefixRouteSchema)` to create a new message.
+ */
+export const EVPNIPPrefixRouteSchema: GenMessage<EVPNIPPrefixRoute> = /*@__PURE__*/
+  messageDesc(file_api_nlri, 4);
+
+/**
  * L3VPN (SAFI 128). With SRv6 the label carries the transposed SID function bits.
  *
  * @generated from message api.LabeledVPNIPAddressPrefix
@@ -146,7 +230,7 @@ export type LabeledVPNIPAddressPrefix = Message<"api.LabeledVPNIPAddressPrefix">
  * Use `create(LabeledVPNIPAddressPrefixSchema)` to create a new message.
  */
 export const LabeledVPNIPAddressPrefixSchema: GenMessage<LabeledVPNIPAddressPrefix> = /*@__PURE__*/
-  messageDesc(file_api_nlri, 3);
+  messageDesc(file_api_nlri, 5);
 
 /**
  * Route target constraint (SAFI 132); GoBGP emits these when a VRF is added.
@@ -170,5 +254,5 @@ export type RouteTargetMembershipNLRI = Message<"api.RouteTargetMembershipNLRI">
  * Use `create(RouteTargetMembershipNLRISchema)` to create a new message.
  */
 export const RouteTargetMembershipNLRISchema: GenMessage<RouteTargetMembershipNLRI> = /*@__PURE__*/
-  messageDesc(file_api_nlri, 4);
+  messageDesc(file_api_nlri, 6);
 

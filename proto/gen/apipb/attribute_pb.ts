@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file apipb/attribute.proto.
  */
 export const file_apipb_attribute: GenFile = /*@__PURE__*/
-  fileDesc("ChVhcGlwYi9hdHRyaWJ1dGUucHJvdG8SBWFwaXBiIj4KEFVua25vd25BdHRyaWJ1dGUSDQoFZmxhZ3MYASABKA0SDAoEdHlwZRgCIAEoDRINCgV2YWx1ZRgDIAEoDCIhCg9PcmlnaW5BdHRyaWJ1dGUSDgoGb3JpZ2luGAEgASgNIp4BCglBc1NlZ21lbnQSIwoEdHlwZRgBIAEoDjIVLmFwaXBiLkFzU2VnbWVudC5UeXBlEg8KB251bWJlcnMYAiADKA0iWwoEVHlwZRILCgdVTktOT1dOEAASCgoGQVNfU0VUEAESDwoLQVNfU0VRVUVOQ0UQAhIWChJBU19DT05GRURfU0VRVUVOQ0UQAxIRCg1BU19DT05GRURfU0VUEAQiNQoPQXNQYXRoQXR0cmlidXRlEiIKCHNlZ21lbnRzGAEgAygLMhAuYXBpcGIuQXNTZWdtZW50IiQKEE5leHRIb3BBdHRyaWJ1dGUSEAoIbmV4dF9ob3AYASABKAkiJQoWTXVsdGlFeGl0RGlzY0F0dHJpYnV0ZRILCgNtZWQYASABKA0iKAoSTG9jYWxQcmVmQXR0cmlidXRlEhIKCmxvY2FsX3ByZWYYASABKA0iKwoUQ29tbXVuaXRpZXNBdHRyaWJ1dGUSEwoLY29tbXVuaXRpZXMYASADKA0iIwoVT3JpZ2luYXRvcklkQXR0cmlidXRlEgoKAmlkGAEgASgJIiMKFENsdXN0ZXJMaXN0QXR0cmlidXRlEgsKA2lkcxgBIAMoCSJtChRNcFJlYWNoTkxSSUF0dHJpYnV0ZRIdCgZmYW1pbHkYASABKAsyDS5hcGlwYi5GYW1pbHkSEQoJbmV4dF9ob3BzGAIgAygJEiMKBW5scmlzGAMgAygLMhQuZ29vZ2xlLnByb3RvYnVmLkFueSJcChZNcFVucmVhY2hOTFJJQXR0cmlidXRlEh0KBmZhbWlseRgBIAEoCzINLmFwaXBiLkZhbWlseRIjCgVubHJpcxgDIAMoCzIULmdvb2dsZS5wcm90b2J1Zi5BbnkiSQocRXh0ZW5kZWRDb21tdW5pdGllc0F0dHJpYnV0ZRIpCgtjb21tdW5pdGllcxgBIAMoCzIULmdvb2dsZS5wcm90b2J1Zi5BbnkiUAoOTGFyZ2VDb21tdW5pdHkSFAoMZ2xvYmFsX2FkbWluGAEgASgNEhMKC2xvY2FsX2RhdGExGAIgASgNEhMKC2xvY2FsX2RhdGEyGAMgASgNIkcKGUxhcmdlQ29tbXVuaXRpZXNBdHRyaWJ1dGUSKgoLY29tbXVuaXRpZXMYASADKAsyFS5hcGlwYi5MYXJnZUNvbW11bml0eSI1Cg9JUEFkZHJlc3NQcmVmaXgSEgoKcHJlZml4X2xlbhgBIAEoDRIOCgZwcmVmaXgYAiABKAkiTAoWTGFiZWxlZElQQWRkcmVzc1ByZWZpeBIOCgZsYWJlbHMYASADKA0SEgoKcHJlZml4X2xlbhgCIAEoDRIOCgZwcmVmaXgYAyABKAkicQoZTGFiZWxlZFZQTklQQWRkcmVzc1ByZWZpeBIOCgZsYWJlbHMYASADKA0SIAoCcmQYAiABKAsyFC5nb29nbGUucHJvdG9idWYuQW55EhIKCnByZWZpeF9sZW4YAyABKA0SDgoGcHJlZml4GAQgASgJIkoKGVJvdXRlVGFyZ2V0TWVtYmVyc2hpcE5MUkkSCwoDYXNuGAEgASgNEiAKAnJ0GAIgASgLMhQuZ29vZ2xlLnByb3RvYnVmLkFueSJACh1Sb3V0ZURpc3Rpbmd1aXNoZXJUd29PY3RldEFTThINCgVhZG1pbhgBIAEoDRIQCghhc3NpZ25lZBgCIAEoDSI+ChtSb3V0ZURpc3Rpbmd1aXNoZXJJUEFkZHJlc3MSDQoFYWRtaW4YASABKAkSEAoIYXNzaWduZWQYAiABKA0iQQoeUm91dGVEaXN0aW5ndWlzaGVyRm91ck9jdGV0QVNOEg0KBWFkbWluGAEgASgNEhAKCGFzc2lnbmVkGAIgASgNImcKGlR3b09jdGV0QXNTcGVjaWZpY0V4dGVuZGVkEhUKDWlzX3RyYW5zaXRpdmUYASABKAgSEAoIc3ViX3R5cGUYAiABKA0SCwoDYXNuGAMgASgNEhMKC2xvY2FsX2FkbWluGAQgASgNImwKG0lQdjRBZGRyZXNzU3BlY2lmaWNFeHRlbmRlZBIVCg1pc190cmFuc2l0aXZlGAEgASgIEhAKCHN1Yl90eXBlGAIgASgNEg8KB2FkZHJlc3MYAyABKAkSEwoLbG9jYWxfYWRtaW4YBCABKA0iaAobRm91ck9jdGV0QXNTcGVjaWZpY0V4dGVuZGVkEhUKDWlzX3RyYW5zaXRpdmUYASABKAgSEAoIc3ViX3R5cGUYAiABKA0SCwoDYXNuGAMgASgNEhMKC2xvY2FsX2FkbWluGAQgASgNIh4KDUNvbG9yRXh0ZW5kZWQSDQoFY29sb3IYASABKA0iJAoNRW5jYXBFeHRlbmRlZBITCgt0dW5uZWxfdHlwZRgBIAEoDSIuCg9Vbmtub3duRXh0ZW5kZWQSDAoEdHlwZRgBIAEoDRINCgV2YWx1ZRgCIAEoDCIvCglQcmVmaXhTSUQSIgoEdGx2cxgBIAMoCzIULmdvb2dsZS5wcm90b2J1Zi5BbnkiigEKEFNSdjZMM1NlcnZpY2VUTFYSNgoIc3ViX3RsdnMYASADKAsyJC5hcGlwYi5TUnY2TDNTZXJ2aWNlVExWLlN1YlRsdnNFbnRyeRo+CgxTdWJUbHZzRW50cnkSCwoDa2V5GAEgASgNEh0KBXZhbHVlGAIgASgLMg4uYXBpcGIuU1J2NlRMVjoCOAEiigEKEFNSdjZMMlNlcnZpY2VUTFYSNgoIc3ViX3RsdnMYASADKAsyJC5hcGlwYi5TUnY2TDJTZXJ2aWNlVExWLlN1YlRsdnNFbnRyeRo+CgxTdWJUbHZzRW50cnkSCwoDa2V5GAEgASgNEh0KBXZhbHVlGAIgASgLMg4uYXBpcGIuU1J2NlRMVjoCOAEiLAoHU1J2NlRMVhIhCgN0bHYYASADKAsyFC5nb29nbGUucHJvdG9idWYuQW55IuoBChVTUnY2SW5mb3JtYXRpb25TdWJUTFYSCwoDc2lkGAEgASgMEiIKBWZsYWdzGAIgASgLMhMuYXBpcGIuU1J2NlNJREZsYWdzEhkKEWVuZHBvaW50X2JlaGF2aW9yGAMgASgNEkIKDHN1Yl9zdWJfdGx2cxgEIAMoCzIsLmFwaXBiLlNSdjZJbmZvcm1hdGlvblN1YlRMVi5TdWJTdWJUbHZzRW50cnkaQQoPU3ViU3ViVGx2c0VudHJ5EgsKA2tleRgBIAEoDRIdCgV2YWx1ZRgCIAEoCzIOLmFwaXBiLlNSdjZUTFY6AjgBIh4KDFNSdjZTSURGbGFncxIOCgZmbGFnXzEYASABKAgiwQEKFlNSdjZTdHJ1Y3R1cmVTdWJTdWJUTFYSHAoUbG9jYXRvcl9ibG9ja19sZW5ndGgYASABKA0SGwoTbG9jYXRvcl9ub2RlX2xlbmd0aBgCIAEoDRIXCg9mdW5jdGlvbl9sZW5ndGgYAyABKA0SFwoPYXJndW1lbnRfbGVuZ3RoGAQgASgNEhwKFHRyYW5zcG9zaXRpb25fbGVuZ3RoGAUgASgNEhwKFHRyYW5zcG9zaXRpb25fb2Zmc2V0GAYgASgNKu0FCgxTUnY2QmVoYXZpb3ISDAoIUkVTRVJWRUQQABIHCgNFTkQQARIQCgxFTkRfV0lUSF9QU1AQAhIQCgxFTkRfV0lUSF9VU1AQAxIUChBFTkRfV0lUSF9QU1BfVVNQEAQSCAoERU5EWBAFEhEKDUVORFhfV0lUSF9QU1AQBhIRCg1FTkRYX1dJVEhfVVNQEAcSFQoRRU5EWF9XSVRIX1BTUF9VU1AQCBIICgRFTkRUEAkSEQoNRU5EVF9XSVRIX1BTUBAKEhEKDUVORFRfV0lUSF9VU1AQCxIVChFFTkRUX1dJVEhfUFNQX1VTUBAMEhEKDUVORF9CNl9FTkNBUFMQDhIKCgZFTkRfQk0QDxILCgdFTkRfRFg2EBASCwoHRU5EX0RYNBAREgsKB0VORF9EVDYQEhILCgdFTkRfRFQ0EBMSDAoIRU5EX0RUNDYQFBILCgdFTkRfRFgyEBUSDAoIRU5EX0RYMlYQFhIMCghFTkRfRFQyVRAXEgwKCEVORF9EVDJNEBgSFQoRRU5EX0I2X0VOQ0FQU19SZWQQGxIQCgxFTkRfV0lUSF9VU0QQHBIUChBFTkRfV0lUSF9QU1BfVVNEEB0SFAoQRU5EX1dJVEhfVVNQX1VTRBAeEhgKFEVORF9XSVRIX1BTUF9VU1BfVVNEEB8SEQoNRU5EWF9XSVRIX1VTRBAgEhUKEUVORFhfV0lUSF9QU1BfVVNEECESFQoRRU5EWF9XSVRIX1VTUF9VU0QQIhIZChVFTkRYX1dJVEhfUFNQX1VTUF9VU0QQIxIRCg1FTkRUX1dJVEhfVVNEECQSFQoRRU5EVF9XSVRIX1BTUF9VU0QQJRIVChFFTkRUX1dJVEhfVVNQX1VTRBAmEhkKFUVORFRfV0lUSF9QU1BfVVNQX1VTRBAnEg4KCkVORE1fR1RQNkQQRRIPCgtFTkRNX0dUUDZESRBGEg4KCkVORE1fR1RQNkUQRxIOCgpFTkRNX0dUUDRFEEhiBnByb3RvMw", [file_apipb_gobgp, file_google_protobuf_any]);
+  fileDesc("ChVhcGlwYi9hdHRyaWJ1dGUucHJvdG8SBWFwaXBiIj4KEFVua25vd25BdHRyaWJ1dGUSDQoFZmxhZ3MYASABKA0SDAoEdHlwZRgCIAEoDRINCgV2YWx1ZRgDIAEoDCIhCg9PcmlnaW5BdHRyaWJ1dGUSDgoGb3JpZ2luGAEgASgNIp4BCglBc1NlZ21lbnQSIwoEdHlwZRgBIAEoDjIVLmFwaXBiLkFzU2VnbWVudC5UeXBlEg8KB251bWJlcnMYAiADKA0iWwoEVHlwZRILCgdVTktOT1dOEAASCgoGQVNfU0VUEAESDwoLQVNfU0VRVUVOQ0UQAhIWChJBU19DT05GRURfU0VRVUVOQ0UQAxIRCg1BU19DT05GRURfU0VUEAQiNQoPQXNQYXRoQXR0cmlidXRlEiIKCHNlZ21lbnRzGAEgAygLMhAuYXBpcGIuQXNTZWdtZW50IiQKEE5leHRIb3BBdHRyaWJ1dGUSEAoIbmV4dF9ob3AYASABKAkiJQoWTXVsdGlFeGl0RGlzY0F0dHJpYnV0ZRILCgNtZWQYASABKA0iKAoSTG9jYWxQcmVmQXR0cmlidXRlEhIKCmxvY2FsX3ByZWYYASABKA0iKwoUQ29tbXVuaXRpZXNBdHRyaWJ1dGUSEwoLY29tbXVuaXRpZXMYASADKA0iIwoVT3JpZ2luYXRvcklkQXR0cmlidXRlEgoKAmlkGAEgASgJIiMKFENsdXN0ZXJMaXN0QXR0cmlidXRlEgsKA2lkcxgBIAMoCSJtChRNcFJlYWNoTkxSSUF0dHJpYnV0ZRIdCgZmYW1pbHkYASABKAsyDS5hcGlwYi5GYW1pbHkSEQoJbmV4dF9ob3BzGAIgAygJEiMKBW5scmlzGAMgAygLMhQuZ29vZ2xlLnByb3RvYnVmLkFueSJcChZNcFVucmVhY2hOTFJJQXR0cmlidXRlEh0KBmZhbWlseRgBIAEoCzINLmFwaXBiLkZhbWlseRIjCgVubHJpcxgDIAMoCzIULmdvb2dsZS5wcm90b2J1Zi5BbnkiSQocRXh0ZW5kZWRDb21tdW5pdGllc0F0dHJpYnV0ZRIpCgtjb21tdW5pdGllcxgBIAMoCzIULmdvb2dsZS5wcm90b2J1Zi5BbnkiUAoOTGFyZ2VDb21tdW5pdHkSFAoMZ2xvYmFsX2FkbWluGAEgASgNEhMKC2xvY2FsX2RhdGExGAIgASgNEhMKC2xvY2FsX2RhdGEyGAMgASgNIkcKGUxhcmdlQ29tbXVuaXRpZXNBdHRyaWJ1dGUSKgoLY29tbXVuaXRpZXMYASADKAsyFS5hcGlwYi5MYXJnZUNvbW11bml0eSI1Cg9JUEFkZHJlc3NQcmVmaXgSEgoKcHJlZml4X2xlbhgBIAEoDRIOCgZwcmVmaXgYAiABKAkiTAoWTGFiZWxlZElQQWRkcmVzc1ByZWZpeBIOCgZsYWJlbHMYASADKA0SEgoKcHJlZml4X2xlbhgCIAEoDRIOCgZwcmVmaXgYAyABKAkicQoZTGFiZWxlZFZQTklQQWRkcmVzc1ByZWZpeBIOCgZsYWJlbHMYASADKA0SIAoCcmQYAiABKAsyFC5nb29nbGUucHJvdG9idWYuQW55EhIKCnByZWZpeF9sZW4YAyABKA0SDgoGcHJlZml4GAQgASgJIjgKGUV0aGVybmV0U2VnbWVudElkZW50aWZpZXISDAoEdHlwZRgBIAEoDRINCgV2YWx1ZRgCIAEoDCLHAQoRRVZQTklQUHJlZml4Um91dGUSIAoCcmQYASABKAsyFC5nb29nbGUucHJvdG9idWYuQW55Ei0KA2VzaRgCIAEoCzIgLmFwaXBiLkV0aGVybmV0U2VnbWVudElkZW50aWZpZXISFAoMZXRoZXJuZXRfdGFnGAMgASgNEhEKCWlwX3ByZWZpeBgEIAEoCRIVCg1pcF9wcmVmaXhfbGVuGAUgASgNEhIKCmd3X2FkZHJlc3MYBiABKAkSDQoFbGFiZWwYByABKA0iSgoZUm91dGVUYXJnZXRNZW1iZXJzaGlwTkxSSRILCgNhc24YASABKA0SIAoCcnQYAiABKAsyFC5nb29nbGUucHJvdG9idWYuQW55IkAKHVJvdXRlRGlzdGluZ3Vpc2hlclR3b09jdGV0QVNOEg0KBWFkbWluGAEgASgNEhAKCGFzc2lnbmVkGAIgASgNIj4KG1JvdXRlRGlzdGluZ3Vpc2hlcklQQWRkcmVzcxINCgVhZG1pbhgBIAEoCRIQCghhc3NpZ25lZBgCIAEoDSJBCh5Sb3V0ZURpc3Rpbmd1aXNoZXJGb3VyT2N0ZXRBU04SDQoFYWRtaW4YASABKA0SEAoIYXNzaWduZWQYAiABKA0iZwoaVHdvT2N0ZXRBc1NwZWNpZmljRXh0ZW5kZWQSFQoNaXNfdHJhbnNpdGl2ZRgBIAEoCBIQCghzdWJfdHlwZRgCIAEoDRILCgNhc24YAyABKA0SEwoLbG9jYWxfYWRtaW4YBCABKA0ibAobSVB2NEFkZHJlc3NTcGVjaWZpY0V4dGVuZGVkEhUKDWlzX3RyYW5zaXRpdmUYASABKAgSEAoIc3ViX3R5cGUYAiABKA0SDwoHYWRkcmVzcxgDIAEoCRITCgtsb2NhbF9hZG1pbhgEIAEoDSJoChtGb3VyT2N0ZXRBc1NwZWNpZmljRXh0ZW5kZWQSFQoNaXNfdHJhbnNpdGl2ZRgBIAEoCBIQCghzdWJfdHlwZRgCIAEoDRILCgNhc24YAyABKA0SEwoLbG9jYWxfYWRtaW4YBCABKA0iHgoNQ29sb3JFeHRlbmRlZBINCgVjb2xvchgBIAEoDSIkCg1FbmNhcEV4dGVuZGVkEhMKC3R1bm5lbF90eXBlGAEgASgNIiAKEVJvdXRlck1hY0V4dGVuZGVkEgsKA21hYxgBIAEoCSIuCg9Vbmtub3duRXh0ZW5kZWQSDAoEdHlwZRgBIAEoDRINCgV2YWx1ZRgCIAEoDCIvCglQcmVmaXhTSUQSIgoEdGx2cxgBIAMoCzIULmdvb2dsZS5wcm90b2J1Zi5BbnkiigEKEFNSdjZMM1NlcnZpY2VUTFYSNgoIc3ViX3RsdnMYASADKAsyJC5hcGlwYi5TUnY2TDNTZXJ2aWNlVExWLlN1YlRsdnNFbnRyeRo+CgxTdWJUbHZzRW50cnkSCwoDa2V5GAEgASgNEh0KBXZhbHVlGAIgASgLMg4uYXBpcGIuU1J2NlRMVjoCOAEiigEKEFNSdjZMMlNlcnZpY2VUTFYSNgoIc3ViX3RsdnMYASADKAsyJC5hcGlwYi5TUnY2TDJTZXJ2aWNlVExWLlN1YlRsdnNFbnRyeRo+CgxTdWJUbHZzRW50cnkSCwoDa2V5GAEgASgNEh0KBXZhbHVlGAIgASgLMg4uYXBpcGIuU1J2NlRMVjoCOAEiLAoHU1J2NlRMVhIhCgN0bHYYASADKAsyFC5nb29nbGUucHJvdG9idWYuQW55IuoBChVTUnY2SW5mb3JtYXRpb25TdWJUTFYSCwoDc2lkGAEgASgMEiIKBWZsYWdzGAIgASgLMhMuYXBpcGIuU1J2NlNJREZsYWdzEhkKEWVuZHBvaW50X2JlaGF2aW9yGAMgASgNEkIKDHN1Yl9zdWJfdGx2cxgEIAMoCzIsLmFwaXBiLlNSdjZJbmZvcm1hdGlvblN1YlRMVi5TdWJTdWJUbHZzRW50cnkaQQoPU3ViU3ViVGx2c0VudHJ5EgsKA2tleRgBIAEoDRIdCgV2YWx1ZRgCIAEoCzIOLmFwaXBiLlNSdjZUTFY6AjgBIh4KDFNSdjZTSURGbGFncxIOCgZmbGFnXzEYASABKAgiwQEKFlNSdjZTdHJ1Y3R1cmVTdWJTdWJUTFYSHAoUbG9jYXRvcl9ibG9ja19sZW5ndGgYASABKA0SGwoTbG9jYXRvcl9ub2RlX2xlbmd0aBgCIAEoDRIXCg9mdW5jdGlvbl9sZW5ndGgYAyABKA0SFwoPYXJndW1lbnRfbGVuZ3RoGAQgASgNEhwKFHRyYW5zcG9zaXRpb25fbGVuZ3RoGAUgASgNEhwKFHRyYW5zcG9zaXRpb25fb2Zmc2V0GAYgASgNKu0FCgxTUnY2QmVoYXZpb3ISDAoIUkVTRVJWRUQQABIHCgNFTkQQARIQCgxFTkRfV0lUSF9QU1AQAhIQCgxFTkRfV0lUSF9VU1AQAxIUChBFTkRfV0lUSF9QU1BfVVNQEAQSCAoERU5EWBAFEhEKDUVORFhfV0lUSF9QU1AQBhIRCg1FTkRYX1dJVEhfVVNQEAcSFQoRRU5EWF9XSVRIX1BTUF9VU1AQCBIICgRFTkRUEAkSEQoNRU5EVF9XSVRIX1BTUBAKEhEKDUVORFRfV0lUSF9VU1AQCxIVChFFTkRUX1dJVEhfUFNQX1VTUBAMEhEKDUVORF9CNl9FTkNBUFMQDhIKCgZFTkRfQk0QDxILCgdFTkRfRFg2EBASCwoHRU5EX0RYNBAREgsKB0VORF9EVDYQEhILCgdFTkRfRFQ0EBMSDAoIRU5EX0RUNDYQFBILCgdFTkRfRFgyEBUSDAoIRU5EX0RYMlYQFhIMCghFTkRfRFQyVRAXEgwKCEVORF9EVDJNEBgSFQoRRU5EX0I2X0VOQ0FQU19SZWQQGxIQCgxFTkRfV0lUSF9VU0QQHBIUChBFTkRfV0lUSF9QU1BfVVNEEB0SFAoQRU5EX1dJVEhfVVNQX1VTRBAeEhgKFEVORF9XSVRIX1BTUF9VU1BfVVNEEB8SEQoNRU5EWF9XSVRIX1VTRBAgEhUKEUVORFhfV0lUSF9QU1BfVVNEECESFQoRRU5EWF9XSVRIX1VTUF9VU0QQIhIZChVFTkRYX1dJVEhfUFNQX1VTUF9VU0QQIxIRCg1FTkRUX1dJVEhfVVNEECQSFQoRRU5EVF9XSVRIX1BTUF9VU0QQJRIVChFFTkRUX1dJVEhfVVNQX1VTRBAmEhkKFUVORFRfV0lUSF9QU1BfVVNQX1VTRBAnEg4KCkVORE1fR1RQNkQQRRIPCgtFTkRNX0dUUDZESRBGEg4KCkVORE1fR1RQNkUQRxIOCgpFTkRNX0dUUDRFEEhiBnByb3RvMw", [file_apipb_gobgp, file_google_protobuf_any]);
 
 /**
  * @generated from message apipb.UnknownAttribute
@@ -443,6 +443,85 @@ export const LabeledVPNIPAddressPrefixSchema: GenMessage<LabeledVPNIPAddressPref
   messageDesc(file_apipb_attribute, 17);
 
 /**
+ * EVPN Ethernet Segment Identifier (RFC 7432 §5): type octet plus 9 value octets; all zero =
+ * single-homed. gobgpd 3.10 dereferences it without a nil check when unmarshalling an EVPN NLRI
+ * (pkg/apiutil/attribute.go:530, unmarshalESI) and crashes, so an EVPN NLRI must always carry one.
+ *
+ * @generated from message apipb.EthernetSegmentIdentifier
+ */
+export type EthernetSegmentIdentifier = Message<"apipb.EthernetSegmentIdentifier"> & {
+  /**
+   * @generated from field: uint32 type = 1;
+   */
+  type: number;
+
+  /**
+   * @generated from field: bytes value = 2;
+   */
+  value: Uint8Array;
+};
+
+/**
+ * Describes the message apipb.EthernetSegmentIdentifier.
+ * Use `create(EthernetSegmentIdentifierSchema)` to create a new message.
+ */
+export const EthernetSegmentIdentifierSchema: GenMessage<EthernetSegmentIdentifier> = /*@__PURE__*/
+  messageDesc(file_apipb_attribute, 18);
+
+/**
+ * EVPN IP Prefix route (RFC 9136 §3.1), AFI=25, SAFI=70, RouteType=5. `label` is the raw 24-bit
+ * field (the VNI with VXLAN, RFC 8365 §5.1.3). The other EVPN route types have their own messages
+ * upstream (EVPNMACIPAdvertisementRoute, ...); kvrf leaves them packed.
+ *
+ * @generated from message apipb.EVPNIPPrefixRoute
+ */
+export type EVPNIPPrefixRoute = Message<"apipb.EVPNIPPrefixRoute"> & {
+  /**
+   * Any of the RouteDistinguisher* messages below.
+   *
+   * @generated from field: google.protobuf.Any rd = 1;
+   */
+  rd?: Any | undefined;
+
+  /**
+   * @generated from field: apipb.EthernetSegmentIdentifier esi = 2;
+   */
+  esi?: EthernetSegmentIdentifier | undefined;
+
+  /**
+   * @generated from field: uint32 ethernet_tag = 3;
+   */
+  ethernetTag: number;
+
+  /**
+   * @generated from field: string ip_prefix = 4;
+   */
+  ipPrefix: string;
+
+  /**
+   * @generated from field: uint32 ip_prefix_len = 5;
+   */
+  ipPrefixLen: number;
+
+  /**
+   * @generated from field: string gw_address = 6;
+   */
+  gwAddress: string;
+
+  /**
+   * @generated from field: uint32 label = 7;
+   */
+  label: number;
+};
+
+/**
+ * Describes the message apipb.EVPNIPPrefixRoute.
+ * Use `create(EVPNIPPrefixRouteSchema)` to create a new message.
+ */
+export const EVPNIPPrefixRouteSchema: GenMessage<EVPNIPPrefixRoute> = /*@__PURE__*/
+  messageDesc(file_apipb_attribute, 19);
+
+/**
  * Route target constraint (SAFI 132).
  *
  * @generated from message apipb.RouteTargetMembershipNLRI
@@ -466,7 +545,7 @@ export type RouteTargetMembershipNLRI = Message<"apipb.RouteTargetMembershipNLRI
  * Use `create(RouteTargetMembershipNLRISchema)` to create a new message.
  */
 export const RouteTargetMembershipNLRISchema: GenMessage<RouteTargetMembershipNLRI> = /*@__PURE__*/
-  messageDesc(file_apipb_attribute, 18);
+  messageDesc(file_apipb_attribute, 20);
 
 /**
  * @generated from message apipb.RouteDistinguisherTwoOctetASN
@@ -488,7 +567,7 @@ export type RouteDistinguisherTwoOctetASN = Message<"apipb.RouteDistinguisherTwo
  * Use `create(RouteDistinguisherTwoOctetASNSchema)` to create a new message.
  */
 export const RouteDistinguisherTwoOctetASNSchema: GenMessage<RouteDistinguisherTwoOctetASN> = /*@__PURE__*/
-  messageDesc(file_apipb_attribute, 19);
+  messageDesc(file_apipb_attribute, 21);
 
 /**
  * @generated from message apipb.RouteDistinguisherIPAddress
@@ -510,7 +589,7 @@ export type RouteDistinguisherIPAddress = Message<"apipb.RouteDistinguisherIPAdd
  * Use `create(RouteDistinguisherIPAddressSchema)` to create a new message.
  */
 export const RouteDistinguisherIPAddressSchema: GenMessage<RouteDistinguisherIPAddress> = /*@__PURE__*/
-  messageDesc(file_apipb_attribute, 20);
+  messageDesc(file_apipb_attribute, 22);
 
 /**
  * @generated from message apipb.RouteDistinguisherFourOctetASN
@@ -532,7 +611,7 @@ export type RouteDistinguisherFourOctetASN = Message<"apipb.RouteDistinguisherFo
  * Use `create(RouteDistinguisherFourOctetASNSchema)` to create a new message.
  */
 export const RouteDistinguisherFourOctetASNSchema: GenMessage<RouteDistinguisherFourOctetASN> = /*@__PURE__*/
-  messageDesc(file_apipb_attribute, 21);
+  messageDesc(file_apipb_attribute, 23);
 
 /**
  * A route target has sub_type 2 (and is_transitive true).
@@ -566,7 +645,7 @@ export type TwoOctetAsSpecificExtended = Message<"apipb.TwoOctetAsSpecificExtend
  * Use `create(TwoOctetAsSpecificExtendedSchema)` to create a new message.
  */
 export const TwoOctetAsSpecificExtendedSchema: GenMessage<TwoOctetAsSpecificExtended> = /*@__PURE__*/
-  messageDesc(file_apipb_attribute, 22);
+  messageDesc(file_apipb_attribute, 24);
 
 /**
  * @generated from message apipb.IPv4AddressSpecificExtended
@@ -598,7 +677,7 @@ export type IPv4AddressSpecificExtended = Message<"apipb.IPv4AddressSpecificExte
  * Use `create(IPv4AddressSpecificExtendedSchema)` to create a new message.
  */
 export const IPv4AddressSpecificExtendedSchema: GenMessage<IPv4AddressSpecificExtended> = /*@__PURE__*/
-  messageDesc(file_apipb_attribute, 23);
+  messageDesc(file_apipb_attribute, 25);
 
 /**
  * @generated from message apipb.FourOctetAsSpecificExtended
@@ -630,7 +709,7 @@ export type FourOctetAsSpecificExtended = Message<"apipb.FourOctetAsSpecificExte
  * Use `create(FourOctetAsSpecificExtendedSchema)` to create a new message.
  */
 export const FourOctetAsSpecificExtendedSchema: GenMessage<FourOctetAsSpecificExtended> = /*@__PURE__*/
-  messageDesc(file_apipb_attribute, 24);
+  messageDesc(file_apipb_attribute, 26);
 
 /**
  * @generated from message apipb.ColorExtended
@@ -647,9 +726,11 @@ export type ColorExtended = Message<"apipb.ColorExtended"> & {
  * Use `create(ColorExtendedSchema)` to create a new message.
  */
 export const ColorExtendedSchema: GenMessage<ColorExtended> = /*@__PURE__*/
-  messageDesc(file_apipb_attribute, 25);
+  messageDesc(file_apipb_attribute, 27);
 
 /**
+ * RFC 9012 §4.1; tunnel_type 8 = VXLAN (RFC 8365 §5.1.3).
+ *
  * @generated from message apipb.EncapExtended
  */
 export type EncapExtended = Message<"apipb.EncapExtended"> & {
@@ -664,7 +745,26 @@ export type EncapExtended = Message<"apipb.EncapExtended"> & {
  * Use `create(EncapExtendedSchema)` to create a new message.
  */
 export const EncapExtendedSchema: GenMessage<EncapExtended> = /*@__PURE__*/
-  messageDesc(file_apipb_attribute, 26);
+  messageDesc(file_apipb_attribute, 28);
+
+/**
+ * EVPN Router's MAC extended community (type 0x06, sub-type 0x03; RFC 9135 §8.1), "aa:bb:cc:dd:ee:ff".
+ *
+ * @generated from message apipb.RouterMacExtended
+ */
+export type RouterMacExtended = Message<"apipb.RouterMacExtended"> & {
+  /**
+   * @generated from field: string mac = 1;
+   */
+  mac: string;
+};
+
+/**
+ * Describes the message apipb.RouterMacExtended.
+ * Use `create(RouterMacExtendedSchema)` to create a new message.
+ */
+export const RouterMacExtendedSchema: GenMessage<RouterMacExtended> = /*@__PURE__*/
+  messageDesc(file_apipb_attribute, 29);
 
 /**
  * @generated from message apipb.UnknownExtended
@@ -686,7 +786,7 @@ export type UnknownExtended = Message<"apipb.UnknownExtended"> & {
  * Use `create(UnknownExtendedSchema)` to create a new message.
  */
 export const UnknownExtendedSchema: GenMessage<UnknownExtended> = /*@__PURE__*/
-  messageDesc(file_apipb_attribute, 27);
+  messageDesc(file_apipb_attribute, 30);
 
 /**
  * Prefix-SID attribute (type 40, RFC 8669). v3 nests Any at every level:
@@ -709,7 +809,7 @@ export type PrefixSID = Message<"apipb.PrefixSID"> & {
  * Use `create(PrefixSIDSchema)` to create a new message.
  */
 export const PrefixSIDSchema: GenMessage<PrefixSID> = /*@__PURE__*/
-  messageDesc(file_apipb_attribute, 28);
+  messageDesc(file_apipb_attribute, 31);
 
 /**
  * RFC 9252 §2, TLV type 5.
@@ -728,7 +828,7 @@ export type SRv6L3ServiceTLV = Message<"apipb.SRv6L3ServiceTLV"> & {
  * Use `create(SRv6L3ServiceTLVSchema)` to create a new message.
  */
 export const SRv6L3ServiceTLVSchema: GenMessage<SRv6L3ServiceTLV> = /*@__PURE__*/
-  messageDesc(file_apipb_attribute, 29);
+  messageDesc(file_apipb_attribute, 32);
 
 /**
  * RFC 9252 §2, TLV type 6.
@@ -747,7 +847,7 @@ export type SRv6L2ServiceTLV = Message<"apipb.SRv6L2ServiceTLV"> & {
  * Use `create(SRv6L2ServiceTLVSchema)` to create a new message.
  */
 export const SRv6L2ServiceTLVSchema: GenMessage<SRv6L2ServiceTLV> = /*@__PURE__*/
-  messageDesc(file_apipb_attribute, 30);
+  messageDesc(file_apipb_attribute, 33);
 
 /**
  * A list of Any-packed (sub-)sub-TLVs of one type.
@@ -766,7 +866,7 @@ export type SRv6TLV = Message<"apipb.SRv6TLV"> & {
  * Use `create(SRv6TLVSchema)` to create a new message.
  */
 export const SRv6TLVSchema: GenMessage<SRv6TLV> = /*@__PURE__*/
-  messageDesc(file_apipb_attribute, 31);
+  messageDesc(file_apipb_attribute, 34);
 
 /**
  * RFC 9252 §3.1, sub-TLV type 1.
@@ -800,7 +900,7 @@ export type SRv6InformationSubTLV = Message<"apipb.SRv6InformationSubTLV"> & {
  * Use `create(SRv6InformationSubTLVSchema)` to create a new message.
  */
 export const SRv6InformationSubTLVSchema: GenMessage<SRv6InformationSubTLV> = /*@__PURE__*/
-  messageDesc(file_apipb_attribute, 32);
+  messageDesc(file_apipb_attribute, 35);
 
 /**
  * @generated from message apipb.SRv6SIDFlags
@@ -817,7 +917,7 @@ export type SRv6SIDFlags = Message<"apipb.SRv6SIDFlags"> & {
  * Use `create(SRv6SIDFlagsSchema)` to create a new message.
  */
 export const SRv6SIDFlagsSchema: GenMessage<SRv6SIDFlags> = /*@__PURE__*/
-  messageDesc(file_apipb_attribute, 33);
+  messageDesc(file_apipb_attribute, 36);
 
 /**
  * RFC 9252 §3.2.1, sub-sub-TLV type 1.
@@ -861,7 +961,7 @@ export type SRv6StructureSubSubTLV = Message<"apipb.SRv6StructureSubSubTLV"> & {
  * Use `create(SRv6StructureSubSubTLVSchema)` to create a new message.
  */
 export const SRv6StructureSubSubTLVSchema: GenMessage<SRv6StructureSubSubTLV> = /*@__PURE__*/
-  messageDesc(file_apipb_attribute, 34);
+  messageDesc(file_apipb_attribute, 37);
 
 /**
  * SRv6 endpoint behavior codepoints; SRv6InformationSubTLV.endpoint_behavior is a plain uint32.
