@@ -104,6 +104,9 @@ function writeJob(jobDir: string, opts: VmOptions): void {
   };
   writeFileSync(path.join(jobDir, "env.sh"), Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}\n`).join(""));
   writeFileSync(path.join(jobDir, "command.sh"), opts.command.endsWith("\n") ? opts.command : `${opts.command}\n`);
+  // The guest mounts its own empty /tmp and /run (scripts/vm/init): the project (a clone in /tmp)
+  // and the working directory are kept visible through them.
+  writeFileSync(path.join(jobDir, "keep"), [...new Set([repoRoot, opts.cwd ?? repoRoot])].map((d) => `${d}\n`).join(""));
   writeFileSync(
     path.join(jobDir, "run.sh"),
     [
