@@ -4,7 +4,9 @@ import type { V1Node } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
-import { vrfFinalizer, type BGPVRFInstance } from "../shared/api-types.js";
+import { routeTargetClaimName, vniClaimName, vrfFinalizer, type BGPVRFInstance } from "../shared/api-types.js";
+import { vpcNumber, vpcVni } from "../shared/ids.js";
+import { indexNodes, nodeRecord } from "./vrf/trust.js";
 import type { BGPInstance } from "./bgp-instance/bgp-instance.js";
 import { KernelRouteCache } from "./kernel/kernel-routes.js";
 import { Metrics } from "./metrics.js";
@@ -39,6 +41,12 @@ function bvi(name: string, vpc: string, table: number, prefixes: string[], extra
   };
 }
 
+/** The claim names an object's VPC needs: its route target's and its VNI's. */
+function claimNamesOf(o: BGPVRFInstance): string[] {
+  const vpc = BigInt(`0x${o.spec.vpc}`);
+  return [routeTargetClaimName(`${o.spec.asn}:${vpcNumber(vpc)}`), vniClaimName(vpcVni(vpc))];
+}
+
 class Rig {
   now = Date.now();
   readonly fake = new FakeSpeaker();
@@ -50,12 +58,25 @@ class Rig {
   readonly api = new FakeVrfApi(this.objects);
   readonly metrics = new Metrics({ defaultMetrics: false });
   connectable = true;
+  /** Claims by name whose VPC is not the one deriving it (undefined: no such claim); all others are held by their object's VPC. */
+  readonly claimOverride = new Map<string, string | undefined>();
+  /** The cluster's Nodes, as their published records (trust.ts). */
+  fabric: V1Node[] = [];
   /** Keys reconciled because of RIB changes, in order. */
   readonly ribKeys: string[] = [];
   readonly link: SpeakerLink;
   readonly vrf: VrfController;
   readonly speaker: SpeakerController;
   readonly queue: WorkQueue;
+
+  claim(name: string): { vpc: string } | undefined {
+    if (this.claimOverride.has(name)) {
+      const vpc = this.claimOverride.get(name);
+      return vpc === undefined ? undefined : { vpc };
+    }
+    const o = this.objects.list().find((x) => claimNamesOf(x).includes(name));
+    return o === undefined ? undefined : { vpc: o.spec.vpc };
+  }
 
   constructor(opts: { routeHoldMs?: number } = {}) {
     this.link = new SpeakerLink({
@@ -81,6 +102,11 @@ class Rig {
       routeHoldMs: opts.routeHoldMs ?? 0,
       speakerGraceMs: 0,
       now: () => this.now,
+      trust: {
+        claims: { routeTargetClaim: (n) => this.claim(n), vniClaim: (n) => this.claim(n) },
+        nodes: () => indexNodes(this.fabric.map(nodeRecord)),
+        hasSynced: true,
+      },
     });
     this.speaker = new SpeakerController({
       nodeName: "n1",
@@ -251,6 +277,79 @@ describe("controllers", () => {
     r.put(bvi("o", "abc", 2748, ["10.1.0.5/32"]));
     await r.settle();
     expect(r.fake.log).toEqual(["addVrf vpc-abc", "addLocalPath vpc-abc 10.1.0.5/32"]);
+  });
+
+  it("refuses an object whose route target is claimed by another VPC or not at all, and programs it once the claim is its own", async () => {
+    const r = await started();
+    // VPC 10000000abc shares abc's low 32 bits: the claim of 65000:2748 is its.
+    r.claimOverride.set("rt-65000-2748", "10000000abc");
+    r.put(bvi("o", "abc", 2748, ["10.1.0.5/32"]));
+    await r.settle();
+    expect(r.fake.vrfs.size).toBe(0);
+    const refused = r.api.statuses.get("o")?.conditions?.find((c) => c.type === "VRFConfigured");
+    expect(refused).toMatchObject({ status: "False", reason: "ClaimMismatch" });
+    expect(refused?.message).toMatch(/^route target 65000:2748 of VPC abc is claimed by VPC 10000000abc \(RouteTargetClaim rt-65000-2748\), not by this VPC/);
+    r.claimOverride.set("rt-65000-2748", undefined);
+    r.put(bvi("o", "abc", 2748, ["10.1.0.6/32"]));
+    await r.settle();
+    expect(r.fake.vrfs.size).toBe(0);
+    expect(r.api.statuses.get("o")?.conditions?.find((c) => c.type === "VRFConfigured")?.message).toMatch(/route target 65000:2748 of VPC abc is not claimed \(no RouteTargetClaim rt-65000-2748\)/);
+    r.claimOverride.delete("rt-65000-2748");
+    r.put(bvi("o", "abc", 2748, ["10.1.0.5/32"]));
+    await r.settle();
+    expect(r.fake.vrfs.has("vpc-abc")).toBe(true);
+    expect(r.api.statuses.get("o")?.conditions?.find((c) => c.type === "Ready")?.status).toBe("True");
+  });
+
+  it("withdraws a programmed VXLAN object whose VNI claim goes to another VPC", async () => {
+    const r = await started();
+    const vx = { encapsulation: "vxlan" as const, vni: 0xabc, vtep: "192.0.2.1", routerMac: "02:00:00:00:00:01" };
+    r.put(bvi("o", "abc", 2748, ["10.1.0.5/32"], vx));
+    await r.settle();
+    expect(r.fake.vrfs.has("vpc-abc")).toBe(true);
+    r.claimOverride.set("vni-2748", "fff000abc");
+    r.put(bvi("o", "abc", 2748, ["10.1.0.5/32", "10.1.0.6/32"], vx));
+    await r.settle();
+    expect(r.fake.vrfs.has("vpc-abc")).toBe(false);
+    const refused = r.api.statuses.get("o")?.conditions?.find((c) => c.type === "VRFConfigured");
+    expect(refused?.reason).toBe("ClaimMismatch");
+    expect(refused?.message).toContain("VNI 2748 of VPC abc is claimed by VPC fff000abc (VNIClaim vni-2748)");
+  });
+
+  it("ignores remote paths the nodes' records contradict, counts them, and still imports the honest ones", async () => {
+    const r = await started();
+    const node = (name: string, address: string, locator: string): V1Node => ({
+      metadata: { name, annotations: { "kvrf.dev/srv6-locator": locator } },
+      status: { addresses: [{ type: "InternalIP", address }] },
+    });
+    r.fabric = [node("b", "fd00:ff::b", "fd00:0:b::/48"), node("c", "fd00:ff::c", "fd00:0:c::/48")];
+    r.put(bvi("n1.vpc-abc", "abc", 2748, ["10.1.0.5/32"]));
+    await r.settle();
+    // Honest: b's SID of an attachment of VPC abc, advertised by b.
+    r.fake.learn({ prefix: "10.1.1.7/32", nextHop: "fd00:ff::b", sid: "fd00:0:b::abc:1", rts: [rt(2748)], neighbor: "fd00:ff::1" });
+    // Forged by c: abc's route target on a SID of VPC def's attachment on b (into another tenant).
+    r.fake.learn({ prefix: "10.1.1.8/32", nextHop: "fd00:ff::c", sid: "fd00:0:b::def:1", rts: [rt(2748)], neighbor: "fd00:ff::1" });
+    // Forged by c: a SID of VPC abc on b, with c as next hop.
+    r.fake.learn({ prefix: "10.1.1.9/32", nextHop: "fd00:ff::c", sid: "fd00:0:b::abc:2", rts: [rt(2748)], neighbor: "fd00:ff::1" });
+    // Forged by c: a SID outside its own locator.
+    r.fake.learn({ prefix: "10.1.1.10/32", nextHop: "fd00:ff::c", sid: "fd00:0:99::abc:2", rts: [rt(2748)], neighbor: "fd00:ff::1" });
+    // A gateway that is no node, with its own SID: not judged.
+    r.fake.learn({ prefix: "0.0.0.0/0", nextHop: "fd00:ff::99", sid: "fd00:99::1", rts: [rt(2748)], neighbor: "fd00:ff::1" });
+    await r.settle();
+    expect(Object.fromEntries(r.kernelFake.encap(2748).map((x) => [x.prefix, x.sid]))).toEqual({ "0.0.0.0/0": "fd00:99::1", "10.1.1.7/32": "fd00:0:b::abc:1" });
+    const routes = r.api.statuses.get("n1.vpc-abc")?.conditions?.find((c) => c.type === "RoutesProgrammed");
+    expect(routes).toMatchObject({ status: "True", reason: "Programmed" });
+    expect(routes?.message).toMatch(/^2 remote prefixes in table 2748; 3 remote paths ignored: /);
+    expect(routes?.message).toContain("10.1.1.10/32 from fd00:ff::1: SID fd00:0:99::abc:2 is outside node c's locator fd00:0:c::/48");
+    expect(routes?.message).toContain("SID fd00:0:b::def:1 is an attachment of VPC def on node b, not of this VPC");
+    expect(routes?.message).toContain("SID fd00:0:b::abc:2 is in node b's locator fd00:0:b::/48, but the next hop fd00:ff::c is node c's");
+    const metric = async (): Promise<Record<string, number>> =>
+      Object.fromEntries((await r.metrics.remotePathsIgnored.get()).values.map((v) => [String(v.labels.reason), v.value]));
+    expect(await metric()).toEqual({ "sid-of-another-vpc": 1, "sid-outside-advertiser-locator": 2 });
+    // A forged path that goes away is no longer counted.
+    r.fake.withdraw("10.1.1.8/32", "fd00:ff::1");
+    await r.settle();
+    expect(await metric()).toMatchObject({ "sid-of-another-vpc": 0, "sid-outside-advertiser-locator": 2 });
   });
 
   it.each([

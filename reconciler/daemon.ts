@@ -3,7 +3,22 @@
 // health server exposes readiness and metrics. Separate from main.ts so tests can run it in-process.
 import type { V1Node } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { bgpInstance, bgpVrfInstance, group, nodeLabel, nodeLabelValue, version, type BGPVRFInstance } from "../shared/api-types.js";
+import {
+  bgpInstance,
+  bgpVrfInstance,
+  group,
+  locatorAnnotation,
+  nodeLabel,
+  nodeLabelValue,
+  routeTargetClaim,
+  routeTargetClaimName,
+  version,
+  vniClaim,
+  vniClaimName,
+  vtepAnnotation,
+  type BGPVRFInstance,
+} from "../shared/api-types.js";
+import { parseVpc, vpcNumber, vpcVni } from "../shared/ids.js";
 import { ipJson } from "../shared/kernel/ip.js";
 import { allCapabilities, probeCapabilities, type CapabilityReport } from "../shared/kernel/capabilities.js";
 import type { Encapsulation } from "../shared/api-types.js";
@@ -24,8 +39,12 @@ import { SpeakerLink } from "./gobgp/speaker-link.js";
 import { StatusWriter } from "./vrf/status-writer.js";
 import { underlayTowardPeers, type RouteGet, type Underlay } from "./kernel/underlay.js";
 import { orphanKey, VrfController } from "./vrf/vrf-controller.js";
+import { indexNodes, nodeRecord, type NodeIndex } from "./vrf/trust.js";
+import type { ClaimObject } from "./kube/kube.js";
 
 const speakerGraceMs = 10_000;
+/** The informers' names, in the order of Daemon.informers(). */
+const informerNames = ["bgpvrfinstances", "bgpinstances", "node", "nodes", "routetargetclaims", "vniclaims"];
 
 export interface DaemonDeps {
   connect: () => Promise<Speaker>;
@@ -55,12 +74,28 @@ function sameMeta(a: BGPVRFInstance, b: BGPVRFInstance): boolean {
   );
 }
 
+/** A Node cut down to what trust.ts reads: name, the two annotations, addresses. */
+function publishedRecord(n: V1Node): V1Node {
+  const a = n.metadata?.annotations ?? {};
+  const annotations: Record<string, string> = {};
+  for (const k of [locatorAnnotation, vtepAnnotation]) if (a[k] !== undefined) annotations[k] = a[k];
+  return {
+    metadata: { name: n.metadata?.name ?? "", resourceVersion: n.metadata?.resourceVersion ?? "", annotations },
+    status: { addresses: n.status?.addresses ?? [] },
+  };
+}
+
 export class Daemon {
   readonly metrics = new Metrics();
   readonly kube: KubeApi;
   readonly vrfs: Informer<BGPVRFInstance>;
   readonly instances: Informer<BGPInstance>;
   readonly nodes: Informer<V1Node>;
+  /** Every node's published record (trust.ts), and the claims: what objects and paths are checked against. */
+  readonly fabric: Informer<V1Node>;
+  readonly rtClaims: Informer<ClaimObject>;
+  readonly vniClaims: Informer<ClaimObject>;
+  private nodeIndexMemo: { version: number; index: NodeIndex } | undefined;
   readonly link: SpeakerLink;
   readonly kernel: KernelRouteCache;
   readonly queue: WorkQueue;
@@ -124,6 +159,27 @@ export class Daemon {
       list: (signal) => this.kube.listOwnNode(signal),
       onRestart: restarts("node"),
     });
+    this.fabric = new Informer<V1Node>({
+      ...common,
+      name: "nodes",
+      path: "/api/v1/nodes",
+      list: (signal) => this.kube.listNodes(signal),
+      onRestart: restarts("nodes"),
+      // Only what trust.ts reads is kept: a large cluster's Nodes are mostly images and conditions.
+      transform: publishedRecord,
+      significant: (old, o) => JSON.stringify(nodeRecord(old)) !== JSON.stringify(nodeRecord(o)),
+    });
+    const claims = (plural: string): Informer<ClaimObject> =>
+      new Informer<ClaimObject>({
+        ...common,
+        name: plural,
+        path: `/apis/${group}/${version}/${plural}`,
+        list: (signal) => this.kube.listClaims(plural, signal),
+        onRestart: restarts(plural),
+        transform: (c) => ({ metadata: { name: c.metadata?.name ?? "", resourceVersion: c.metadata?.resourceVersion ?? "" }, spec: { vpc: c.spec?.vpc ?? "" } }),
+      });
+    this.rtClaims = claims(routeTargetClaim.plural);
+    this.vniClaims = claims(vniClaim.plural);
     this.link = new SpeakerLink({
       connect: deps.connect,
       probeIntervalMs: cfg.probeSeconds * 1000,
@@ -141,6 +197,7 @@ export class Daemon {
       busy: () => this.queue.depth > 0,
     });
     this.metrics.statusBacklog = () => this.statusWriter.backlog;
+    const trustInformers = [this.fabric, this.rtClaims, this.vniClaims];
     this.vrfController = new VrfController({
       nodeName: cfg.nodeName,
       objects: this.vrfs,
@@ -154,6 +211,13 @@ export class Daemon {
       routeHoldMs: cfg.routeHoldSeconds * 1000,
       speakerGraceMs,
       kernelLacks: (caps) => kernelLacks(this.kernelReport, caps),
+      trust: {
+        claims: { routeTargetClaim: (name) => this.rtClaims.get(name)?.spec, vniClaim: (name) => this.vniClaims.get(name)?.spec },
+        nodes: () => this.nodeIndex(),
+        get hasSynced(): boolean {
+          return trustInformers.every((i) => i.hasSynced);
+        },
+      },
     });
     this.speakerController = new SpeakerController({
       nodeName: cfg.nodeName,
@@ -235,6 +299,43 @@ export class Daemon {
       },
       resync: () => this.queue.add(speakerKey, "low"),
     });
+    // A node's published record changed (not its heartbeats): every VRF's remote
+    // paths are judged again. Its first list passes over every VRF (gated on it until then).
+    this.fabric.on({
+      add: () => this.passOverVrfs(),
+      update: (old, o) => {
+        if (JSON.stringify(nodeRecord(old)) !== JSON.stringify(nodeRecord(o))) this.passOverVrfs();
+      },
+      delete: () => this.passOverVrfs(),
+      resync: () => this.passOverVrfs(),
+    });
+    // A claim that appears, goes or changes hands: the VRFs of its value again.
+    const claimChanged = (kind: "rt" | "vni") => (c: ClaimObject) => {
+      const name = c.metadata?.name ?? "";
+      for (const o of this.vrfs.list()) {
+        let vpc: bigint;
+        try {
+          vpc = parseVpc(o.spec.vpc);
+        } catch {
+          continue;
+        }
+        const mine = kind === "rt" ? routeTargetClaimName(`${o.spec.asn}:${vpcNumber(vpc)}`) : vniClaimName(vpcVni(vpc));
+        if (mine === name) this.queue.add(o.metadata.name ?? "", "high");
+      }
+    };
+    for (const [informer, kind] of [
+      [this.rtClaims, "rt"],
+      [this.vniClaims, "vni"],
+    ] as const) {
+      informer.on({
+        add: claimChanged(kind),
+        delete: claimChanged(kind),
+        update: (old, c) => {
+          if (old.spec?.vpc !== c.spec?.vpc) claimChanged(kind)(c);
+        },
+        resync: () => this.passOverVrfs(),
+      });
+    }
     // Node status heartbeats are noise; labels select the instance, addresses make the router ID.
     this.nodes.on({
       add: speaker,
@@ -265,6 +366,7 @@ export class Daemon {
     this.vrfs.start();
     this.instances.start();
     this.nodes.start();
+    for (const i of [this.fabric, this.rtClaims, this.vniClaims]) i.start();
     this.armSpeakerDownReport();
     let peerTimer: NodeJS.Timeout | undefined;
     this.link.start({
@@ -359,12 +461,19 @@ export class Daemon {
     if (this.ribTimer !== undefined) clearTimeout(this.ribTimer);
     if (this.downTimer !== undefined) clearTimeout(this.downTimer);
     if (this.passwordTimer !== undefined) clearInterval(this.passwordTimer);
-    await Promise.all([this.vrfs.stop(), this.instances.stop(), this.nodes.stop()]);
+    await Promise.all([this.vrfs, this.instances, this.nodes, this.fabric, this.rtClaims, this.vniClaims].map((i) => i.stop()));
     await this.queue.stop();
     await this.statusWriter.stop();
     await this.link.stop();
     await this.health.close();
     this.kube.close();
+  }
+
+  /** The nodes' published records, indexed once per change of the node cache. */
+  private nodeIndex(): NodeIndex {
+    const v = this.fabric.version();
+    if (this.nodeIndexMemo?.version !== v) this.nodeIndexMemo = { version: v, index: indexNodes(this.fabric.list().map(nodeRecord)) };
+    return this.nodeIndexMemo.index;
   }
 
   private underlay(): Promise<Underlay> {
@@ -404,7 +513,7 @@ export class Daemon {
   }
 
   private informers(): Pick<Informer<Named>, "idleMs" | "hasSynced">[] {
-    return [this.vrfs, this.instances, this.nodes];
+    return [this.vrfs, this.instances, this.nodes, this.fabric, this.rtClaims, this.vniClaims];
   }
 
   healthChecks(): Check[] {
@@ -413,7 +522,7 @@ export class Daemon {
     const limit = this.cfg.stallSeconds * 1000 * 3;
     return this.informers().map((i, n) => {
       const idle = i.idleMs();
-      return { ok: idle < limit, detail: `informer ${["bgpvrfinstances", "bgpinstances", "node"][n]} active ${Math.round(idle / 1000)} s ago` };
+      return { ok: idle < limit, detail: `informer ${informerNames[n] ?? n} active ${Math.round(idle / 1000)} s ago` };
     });
   }
 
@@ -427,7 +536,7 @@ export class Daemon {
   readyChecks(): Check[] {
     const s = this.link.current();
     return [
-      ...this.informers().map((i, n) => ({ ok: i.hasSynced, detail: `informer ${["bgpvrfinstances", "bgpinstances", "node"][n]} synced` })),
+      ...this.informers().map((i, n) => ({ ok: i.hasSynced, detail: `informer ${informerNames[n] ?? n} synced` })),
       { ok: this.kernel.isLoaded, detail: "kernel routes read" },
       this.kernelCheck(),
       { ok: s !== undefined, detail: s === undefined ? "gobgpd not connected" : `gobgpd connected (${s.speaker.api}, BGP ${s.started ? "running" : "not running"})` },

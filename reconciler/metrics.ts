@@ -10,6 +10,7 @@ export class Metrics {
   readonly vrfsNotReady: Gauge;
   readonly localPaths: Gauge;
   readonly remotePaths: Gauge;
+  readonly remotePathsIgnored: Gauge<"reason">;
   readonly kernelRoutes: Gauge;
   readonly gobgpdConnected: Gauge;
   readonly bgpStarted: Gauge;
@@ -46,6 +47,12 @@ export class Metrics {
     this.vrfsNotReady = new Gauge({ name: "kvrfd_vrfs_not_ready", help: "BGPVRFInstances of this node whose Ready condition is not True.", registers: [r] });
     this.localPaths = new Gauge({ name: "kvrfd_local_paths", help: "Prefixes this node originates into VRFs.", registers: [r] });
     this.remotePaths = new Gauge({ name: "kvrfd_remote_paths", help: "Remote best paths in this node's VRFs.", registers: [r] });
+    this.remotePathsIgnored = new Gauge({
+      name: "kvrfd_remote_paths_ignored",
+      help: "Remote paths this node's VRFs do not import because the nodes' published locators, VTEPs or router MACs contradict them, by reason.",
+      labelNames: ["reason"],
+      registers: [r],
+    });
     this.kernelRoutes = new Gauge({ name: "kvrfd_kernel_routes", help: "Kernel routes owned by kvrfd (proto 241).", registers: [r] });
     this.gobgpdConnected = new Gauge({ name: "kvrfd_gobgpd_connected", help: "1 while kvrfd holds a session with gobgpd.", registers: [r] });
     this.bgpStarted = new Gauge({ name: "kvrfd_bgp_started", help: "1 while gobgpd runs BGP with the node's BGPInstance.", registers: [r] });

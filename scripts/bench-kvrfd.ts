@@ -264,8 +264,11 @@ async function runSize(f: Fabric, n: number, offset: number, watcher: RibWatcher
     publishAttachment(
       lanes[lane % lanes.length] as KubeClient,
       { nodeName: node.name, vpcHex: v.toString(16), asn, rd: `${asn}:${v}`, rt: `${asn}:${v}`, table: v, encapsulation: "srv6" },
-      { containerID: `c${v}`, ifName: "eth0", attachment: "1", sid: sidOf(idx, "1", v & 0xffff), prefixes: [`10.${idx + 1}.${(v >> 8) & 255}.${v & 255}/32`] },
+      { containerID: `c${v}`, ifName: "eth0", attachment: "1", sid: sidOf(idx, v.toString(16), 1), prefixes: [`10.${idx + 1}.${(v >> 8) & 255}.${v & 255}/32`] },
     );
+  // The CNI plugin claims a VPC's route target before it publishes the VPC's first object; kvrfd
+  // programs a VPC only while the VPC holds it.
+  await pool(vpcs, concurrency, (v) => f.claim(v.toString(16)));
 
   // The remote side's VRFs exist first, so a's paths have somewhere to be imported.
   await pool(vpcs, concurrency, create(b, 1));

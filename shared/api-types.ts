@@ -128,3 +128,20 @@ export function bgpVrfInstanceName(nodeName: string, vpcHex: string): string {
   const name = `${nodeName}.vpc-${vpcHex}`;
   return name.length <= 253 ? name : `h-${shortHash(nodeName)}.vpc-${vpcHex}`;
 }
+
+/** The RouteTargetClaim of a route target "ASN:NN": "rt-65000-229" (dots of an IPv4 RD turned to dashes). */
+export function routeTargetClaimName(rt: string): string {
+  return `rt-${rt.replace(":", "-").replaceAll(".", "-")}`;
+}
+
+/** The VNIClaim of a VNI: "vni-229". */
+export function vniClaimName(vni: number | string): string {
+  return `vni-${vni}`;
+}
+
+/**
+ * Node annotations the operator sets: the node's SRv6 locator and its VTEP address. The installer's
+ * conflist templates read them, and kvrfd checks remote paths against them (reconciler/vrf/trust.ts).
+ */
+export const locatorAnnotation = "kvrf.dev/srv6-locator";
+export const vtepAnnotation = "kvrf.dev/vtep";

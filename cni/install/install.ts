@@ -5,14 +5,13 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { locatorAnnotation } from "../../shared/api-types.js";
 import { KubeClient, KubeError } from "../kube/client.js";
 import type { Logger } from "../log.js";
 import { ConflistError, mayReplace, renderConflist } from "./conflist.js";
 import { writeAtomic, type WriteResult } from "./files.js";
 import { readNode, refreshDelay, requestNodeBoundToken, tokenTimes, type IssuedToken, type NodeInfo } from "./token.js";
 
-/** Node annotation holding the node's SRv6 locator, for templates that use @SRV6_LOCATOR@. */
-export const locatorAnnotation = "kvrf.dev/srv6-locator";
 
 export const fileNames = { binary: "kvrf", kubeconfig: "kvrf.kubeconfig", token: "kvrf.token" } as const;
 

@@ -10,6 +10,8 @@ import {
   nodeLabel,
   nodeLabelValue,
   routeTargetClaim,
+  routeTargetClaimName,
+  vniClaimName,
   vniClaim,
   vpcLabel,
   vrfFinalizer,
@@ -71,7 +73,7 @@ interface ClaimKindInfo {
 const claimKinds: Record<ClaimKind, ClaimKindInfo> = {
   routeTarget: {
     resource: routeTargetClaim,
-    name: (rt) => `rt-${rt.replace(":", "-").replaceAll(".", "-")}`,
+    name: routeTargetClaimName,
     spec: (rt) => ({ routeTarget: rt }),
     value: (c) => c.spec?.routeTarget,
     what: (rt) => `route target ${rt}`,
@@ -80,7 +82,7 @@ const claimKinds: Record<ClaimKind, ClaimKindInfo> = {
   },
   vni: {
     resource: vniClaim,
-    name: (vni) => `vni-${vni}`,
+    name: vniClaimName,
     spec: (vni) => ({ vni: Number(vni) }),
     value: (c) => (c.spec?.vni === undefined ? undefined : String(c.spec.vni)),
     what: (vni) => `VNI ${vni}`,

@@ -26,6 +26,12 @@ export interface SpeakerApi {
 }
 
 const crd = `/apis/${group}/${version}`;
+
+/** A RouteTargetClaim or VNIClaim as kvrfd reads it: which VPC holds it. */
+export interface ClaimObject {
+  metadata?: { name?: string; resourceVersion?: string };
+  spec?: { vpc?: string };
+}
 const vrfPath = (name?: string): string => `${crd}/${bgpVrfInstance.plural}${name === undefined ? "" : `/${encodeURIComponent(name)}`}`;
 const instancePath = (name?: string): string => `${crd}/${bgpInstance.plural}${name === undefined ? "" : `/${encodeURIComponent(name)}`}`;
 
@@ -72,6 +78,16 @@ export class KubeApi implements VrfApi, SpeakerApi {
 
   listBgpInstances(signal: AbortSignal): Promise<ListResult<BGPInstance>> {
     return this.list(instancePath(), {}, signal);
+  }
+
+  /** Every Node: their published locators, VTEPs and addresses (reconciler/vrf/trust.ts). */
+  listNodes(signal: AbortSignal): Promise<ListResult<V1Node>> {
+    return this.list("/api/v1/nodes", {}, signal);
+  }
+
+  /** RouteTargetClaims or VNIClaims (cluster-scoped). */
+  listClaims(plural: string, signal: AbortSignal): Promise<ListResult<ClaimObject>> {
+    return this.list(`${crd}/${plural}`, {}, signal);
   }
 
   listOwnNode(signal: AbortSignal): Promise<ListResult<V1Node>> {

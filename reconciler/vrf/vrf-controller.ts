@@ -23,6 +23,8 @@ import type { Session } from "../gobgp/speaker-link.js";
 import { buildStatus, failed, ok, readyVerdict, sameStatus, unknown, type Verdict, type VrfOutcome } from "./status.js";
 import type { StatusSink } from "./status-writer.js";
 import type { Underlay } from "../kernel/underlay.js";
+import { checkClaims, ClaimError, ignoreReason, type ClaimView, type IgnoreReason, type NodeIndex } from "./trust.js";
+import { vpcVni } from "../../shared/ids.js";
 
 /** The key of the pass that removes what no object owns any more (serialised with the others). */
 export const orphanKey = "\u0000orphans";
@@ -53,6 +55,11 @@ export interface VrfControllerDeps {
   metrics: Metrics;
   log: Logger;
   routeHoldMs: number;
+  /**
+   * What objects and remote paths are checked against beyond their spec (trust.ts): the claims, and
+   * the nodes' published locators, VTEPs and addresses. Nothing is programmed before both synced.
+   */
+  trust: { claims: ClaimView; nodes(): NodeIndex; readonly hasSynced: boolean };
   /** Why the kernel cannot do `caps` (the missing ones, named with their kernel options), or undefined. */
   kernelLacks?: (caps: readonly Capability[]) => string | undefined;
   now?: () => number;
@@ -65,6 +72,10 @@ interface KeyState {
   remote: number;
   configured: boolean;
   warned?: string | undefined;
+  /** Remote paths ignored by the last routes step, per reason (trust.ts). */
+  ignored?: Map<IgnoreReason, number> | undefined;
+  /** Ignored paths already logged (logged once each, while they last). */
+  ignoredLogged?: Set<string> | undefined;
   written?: { json: string; rv: string | undefined };
 }
 
@@ -72,6 +83,8 @@ interface KeyState {
 interface RoutesOutcome {
   failures: RouteFailure[];
   unusable: string[];
+  /** Remote paths not imported, with why (trust.ts). */
+  ignored: string[];
   /** Stale routes are kept (gobgpd relearning paths) until holdUntil. */
   held: boolean;
   holdUntil: number;
@@ -295,16 +308,20 @@ export class VrfController {
       }
       underlay = why;
     }
+    // Claims and node records are part of the check: until they are listed, "no claim" means
+    // "not listed yet" (their informers' sync passes over every key).
+    if (!this.d.trust.hasSynced) return { result: { kind: "done" } };
     let desired: DesiredVrf;
     try {
       desired = desiredVrf(obj, typeof underlay === "string" ? undefined : underlay.nextHop);
+      checkClaims(obj.spec, this.d.trust.claims);
     } catch (err) {
       if (!(err instanceof SpecError)) throw err;
       // Whatever an earlier, valid spec made goes: an object that now names another VPC's route
       // target or table must neither import nor export through what it had. Retrying cannot fix
       // a spec; the next spec change enqueues the key again.
       await this.withdraw(obj);
-      const reason = err instanceof IdentityError ? "RoutingIdentityMismatch" : "InvalidSpec";
+      const reason = err instanceof IdentityError ? "RoutingIdentityMismatch" : err instanceof ClaimError ? "ClaimMismatch" : "InvalidSpec";
       this.d.log.warn({ key, reason, err: err.message }, "BGPVRFInstance refused");
       await this.report(obj, { ...this.notConfigured(obj, failed(reason, err.message)), remotePrefixes: 0 });
       return { result: { kind: "done" } };
@@ -375,7 +392,20 @@ export class VrfController {
     const name = desired.vrf.name;
     const table = obj.spec.table;
     // What the VRF imports, from the session's view of the global VPN and EVPN tables.
-    const paths: VrfPath[] = s.vrfs.has(name) ? vrfImports(name, desired.vrf.importRts, s.rib.imported(desired.vrf.importRts), s.rib.localPrefixes(desired.vrf.rd)) : [];
+    // Paths the nodes' records contradict are left out before the best one is chosen (trust.ts).
+    const vpc = parseVpc(obj.spec.vpc);
+    const nodes = this.d.trust.nodes();
+    const ignored: { key: string; reason: IgnoreReason; text: string }[] = [];
+    const candidates = s.vrfs.has(name)
+      ? s.rib.imported(desired.vrf.importRts).filter((p) => {
+          const why = ignoreReason(p, vpc, vpcVni(vpc), nodes);
+          if (why === undefined) return true;
+          if (!p.withdraw) ignored.push({ key: `${formatAdminAssigned(p.rd)} ${p.prefix} ${p.nextHop} ${p.sid ?? ""}`, reason: why.reason, text: `${p.prefix} from ${p.neighbor ?? p.nextHop}: ${why.detail}` });
+          return false;
+        })
+      : [];
+    this.noteIgnored(key, ignored);
+    const paths: VrfPath[] = s.vrfs.has(name) ? vrfImports(name, desired.vrf.importRts, candidates, s.rib.localPrefixes(desired.vrf.rd)) : [];
     const { routes, unusable } = remoteRoutes(paths, table, this.outlets(obj, underlay));
     const holdUntil = s.freshSince === undefined ? 0 : s.freshSince + this.d.routeHoldMs;
     const holdBefore = this.now() < holdUntil ? s.freshSince : undefined;
@@ -401,7 +431,27 @@ export class VrfController {
       this.d.metrics.kernelRoutes.set(this.d.kernel.count());
       this.d.log.debug({ key, add: plan.add.length, replace: plan.replace.length, remove: plan.remove.length, vteps: `+${plan.vteps.add.length}-${plan.vteps.remove.length}`, failed: failures.length }, "kernel routes");
     }
-    return { failures, unusable, held, holdUntil };
+    return { failures, unusable, ignored: ignored.map((i) => i.text), held, holdUntil };
+  }
+
+  /** Counts the ignored paths (kvrfd_remote_paths_ignored) and logs each new one once. */
+  private noteIgnored(key: string, ignored: readonly { key: string; reason: IgnoreReason; text: string }[]): void {
+    const st = this.keys.get(key);
+    if (st === undefined) return;
+    const counts = new Map<IgnoreReason, number>();
+    for (const i of ignored) counts.set(i.reason, (counts.get(i.reason) ?? 0) + 1);
+    const before = st.ignored ?? new Map<IgnoreReason, number>();
+    for (const r of new Set([...before.keys(), ...counts.keys()])) {
+      const delta = (counts.get(r) ?? 0) - (before.get(r) ?? 0);
+      if (delta !== 0) this.d.metrics.remotePathsIgnored.inc({ reason: r }, delta);
+    }
+    st.ignored = counts;
+    const logged = new Set<string>();
+    for (const i of ignored) {
+      logged.add(i.key);
+      if (!(st.ignoredLogged?.has(i.key) ?? false)) this.d.log.warn({ key, reason: i.reason, path: i.text }, "remote path ignored: the nodes' records contradict it");
+    }
+    st.ignoredLogged = logged;
   }
 
   /** Outcome: status from what the steps did. */
@@ -427,6 +477,11 @@ export class VrfController {
       // which at 1,000 VRFs was a sixth of kvrfd's CPU in the replay. The log says it instead.
       if (r.held) this.d.log.debug({ key, table, until: new Date(r.holdUntil).toISOString() }, "stale routes kept while gobgpd relearns paths");
       routesVerdict = ok("Programmed", `${installed} remote prefixes in table ${table}`);
+    }
+    if (r.ignored.length > 0) {
+      // Not a failure of this VPC (its routes are right), but an operator must see it.
+      const shown = r.ignored.slice(0, 5).join("; ") + (r.ignored.length > 5 ? `; and ${r.ignored.length - 5} more` : "");
+      routesVerdict = { ...routesVerdict, message: `${routesVerdict.message}; ${r.ignored.length} remote paths ignored: ${shown}` };
     }
     const vxlan = encapsulationOf(obj) === "vxlan";
     const vrfMsg =
@@ -555,6 +610,9 @@ export class VrfController {
     this.totals.local -= st.local;
     this.totals.remote -= st.remote;
     if (counts === undefined) {
+      for (const [r, n] of st.ignored ?? []) this.d.metrics.remotePathsIgnored.dec({ reason: r }, n);
+      st.ignored = undefined;
+      st.ignoredLogged = undefined;
       st.local = 0;
       st.remote = 0;
       st.configured = false;

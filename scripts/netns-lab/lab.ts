@@ -14,7 +14,7 @@ import { spawnDaemon, stopByPidfiles, waitFor } from "../../test/harness/process
 import { cniBinDir, repoRoot, testEnvDir, tool } from "../../test/harness/tools.js";
 import { connectSpeaker } from "../../reconciler/gobgp/connect.js";
 import type { Speaker } from "../../reconciler/gobgp/speaker.js";
-import { bgpInstances, conflist, demoPods, fabricNetns, labNodes, nodeNetns, nsPrefix, podNetns, srv6Lab, underlayAddress, workers, type DemoPod, type LabNode, type LabSettings } from "./topology.js";
+import { bgpInstances, conflist, demoPods, fabricNetns, labNodes, nodeAnnotations, nodeNetns, nsPrefix, podNetns, srv6Lab, underlayAddress, workers, type DemoPod, type LabNode, type LabSettings } from "./topology.js";
 
 export const labDir = path.join(testEnvDir, "lab");
 const stateFile = path.join(labDir, "state.json");
@@ -154,7 +154,7 @@ async function applyObjects(kc: k8s.KubeConfig, settings: LabSettings): Promise<
   }
   for (const n of labNodes) {
     // No kubelets here: the lab registers the nodes, InternalIP being the underlay address.
-    const created = await core.createNode({ body: { metadata: { name: n.name, labels: { "kvrf.dev/role": n.role } } } });
+    const created = await core.createNode({ body: { metadata: { name: n.name, labels: { "kvrf.dev/role": n.role }, annotations: nodeAnnotations(n, settings) } } });
     await core.replaceNodeStatus({ name: n.name, body: { ...created, status: { addresses: [{ type: "InternalIP", address: underlayAddress(n, settings) }] } } });
   }
   for (const inst of bgpInstances(settings) as k8s.KubernetesObject[]) {

@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { load, loadAll } from "js-yaml";
 import { describe, expect, it } from "vitest";
-import { bgpInstances, conflist, labNodes, srv6Lab, underlayAddress, workers, type LabSettings } from "./topology.js";
+import { bgpInstances, conflist, labNodes, nodeAnnotations, srv6Lab, underlayAddress, workers, type LabSettings } from "./topology.js";
 import { repoRoot } from "../../test/harness/tools.js";
 
 type Plugin = { vpc: string; encapsulation: string; srv6Locator?: string; vtep?: string; nodeName: string; asn: number; ipam: { ranges: unknown } };
@@ -38,8 +38,13 @@ describe.each(settings)("lab topology = containerlab topology (%s)", (_name, s, 
       expect(clab.topology.nodes[n.name]?.exec).toContain(`ip -6 addr add ${n.address}/64 dev fab0 nodad`);
       expect(clab.topology.nodes[n.name]?.exec).toContain(`ip addr add ${n.address4}/24 dev fab0`);
     }
-    const nodes = loadAll(readFileSync(path.join(repoRoot, "containerlab/manifests", nodesFile), "utf8")) as { metadata: { name: string }; status: { addresses: { address: string }[] } }[];
-    expect(nodes.map((n) => [n.metadata.name, n.status.addresses[0]?.address])).toEqual(labNodes.map((n) => [n.name, underlayAddress(n, s)]));
+    const nodes = loadAll(readFileSync(path.join(repoRoot, "containerlab/manifests", nodesFile), "utf8")) as {
+      metadata: { name: string; annotations?: Record<string, string> };
+      status: { addresses: { address: string }[] };
+    }[];
+    expect(nodes.map((n) => [n.metadata.name, n.status.addresses[0]?.address, n.metadata.annotations ?? {}])).toEqual(
+      labNodes.map((n) => [n.name, underlayAddress(n, s), nodeAnnotations(n, s)]),
+    );
     const instances = loadAll(readFileSync(path.join(repoRoot, "containerlab/manifests", instancesFile), "utf8"));
     expect(instances).toEqual(bgpInstances(s));
   });

@@ -2,6 +2,7 @@
 // reflector and three workers on one fabric (IPv6 fd00:ff::/64 and IPv4 198.51.100.0/24), one
 // locator per worker, two VPCs whose IPv4 ranges overlap, and the demo pods. The lab runs in one
 // encapsulation over one underlay family (LabSettings): SRv6 over IPv6, or VXLAN over IPv4 or IPv6.
+import { locatorAnnotation, vtepAnnotation } from "../../shared/api-types.js";
 
 export type LabEncap = "srv6" | "vxlan";
 
@@ -54,6 +55,15 @@ export const workers = labNodes.filter((n) => n.role === "worker");
 /** The node's address in the settings' underlay family: its InternalIP, BGP endpoint and VTEP. */
 export function underlayAddress(node: LabNode, s: LabSettings): string {
   return s.underlay === 4 ? node.address4 : node.address;
+}
+
+/**
+ * The annotations an operator puts on a worker's Node: its SRv6 locator (SRv6) or its VTEP (VXLAN).
+ * kvrfd checks remote paths against them (reconciler/vrf/trust.ts); the route reflector has none.
+ */
+export function nodeAnnotations(node: LabNode, s: LabSettings): Record<string, string> {
+  if (node.role !== "worker") return {};
+  return s.encap === "srv6" ? { [locatorAnnotation]: node.locator ?? "" } : { [vtepAnnotation]: underlayAddress(node, s) };
 }
 
 /**

@@ -10,8 +10,25 @@ import { execFile } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import * as k8s from "@kubernetes/client-node";
-import ipaddr from "ipaddr.js";
-import { apiVersion, bgpInstance, bgpVrfInstance, group, nodeLabel, nodeLabelValue, version, vrfFinalizer, type BGPVRFInstance } from "../../shared/api-types.js";
+import { attachmentSid, parseLocator } from "../../shared/srv6-sid.js";
+import {
+  apiVersion,
+  bgpInstance,
+  bgpVrfInstance,
+  group,
+  nodeLabel,
+  nodeLabelValue,
+  locatorAnnotation,
+  vtepAnnotation,
+  routeTargetClaim,
+  routeTargetClaimName,
+  version,
+  vniClaim,
+  vniClaimName,
+  vpcLabel,
+  vrfFinalizer,
+  type BGPVRFInstance,
+} from "../../shared/api-types.js";
 import { connectSpeaker } from "../../reconciler/gobgp/connect.js";
 import type { Speaker } from "../../reconciler/gobgp/speaker.js";
 import { freePort } from "./apiserver.js";
@@ -109,7 +126,7 @@ export async function startKvrfd(opts: KvrfdOptions): Promise<Kvrfd> {
 export async function applyCrds(kc: k8s.KubeConfig): Promise<void> {
   const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
   const ext = kc.makeApiClient(k8s.ApiextensionsV1Api);
-  for (const file of ["bgpvrfinstances.kvrf.dev.yaml", "bgpinstances.kvrf.dev.yaml"]) {
+  for (const file of ["bgpvrfinstances.kvrf.dev.yaml", "bgpinstances.kvrf.dev.yaml", "routetargetclaims.kvrf.dev.yaml", "vniclaims.kvrf.dev.yaml"]) {
     const crd = k8s.loadYaml<k8s.V1CustomResourceDefinition>(readFileSync(path.join(repoRoot, "manifests/crds", file), "utf8"));
     await waitFor(
       `CRD ${file} applied`,
@@ -135,6 +152,8 @@ export async function applyCrds(kc: k8s.KubeConfig): Promise<void> {
     async () => {
       await custom.listClusterCustomObject({ group, version, plural: bgpVrfInstance.plural, limit: 1 });
       await custom.listClusterCustomObject({ group, version, plural: bgpInstance.plural, limit: 1 });
+      await custom.listClusterCustomObject({ group, version, plural: routeTargetClaim.plural, limit: 1 });
+      await custom.listClusterCustomObject({ group, version, plural: vniClaim.plural, limit: 1 });
       return true;
     },
     { timeoutMs: 30_000 },
@@ -185,6 +204,8 @@ export interface Fabric {
   putVrf(node: string, vpc: string, table: number, attachments: { id: number; prefixes: string[] }[]): Promise<BGPVRFInstance>;
   getVrf(node: string, vpc: string): Promise<BGPVRFInstance | undefined>;
   deleteVrf(node: string, vpc: string): Promise<void>;
+  /** Claims the VPC's route target (and with VXLAN its VNI), as the CNI plugin would; putVrf does it too. Deleted by stop(). */
+  claim(vpc: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -193,11 +214,21 @@ export function vrfObjectName(node: string, vpc: string): string {
 }
 
 /**
- * The attachment SID of (worker index, vpc, attachment): locator fd00:0:N:0::/64, then the VPC
- * (48 bits) and the attachment (16 bits), in canonical text. VPCs in tests fit 16 bits.
+ * The attachment SID of (worker index, vpc, attachment) as the CNI plugin makes it
+ * (shared/srv6-sid.ts): the worker's locator fd00:0:N::/48, padding, the VPC (48 bits) and the
+ * attachment (16 bits), in canonical text.
  */
 export function sidOf(nodeIndex: number, vpc: string, attachment: number): string {
-  return ipaddr.IPv6.parse(`fd00:0:${(nodeIndex + 1).toString(16)}:0:0:0:${vpc}:${attachment.toString(16)}`).toString();
+  return attachmentSid(parseLocator(nodeLocator(nodeIndex)), BigInt(`0x${vpc}`), attachment);
+}
+
+/** Worker `nodeIndex`'s SRv6 locator, published on its Node (kvrfd checks remote SIDs against it). */
+export function nodeLocator(nodeIndex: number): string {
+  return `fd00:0:${(nodeIndex + 1).toString(16)}::/48`;
+}
+
+function isConflict(err: unknown): boolean {
+  return err instanceof k8s.ApiException && err.code === 409;
 }
 
 function isNotFound(err: unknown): boolean {
@@ -232,8 +263,11 @@ export async function startFabric(opts: FabricOptions): Promise<Fabric> {
       await ns.ip("link", "set", "fab0", "up");
       await ns.exec("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1", "net.ipv6.conf.all.seg6_enabled=1", "net.ipv6.conf.fab0.seg6_enabled=1");
       // Node objects: the test API server has no kubelets. InternalIP drives the Auto router ID.
+      // Workers publish their SRv6 locator (sidOf's) and VTEP as an operator would annotate them:
+      // kvrfd checks remote paths against them (reconciler/vrf/trust.ts).
       await core.deleteNode({ name: spec.name }).catch(() => undefined);
-      const created = await core.createNode({ body: { metadata: { name: spec.name, labels: { [roleLabel]: spec.role } } } });
+      const annotations = spec.role === "worker" ? { [locatorAnnotation]: nodeLocator(i - 1), [vtepAnnotation]: spec.address } : {};
+      const created = await core.createNode({ body: { metadata: { name: spec.name, labels: { [roleLabel]: spec.role }, annotations } } });
       await core.replaceNodeStatus({ name: spec.name, body: { ...created, status: { addresses: [{ type: "InternalIP", address: spec.address }] } } });
       const dir = path.join(opts.dir, spec.name);
       const socketDir = path.join(opts.dir, `s${i}`);
@@ -306,6 +340,30 @@ export async function startFabric(opts: FabricOptions): Promise<Fabric> {
     if (w === undefined) throw new Error(`no worker ${n}`);
     return w;
   };
+  // The CNI plugin's part too: the VPC's claims (kvrfd programs a VPC only while it holds them).
+  // Created once per VPC and deleted at stop; a claim another VPC holds is a test clash, said so.
+  const claimed = new Map<string, { plural: string; name: string }>();
+  const ensureClaims = async (vpc: string, vxlan: boolean): Promise<void> => {
+    const nn = BigInt(`0x${vpc}`) & 0xffffffffn;
+    const wanted: { plural: string; kind: string; name: string; spec: Record<string, unknown> }[] = [
+      { plural: routeTargetClaim.plural, kind: routeTargetClaim.kind, name: routeTargetClaimName(`${asn}:${nn}`), spec: { routeTarget: `${asn}:${nn}`, vpc } },
+    ];
+    const vni = Number(BigInt(`0x${vpc}`) & 0xffffffn);
+    if (vxlan) wanted.push({ plural: vniClaim.plural, kind: vniClaim.kind, name: vniClaimName(vni), spec: { vni, vpc } });
+    for (const c of wanted) {
+      if (claimed.has(`${c.plural}/${c.name}`)) continue;
+      try {
+        await custom.createClusterCustomObject({ group, version, plural: c.plural, body: { apiVersion, kind: c.kind, metadata: { name: c.name, labels: { [vpcLabel]: vpc } }, spec: c.spec } });
+        claimed.set(`${c.plural}/${c.name}`, c);
+      } catch (err) {
+        if (!isConflict(err)) throw err;
+        const cur = (await custom.getClusterCustomObject({ group, version, plural: c.plural, name: c.name })) as { spec?: { vpc?: string } };
+        if (cur.spec?.vpc !== vpc) {
+          throw new Error(`${c.kind} ${c.name} is held by VPC ${String(cur.spec?.vpc)}, not ${vpc}: another test file uses a VPC ID with the same low bits`, { cause: err });
+        }
+      }
+    }
+  };
   const fabric: Fabric = {
     kc,
     rr,
@@ -335,6 +393,7 @@ export async function startFabric(opts: FabricOptions): Promise<Fabric> {
           prefixes: a.prefixes,
         })),
       };
+      await ensureClaims(vpc, vxlan);
       if (vxlan) {
         // The CNI plugin's part: the VPC's VXLAN device on the node (kvrfd routes through it).
         const dev = vxlanDeviceName(BigInt(`0x${vpc}`));
@@ -366,6 +425,7 @@ export async function startFabric(opts: FabricOptions): Promise<Fabric> {
         throw err;
       }
     },
+    claim: (vpc) => ensureClaims(vpc, (opts.encap ?? "srv6") === "vxlan"),
     deleteVrf: async (n, vpc) => {
       await custom.deleteClusterCustomObject({ group, version, plural: bgpVrfInstance.plural, name: vrfObjectName(worker(n).name, vpc) });
     },
@@ -385,6 +445,7 @@ export async function startFabric(opts: FabricOptions): Promise<Fabric> {
       }
       for (const name of [`${opts.label}-rr`, `${opts.label}-workers`]) {
         await custom.deleteClusterCustomObject({ group, version, plural: bgpInstance.plural, name }).catch(() => undefined);
+      for (const c of claimed.values()) await custom.deleteClusterCustomObject({ group, version, plural: c.plural, name: c.name }).catch(() => undefined);
       }
       for (const n of nodes) await core.deleteNode({ name: n.name }).catch(() => undefined);
       for (const n of nodes) await n.gobgpd.stop().catch(() => undefined);

@@ -14,6 +14,8 @@ import type { BGPInstance } from "../../reconciler/bgp-instance/bgp-instance.js"
 import { monitorRoutes, sidOf, startFabric, vrfObjectName, type Fabric, type FabricNode } from "../harness/kvrfd.js";
 import { rewriteInEtcd } from "../harness/etcd.js";
 import { vtepNextHop } from "../../reconciler/kernel/vtep.js";
+import { srv6Behavior, type LocalPath, type Vrf } from "../../reconciler/gobgp/speaker.js";
+import { routerMac } from "../../shared/router-mac.js";
 import { testEnvDir } from "../harness/tools.js";
 import * as k8s from "@kubernetes/client-node";
 
@@ -162,6 +164,53 @@ export function kvrfdScenario(label: string, gobgpd: () => string, encap: "srv6"
       await expect.poll(() => b.routes(2748), poll).toContain(`10.1.0.6/32 ${sid(0, "abc", 2)}`);
       await f.putVrf("a", "abc", 2748, [{ id: 1, prefixes: ["10.1.0.5/32", "2001:db8:1::5/128"] }]);
       await expect.poll(() => b.routes(2748), poll).toEqual([`10.1.0.5/32 ${sid(0, "abc", 1)}`, `2001:db8:1::5/128 ${sid(0, "abc", 1)}`]);
+    });
+
+    it("ignores paths a compromised node's speaker forges against the nodes' published records, and counts them", async () => {
+      // Node b's gobgpd announces, with VPC abc's route target and an RD of its own, what kvrfd on
+      // b never would: SRv6, a's attachment SID of VPC def (into another tenant) and a SID outside
+      // b's locator; VXLAN, a's VTEP behind b's router MAC, and VPC def's VNI. The node records
+      // (Node annotations kvrf.dev/srv6-locator and kvrf.dev/vtep, startFabric) contradict each.
+      const forger: Vrf = { name: "forged", rd: { type: 0, asn: 65000, assigned: 99 }, importRts: [], exportRts: [{ type: 0, asn: 65000, assigned: 0xabc }], id: 99 };
+      const forged: LocalPath[] = vxlan
+        ? [
+            { vrf: "forged", prefix: "10.1.0.77/32", nextHop: a.address, encap: "vxlan", vni: 0xabc, routerMac: routerMac(b.name) },
+            { vrf: "forged", prefix: "10.1.0.78/32", nextHop: b.address, encap: "vxlan", vni: 0xdef, routerMac: routerMac(b.name) },
+          ]
+        : [
+            { vrf: "forged", prefix: "10.1.0.77/32", nextHop: b.address, encap: "srv6", sid: sidOf(0, "def", 1), behavior: srv6Behavior.endDT46 },
+            { vrf: "forged", prefix: "10.1.0.78/32", nextHop: b.address, encap: "srv6", sid: "fd00:0:99::abc:1", behavior: srv6Behavior.endDT46 },
+          ];
+      const reasons = vxlan ? ["vni-of-another-vpc", "vtep-not-advertisers"] : ["sid-of-another-vpc", "sid-outside-advertiser-locator"];
+      const ignored = async (): Promise<string[]> =>
+        (await a.kvrfd.metrics())
+          .split("\n")
+          .filter((l) => l.startsWith("kvrfd_remote_paths_ignored{"))
+          .sort();
+      const s = await b.speaker();
+      try {
+        await s.addLocalPaths(forger, forged);
+        // a's gobgpd has them (imported into vpc-abc by route target), a's kernel does not.
+        const importedOnA = async (): Promise<string[]> => {
+          const x = await a.speaker();
+          try {
+            return (await x.listVrfPaths("vpc-abc", vxlan ? "evpn" : "ipv4")).map((p) => p.prefix);
+          } finally {
+            x.close();
+          }
+        };
+        await expect.poll(importedOnA, poll).toEqual(expect.arrayContaining(["10.1.0.77/32", "10.1.0.78/32"]));
+        await expect.poll(ignored, poll).toEqual(reasons.map((r) => `kvrfd_remote_paths_ignored{reason="${r}"} 1`));
+        expect(await a.routes(2748)).toEqual([`10.1.1.7/32 ${sid(1, "abc", 1)}`]);
+        const routes = (await f.getVrf("a", "abc"))?.status?.conditions?.find((c) => c.type === "RoutesProgrammed");
+        expect(routes).toMatchObject({ status: "True", reason: "Programmed" });
+        expect(routes?.message).toMatch(/1 remote prefixes in table 2748; 2 remote paths ignored: 10\.1\.0\.77\/32 from fd00:ff::/);
+        await s.deleteLocalPaths(forger, forged);
+        await expect.poll(ignored, poll).toEqual(reasons.map((r) => `kvrfd_remote_paths_ignored{reason="${r}"} 0`));
+        await expect.poll(async () => (await f.getVrf("a", "abc"))?.status?.conditions?.find((c) => c.type === "RoutesProgrammed")?.message, poll).toBe("1 remote prefixes in table 2748");
+      } finally {
+        s.close();
+      }
     });
 
     itFull("refuses an object given another VPC's route target past admission: the VRF and its routes go, and come back with the VPC's own", async () => {

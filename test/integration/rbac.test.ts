@@ -127,7 +127,18 @@ describe("identities, RBAC and node restriction", () => {
     const kubectl = (...args: string[]): Promise<unknown> => run(tool("kubectl"), ["--kubeconfig", inject("kubeconfig"), ...args]);
     // The real install: exactly what an operator applies.
     await kubectl("apply", "--server-side", "--force-conflicts", "-k", path.join(repoRoot, "manifests"));
-    await kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/bgpvrfinstances.kvrf.dev", "crd/routetargetclaims.kvrf.dev", "crd/bgpinstances.kvrf.dev");
+    await kubectl("wait", "--for=condition=Established", "--timeout=30s", "crd/bgpvrfinstances.kvrf.dev", "crd/routetargetclaims.kvrf.dev", "crd/vniclaims.kvrf.dev", "crd/bgpinstances.kvrf.dev");
+    // Established is not served yet: a new CRD's watch cache answers 429 "storage is (re)initializing" for a moment.
+    await waitFor(
+      "the kvrf resources served",
+      async () => {
+        for (const plural of ["bgpvrfinstances", "routetargetclaims", "vniclaims", "bgpinstances"]) {
+          if ((await call(undefined, "GET", `${api}/${plural}?watch=1&timeoutSeconds=1`)).status !== 200) return false;
+        }
+        return true;
+      },
+      { timeoutMs: 30_000, intervalMs: 200 },
+    );
     for (const [name, annotations] of [[nodeA, { "kvrf.dev/srv6-locator": "fd00:0:a::/48" }], [nodeB, {}]] as const) {
       await adminOk("POST", "/api/v1/nodes", { apiVersion: "v1", kind: "Node", metadata: { name, annotations } });
     }
@@ -368,6 +379,10 @@ describe("identities, RBAC and node restriction", () => {
     ["list BGPInstances", "GET", `${api}/bgpinstances`, undefined, undefined, 200],
     ["write its entry of status.nodes", "PATCH", `${api}/bgpinstances/rbac-test/status?fieldManager=kvrfd-${nodeA}&force=true`, nodeStatus(nodeA), apply, 200],
     ["watch its Node", "GET", `/api/v1/nodes?watch=1&timeoutSeconds=1&fieldSelector=metadata.name%3D${nodeA}`, undefined, undefined, 200],
+    // What remote paths and objects are checked against (reconciler/vrf/trust.ts).
+    ["watch every Node's published record", "GET", "/api/v1/nodes?watch=1&timeoutSeconds=1", undefined, undefined, 200],
+    ["list route-target claims", "GET", `${api}/routetargetclaims`, undefined, undefined, 200],
+    ["watch VNI claims", "GET", `${api}/vniclaims?watch=1&timeoutSeconds=1`, undefined, undefined, 200],
     ["read the BGP password Secret", "GET", `/api/v1/namespaces/${ns}/secrets/kvrf-bgp-passwords`, undefined, undefined, 200],
     ["create an Event as itself", "POST", "/api/v1/namespaces/default/events", event(nodeA), undefined, 201],
     ["mint a kvrf-cni token for its node", "POST", `/api/v1/namespaces/${ns}/serviceaccounts/kvrf-cni/token`, tokenRequest({ expirationSeconds: 3600, boundObjectRef: { apiVersion: "v1", kind: "Node", name: nodeA } }), undefined, 201],
