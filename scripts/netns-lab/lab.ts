@@ -423,3 +423,11 @@ export async function echoRequests(pod: string): Promise<{ v4: number; v6: numbe
   const v6 = /^Icmp6InEchos\s+(\d+)/m.exec(out);
   return { v4: Number(lines[1]?.[idx] ?? 0), v6: Number(v6?.[1] ?? 0) };
 }
+
+/** IPv4 packets a pod's kernel has received (Ip InReceives): whatever reached it, for it or not. */
+export async function ipv4Receives(pod: string): Promise<number> {
+  const out = await inNs(podNetns(pod), "cat", "/proc/net/snmp");
+  const lines = [...out.matchAll(/^Ip: (.*)$/gm)].map((m) => m[1]?.split(" ") ?? []);
+  const idx = lines[0]?.indexOf("InReceives") ?? -1;
+  return Number(lines[1]?.[idx] ?? 0);
+}

@@ -93,13 +93,23 @@ export function tail(file: string, lines = 20): string {
     .join("\n");
 }
 
-/** Polls `probe` until it resolves truthy; fails early if `daemon` exits, with its log tail. */
+/**
+ * How much slower this place is than the host: KVRF_TIME_SCALE, set by the vm tier (software
+ * emulation). Read here, not from needs.ts, because scripts (the lab, the benchmarks) use waitFor too.
+ */
+const timeScale = Number(process.env["KVRF_TIME_SCALE"] ?? "1") || 1;
+
+/**
+ * Polls `probe` until it resolves truthy; fails early if `daemon` exits, with its log tail.
+ * `timeoutMs` is what the wait takes on the host; it is multiplied by the time scale.
+ */
 export async function waitFor(
   what: string,
   probe: () => Promise<boolean>,
   opts: { timeoutMs: number; daemon?: Daemon; intervalMs?: number },
 ): Promise<void> {
-  const deadline = Date.now() + opts.timeoutMs;
+  const timeoutMs = opts.timeoutMs * timeScale;
+  const deadline = Date.now() + timeoutMs;
   let lastErr: unknown;
   for (;;) {
     if (opts.daemon?.hasExited() === true) {
@@ -112,7 +122,7 @@ export async function waitFor(
     }
     if (Date.now() > deadline) {
       const log = opts.daemon ? `; log ${opts.daemon.logFile}:\n${tail(opts.daemon.logFile)}` : "";
-      throw new Error(`timed out after ${opts.timeoutMs} ms waiting for ${what} (last error: ${String(lastErr)})${log}`);
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last error: ${String(lastErr)})${log}`);
     }
     await sleep(opts.intervalMs ?? 100);
   }

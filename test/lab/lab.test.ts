@@ -10,9 +10,12 @@ import {
   detachPod,
   down,
   echoRequests,
+  ipv4Receives,
+  kubeClient,
   kernelRoutes,
   pidfiles,
   ping,
+  readState,
   restartDaemon,
   speakerOf,
   up,
@@ -24,6 +27,10 @@ import { monitorRoutes } from "../harness/kvrfd.js";
 import { describeNeeds, timeScale } from "../harness/needs.js";
 import { cniNeeds, kvrfdNeeds } from "../../shared/kernel/capabilities.js";
 import { vtepNextHop } from "../../reconciler/kernel/vtep.js";
+import { srv6Behavior, type LocalPath, type Vrf } from "../../reconciler/gobgp/speaker.js";
+import { routerMac } from "../../shared/router-mac.js";
+import { bgpVrfInstanceName, type BGPVRFInstance } from "../../shared/api-types.js";
+import * as k8s from "@kubernetes/client-node";
 
 const tableA = 0xa1;
 const log = (s: string): void => void process.stderr.write(`[lab] ${s}\n`);
@@ -114,6 +121,55 @@ function labSuite(lab: LabSettings, full: boolean): void {
     // VPC b1 has no 10.10.13.0/24 pod: a1-dfw's address is unreachable from b1.
     expect(await ping(pod("b1-sjc"), pod("a1-dfw").ipv4)).toBe(false);
     expect(await ping(pod("b1-sjc"), pod("a1-dfw").ipv6)).toBe(false);
+  });
+
+  it("ignores a path a compromised node's speaker forges into another VPC: no packet crosses", async () => {
+    // sjc's gobgpd announces, with VPC a1's route target and an RD that wins the tie (65000:1 is
+    // lower than a1's own), a1-iad-1's address 10.10.11.2 behind VPC b1's attachment on iad: SRv6,
+    // b1-iad's SID (iad decapsulates into VPC b1, where 10.10.11.2 is b1-iad); VXLAN, VPC b1's VNI
+    // at iad's VTEP. Imported, it would take a1's traffic for a1-iad-1 into b1-iad. kvrfd on each
+    // node checks it against the published records (the SID's VPC field, the VNI) and ignores it.
+    const iad = labNodes.find((n) => n.name === "iad");
+    const sjc = labNodes.find((n) => n.name === "sjc");
+    if (iad === undefined || sjc === undefined) throw new Error("no iad or sjc");
+    const victim = pod("b1-iad");
+    const target = pod("a1-iad-1");
+    expect(victim.ipv4).toBe(target.ipv4);
+    const forger: Vrf = { name: "forged", rd: { type: 0, asn: 65000, assigned: 1 }, importRts: [], exportRts: [{ type: 0, asn: 65000, assigned: 0xa1 }], id: 1 };
+    let forged: LocalPath;
+    if (lab.encap === "srv6") {
+      const sid = (await kernelRoutes("sjc", 0xb1)).find((r) => r.startsWith(`${victim.ipv4}/32 `))?.split(" ")[1];
+      if (sid === undefined) throw new Error("no route to b1-iad on sjc");
+      forged = { vrf: "forged", prefix: `${victim.ipv4}/32`, nextHop: underlayAddress(sjc, lab), encap: "srv6", sid, behavior: srv6Behavior.endDT46 };
+    } else {
+      forged = { vrf: "forged", prefix: `${victim.ipv4}/32`, nextHop: underlayAddress(iad, lab), encap: "vxlan", vni: 0xb1, routerMac: routerMac("iad") };
+    }
+    const s = await speakerOf("sjc");
+    const custom = kubeClient(readState() ?? (() => { throw new Error("no lab state"); })()).makeApiClient(k8s.CustomObjectsApi);
+    const routesMessage = async (node: string): Promise<string> => {
+      const o = (await custom.getClusterCustomObject({ group: "kvrf.dev", version: "v1alpha1", plural: "bgpvrfinstances", name: bgpVrfInstanceName(node, "a1") })) as BGPVRFInstance;
+      return o.status?.conditions?.find((c) => c.type === "RoutesProgrammed")?.message ?? "";
+    };
+    try {
+      await s.addLocalPaths(forger, [forged]);
+      // dfw imports it into a1 (the route target) and says it ignores it; its kernel route to
+      // 10.10.11.2 stays a1-iad-1's.
+      await waitFor("dfw reports the forged path ignored", async () => (await routesMessage("dfw")).includes(`remote paths ignored: ${victim.ipv4}/32 from `), { timeoutMs: 30_000, intervalMs: 200 });
+      const reason = lab.encap === "srv6" ? /is an attachment of VPC b1 on node iad, not of this VPC/ : /VNI 177 is not this VPC's 161/;
+      expect(await routesMessage("dfw")).toMatch(reason);
+      const honest = (await kernelRoutes("sjc", tableA)).find((r) => r.startsWith(`${target.ipv4}/32 `));
+      expect((await kernelRoutes("dfw", tableA)).find((r) => r.startsWith(`${target.ipv4}/32 `))?.split(" ")[1]).toBe(honest?.split(" ")[1]);
+      // Traffic: a1-dfw's pings reach a1-iad-1; b1-iad receives nothing at all.
+      const [echoesBefore, victimBefore] = [await echoRequests("a1-iad-1"), await ipv4Receives("b1-iad")];
+      for (let i = 0; i < 5; i++) expect(await ping(pod("a1-dfw"), target.ipv4)).toBe(true);
+      expect((await echoRequests("a1-iad-1")).v4 - echoesBefore.v4).toBe(5);
+      expect(await ipv4Receives("b1-iad")).toBe(victimBefore);
+      log(`forged path ignored on dfw; 5/5 echo requests at a1-iad-1, ${(await ipv4Receives("b1-iad")) - victimBefore} packets at b1-iad`);
+    } finally {
+      await s.deleteLocalPaths(forger, [forged]).catch(() => undefined);
+      s.close();
+    }
+    await waitFor("dfw no longer reports the forged path", async () => !(await routesMessage("dfw")).includes("ignored"), { timeoutMs: 30_000, intervalMs: 200 });
   });
 
   it("withdraws a deleted pod's prefix from every remote kernel table", async () => {
