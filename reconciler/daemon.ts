@@ -96,6 +96,7 @@ export class Daemon {
   readonly rtClaims: Informer<ClaimObject>;
   readonly vniClaims: Informer<ClaimObject>;
   private nodeIndexMemo: { version: number; index: NodeIndex } | undefined;
+  private readonly recordWarned = new Map<string, string>();
   readonly link: SpeakerLink;
   readonly kernel: KernelRouteCache;
   readonly queue: WorkQueue;
@@ -301,9 +302,21 @@ export class Daemon {
     });
     // A node's published record changed (not its heartbeats): every VRF's remote
     // paths are judged again. Its first list passes over every VRF (gated on it until then).
+    // An annotation kvrfd cannot read leaves that node's paths unjudged: say so, once per value.
+    const warnRecord = (n: V1Node): void => {
+      const r = nodeRecord(n);
+      if (r.problem !== undefined && this.recordWarned.get(r.name) !== r.problem) {
+        this.recordWarned.set(r.name, r.problem);
+        this.log.warn({ node: r.name, reason: r.problem }, "a Node's kvrf annotation cannot be read; its paths are not checked against it");
+      }
+    };
     this.fabric.on({
-      add: () => this.passOverVrfs(),
+      add: (o) => {
+        warnRecord(o);
+        this.passOverVrfs();
+      },
       update: (old, o) => {
+        warnRecord(o);
         if (JSON.stringify(nodeRecord(old)) !== JSON.stringify(nodeRecord(o))) this.passOverVrfs();
       },
       delete: () => this.passOverVrfs(),
