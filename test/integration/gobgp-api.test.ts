@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import path from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { anyPack, anyUnpack } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as a3 from "../../proto/gen/apipb/attribute_pb.js";
 import * as g3 from "../../proto/gen/apipb/gobgp_pb.js";
@@ -15,26 +15,13 @@ import { TableType, type Vrf } from "../../proto/gen/api/gobgp_pb.js";
 import * as v3 from "../../shared/gobgp/v3.js";
 import * as v4 from "../../shared/gobgp/v4.js";
 import { createUnixGrpcTransport } from "../../shared/gobgp/transport.js";
+import { collect, grpcError } from "../harness/grpc.js";
 import { startGobgpd, type Gobgpd } from "../harness/gobgpd.js";
 import { testEnvDir, tool } from "../harness/tools.js";
 
 const keepDirs = process.env["KVRF_KEEP_TEST_DIRS"] === "1";
 
-async function collect<T>(stream: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of stream) out.push(x);
-  return out;
-}
 
-/** Awaits a call that must fail and returns the gRPC error. */
-async function grpcError(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
-}
 
 /** Starts a daemon for one describe block and tears it down afterwards, even if setup failed. */
 function daemon(name: string, binary: () => string): { get: () => Gobgpd } {

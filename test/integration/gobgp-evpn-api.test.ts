@@ -13,7 +13,6 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { anyPack, anyUnpack } from "@bufbuild/protobuf/wkt";
-import { ConnectError } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import * as a3 from "../../proto/gen/apipb/attribute_pb.js";
 import * as g3 from "../../proto/gen/apipb/gobgp_pb.js";
@@ -24,6 +23,7 @@ import type { Vrf, VxlanLocalPath } from "../../reconciler/gobgp/speaker.js";
 import { createUnixGrpcTransport } from "../../shared/gobgp/transport.js";
 import * as v3 from "../../shared/gobgp/v3.js";
 import * as v4 from "../../shared/gobgp/v4.js";
+import { collect, grpcError } from "../harness/grpc.js";
 import { startGobgpd, type Gobgpd } from "../harness/gobgpd.js";
 import { testEnvDir, tool } from "../harness/tools.js";
 
@@ -34,20 +34,7 @@ const vrf: Vrf = { name: "vpc-a", id: 100, rd: rt(10), importRts: [rt(10)], expo
 const lp4: VxlanLocalPath = { vrf: "vpc-a", prefix: "10.1.0.0/24", nextHop: "192.0.2.2", encap: "vxlan", vni: 10010, routerMac: "02:00:5e:10:00:0a" };
 const lp6: VxlanLocalPath = { vrf: "vpc-a", prefix: "fd10::/64", nextHop: "2001:db8::2", encap: "vxlan", vni: 16777215, routerMac: "02:00:5e:10:00:0a" };
 
-async function collect<T>(stream: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of stream) out.push(x);
-  return out;
-}
 
-async function grpcError(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
-}
 
 /** gobgpd daemons started by a describe block, stopped afterwards; each in its own directory. */
 function daemons(name: string) {
