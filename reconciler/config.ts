@@ -23,6 +23,8 @@ export interface Config {
   apiTimeoutSeconds: number;
   speakerTimeoutSeconds: number;
   passwordRefreshSeconds: number;
+  /** Serve /debug/v1/snapshot to callers the API server authenticates and authorises (reconciler/debug/). */
+  debugEndpoint: boolean;
 }
 
 // zod/mini: the same validation as zod's chained API at 21 KiB of bundle instead of 460 KiB
@@ -47,6 +49,7 @@ const schema = z.object({
   apiTimeoutSeconds: z.number().check(z.gte(1)),
   speakerTimeoutSeconds: z.number().check(z.gte(0.1)),
   passwordRefreshSeconds: z.number().check(z.gte(0)),
+  debugEndpoint: z.boolean(),
 });
 
 export class ConfigError extends Error {
@@ -104,6 +107,11 @@ export async function parseConfig(argv: readonly string[], version: string): Pro
       default: envNumber("KVRFD_PASSWORD_REFRESH", 60),
       describe: "Seconds between re-reads of BGP password Secrets (a rotated password reaches gobgpd within this); 0: only on changes of the BGPInstance (env KVRFD_PASSWORD_REFRESH)",
     })
+    .option("debug-endpoint", {
+      type: "boolean",
+      default: (env("KVRFD_DEBUG_ENDPOINT") ?? "true") !== "false",
+      describe: `Serve ${"/debug/v1/snapshot"} (gobgpd's and the kernel's routes, read-only) on the health port to callers the API server authenticates (TokenReview, audience kvrf.dev/kvrfd) and authorises (get kvrf.dev nodes/debug); --no-debug-endpoint turns it off (env KVRFD_DEBUG_ENDPOINT)`,
+    })
     .fail((msg, err) => {
       throw new ConfigError(err?.message ?? msg);
     })
@@ -128,6 +136,7 @@ export async function parseConfig(argv: readonly string[], version: string): Pro
     apiTimeoutSeconds: args["api-timeout"],
     speakerTimeoutSeconds: args["speaker-timeout"],
     passwordRefreshSeconds: args["password-refresh"],
+    debugEndpoint: args["debug-endpoint"],
   };
   const parsed = schema.safeParse(Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)));
   if (!parsed.success) {

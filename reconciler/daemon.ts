@@ -2,6 +2,7 @@
 // controller reconcile its keys; the speaker link reports gobgpd sessions and RIB events; the
 // health server exposes readiness and metrics. Separate from main.ts so tests can run it in-process.
 import type { V1Node } from "@kubernetes/client-node";
+import type { IncomingMessage } from "node:http";
 import type { Logger } from "pino";
 import {
   bgpInstance,
@@ -26,6 +27,9 @@ import { kernelLacks, nodeKernel, type NodeKernel } from "./kernel/node-kernel.j
 import { selectInstance, type BGPInstance } from "./bgp-instance/bgp-instance.js";
 import type { Config } from "./config.js";
 import { HealthServer, type Check } from "./health.js";
+import { DebugAuth } from "./debug/auth.js";
+import { takeSnapshot } from "./debug/snapshot.js";
+import { debugSnapshotPath } from "../shared/debug-snapshot.js";
 import { Informer, withoutManagedFields, type Named } from "./kube/informer.js";
 import { IpRouteBackend, KernelRouteCache, type KernelRouteBackend } from "./kernel/kernel-routes.js";
 import { KubeApi } from "./kube/kube.js";
@@ -104,6 +108,7 @@ export class Daemon {
   readonly speakerController: SpeakerController;
   readonly statusWriter: StatusWriter;
   private readonly health: HealthServer;
+  private readonly debugAuth: DebugAuth;
   private underlayResolved: Underlay | undefined;
   private underlayLookup: Promise<Underlay> | undefined;
   private ribTimer: NodeJS.Timeout | undefined;
@@ -243,7 +248,13 @@ export class Daemon {
         if (result === "error") this.log.warn({ key: key.replace("\u0000", ""), err: errText(err), failures: this.queue.failures(key) + 1 }, "reconcile failed; retrying with backoff");
       },
     });
-    this.health = new HealthServer({ healthy: () => this.healthChecks(), ready: () => this.readyChecks(), registry: this.metrics.registry });
+    this.health = new HealthServer({
+      healthy: () => this.healthChecks(),
+      ready: () => this.readyChecks(),
+      registry: this.metrics.registry,
+      ...(cfg.debugEndpoint ? { debug: { [debugSnapshotPath]: (req) => this.debugSnapshot(req) } } : {}),
+    });
+    this.debugAuth = new DebugAuth({ nodeName: cfg.nodeName, review: (kind, body) => this.kube.review(kind, body) });
     this.wire();
   }
 
@@ -480,6 +491,32 @@ export class Daemon {
     await this.link.stop();
     await this.health.close();
     this.kube.close();
+  }
+
+  /**
+   * /debug/v1/snapshot: gobgpd's and the kernel's state now, for callers the API server vouches
+   * for (reconciler/debug/auth.ts). Every answer is logged with the caller or the refusal.
+   */
+  private async debugSnapshot(req: IncomingMessage): Promise<{ status: number; body: string }> {
+    const decision = await this.debugAuth.check(req.headers.authorization);
+    const from = req.socket.remoteAddress;
+    if (!decision.allowed) {
+      this.log.warn({ from, status: decision.status, reason: decision.reason }, "debug snapshot refused");
+      return { status: decision.status, body: `${decision.reason}\n` };
+    }
+    const snap = await takeSnapshot({
+      nodeName: this.cfg.nodeName,
+      version: process.env["KVRF_VERSION"] ?? "0.1.0",
+      ready: () => this.readyChecks(),
+      kernel: () => {
+        const k = this.nodeKernel(this.encapsulation());
+        return k === undefined ? undefined : { release: k.release, mode: k.mode, capabilities: [...k.present], missing: [...k.missing] };
+      },
+      speaker: () => this.link.current()?.speaker,
+      ...(this.cfg.netns !== undefined ? { netns: this.cfg.netns } : {}),
+    });
+    this.log.info({ from, user: decision.user, paths: snap.gobgp.paths.length, routes: snap.linux.routes.length }, "debug snapshot served");
+    return { status: 200, body: JSON.stringify(snap) };
   }
 
   /** The nodes' published records, indexed once per change of the node cache. */

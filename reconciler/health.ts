@@ -1,6 +1,6 @@
 // /healthz (the process is alive and not wedged), /readyz (kvrfd can do its job: informers synced,
 // gobgpd connected) and /metrics on one small HTTP server.
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
 
@@ -13,6 +13,8 @@ export interface HealthSources {
   healthy(): Check[];
   ready(): Check[];
   registry: Registry;
+  /** Read-only debug paths (reconciler/debug/), each doing its own authentication. */
+  debug?: Record<string, (req: IncomingMessage) => Promise<{ status: number; body: string }>>;
 }
 
 export class HealthServer {
@@ -42,6 +44,25 @@ export class HealthServer {
           (err: unknown) => {
             res.writeHead(500);
             res.end(String(err));
+          },
+        );
+        return;
+      }
+      const debug = path === undefined ? undefined : this.src.debug?.[path];
+      if (debug !== undefined) {
+        if (req.method !== "GET") {
+          res.writeHead(405, { allow: "GET" });
+          res.end("GET only\n");
+          return;
+        }
+        debug(req).then(
+          ({ status, body }) => {
+            res.writeHead(status, { "content-type": status === 200 ? "application/json" : "text/plain; charset=utf-8", "cache-control": "no-store" });
+            res.end(body);
+          },
+          (err: unknown) => {
+            res.writeHead(500, { "content-type": "text/plain; charset=utf-8" });
+            res.end(`${err instanceof Error ? err.message : String(err)}\n`);
           },
         );
         return;

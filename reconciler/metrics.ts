@@ -74,7 +74,7 @@ export class Metrics {
         this.set(backlog());
       },
     });
-    this.apiRequests = new Counter({ name: "kvrfd_api_requests_total", help: "Kubernetes API requests by call (list, watch, status, finalizer, event, secret, node-status).", labelNames: ["call"], registers: [r] });
+    this.apiRequests = new Counter({ name: "kvrfd_api_requests_total", help: "Kubernetes API requests by call (list, watch, status, finalizer, event, secret, node-status, review: the debug endpoint's token and access reviews).", labelNames: ["call"], registers: [r] });
     this.kernelCapability = new Gauge({ name: "kvrfd_kernel_capability", help: "1 when the node's kernel has the data-plane capability (probed at start), else 0.", labelNames: ["capability"], registers: [r] });
     this.kernelCapabilitiesMissing = new Gauge({ name: "kvrfd_kernel_capabilities_missing", help: "Capabilities the node's data plane needs and its kernel lacks (see the BGPInstance's KernelCapabilities condition).", registers: [r] });
     this.routerIdConflicts = new Gauge({ name: "kvrfd_router_id_conflicts", help: "Other nodes publishing this node's router ID.", registers: [r] });

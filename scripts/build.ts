@@ -115,6 +115,15 @@ async function main(): Promise<void> {
   chmodSync(install, 0o755);
   rows.push(["dist/kvrf-install (bundle, runs on node ≥24)", size(install)]);
 
+  // `kubectl kvrf`: operators' machines have no Node 24, so it is a single executable like kvrf.
+  const kubectlBundle = path.join(dist, "kubectl-kvrf.cjs");
+  await bundle("reconciler/kubectl/cli.ts", kubectlBundle);
+  rows.push(["dist/kubectl-kvrf.cjs (bundle)", size(kubectlBundle)]);
+  if (!noSea) {
+    await makeSea(kubectlBundle, path.join(dist, "kubectl-kvrf"));
+    rows.push([`dist/kubectl-kvrf (single executable, node ${process.version})`, size(path.join(dist, "kubectl-kvrf"))]);
+  }
+
   const width = Math.max(...rows.map(([name]) => name.length));
   for (const [name, s] of rows) process.stdout.write(`${name.padEnd(width)}  ${s.padStart(10)}\n`);
 }

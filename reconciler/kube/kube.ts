@@ -40,7 +40,7 @@ const jsonPatch = "application/json-patch+json";
 const applyPatch = "application/apply-patch+yaml";
 
 /** What kvrfd asks of the API server, for kvrfd_api_requests_total. */
-export type ApiCall = "list" | "watch" | "status" | "finalizer" | "event" | "secret" | "node-status";
+export type ApiCall = "list" | "watch" | "status" | "finalizer" | "event" | "secret" | "node-status" | "review";
 
 export class KubeApi implements VrfApi, SpeakerApi {
   readonly client: KubeClient;
@@ -168,7 +168,14 @@ export class KubeApi implements VrfApi, SpeakerApi {
   async applyNodeStatus(instance: string, entry: BGPInstanceNodeStatus | undefined): Promise<void> {
     // Server-side apply with a per-node field manager: each kvrfd owns exactly its own entry of the
     // status.nodes list-map, so nodes never overwrite each other and an empty list drops ours.
-    const body = { apiVersion, kind: bgpInstance.kind, metadata: { name: instance }, status: { nodes: entry === undefined ? [] : [entry] } };
+    // The two maps repeat the entry's router ID and session count under the node's own key, for
+    // the printer columns (a column prints only the first match of a list path).
+    const mine = (v: string | number | undefined): Record<string, string | number> | undefined => (v === undefined ? undefined : { [this.nodeName]: v });
+    const status =
+      entry === undefined
+        ? { nodes: [] }
+        : { nodes: [entry], ...(entry.routerID !== undefined ? { routerIDs: mine(entry.routerID) } : {}), ...(entry.establishedPeers !== undefined ? { establishedPeers: mine(entry.establishedPeers) } : {}) };
+    const body = { apiVersion, kind: bgpInstance.kind, metadata: { name: instance }, status };
     try {
       await this.request("node-status", "PATCH", `${instancePath(instance)}/status`, {
         body,
@@ -178,6 +185,12 @@ export class KubeApi implements VrfApi, SpeakerApi {
     } catch (err) {
       if (apiStatus(err) !== 404) throw err;
     }
+  }
+
+  /** TokenReview / SubjectAccessReview for the debug endpoint's callers (reconciler/debug/auth.ts). */
+  review<T>(kind: "tokenreviews" | "subjectaccessreviews", body: unknown): Promise<T> {
+    const group = kind === "tokenreviews" ? "authentication.k8s.io" : "authorization.k8s.io";
+    return this.request<T>("review", "POST", `/apis/${group}/v1/${kind}`, { body });
   }
 
   close(): void {

@@ -1,7 +1,7 @@
 // `scripts/lab up | status | demo | test | down` — see docs/lab.md.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import * as k8s from "@kubernetes/client-node";
-import { attachDemoPods, converge, down, kernelRoutes, kubeClient, labSettings, readState, renderMatrix, speakerOf, up } from "./lab.js";
+import { attachDemoPods, converge, down, kernelRoutes, kubeClient, kubectlKvrfCommand, labSettings, readState, renderMatrix, speakerOf, up } from "./lab.js";
 import { describeSettings, labNodes, underlayAddress, workers } from "./topology.js";
 import { chooseSettings as choose } from "./settings.js";
 import { copyFileSync, cpSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
@@ -137,11 +137,18 @@ async function main(): Promise<void> {
     case "clab-context":
       containerlabContext(process.argv[3] ?? ".clab-build");
       return;
+    case "kvrf": {
+      if (readState() === undefined) throw new Error("lab is down (scripts/lab up)");
+      const [cmd, argv] = kubectlKvrfCommand(process.argv.slice(3));
+      const r = spawnSync(cmd, argv, { stdio: "inherit" });
+      process.exitCode = r.status ?? 2;
+      return;
+    }
     case "test":
       execFileSync("scripts/test", ["lab"], { cwd: repoRoot, stdio: "inherit" });
       return;
     default:
-      log("usage: scripts/lab up|demo [--encap srv6|vxlan|auto] [--underlay 4|6] | status | test | down | pki DIR | clab-context DIR");
+      log("usage: scripts/lab up|demo [--encap srv6|vxlan|auto] [--underlay 4|6] | status | kvrf ARGS (kubectl kvrf in the lab) | test | down | pki DIR | clab-context DIR");
       process.exitCode = cmd === "help" ? 0 : 2;
   }
 }

@@ -152,6 +152,13 @@ async function applyObjects(kc: k8s.KubeConfig, settings: LabSettings): Promise<
       return c.status?.conditions?.some((x) => x.type === "Established" && x.status === "True") ?? false;
     }, { timeoutMs: 30_000 });
   }
+  // `kubectl kvrf`'s access (manifests/rbac/debug.yaml): the kvrf-debug identity whose audience-bound
+  // tokens each kvrfd accepts for its debug snapshot, and the operator roles.
+  for (const file of ["manifests/base/namespace.yaml", "manifests/rbac/debug.yaml"]) {
+    for (const obj of k8s.loadAllYaml(readFileSync(path.join(repoRoot, file), "utf8")) as k8s.KubernetesObject[]) {
+      await objects.patch(obj, undefined, undefined, "kvrf-lab", true, k8s.PatchStrategy.ServerSideApply);
+    }
+  }
   for (const n of labNodes) {
     // No kubelets here: the lab registers the nodes, InternalIP being the underlay address.
     const created = await core.createNode({ body: { metadata: { name: n.name, labels: { "kvrf.dev/role": n.role }, annotations: nodeAnnotations(n, settings) } } });
@@ -165,7 +172,29 @@ async function applyObjects(kc: k8s.KubeConfig, settings: LabSettings): Promise<
   }
 }
 
-function nodeDir(node: string): string {
+/**
+ * `kubectl kvrf ARGS` as an operator on the fabric would run it: from the route reflector's
+ * namespace, which reaches every node's kvrfd over the underlay, with its kubeconfig (admin).
+ */
+export function kubectlKvrfCommand(args: readonly string[]): [string, string[]] {
+  const rr = labNodes.find((n) => n.role === "route-reflector");
+  if (rr === undefined) throw new Error("the lab has no route reflector");
+  return ["ip", ["netns", "exec", nodeNetns(rr.name), path.join(repoRoot, "dist/kubectl-kvrf"), "--kubeconfig", path.join(nodeDir(rr.name), "kubeconfig"), ...args]];
+}
+
+/** Runs `kubectl kvrf ARGS` in the lab (kubectlKvrfCommand); resolves with its exit code and output. */
+export function kubectlKvrf(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const [cmd, argv] = kubectlKvrfCommand(args);
+  return new Promise((resolve, reject) => {
+    execFile(cmd, argv, { encoding: "utf8", timeout: 60_000 }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === "number" ? ((err as { code: number }).code) : undefined;
+      if (code === undefined) return reject(new Error(`kubectl kvrf ${args.join(" ")}: ${err?.message ?? "?"}\n${stderr}`));
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+export function nodeDir(node: string): string {
   return path.join(labDir, node);
 }
 
@@ -219,7 +248,8 @@ export async function startKvrfd(node: LabNode, gobgpSocket = path.join(nodeDir(
       "--gobgp-socket", gobgpSocket,
       // dfw finds its underlay itself (the link toward its BGP peer, as the base DaemonSet does).
       ...(node.name === "dfw" ? [] : ["--underlay-interface", "fab0"]),
-      "--health-address", "127.0.0.1",
+      // Every address: `kubectl kvrf` reads each node's debug snapshot over the underlay.
+      "--health-address", "::",
       "--health-port", "9477",
       "--route-hold", "10",
     ],

@@ -190,7 +190,10 @@ describe("manifests", () => {
       const role = objects().find((x) => x.kind === "Role" && x.metadata.name === "kvrfd-cni-token") as K8sObject & { rules: { resourceNames: string[] }[] };
       expect(role.rules[0]?.resourceNames).toEqual(["kvrf-cni"]);
       const sas = objects().filter((x) => x.kind === "ServiceAccount").map((x) => `${x.metadata.namespace}/${x.metadata.name}`);
-      expect(sas.sort()).toEqual(["kvrf-system/kvrf-cni", "kvrf-system/kvrfd"]);
+      // kvrf-debug: the identity of `kubectl kvrf`'s audience-bound tokens (rbac/debug.yaml).
+      expect(sas.sort()).toEqual(["kvrf-system/kvrf-cni", "kvrf-system/kvrf-debug", "kvrf-system/kvrfd"]);
+      const mint = objects().find((x) => x.kind === "Role" && x.metadata.name === "kvrf-debug-token") as K8sObject & { rules: { resources: string[]; resourceNames: string[]; verbs: string[] }[] };
+      expect(mint.rules).toEqual([{ apiGroups: [""], resources: ["serviceaccounts/token"], resourceNames: ["kvrf-debug"], verbs: ["create"] }]);
       const placed = objects()
         .filter((x) => x.metadata.namespace !== undefined)
         .map((x) => `${x.metadata.namespace}`);

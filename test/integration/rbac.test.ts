@@ -159,7 +159,7 @@ describe("identities, RBAC and node restriction", () => {
       apiVersion: "kvrf.dev/v1alpha1",
       kind: "BGPInstance",
       metadata: { name: "rbac-test" },
-      status: { nodes: [{ nodeName: nodeB, asn: 65000, establishedPeers: 1 }] },
+      status: { nodes: [{ nodeName: nodeB, asn: 65000, establishedPeers: 1 }], routerIDs: { [nodeB]: "10.255.0.2" }, establishedPeers: { [nodeB]: 1 } },
     }, apply);
     // Policies take effect once the API server has loaded them.
     await waitFor(
@@ -351,11 +351,11 @@ describe("identities, RBAC and node restriction", () => {
 
   const kvrfdOwn = "may only change BGPVRFInstances of its own node";
   const tokenRequest = (spec: object): object => ({ apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec });
-  const nodeStatus = (nodeName: string): object => ({
+  const nodeStatus = (nodeName: string, keyedBy = nodeName): object => ({
     apiVersion: "kvrf.dev/v1alpha1",
     kind: "BGPInstance",
     metadata: { name: "rbac-test" },
-    status: { nodes: [{ nodeName, asn: 65000, establishedPeers: 0 }] },
+    status: { nodes: [{ nodeName, asn: 65000, establishedPeers: 0 }], routerIDs: { [keyedBy]: "10.255.0.1" }, establishedPeers: { [keyedBy]: 0 } },
   });
   const event = (instance: string): object => ({
     apiVersion: "v1",
@@ -394,6 +394,7 @@ describe("identities, RBAC and node restriction", () => {
     ["create a BGPVRFInstance", "POST", `${api}/bgpvrfinstances`, bviBody(nodeA, "a6"), undefined, 403, rbac],
     ["delete a BGPVRFInstance", "DELETE", `${api}/bgpvrfinstances/${nodeA}.vpc-c1`, undefined, undefined, 403, rbac],
     ["write another node's entry of status.nodes", "PATCH", `${api}/bgpinstances/rbac-test/status?fieldManager=kvrfd-${nodeA}&force=true`, nodeStatus(nodeB), apply, 403, "may only write its own entry"],
+    ["write another node's router ID column", "PATCH", `${api}/bgpinstances/rbac-test/status?fieldManager=kvrfd-${nodeA}&force=true`, nodeStatus(nodeA, nodeB), apply, 403, "may only write its own key"],
     ["change a BGPInstance's spec", "PATCH", `${api}/bgpinstances/rbac-test`, { spec: { asn: 65001 } }, mergePatch, 403, rbac],
     ["touch a route-target claim", "PATCH", `${api}/routetargetclaims/rt-65000-177`, { metadata: { labels: { x: "y" } } }, mergePatch, 403, rbac],
     ["read another Secret of its namespace", "GET", `/api/v1/namespaces/${ns}/secrets/not-bgp`, undefined, undefined, 403, rbac],
@@ -413,11 +414,15 @@ describe("identities, RBAC and node restriction", () => {
   });
 
   it("kvrfd's write left node B's status entry as it was", async () => {
-    const r = (await call(undefined, "GET", `${api}/bgpinstances/rbac-test`)).body as { status?: { nodes?: { nodeName: string; establishedPeers?: number }[] } };
+    const r = (await call(undefined, "GET", `${api}/bgpinstances/rbac-test`)).body as {
+      status?: { nodes?: { nodeName: string; establishedPeers?: number }[]; routerIDs?: Record<string, string>; establishedPeers?: Record<string, number> };
+    };
     expect(r.status?.nodes?.map((n) => [n.nodeName, n.establishedPeers]).sort()).toEqual([
       [nodeA, 0],
       [nodeB, 1],
     ]);
+    expect(r.status?.routerIDs).toEqual({ [nodeA]: "10.255.0.1", [nodeB]: "10.255.0.2" });
+    expect(r.status?.establishedPeers).toEqual({ [nodeA]: 0, [nodeB]: 1 });
   });
 
   it("kvrfd without a node in its credentials may read but not write", async () => {
