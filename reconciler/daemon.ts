@@ -277,13 +277,43 @@ export class Daemon {
     // (Not push(...changes): a spread of a table's worth of changes can exceed the call stack.)
     for (const c of changes) this.ribChanges.push(c);
     this.ribTimer ??= setTimeout(() => {
-      this.ribTimer = undefined;
-      const keys = this.vrfController.keysAffected(this.ribChanges);
-      this.ribChanges = [];
-      this.log.debug({ keys: keys.length }, "RIB changes");
-      this.metrics.ribPasses.inc();
-      this.queue.addAll(keys, "low");
+      const pass = (): void => {
+        this.ribTimer = undefined;
+        const keys = this.vrfController.keysAffected(this.ribChanges);
+        this.ribChanges = [];
+        this.log.debug({ keys: keys.length }, "RIB changes");
+        this.metrics.ribPasses.inc();
+        this.queue.addAll(keys, "low");
+      };
+      void this.holdIfRestarting().finally(pass);
     }, this.cfg.ribDebounceMs).unref();
+  }
+
+  /**
+   * Graceful restart keeps forwarding through a restart of either end: while a session with
+   * graceful restart is not established, what it took away from the RIB — the peer's routes when
+   * our gobgpd drops them, e.g. on StopBgp or a restarting peer whose stale routes expired — must
+   * not take the node's kernel routes with it at once. The removals are held as after a restart of
+   * gobgpd (`--route-hold`); routes still unlearned when it ends go. Checked before each RIB pass
+   * (one ListPeer), only when the node's instance asks for graceful restart.
+   */
+  private async holdIfRestarting(): Promise<void> {
+    const s = this.link.current();
+    const graceful = this.speakerController.gracefulPeers;
+    if (s === undefined || !s.started || graceful.size === 0) return;
+    let down: string[];
+    try {
+      const peers = await s.speaker.listPeers();
+      down = [...graceful].filter((a) => peers.find((p) => p.address === a)?.state !== "established");
+    } catch (err) {
+      // gobgpd stopping (StopBgp answers "server stopped" from then on): nothing it says now counts.
+      down = [`gobgpd: ${errText(err)}`];
+    }
+    if (down.length === 0) return;
+    const now = Date.now();
+    if (s.freshSince !== undefined && now < s.freshSince + this.cfg.routeHoldSeconds * 1000) return;
+    s.freshSince = now;
+    this.log.info({ down, holdSeconds: this.cfg.routeHoldSeconds }, "graceful-restart session down: holding kernel routes against withdrawals");
   }
 
   private wire(): void {

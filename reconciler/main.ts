@@ -6,10 +6,18 @@ import { ConfigError, parseConfig } from "./config.js";
 import { Daemon } from "./daemon.js";
 import { connectSpeaker } from "./gobgp/connect.js";
 import { loadKubeAccess } from "./kube/kube-client.js";
+import { prestop } from "./prestop.js";
 
 const version = process.env["KVRF_VERSION"] ?? "0.1.0";
 
 async function main(argv: readonly string[]): Promise<number> {
+  if (argv[0] === "prestop") {
+    // The container's preStop hook (prestop.ts): --gobgp-socket or KVRFD_GOBGP_SOCKET.
+    const i = argv.indexOf("--gobgp-socket");
+    const socket = (i > 0 ? argv[i + 1] : undefined) ?? process.env["KVRFD_GOBGP_SOCKET"] ?? "/run/gobgp/gobgpd.sock";
+    await prestop(socket.replace(/^unix:\/\//, ""), (line) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...line })}\n`));
+    return 0;
+  }
   let cfg;
   try {
     cfg = await parseConfig(argv, version);

@@ -47,6 +47,15 @@ describe("desiredSpeaker", () => {
     expect(d.skippedPeers).toEqual(["fd00:ff::2: password Secret kvrf/bgp key missing not found"]);
   });
 
+  it("gives every peer the instance's graceful restart, unless it is absent or disabled", async () => {
+    const peers = [{ address: "fd00:ff::1", asn: 65000 }];
+    const gr = async (g: BGPInstance["spec"]["gracefulRestart"]) => (await desiredSpeaker(inst("i", { peers, ...(g !== undefined ? { gracefulRestart: g } : {}) }), addresses, async () => undefined)).peers[0]?.gracefulRestart;
+    expect(await gr({ enabled: true, restartTime: 30 })).toEqual({ restartTimeSeconds: 30 });
+    expect(await gr({})).toEqual({ restartTimeSeconds: 120 });
+    expect(await gr({ enabled: false, restartTime: 30 })).toBeUndefined();
+    expect(await gr(undefined)).toBeUndefined();
+  });
+
   it("refuses a Manual router ID without a value and Auto without an InternalIP", async () => {
     await expect(desiredSpeaker(inst("i", { routerID: { source: "Manual" } }), addresses, async () => undefined)).rejects.toThrow(InstanceError);
     await expect(desiredSpeaker(inst("i"), [], async () => undefined)).rejects.toThrow(/InternalIP/);

@@ -39,6 +39,8 @@ export interface BGPInstanceSpec {
   listenAddresses?: string[];
   families?: Family[];
   routeReflector?: { clusterID?: string };
+  /** Graceful restart with every peer (RFC 4724, with RFC 8538's notification extension). */
+  gracefulRestart?: { enabled?: boolean; restartTime?: number };
   peers?: BGPPeerSpec[];
 }
 
@@ -153,6 +155,9 @@ export async function desiredSpeaker(
     if (p.timers?.keepalive !== undefined) peer.keepaliveSeconds = p.timers.keepalive;
     if (p.port !== undefined) peer.remotePort = p.port;
     if (p.localAddress !== undefined) peer.localAddress = p.localAddress;
+    if (spec.gracefulRestart !== undefined && spec.gracefulRestart.enabled !== false) {
+      peer.gracefulRestart = { restartTimeSeconds: spec.gracefulRestart.restartTime ?? 120 };
+    }
     peers.push(peer);
   }
   return { global, routerIdFrom: routerId.from, peers, skippedPeers };

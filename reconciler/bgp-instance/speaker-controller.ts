@@ -58,6 +58,9 @@ export class SpeakerController {
     return this.secretRefs;
   }
 
+  /** Peers of the node's instance with graceful restart (as of the last reconcile that could tell). */
+  gracefulPeers: ReadonlySet<string> = new Set();
+
   async reconcile(): Promise<ReconcileResult> {
     if (!this.d.nodes.hasSynced || !this.d.instances.hasSynced) return { kind: "done" };
     const node = this.d.nodes.get(this.d.nodeName);
@@ -72,6 +75,7 @@ export class SpeakerController {
       try {
         const addresses = (node?.status?.addresses ?? []) as NodeAddress[];
         desired = await desiredSpeaker(chosen, addresses, (ref) => this.d.api.secretValue(ref));
+        this.gracefulPeers = new Set(desired.peers.filter((p) => p.gracefulRestart !== undefined).map((p) => p.address));
       } catch (err) {
         if (!(err instanceof InstanceError)) throw err;
         problem = err.message;
@@ -129,6 +133,10 @@ export class SpeakerController {
     // An instance we cannot turn into a config (e.g. no InternalIP for Auto) leaves gobgpd as it is:
     // stopping BGP over a config error would take the node's VPCs down.
     const action = chosen !== undefined && desired === undefined ? undefined : planGlobal(desired?.global, observed);
+    // BGP started now on a gobgpd without state: the peers added with it say we are restarting
+    // (graceful restart's R and F bits), since the node's forwarding state — the kernel routes,
+    // held by kvrfd — outlived gobgpd. Peers configured later in this session do not.
+    const restarting = action?.op === "start" || action?.op === "restart";
     if (action !== undefined) {
       const log = this.d.log.child({ asn: desired?.global.asn, routerId: desired?.global.routerId });
       if (action.op === "stop" || action.op === "restart") {
@@ -165,7 +173,7 @@ export class SpeakerController {
         await s.speaker.deletePeer(a.address).catch(ignoreKind("not-found"));
         this.applied.delete(a.address);
       } else if (a.op === "add-peer") {
-        await s.speaker.addPeer(a.peer);
+        await s.speaker.addPeer(restarting && a.peer.gracefulRestart !== undefined ? { ...a.peer, localRestarting: true } : a.peer);
         this.applied.set(a.peer.address, peerFingerprint(a.peer));
       } else {
         await s.speaker.updatePeer(a.peer);

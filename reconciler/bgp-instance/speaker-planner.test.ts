@@ -32,6 +32,15 @@ describe("planPeers", () => {
       ["update-peer fd00::1"],
     ],
     ["updates when the RR-client flag changed", [peer("fd00::1", { routeReflectorClient: true })], [seen(peer("fd00::1"))], new Map(), ["update-peer fd00::1"]],
+    ["updates when graceful restart is turned on", [peer("fd00::1", { gracefulRestart: { restartTimeSeconds: 120 } })], [seen(peer("fd00::1"))], new Map(), ["update-peer fd00::1"]],
+    ["updates when its restart time changed", [peer("fd00::1", { gracefulRestart: { restartTimeSeconds: 60 } })], [seen(peer("fd00::1", { gracefulRestart: { restartTimeSeconds: 120 } }))], new Map(), ["update-peer fd00::1"]],
+    [
+      "never updates for the restarting flag (a session reset for nothing)",
+      [peer("fd00::1", { gracefulRestart: { restartTimeSeconds: 120 } })],
+      [seen(peer("fd00::1", { gracefulRestart: { restartTimeSeconds: 120 } }))],
+      new Map([["fd00::1", peerFingerprint(peer("fd00::1", { gracefulRestart: { restartTimeSeconds: 120 }, localRestarting: true }))]]),
+      [],
+    ],
   ] as const)("%s", (_n, desired, observed, applied, want) => {
     expect(planPeers(desired, observed, applied).map((a) => `${a.op} ${a.op === "delete-peer" ? a.address : a.peer.address}`)).toEqual(want);
   });

@@ -39,6 +39,7 @@ export function peerFingerprint(p: PeerConfig): string {
     p.localAddress ?? "",
     p.remotePort ?? 0,
     [...p.families].sort(),
+    p.gracefulRestart?.restartTimeSeconds ?? 0,
   ]);
 }
 
@@ -55,6 +56,9 @@ export function peerDiffers(want: PeerConfig, have: PeerStatus): boolean {
     return true;
   }
   if (have.families.length > 0 && [...have.families].sort().join() !== [...want.families].sort().join()) return true;
+  // gobgpd reports the graceful-restart config it runs with: on, off, or another restart time.
+  if ((want.gracefulRestart === undefined) !== (have.gracefulRestart === undefined)) return true;
+  if (want.gracefulRestart !== undefined && have.gracefulRestart !== undefined && want.gracefulRestart.restartTimeSeconds !== have.gracefulRestart.restartTimeSeconds) return true;
   return false;
 }
 

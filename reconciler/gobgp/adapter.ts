@@ -119,9 +119,10 @@ export class GoBgpSpeaker<M extends WireMessages> implements Speaker {
    * A no-op when BGP is not running (gobgpd 4.x would stop its server for good, see v4.ts). On
    * 4.x this is final: the daemon must be restarted before BGP can start again; 3.x can.
    */
-  async stopBgp(): Promise<void> {
+  async stopBgp(opts: { allowGracefulRestart?: boolean } = {}): Promise<void> {
     if ((await this.getGlobal()) === undefined) return;
-    await this.channel.call("StopBgp", (o) => this.client.stopBgp({}, o));
+    // v3's StopBgpRequest has no field: an unknown one is not sent.
+    await this.channel.call("StopBgp", (o) => this.client.stopBgp(opts.allowGracefulRestart === true && this.api === "v4" ? { allowGracefulRestart: true } : {}, o));
   }
 
   async listPeers(): Promise<PeerStatus[]> {

@@ -54,6 +54,7 @@ export interface PeerMessage {
   routeReflector?: { routeReflectorClient: boolean; routeReflectorClusterId: string } | undefined;
   timers?: { config?: { holdTime: bigint; keepaliveInterval: bigint } | undefined } | undefined;
   transport?: { localAddress: string; remotePort: number } | undefined;
+  gracefulRestart?: { enabled: boolean; restartTime: number } | undefined;
   afiSafis: { config?: { family?: { afi: number; safi: number } | undefined; enabled: boolean } | undefined }[];
 }
 
@@ -61,6 +62,7 @@ export interface PeerMessage {
 export function peerTo(peer: PeerConfig) {
   checkPeer(peer);
   const families = peerFamilies.filter((f) => peer.families.includes(f.name));
+  const gr = peer.gracefulRestart;
   return {
     conf: { neighborAddress: peer.address, peerAsn: peer.asn, authPassword: peer.password ?? "" },
     routeReflector: {
@@ -71,7 +73,22 @@ export function peerTo(peer: PeerConfig) {
       config: { holdTime: BigInt(peer.holdTimeSeconds ?? 0), keepaliveInterval: BigInt(peer.keepaliveSeconds ?? 0) },
     },
     transport: { localAddress: peer.localAddress ?? "", remotePort: peer.remotePort ?? 0 },
-    afiSafis: families.map((f) => ({ config: { family: { afi: f.afi, safi: f.safi }, enabled: true } })),
+    ...(gr !== undefined
+      ? {
+          gracefulRestart: {
+            enabled: true,
+            restartTime: gr.restartTimeSeconds,
+            // RFC 8538: a NOTIFICATION (gobgpd's own on SIGTERM, a hold-timer expiry) starts a
+            // graceful restart too, not only a dropped TCP session.
+            notificationEnabled: true,
+            localRestarting: peer.localRestarting ?? false,
+          },
+        }
+      : {}),
+    afiSafis: families.map((f) => ({
+      config: { family: { afi: f.afi, safi: f.safi }, enabled: true },
+      ...(gr !== undefined ? { mpGracefulRestart: { config: { enabled: true } } } : {}),
+    })),
   };
 }
 
@@ -99,6 +116,7 @@ export function peerFrom(p: PeerMessage): PeerStatus {
   const local = reportedIp(p.transport?.localAddress);
   if (local !== undefined) status.localAddress = local;
   if (p.transport?.remotePort) status.remotePort = p.transport.remotePort;
+  if (p.gracefulRestart?.enabled === true) status.gracefulRestart = { restartTimeSeconds: p.gracefulRestart.restartTime };
   for (const a of p.afiSafis) {
     const f = a.config?.family;
     const name = f && peerFamilyName(f.afi, f.safi);

@@ -217,6 +217,10 @@ export function checkPeer(peer: PeerConfig): void {
   for (const f of peer.families) {
     if (!peerFamilies.some((x) => x.name === f)) throw invalid(`peer ${peer.address}: unknown family ${String(f)}`);
   }
+  const gr = peer.gracefulRestart;
+  if (gr !== undefined && (!Number.isInteger(gr.restartTimeSeconds) || gr.restartTimeSeconds < 1 || gr.restartTimeSeconds > 4095)) {
+    throw invalid(`peer ${peer.address}: graceful restart time ${gr.restartTimeSeconds} is not 1 to 4095 seconds (12 bits, RFC 4724)`);
+  }
 }
 
 const behaviors = new Set<number>(Object.values(srv6Behavior));

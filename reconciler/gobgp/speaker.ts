@@ -44,6 +44,19 @@ export interface PeerConfig {
   /** Remote TCP port (default 179). */
   remotePort?: number;
   families: PeerFamily[];
+  /**
+   * Graceful restart (RFC 4724) for every family of the peer, with the notification extension
+   * (RFC 8538): the peer keeps our routes for restartTimeSeconds while our speaker restarts.
+   */
+  gracefulRestart?: { restartTimeSeconds: number };
+  /**
+   * We are the restarting speaker: gobgpd came back without state while this node's forwarding
+   * state (kernel routes) was kept. Sent as the restart and forwarding-state bits of the OPEN, so
+   * the peer keeps our stale routes until our End-of-RIB. gobgpd's `-r` only sets it for peers of
+   * its config file; API-added peers carry it themselves. Not part of the peer's identity: it is
+   * never compared, and gobgpd clears it once the restart is over.
+   */
+  localRestarting?: boolean;
 }
 
 export type PeerSessionState = "idle" | "connect" | "active" | "opensent" | "openconfirm" | "established" | "unknown";
@@ -189,7 +202,12 @@ export interface Speaker {
   /** The running global config, or undefined when BGP has not been started (e.g. gobgpd restarted). */
   getGlobal(): Promise<GlobalConfig | undefined>;
   startBgp(config: GlobalConfig): Promise<void>;
-  stopBgp(): Promise<void>;
+  /**
+   * Stops BGP (a no-op when it is not running). `allowGracefulRestart` (gobgpd 4.x): peers with
+   * graceful restart get no NOTIFICATION, so they keep this speaker's routes as in a crash; gobgpd
+   * 3.10's StopBgp has no such field and always sends a Cease.
+   */
+  stopBgp(opts?: { allowGracefulRestart?: boolean }): Promise<void>;
 
   listPeers(): Promise<PeerStatus[]>;
   addPeer(peer: PeerConfig): Promise<void>;

@@ -193,7 +193,7 @@ export class FakeSpeaker implements Speaker {
     this.log.push(`startBgp ${config.asn} ${config.routerId}`);
   }
 
-  async stopBgp(): Promise<void> {
+  async stopBgp(_opts?: { allowGracefulRestart?: boolean }): Promise<void> {
     this.check("stopBgp", false);
     this.global = undefined;
     this.peers.clear();

@@ -3,6 +3,7 @@
 // .testenv/lab, every namespace is named kvrf-lab-*, so `down` removes exactly what `up` made,
 // also after a crash. Used by `scripts/lab` and the lab test tier.
 import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -424,7 +425,52 @@ export const pidfiles = {
   gobgpd: (node: string): string => path.join(nodeDir(node), "gobgp", "gobgpd.pid"),
   kvrfd: (node: string): string => path.join(nodeDir(node), "kvrfd.pid"),
   apiserver: (): string => path.join(labDir, "control-plane", "kube-apiserver.pid"),
+  etcd: (): string => path.join(labDir, "control-plane", "etcd.pid"),
 };
+
+/**
+ * What a rolling update of the DaemonSet does to a node's kvrf pod (manifests/base/daemonset.yaml):
+ * both preStop hooks at once — kvrfd's `prestop` and gobgpd's `gobgp-drain` (short drain) — then
+ * SIGTERM to both containers and the new pod's kvrfd and gobgpd. Resolves with what the hooks said.
+ */
+export async function replaceKvrfPod(node: string): Promise<{ drain: string; prestop: string }> {
+  const socket = path.join(nodeDir(node), "gobgp", "gobgpd.sock");
+  const exec = promisify(execFile);
+  const [hook, drain] = await Promise.all([
+    exec("ip", ["netns", "exec", nodeNetns(node), process.execPath, path.join(repoRoot, "dist/kvrfd"), "prestop", "--gobgp-socket", socket]),
+    exec("ip", ["netns", "exec", nodeNetns(node), path.join(repoRoot, "images/gobgpd/gobgp-drain")], {
+      env: { ...process.env, GOBGP: tool("gobgp4"), GOBGPD_SOCKET: socket, KVRF_DRAIN_SECONDS: "10" },
+    }),
+  ]);
+  await restartDaemon(pidfiles.kvrfd(node), "SIGTERM", 0);
+  await restartDaemon(pidfiles.gobgpd(node), "SIGTERM", 1000, () => rmSync(socket, { force: true }));
+  const last = (out: string): string => out.trim().split("\n").at(-1) ?? "";
+  let prestop = last(hook.stderr);
+  try {
+    prestop = (JSON.parse(prestop) as { msg?: string }).msg ?? prestop;
+  } catch {
+    // not a log line: keep the text
+  }
+  return { drain: last(drain.stdout).replace(/^gobgp-drain: /, ""), prestop: prestop.replace(/^prestop: /, "") };
+}
+
+/**
+ * One CNI call as a runtime makes it, without throwing: ok, or the CNI error code and message the
+ * plugin answered (code 11 "try again later" while the API server is away).
+ */
+export async function tryCni(verb: "add" | "del", pod: DemoPod): Promise<{ ok: true } | { ok: false; code?: number; message: string }> {
+  const ns = podNetns(pod.name);
+  if (verb === "add" && !(await labNamespaces()).includes(ns)) await run("ip", ["netns", "add", ns]);
+  try {
+    await cnitool(verb, pod);
+    if (verb === "del") await run("ip", ["netns", "del", ns]).catch(() => undefined);
+    return { ok: true };
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    const code = /"code":\s*(\d+)/.exec(message);
+    return { ok: false, ...(code !== null ? { code: Number(code[1]) } : {}), message };
+  }
+}
 
 /** gobgpd crashes (SIGKILL: its state is lost, its socket file stays) and comes back. */
 export async function crashGobgpd(node: string, downMs = 0): Promise<void> {

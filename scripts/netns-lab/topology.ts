@@ -142,6 +142,8 @@ export function bgpInstances(s: LabSettings): Record<string, unknown>[] {
   if (rr === undefined) throw new Error("the lab has no route reflector");
   const timers = { holdTime: 9, keepalive: 3 };
   const families = labFamilies(s);
+  // Graceful restart: a restarting gobgpd's routes stay on the other nodes (docs/kvrfd.md).
+  const gracefulRestart = { enabled: true, restartTime: 120 };
   return [
     {
       apiVersion: "kvrf.dev/v1alpha1",
@@ -154,6 +156,7 @@ export function bgpInstances(s: LabSettings): Record<string, unknown>[] {
         routerID: { source: "Auto" },
         listenPort: 179,
         families,
+        gracefulRestart,
         peers: [{ address: underlayAddress(rr, s), asn: 65000, timers }],
       },
     },
@@ -169,6 +172,7 @@ export function bgpInstances(s: LabSettings): Record<string, unknown>[] {
         listenPort: 179,
         families,
         routeReflector: { clusterID: "10.255.0.1" },
+        gracefulRestart,
         peers: workers.map((w) => ({ address: underlayAddress(w, s), asn: 65000, routeReflectorClient: true, timers })),
       },
     },

@@ -160,6 +160,11 @@ describe("manifests", () => {
     it("drains BGP in gobgpd's preStop within the grace period, and updates one node at a time", () => {
       const g = byName("gobgpd");
       expect(g?.lifecycle?.preStop?.exec?.command).toEqual(["/usr/local/bin/gobgp-drain"]);
+      // kvrfd's hook stops BGP without a NOTIFICATION when graceful restart is negotiated; it must
+      // reach gobgpd's socket, which gobgp-drain waits on.
+      const k = byName("kvrfd");
+      expect(k?.lifecycle?.preStop?.exec?.command).toEqual(["node", "/opt/kvrf/kvrfd", "prestop"]);
+      expect(env(k, "KVRFD_GOBGP_SOCKET")).toBe(env(g, "GOBGPD_SOCKET"));
       expect(pod().terminationGracePeriodSeconds).toBeGreaterThan(Number(env(g, "KVRF_DRAIN_SECONDS")) + 5);
       expect(ds().spec.updateStrategy).toEqual({ type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } });
     });

@@ -224,9 +224,11 @@ describe.each(versions)("Speaker on gobgpd $api", ({ api }) => {
       localAddress: "fd00:ff::1",
       remotePort: 1790,
       families: ["vpnv4", "vpnv6"],
+      gracefulRestart: { restartTimeSeconds: 77 },
     };
     const plain: PeerConfig = { address: "192.0.2.7", asn: 65001, families: ["vpnv4"] };
-    await s.addPeer(rrClient);
+    // Added as the restarting speaker (R and F bits in its OPEN); not part of what is listed.
+    await s.addPeer({ ...rrClient, localRestarting: true });
     await s.addPeer(plain);
     await expectKind(s.addPeer(plain), "already-exists", /can't overwrite the existing peer: 192\.0\.2\.7/);
 
@@ -237,12 +239,15 @@ describe.each(versions)("Speaker on gobgpd $api", ({ api }) => {
     // gobgpd fills in defaults: hold 90 s, keepalive 30 s.
     expect(peers.get("192.0.2.7")?.config).toEqual({ ...plain, holdTimeSeconds: 90, keepaliveSeconds: 30 });
 
-    await s.updatePeer({ ...plain, holdTimeSeconds: 30, keepaliveSeconds: 10, families: ["vpnv4", "vpnv6"] });
+    await s.updatePeer({ ...plain, holdTimeSeconds: 30, keepaliveSeconds: 10, families: ["vpnv4", "vpnv6"], gracefulRestart: { restartTimeSeconds: 120 } });
     expect((await s.listPeers()).find((p) => p.address === "192.0.2.7")).toMatchObject({
       holdTimeSeconds: 30,
       keepaliveSeconds: 10,
       families: ["vpnv4", "vpnv6"],
+      gracefulRestart: { restartTimeSeconds: 120 },
     });
+    await s.updatePeer({ ...plain, holdTimeSeconds: 30, keepaliveSeconds: 10 });
+    expect((await s.listPeers()).find((p) => p.address === "192.0.2.7")?.gracefulRestart).toBeUndefined();
     await expectKind(s.updatePeer({ ...plain, address: "192.0.2.8" }), "not-found", /neighbor that has 192\.0\.2\.8 doesn't exist/);
 
     await s.deletePeer("fd00:ff::9");

@@ -13,8 +13,10 @@ import {
   ipv4Receives,
   kubeClient,
   kernelRoutes,
+  kubectlKvrf,
   pidfiles,
   ping,
+  replaceKvrfPod,
   readState,
   restartDaemon,
   speakerOf,
@@ -25,6 +27,7 @@ import { demoPods, describeSettings, labNodes, underlayAddress, type LabSettings
 import { waitFor } from "../harness/process.js";
 import { monitorRoutes } from "../harness/kvrfd.js";
 import { describeNeeds, timeScale } from "../harness/needs.js";
+import { Flows } from "../../scripts/netns-lab/flows.js";
 import { cniNeeds, kvrfdNeeds } from "../../shared/kernel/capabilities.js";
 import { vtepNextHop } from "../../reconciler/kernel/vtep.js";
 import { srv6Behavior, type LocalPath, type Vrf } from "../../reconciler/gobgp/speaker.js";
@@ -197,6 +200,45 @@ function labSuite(lab: LabSettings, full: boolean): void {
   itFull("recovers when gobgpd on a worker is killed and restarted", async () => {
     await crashGobgpd("sjc", 1000);
     await convergeOk("gobgpd kill -9 + restart on sjc");
+  });
+
+  // The lab's BGPInstances negotiate graceful restart (docs/kvrfd.md): the route reflector keeps a
+  // restarting worker's routes, the worker's kvrfd keeps its kernel routes, so traffic to and from
+  // its pods never stops — and no packet reaches another VPC meanwhile.
+  /** Steady traffic on every cross-node flow while `fault` runs and the lab settles: what was lost. */
+  const underTraffic = async (what: string, fault: () => Promise<unknown>): Promise<Awaited<ReturnType<Flows["stop"]>>> => {
+    const flows = await Flows.start(pods);
+    let result: Awaited<ReturnType<Flows["stop"]>>;
+    try {
+      await new Promise((r) => setTimeout(r, 1000));
+      await fault();
+      await waitFor(`no drift after ${what}`, async () => (await kubectlKvrf(["status"])).code === 0, { timeoutMs: 60_000 * timeScale, intervalMs: 500 });
+      await new Promise((r) => setTimeout(r, 2000));
+    } finally {
+      result = await flows.stop();
+    }
+    log(`${what}: ${result.flows.map((f) => `${f.from}→${f.to} ${f.received}/${f.sent}`).join(", ")}`);
+    expect(result.flows.length).toBeGreaterThan(0);
+    expect(result.flows.every((f) => f.sent > 100)).toBe(true);
+    return result;
+  };
+
+  itFull("loses no packet, to or from any pod, while a worker's gobgpd is killed and restarted (graceful restart)", async () => {
+    const r = await underTraffic("gobgpd kill -9 on sjc", () => crashGobgpd("sjc", 1000));
+    expect(r.flows.filter((f) => f.lost.length > 0).map((f) => `${f.from}→${f.to} lost ${f.lost.length}`)).toEqual([]);
+    expect(r.crossVpc).toEqual([]);
+  });
+
+  // A rolling update of the DaemonSet: kvrfd's preStop stops BGP without a NOTIFICATION (gobgpd's
+  // own SIGTERM would send a Hard Reset and the peers would flush sjc's routes), gobgp-drain waits
+  // for it, and kvrfd holds sjc's kernel routes against the withdrawals of its stopping gobgpd.
+  itFull("loses no packet while a worker's kvrf pod is replaced (preStop hooks, SIGTERM, graceful restart)", async () => {
+    let said: { drain: string; prestop: string } | undefined;
+    const r = await underTraffic("kvrf pod replaced on sjc", async () => (said = await replaceKvrfPod("sjc")));
+    expect(said?.prestop).toMatch(/^BGP stopped without NOTIFICATION/);
+    expect(said?.drain).toMatch(/^BGP stopped by kvrfd prestop/);
+    expect(r.flows.filter((f) => f.lost.length > 0).map((f) => `${f.from}→${f.to} lost ${f.lost.length}`)).toEqual([]);
+    expect(r.crossVpc).toEqual([]);
   });
 
   itFull("keeps the routes while kvrfd restarts, without churning them", async () => {
