@@ -9,13 +9,16 @@
 // Prints a table and writes it to docs/benchmarks.md (section faults-<settings>). Root only.
 // Usage: tsx scripts/bench-faults.ts [--encap srv6|vxlan|auto] [--underlay 4|6] [--only SUBSTRING]
 import { execFile } from "node:child_process";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { promisify } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as k8s from "@kubernetes/client-node";
-import { attachDemoPods, converge, crashGobgpd, down, kubeClient, kubectlKvrf, pidfiles, readState, replaceKvrfPod, restartDaemon, tryCni, up, type AttachedPod } from "./netns-lab/lab.js";
+import { attachDemoPods, converge, crashGobgpd, down, kubeClient, kubectlKvrf, pidfiles, readState, replaceKvrfPod, restartDaemon, startKvrfd, stopKvrfd, tryCni, up, type AttachedPod } from "./netns-lab/lab.js";
 import { Flows, type FlowResult } from "./netns-lab/flows.js";
 import { chooseSettings } from "./netns-lab/settings.js";
-import { describeSettings, nodeNetns, workers, type DemoPod } from "./netns-lab/topology.js";
+import { describeSettings, labNodes, nodeNetns, workers, type DemoPod, type LabNode } from "./netns-lab/topology.js";
 import { table } from "./lib/stats.js";
 import { writeSection } from "./lib/report.js";
 import { repoRoot } from "../test/harness/tools.js";
@@ -79,6 +82,14 @@ async function retryCni(verb: "add" | "del", pod: DemoPod, t0: number): Promise<
   }
 }
 
+const libfaketime = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+const clockFile = path.join(os.tmpdir(), `kvrf-bench-clock-${process.pid}`);
+const sjc = (): LabNode => {
+  const n = labNodes.find((x) => x.name === "sjc");
+  if (n === undefined) throw new Error("no sjc");
+  return n;
+};
+
 function faults(): Fault[] {
   const extra = (i: number, node = "iad"): DemoPod => ({ name: `x${i}-${node}`, vpc: "a1", node });
   return [
@@ -92,6 +103,29 @@ function faults(): Fault[] {
       run: async () => {
         const said = await replaceKvrfPod("sjc");
         return `drain: ${said.drain}; prestop: ${said.prestop}`;
+      },
+    },
+    {
+      // The lab's nodes share the machine's clock, so one kvrfd gets a fake one (libfaketime, wall
+      // clock only: its monotonic timers keep running), jumped forward in the middle of a route
+      // hold (gobgpd killed just before), then back.
+      name: "sjc's kvrfd wall clock +1 h during a route hold, then back (gobgpd kill -9, graceful restart)",
+      touches: ["sjc"],
+      prepare: async () => {
+        if (!existsSync(libfaketime)) throw new Error(`${libfaketime} missing: apt-get install faketime (scripts/test-env ensure apt)`);
+        writeFileSync(clockFile, "+0\n");
+        await stopKvrfd("sjc");
+        await startKvrfd(sjc(), undefined, ["env", `LD_PRELOAD=${libfaketime}`, `FAKETIME_TIMESTAMP_FILE=${clockFile}`, "FAKETIME_DONT_FAKE_MONOTONIC=1", "FAKETIME_NO_CACHE=1"]);
+      },
+      run: async () => {
+        await crashGobgpd("sjc", 1000);
+        writeFileSync(clockFile, "+1h\n");
+        await sleep(10_000);
+        writeFileSync(clockFile, "+0\n");
+        await sleep(5000);
+        await stopKvrfd("sjc");
+        await startKvrfd(sjc());
+        return "kvrfd under libfaketime; restarted without it after";
       },
     },
     { name: "worker kvrfd kill -9", touches: ["sjc"], run: async () => (await restartDaemon(pidfiles.kvrfd("sjc"), "SIGKILL", 1000), undefined) },
@@ -213,6 +247,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await down();
+    rmSync(clockFile, { force: true });
   }
   const t = table(
     ["fault", "flows", "lost", "worst flow", "lost elsewhere", "full matrix s", "drift after", "other VPC", "CNI calls / note"],

@@ -236,13 +236,15 @@ async function buildNode(node: LabNode, apiSocket: string, adminKubeconfig: stri
 }
 
 /** Starts (or restarts) kvrfd inside the node's namespace, as a DaemonSet pod would run. */
-export async function startKvrfd(node: LabNode, gobgpSocket = path.join(nodeDir(node.name), "gobgp", "gobgpd.sock")): Promise<void> {
+export async function startKvrfd(node: LabNode, gobgpSocket = path.join(nodeDir(node.name), "gobgp", "gobgpd.sock"), wrap: readonly string[] = []): Promise<void> {
   const dir = nodeDir(node.name);
   const kvrfd = path.join(repoRoot, "dist/kvrfd");
+  // `wrap`: a command that runs kvrfd's command line (e.g. env with a fake clock, bench-faults.ts).
   const d = spawnDaemon(
     "kvrfd",
-    "ip",
+    wrap[0] ?? "ip",
     [
+      ...(wrap.length > 0 ? [...wrap.slice(1), "ip"] : []),
       "netns", "exec", nodeNetns(node.name), process.execPath, kvrfd,
       "--node-name", node.name,
       "--kubeconfig", path.join(dir, "kubeconfig"),
