@@ -4,6 +4,7 @@
 // rib.ts) and kvrfd's kernel routes of its table, plans with the pure planners and applies the
 // difference; then it writes status when it changed. A finalizer holds a deleted object until its
 // VRF (and with it the VRF's paths) and its kernel routes are gone.
+import { compareText } from "../../shared/order.js";
 import type { Logger } from "pino";
 import { apiVersion, bgpVrfInstance, vrfFinalizer, type BGPVRFInstance } from "../../shared/api-types.js";
 import { aaKey, formatAdminAssigned, parseAdminAssigned } from "../../shared/route-distinguisher.js";
@@ -480,7 +481,10 @@ export class VrfController {
     }
     if (r.ignored.length > 0) {
       // Not a failure of this VPC (its routes are right), but an operator must see it.
-      const shown = r.ignored.slice(0, 5).join("; ") + (r.ignored.length > 5 ? `; and ${r.ignored.length - 5} more` : "");
+      // Sorted: the same paths give the same message whatever order their events came in (no
+      // status write for a reordering, and tests and operators can rely on it).
+      const sorted = [...r.ignored].sort(compareText);
+      const shown = sorted.slice(0, 5).join("; ") + (sorted.length > 5 ? `; and ${sorted.length - 5} more` : "");
       routesVerdict = { ...routesVerdict, message: `${routesVerdict.message}; ${r.ignored.length} remote paths ignored: ${shown}` };
     }
     const vxlan = encapsulationOf(obj) === "vxlan";
