@@ -62,7 +62,7 @@ export class Metrics {
     this.kernelWrites = new Counter({ name: "kvrfd_kernel_route_writes_total", help: "Kernel route changes kvrfd made, by operation.", labelNames: ["op"], registers: [r] });
     this.replays = new Counter({ name: "kvrfd_replays_total", help: "Full replays into gobgpd after it lost its state.", labelNames: ["reason"], registers: [r] });
     this.informerRestarts = new Counter({ name: "kvrfd_informer_restarts_total", help: "Informer relists by informer and reason.", labelNames: ["informer", "reason"], registers: [r] });
-    this.ipRuns = new Counter({ name: "kvrfd_ip_runs_total", help: "iproute2 processes run, by purpose (batch of writes, dump, lookup).", labelNames: ["kind"], registers: [r] });
+    this.ipRuns = new Counter({ name: "kvrfd_ip_runs_total", help: "iproute2 processes run, by purpose (batch of writes, dump, lookup, flush).", labelNames: ["kind"], registers: [r] });
     this.ribPasses = new Counter({ name: "kvrfd_rib_passes_total", help: "Passes over every VRF after RIB events.", registers: [r] });
     this.statusWrites = new Counter({ name: "kvrfd_status_writes_total", help: "BGPVRFInstance status writes by result.", labelNames: ["result"], registers: [r] });
     const backlog = (): number => this.statusBacklog();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { KernelRouteCache, parseOwnedRoutes } from "./kernel-routes.js";
+import { KernelRouteCache, parseOwnedRoutes, WriteReadGate } from "./kernel-routes.js";
 import { FakeKernel } from "../testing/fake-kernel.js";
 
 describe("iproute2 output", () => {
@@ -63,15 +63,80 @@ describe("KernelRouteCache", () => {
     expect(c.table(100)).toEqual([r("10.0.0.1/32")]);
   });
 
-  it("clears a table: the routes it knows, unknown IPv4 ones by a proto-241 flush, never other owners", async () => {
+  it("clears a table: the routes it knows, unknown ones of both families by a proto-241 flush, never other owners", async () => {
     const k = new FakeKernel();
     k.put({ ...r("2001:db8::1/128"), proto: 241 });
     const c = new KernelRouteCache(k);
     await c.load();
     k.put({ ...r("10.0.0.1/32"), proto: 241 });
+    k.put({ ...r("2001:db8::2/128"), proto: 241 });
     k.put({ ...r("10.0.0.2/32"), proto: 240 });
     expect(await c.clearTable(100)).toEqual([]);
     expect([...k.routes.keys()]).toEqual(["100 10.0.0.2/32"]);
     expect(c.table(100)).toEqual([]);
+  });
+
+  it("does not forget a write that lands while it re-reads the kernel (the re-read waits for it, or it for the re-read)", async () => {
+    const k = new FakeKernel();
+    const c = new KernelRouteCache(k);
+    await c.load();
+    // A re-read whose dump is held open, and a write arriving meanwhile.
+    let release!: () => void;
+    k.dumpGate = new Promise<void>((res) => (release = res));
+    const reading = c.load();
+    await new Promise((res) => setTimeout(res, 5));
+    const writing = c.apply({ add: [r("2001:db8::5/128")], replace: [], remove: [] });
+    await new Promise((res) => setTimeout(res, 5));
+    k.dumpGate = undefined;
+    release();
+    expect(await writing).toEqual([]);
+    await reading;
+    expect(c.table(100)).toMatchObject([r("2001:db8::5/128")]);
+    // And the other way: a write in flight when the re-read starts.
+    let finish!: () => void;
+    const slow = new Promise<void>((res) => (finish = res));
+    const apply = k.apply.bind(k);
+    k.apply = async (plan) => {
+      await slow;
+      return apply(plan);
+    };
+    const writing2 = c.apply({ add: [], replace: [], remove: [r("2001:db8::5/128")] });
+    const reading2 = c.load();
+    await new Promise((res) => setTimeout(res, 5));
+    finish();
+    await Promise.all([writing2, reading2]);
+    expect(c.table(100)).toEqual([]);
+    expect(k.owned(100)).toEqual([]);
+  });
+});
+
+describe("WriteReadGate", () => {
+  const tick = (): Promise<void> => new Promise((res) => setTimeout(res, 1));
+  it("lets writes overlap, holds a read until the writes in flight end, and new writes until the read ends", async () => {
+    const g = new WriteReadGate();
+    const log: string[] = [];
+    const step = (name: string, gate: Promise<void>) => async (): Promise<void> => {
+      log.push(`${name}+`);
+      await gate;
+      log.push(`${name}-`);
+    };
+    let endW1!: () => void;
+    let endR!: () => void;
+    const w1 = g.write(step("w1", new Promise<void>((res) => (endW1 = res))));
+    const w2 = g.write(step("w2", Promise.resolve()));
+    await tick();
+    const rd = g.read(step("r", new Promise<void>((res) => (endR = res))));
+    const rd2 = g.read(step("r2", Promise.resolve()));
+    await tick();
+    const w3 = g.write(step("w3", Promise.resolve()));
+    await tick();
+    expect(log).toEqual(["w1+", "w2+", "w2-"]);
+    endW1();
+    await tick();
+    expect(log).toEqual(["w1+", "w2+", "w2-", "w1-", "r+"]);
+    endR();
+    await Promise.all([w1, w2, w3, rd, rd2]);
+    // Reads run one at a time; the write that came during them waits for both.
+    expect(log.slice(5)).toEqual(["r-", "r2+", "r2-", "w3+", "w3-"]);
   });
 });

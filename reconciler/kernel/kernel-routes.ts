@@ -49,7 +49,7 @@ export interface KernelRouteBackend {
   apply(plan: RoutePlan): Promise<RouteFailure[]>;
   /** The remote VTEPs on kvrfd's VXLAN devices' forwarding databases (FDB entries with a dst). */
   dumpVteps?(): Promise<VtepEntry[]>;
-  /** Deletes every IPv4 kvrfd route of a table, known or not (best effort). */
+  /** Deletes every kvrfd route of a table in both families, known or not (best effort). */
   flushTable?(table: number): Promise<void>;
 }
 
@@ -106,8 +106,8 @@ export class IpRouteBackend implements KernelRouteBackend {
 
   constructor(
     private readonly netns?: string,
-    /** Observes every `ip` run, by purpose (metrics): a batch written, a dump or lookup process. */
-    private readonly onRun: (kind: "batch" | "dump" | "lookup") => void = () => undefined,
+    /** Observes every `ip` run, by purpose (metrics): a batch written; a dump, lookup or flush process. */
+    private readonly onRun: (kind: "batch" | "dump" | "lookup" | "flush") => void = () => undefined,
     private readonly maxLines = 2000,
   ) {
     this.batcher = new IpBatchProcess({ ...(netns !== undefined ? { netns } : {}), timeoutMs: 30_000 });
@@ -230,8 +230,15 @@ export class IpRouteBackend implements KernelRouteBackend {
   }
 
   async flushTable(table: number): Promise<void> {
-    // `proto` makes the kernel spare every other owner's routes; "root 0.0.0.0/0" keeps it to IPv4.
+    // `proto` makes the kernel spare every other owner's routes. A batch line flushes IPv4 only
+    // (iproute2 takes the family from the command line, `-6`, not from a batch line, where
+    // `root ::/0` silently matches nothing), so IPv6 gets a process of its own.
     await this.run([`route flush root 0.0.0.0/0 table ${table} proto ${proto}`]);
+    this.onRun("flush");
+    await ip(["-6", "route", "flush", "table", String(table), "proto", String(proto)], this.opts()).catch((err: unknown) => {
+      // A table with no IPv6 route does not exist for IPv6.
+      if (!missingTable(err)) throw err;
+    });
   }
 
   /**
@@ -298,6 +305,45 @@ export class IpRouteBackend implements KernelRouteBackend {
 }
 
 /**
+ * Writes to the kernel run side by side (each records only its own routes); a re-read of the
+ * kernel runs alone. A dump that overlapped a write would otherwise replace the view with a
+ * snapshot taken before that write: the route exists but kvrfd forgets it, and it survives its
+ * VPC's deletion. Re-reads are rare (start, orphan sweep, a failed write), so they wait for the
+ * writes in flight and hold new ones back until they are done.
+ */
+export class WriteReadGate {
+  private writers = 0;
+  private reading: Promise<void> | undefined;
+  private drained: (() => void) | undefined;
+
+  async write<T>(f: () => Promise<T>): Promise<T> {
+    while (this.reading !== undefined) await this.reading;
+    this.writers++;
+    try {
+      return await f();
+    } finally {
+      this.writers--;
+      if (this.writers === 0) this.drained?.();
+    }
+  }
+
+  async read<T>(f: () => Promise<T>): Promise<T> {
+    // Check and claim in one turn of the event loop: two readers woken together take turns.
+    while (this.reading !== undefined) await this.reading;
+    let done!: () => void;
+    this.reading = new Promise<void>((r) => (done = r));
+    try {
+      if (this.writers > 0) await new Promise<void>((r) => (this.drained = r));
+      this.drained = undefined;
+      return await f();
+    } finally {
+      this.reading = undefined;
+      done();
+    }
+  }
+}
+
+/**
  * kvrfd's routes as last read from the kernel and kept up to date by our own writes, so that a
  * reconcile that changes nothing runs no `ip` at all. `load()` re-reads everything (start,
  * periodic resync, and after a write failed).
@@ -309,13 +355,18 @@ export class KernelRouteCache {
   private loaded = false;
   /** Routes in byTable, kept with every change (count() is asked for after every write). */
   private total = 0;
+  private readonly gate = new WriteReadGate();
 
   constructor(
     readonly backend: KernelRouteBackend,
     private readonly now: () => number = Date.now,
   ) {}
 
-  async load(): Promise<void> {
+  load(): Promise<void> {
+    return this.gate.read(() => this.loadNow());
+  }
+
+  private async loadNow(): Promise<void> {
     const fresh = new Map<number, Map<string, KernelRoute>>();
     for (const r of await this.backend.dumpOwned()) {
       let t = fresh.get(r.table);
@@ -396,19 +447,10 @@ export class KernelRouteCache {
 
   /** Applies a plan and records what succeeded; add failures caused by foreign routes are diagnosed. */
   async apply(plan: RoutePlan): Promise<RouteFailure[]> {
-    const failures = await this.backend.apply(plan);
-    this.noteVteps(plan, failures);
-    const failed = new Set(failures.filter((f) => f.vtep === undefined).map((f) => `${f.op} ${routeKey(f.route)}`));
-    this.change([...plan.remove, ...plan.replace, ...plan.add].map((r) => r.table), () => {
-      for (const r of plan.remove) if (!failed.has(`remove ${routeKey(r)}`)) this.byTable.get(r.table)?.delete(routeKey(r));
-      for (const [op, list] of [["replace", plan.replace], ["add", plan.add]] as const) {
-        for (const r of list) {
-          if (failed.has(`${op} ${routeKey(r)}`)) continue;
-          let t = this.byTable.get(r.table);
-          if (t === undefined) this.byTable.set(r.table, (t = new Map<string, KernelRoute>()));
-          t.set(routeKey(r), { ...r, since: this.now() });
-        }
-      }
+    const failures = await this.gate.write(async () => {
+      const failures = await this.backend.apply(plan);
+      this.record(plan, failures);
+      return failures;
     });
     const out: RouteFailure[] = [];
     for (const f of failures) {
@@ -428,7 +470,28 @@ export class KernelRouteCache {
     return out;
   }
 
-  async reloadTable(table: number): Promise<void> {
+  /** Records what of a plan worked. */
+  private record(plan: RoutePlan, failures: readonly RouteFailure[]): void {
+    this.noteVteps(plan, failures);
+    const failed = new Set(failures.filter((f) => f.vtep === undefined).map((f) => `${f.op} ${routeKey(f.route)}`));
+    this.change([...plan.remove, ...plan.replace, ...plan.add].map((r) => r.table), () => {
+      for (const r of plan.remove) if (!failed.has(`remove ${routeKey(r)}`)) this.byTable.get(r.table)?.delete(routeKey(r));
+      for (const [op, list] of [["replace", plan.replace], ["add", plan.add]] as const) {
+        for (const r of list) {
+          if (failed.has(`${op} ${routeKey(r)}`)) continue;
+          let t = this.byTable.get(r.table);
+          if (t === undefined) this.byTable.set(r.table, (t = new Map<string, KernelRoute>()));
+          t.set(routeKey(r), { ...r, since: this.now() });
+        }
+      }
+    });
+  }
+
+  reloadTable(table: number): Promise<void> {
+    return this.gate.read(() => this.reloadTableNow(table));
+  }
+
+  private async reloadTableNow(table: number): Promise<void> {
     const fresh = await this.backend.dumpTable(table);
     this.change([table], () => {
       const old = this.byTable.get(table);
@@ -445,11 +508,14 @@ export class KernelRouteCache {
   }
 
   /**
-   * Removes every kvrfd route of `table`: the ones we know of, plus an IPv4 flush limited to our
-   * protocol for any we do not (iproute2 flushes one family per process, and IPv6 ones unknown to
-   * us are left to the next orphan sweep, which re-reads the kernel).
+   * Removes every kvrfd route of `table`: the ones we know of (with their VTEP entries), plus a
+   * flush of both families limited to our protocol for any we do not.
    */
-  async clearTable(table: number): Promise<RouteFailure[]> {
+  clearTable(table: number): Promise<RouteFailure[]> {
+    return this.gate.write(() => this.clearTableNow(table));
+  }
+
+  private async clearTableNow(table: number): Promise<RouteFailure[]> {
     const known = this.table(table);
     // The VTEP entries on the VXLAN devices these routes went through go with them.
     const devices = new Set(known.filter((r) => r.kind === "vxlan").map((r) => r.dev));

@@ -49,7 +49,7 @@ export class FakeKernel implements KernelRouteBackend {
 
   async flushTable(table: number): Promise<void> {
     for (const [k, r] of this.routes) {
-      if (r.table === table && r.proto === routeProtocol.kvrfd && !r.prefix.includes(":")) {
+      if (r.table === table && r.proto === routeProtocol.kvrfd) {
         this.routes.delete(k);
         this.log.push(`flush ${k}`);
       }

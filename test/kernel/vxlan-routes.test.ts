@@ -95,5 +95,18 @@ describeNeeds(["vxlan", "ipv4-via-ipv6", "policy-routing"], `kvrfd's VXLAN route
     await sync([]);
     expect(await kernel()).toBe("");
   });
+
+  it("clears a table of its routes of both families, also those written behind its back, and no one else's", async () => {
+    await sync();
+    // Routes of kvrfd's protocol the cache never saw (a view gone stale), and another owner's.
+    const behind = u.family === 4 ? ["via", u.b] : ["via", "inet6", "fe80::1"];
+    await node.ip("route", "add", "10.10.99.1/32", ...behind, "dev", dev, "table", "161", "proto", "241", "onlink");
+    await node.ip("-6", "route", "add", "fd10:a1:99::1/128", "dev", dev, "table", "161", "proto", "241");
+    await node.ip("-6", "route", "add", "fd10:a1:99::2/128", "dev", dev, "table", "161", "proto", "240");
+    expect(await cache.clearTable(161)).toEqual([]);
+    expect(await kernel()).toBe("");
+    expect(await node.ip("-6", "route", "show", "table", "161")).toMatch(/^fd10:a1:99::2 dev \S+ proto 240/);
+    expect(cache.table(161)).toEqual([]);
+  });
 });
 }
