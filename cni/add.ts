@@ -51,11 +51,12 @@ export async function add(args: CmdArgs, env: Readonly<Record<string, string | u
     const sp = await speakerSettings(conf, api);
     const dp = dataplaneOf(conf, sp.encapsulation);
     const dpMode = await readyMode(ctx, sp.encapsulation);
-    const { rd, rt } = routing(sp.asn, conf);
+    const { rd, rt } = routing(sp, conf);
     const id: VrfIdentity = {
       nodeName: conf.nodeName,
       vpcHex: conf.vpcHex,
       asn: sp.asn,
+      routeTargetAsn: sp.routeTargetAsn,
       rd,
       rt,
       table: conf.table,

@@ -104,6 +104,11 @@ export interface NetConf {
   kubeconfig: string;
   /** Undefined: take it from the BGPInstance that selects this node. */
   asn: number | undefined;
+  /**
+   * The cluster-wide ASN of the VPCs' route targets. Only with `asn` (a self-contained config);
+   * undefined there means `asn`. Without `asn` both come from the BGPInstance.
+   */
+  routeTargetASN: number | undefined;
   nodeName: string;
   logFile: string | undefined;
   logLevel: "debug" | "info" | "warn" | "error";
@@ -144,6 +149,10 @@ export function parseNetConf(raw: Record<string, unknown>, cniArgs: ReadonlyMap<
   if (!path.isAbsolute(kubeconfig)) throw invalid("kubeconfig", "must be an absolute path", kubeconfig);
   const mtu = optInt(raw, "mtu", 1280, 65535);
   const asn = optInt(raw, "asn", 1, 4294967295);
+  const routeTargetASN = optInt(raw, "routeTargetASN", 1, 4294967295);
+  if (routeTargetASN !== undefined && asn === undefined) {
+    throw invalid("routeTargetASN", "is set only together with asn (without asn, both come from the BGPInstance selecting the node)", routeTargetASN);
+  }
   const configNode = optStr(raw, "nodeName");
   const logFile = optAbsPath(raw, "logFile");
   const logLevel = optEnum(raw, "logLevel", ["debug", "info", "warn", "error"] as const);
@@ -206,6 +215,7 @@ export function parseNetConf(raw: Record<string, unknown>, cniArgs: ReadonlyMap<
     vtep,
     kubeconfig,
     asn,
+    routeTargetASN,
     nodeName,
     logFile,
     logLevel: logLevel ?? "info",

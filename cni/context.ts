@@ -99,11 +99,14 @@ export async function kubeClient(conf: NetConf): Promise<KubeClient> {
   return connect(await credentials(conf));
 }
 
-export function routing(asn: number, conf: NetConf): { rd: string; rt: string } {
+export function routing(sp: { asn: number; routeTargetAsn: number }, conf: NetConf): { rd: string; rt: string } {
   try {
-    return vpcRoutingText(asn, conf.vpc);
+    return vpcRoutingText(sp.asn, conf.vpc, sp.routeTargetAsn);
   } catch (err) {
-    if (err instanceof RouteDistinguisherError) throw new CniError(ErrorCode.InvalidConfig, `asn: ${err.message}`);
+    if (err instanceof RouteDistinguisherError) {
+      const field = err.message.startsWith("route target") && sp.routeTargetAsn !== sp.asn ? "routeTargetASN" : "asn";
+      throw new CniError(ErrorCode.InvalidConfig, `${field}: ${err.message}`);
+    }
     throw err;
   }
 }
@@ -133,9 +136,10 @@ export async function mode(ctx: Context): Promise<DataplaneMode> {
   return (await kernel(ctx)).mode;
 }
 
-/** The node's speaker as the plugin needs it: the ASN (RD, RT) and the encapsulation. */
+/** The node's speaker as the plugin needs it: the ASN (RD), the route targets' ASN and the encapsulation. */
 export interface SpeakerSettings {
   asn: number;
+  routeTargetAsn: number;
   encapsulation: Encapsulation;
 }
 
@@ -146,7 +150,7 @@ export interface SpeakerSettings {
  * and advertise another. STATUS compares the self-contained kind with the BGPInstance too.
  */
 export async function speakerSettings(conf: NetConf, client: () => Promise<KubeClient>): Promise<SpeakerSettings> {
-  if (conf.asn !== undefined) return { asn: conf.asn, encapsulation: conf.encapsulation ?? "srv6" };
+  if (conf.asn !== undefined) return { asn: conf.asn, routeTargetAsn: conf.routeTargetASN ?? conf.asn, encapsulation: conf.encapsulation ?? "srv6" };
   const inst = await speakerFor(await client(), conf.nodeName);
   if (conf.encapsulation !== undefined && conf.encapsulation !== inst.encapsulation) {
     throw new CniError(
@@ -154,7 +158,7 @@ export async function speakerSettings(conf: NetConf, client: () => Promise<KubeC
       `encapsulation: the config says ${conf.encapsulation} but BGPInstance ${inst.name}, which selects node ${conf.nodeName}, says ${inst.encapsulation}`,
     );
   }
-  return { asn: inst.asn, encapsulation: inst.encapsulation };
+  return { asn: inst.asn, routeTargetAsn: inst.routeTargetAsn, encapsulation: inst.encapsulation };
 }
 
 /** The encapsulation as far as the config alone knows it (STATUS without an API server: the default). */

@@ -12,6 +12,7 @@ import {
   nodeLabel,
   nodeLabelValue,
   routeTargetClaim,
+  routeTargetAsnOf,
   routeTargetClaimName,
   version,
   vniClaim,
@@ -373,7 +374,7 @@ export class Daemon {
         } catch {
           continue;
         }
-        const mine = kind === "rt" ? routeTargetClaimName(`${o.spec.asn}:${vpcNumber(vpc)}`) : vniClaimName(vpcVni(vpc));
+        const mine = kind === "rt" ? routeTargetClaimName(`${routeTargetAsnOf(o.spec)}:${vpcNumber(vpc)}`) : vniClaimName(vpcVni(vpc));
         if (mine === name) this.queue.add(o.metadata.name ?? "", "high");
       }
     };

@@ -63,6 +63,11 @@ export interface BGPVRFInstanceSpec {
   /** 48-bit VPC ID, canonical hex. */
   vpc: string;
   asn: number;
+  /**
+   * The cluster-wide ASN the route targets are derived from ("routeTargetASN:NN"); absent means
+   * `asn` (objects written before it existed, and clusters of one ASN).
+   */
+  routeTargetASN?: number;
   /** "ASN:NN". */
   routeDistinguisher: string;
   importRouteTargets: string[];
@@ -127,6 +132,11 @@ export function nodeLabelValue(nodeName: string): string {
 export function bgpVrfInstanceName(nodeName: string, vpcHex: string): string {
   const name = `${nodeName}.vpc-${vpcHex}`;
   return name.length <= 253 ? name : `h-${shortHash(nodeName)}.vpc-${vpcHex}`;
+}
+
+/** The ASN a BGPVRFInstance's route targets are derived from. */
+export function routeTargetAsnOf(spec: { asn: number; routeTargetASN?: number | undefined }): number {
+  return spec.routeTargetASN ?? spec.asn;
 }
 
 /** The RouteTargetClaim of a route target "ASN:NN": "rt-65000-229" (dots of an IPv4 RD turned to dashes). */

@@ -1,4 +1,7 @@
-// The BGP identity of a VPC: a pure function of (ASN, VPC), the same on every node and restart.
+// The BGP identity of a VPC: a pure function of (ASN, route-target ASN, VPC), the same on every node
+// and restart. The RD carries the speaker's ASN (unique per speaker, and per rack in an eBGP fabric);
+// the route target carries the cluster-wide route-target ASN, so that nodes of different ASNs (RFC
+// 7938 fabrics: an ASN per rack) import each other's routes. Without one it is the speaker's ASN.
 import { fromAsn, formatAdminAssigned, type AdminAssigned } from "./route-distinguisher.js";
 import { vpcNumber } from "./ids.js";
 
@@ -9,12 +12,12 @@ export interface VpcRouting {
   rt: AdminAssigned;
 }
 
-export function vpcRouting(asn: number, vpc: bigint): VpcRouting {
+export function vpcRouting(asn: number, vpc: bigint, routeTargetAsn: number = asn): VpcRouting {
   const nn = vpcNumber(vpc);
-  return { rd: fromAsn(asn, nn, "route distinguisher"), rt: fromAsn(asn, nn, "route target") };
+  return { rd: fromAsn(asn, nn, "route distinguisher"), rt: fromAsn(routeTargetAsn, nn, "route target") };
 }
 
-export function vpcRoutingText(asn: number, vpc: bigint): { rd: string; rt: string } {
-  const { rd, rt } = vpcRouting(asn, vpc);
+export function vpcRoutingText(asn: number, vpc: bigint, routeTargetAsn: number = asn): { rd: string; rt: string } {
+  const { rd, rt } = vpcRouting(asn, vpc, routeTargetAsn);
   return { rd: formatAdminAssigned(rd), rt: formatAdminAssigned(rt) };
 }

@@ -28,6 +28,8 @@ export interface VrfIdentity {
   nodeName: string;
   vpcHex: string;
   asn: number;
+  /** The ASN of the route target (cluster-wide); written to the object only when it is not `asn`. */
+  routeTargetAsn?: number;
   /** "ASN:NN" text of the VPC's RD and RT. */
   rd: string;
   rt: string;
@@ -237,6 +239,7 @@ function bviBody(id: VrfIdentity, attachment: Attachment): object {
       nodeName: id.nodeName,
       vpc: id.vpcHex,
       asn: id.asn,
+      ...(id.routeTargetAsn !== undefined && id.routeTargetAsn !== id.asn ? { routeTargetASN: id.routeTargetAsn } : {}),
       routeDistinguisher: id.rd,
       importRouteTargets: [id.rt],
       exportRouteTargets: [id.rt],

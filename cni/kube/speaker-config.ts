@@ -8,7 +8,7 @@ import { KubeError } from "./credentials.js";
 
 interface BgpInstanceObj {
   metadata?: { name?: string };
-  spec?: { asn?: number; encapsulation?: Encapsulation; nodeSelector?: LabelSelector };
+  spec?: { asn?: number; routeTargetASN?: number; encapsulation?: Encapsulation; nodeSelector?: LabelSelector };
 }
 
 /** The BGPInstances selecting `nodeName`; throws CniError when the API cannot answer. */
@@ -33,7 +33,11 @@ export async function speakerConfigsFor(client: KubeClient, nodeName: string): P
 }
 
 /** The speaker config of exactly one BGPInstance selecting the node (code 7 naming `field` otherwise). */
-export async function speakerFor(client: KubeClient, nodeName: string, field = "asn"): Promise<{ name: string; asn: number; encapsulation: Encapsulation }> {
+export async function speakerFor(
+  client: KubeClient,
+  nodeName: string,
+  field = "asn",
+): Promise<{ name: string; asn: number; routeTargetAsn: number; encapsulation: Encapsulation }> {
   const matches = await speakerConfigsFor(client, nodeName);
   const names = matches.map((m) => m.metadata?.name ?? "?").join(", ");
   if (matches.length === 0) {
@@ -44,7 +48,7 @@ export async function speakerFor(client: KubeClient, nodeName: string, field = "
   }
   const asn = matches[0]?.spec?.asn;
   if (asn === undefined) throw new CniError(ErrorCode.InvalidConfig, `${field}: BGPInstance ${names} has no spec.asn`);
-  return { name: names, asn, encapsulation: matches[0]?.spec?.encapsulation ?? "srv6" };
+  return { name: names, asn, routeTargetAsn: matches[0]?.spec?.routeTargetASN ?? asn, encapsulation: matches[0]?.spec?.encapsulation ?? "srv6" };
 }
 
 /** The ASN from exactly one BGPInstance selecting the node. */

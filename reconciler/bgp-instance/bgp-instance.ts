@@ -32,6 +32,11 @@ export interface BGPInstanceSpec {
   /** Required by the CRD; as in Kubernetes, {} selects every node and a missing selector none. */
   nodeSelector?: LabelSelector;
   asn: number;
+  /**
+   * The cluster-wide ASN VPC route targets are derived from (default `asn`): the same in every
+   * instance of a cluster whose nodes have different ASNs (eBGP fabrics), or VPCs split.
+   */
+  routeTargetASN?: number;
   /** How VPC traffic crosses the underlay (default srv6). */
   encapsulation?: Encapsulation;
   routerID?: { source: "Manual" | "Auto"; value?: string };

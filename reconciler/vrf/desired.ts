@@ -3,7 +3,7 @@
 // attachment's SID (SRv6), or EVPN type-5 routes with the VPC's VNI to the node's VTEP (VXLAN). Invalid specs become a typed error
 // that names the field, so the status can say exactly what is wrong.
 import ipaddr from "ipaddr.js";
-import type { BGPVRFInstance } from "../../shared/api-types.js";
+import { routeTargetAsnOf, type BGPVRFInstance } from "../../shared/api-types.js";
 import { parseVpc, vpcNumber, vpcVni } from "../../shared/ids.js";
 import { vpcRoutingText } from "../../shared/vpc-routing.js";
 import { parseAdminAssigned, RouteDistinguisherError } from "../../shared/route-distinguisher.js";
@@ -32,13 +32,15 @@ export class IdentityError extends SpecError {
  */
 export function checkIdentity(spec: BGPVRFInstance["spec"]): void {
   const vpc = parseVpc(spec.vpc, "spec.vpc");
+  const rtAsn = routeTargetAsnOf(spec);
   let want: { rd: string; rt: string };
   try {
-    want = vpcRoutingText(spec.asn, vpc);
+    want = vpcRoutingText(spec.asn, vpc, rtAsn);
   } catch (err) {
-    throw new IdentityError(`spec.asn ${spec.asn} cannot encode VPC ${spec.vpc}'s route distinguisher: ${err instanceof Error ? err.message : String(err)}`);
+    const field = err instanceof RouteDistinguisherError && err.message.includes("route target") && spec.routeTargetASN !== undefined ? `spec.routeTargetASN ${rtAsn}` : `spec.asn ${spec.asn}`;
+    throw new IdentityError(`${field} cannot encode VPC ${spec.vpc}'s route distinguisher or target: ${err instanceof Error ? err.message : String(err)}`);
   }
-  const why = `(ASN ${spec.asn}, VPC ${spec.vpc})`;
+  const why = spec.routeTargetASN === undefined ? `(ASN ${spec.asn}, VPC ${spec.vpc})` : `(ASN ${spec.asn}, route-target ASN ${spec.routeTargetASN}, VPC ${spec.vpc})`;
   const list = (l: readonly string[]): string => JSON.stringify(l);
   if (spec.routeDistinguisher !== want.rd) throw new IdentityError(`spec.routeDistinguisher: ${spec.routeDistinguisher} is not VPC ${spec.vpc}'s ${want.rd} ${why}`);
   for (const field of ["importRouteTargets", "exportRouteTargets"] as const) {

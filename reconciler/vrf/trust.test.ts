@@ -29,6 +29,14 @@ describe("checkClaims", () => {
     expect(() => checkClaims({ ...spec, encapsulation: "vxlan", vni: 2748 }, claims("abc", "abc"))).not.toThrow();
   });
 
+  it("checks the claim of the cluster-wide route target, not of the node's ASN (eBGP fabric)", () => {
+    const rack = { ...spec, asn: 65001, routeTargetASN: 65000, routeDistinguisher: "65001:2748" };
+    expect(() => checkClaims(rack, claims("abc"))).not.toThrow();
+    expect(() => checkClaims({ ...rack, routeTargetASN: 65009, importRouteTargets: ["65009:2748"], exportRouteTargets: ["65009:2748"] }, claims("abc"))).toThrow(
+      /route target 65009:2748 of VPC abc is not claimed \(no RouteTargetClaim rt-65009-2748\)/,
+    );
+  });
+
   it.each([
     ["no route-target claim", spec, claims(), /route target 65000:2748 of VPC abc is not claimed \(no RouteTargetClaim rt-65000-2748\)/],
     ["another VPC's route-target claim", spec, claims("10000000abc"), /claimed by VPC 10000000abc \(RouteTargetClaim rt-65000-2748\)/],

@@ -10,7 +10,7 @@
 // Pure functions over snapshots; the VRF controller applies them.
 import ipaddr from "ipaddr.js";
 import type { V1Node } from "@kubernetes/client-node";
-import { locatorAnnotation, routeTargetClaimName, vniClaimName, vtepAnnotation, type BGPVRFInstanceSpec } from "../../shared/api-types.js";
+import { locatorAnnotation, routeTargetAsnOf, routeTargetClaimName, vniClaimName, vtepAnnotation, type BGPVRFInstanceSpec } from "../../shared/api-types.js";
 import { parseVpc, vpcNumber, vpcVni, hex } from "../../shared/ids.js";
 import { routerMac } from "../../shared/router-mac.js";
 import { parseLocator, type Locator } from "../../shared/srv6-sid.js";
@@ -35,7 +35,7 @@ export interface ClaimView {
  */
 export function checkClaims(spec: BGPVRFInstanceSpec, claims: ClaimView): void {
   const vpc = parseVpc(spec.vpc, "spec.vpc");
-  const rt = `${spec.asn}:${vpcNumber(vpc)}`;
+  const rt = `${routeTargetAsnOf(spec)}:${vpcNumber(vpc)}`;
   const check = (kind: string, what: string, name: string, claim: { vpc?: string } | undefined): void => {
     if (claim === undefined) {
       throw new ClaimError(`${what} of VPC ${hex(vpc)} is not claimed (no ${kind} ${name}): only a VPC that holds the claim may import or export with it`);

@@ -59,6 +59,19 @@ describe("desired local paths of a VXLAN VPC", () => {
     expect(() => desiredVrf(obj({ vpc: "1000000a1", vni: 0xa1 + 1 }), undefined)).toThrow(/spec.vni: 162 is not VPC 1000000a1's 161/);
   });
 
+  it("derives the route target from the cluster-wide route-target ASN when the object has one, the RD from its own ASN", () => {
+    const ebgp = { asn: 65001, routeTargetASN: 65000, routeDistinguisher: "65001:161", importRouteTargets: ["65000:161"], exportRouteTargets: ["65000:161"] };
+    const d = desiredVrf(obj(ebgp), undefined);
+    expect(d.vrf).toMatchObject({ rd: { asn: 65001, assigned: 161 }, importRts: [{ asn: 65000, assigned: 161 }], exportRts: [{ asn: 65000, assigned: 161 }] });
+    expect(() => desiredVrf(obj({ ...ebgp, importRouteTargets: ["65001:161"] }), undefined)).toThrow(
+      new IdentityError('spec.importRouteTargets: ["65001:161"] is not VPC a1\'s ["65000:161"] (ASN 65001, route-target ASN 65000, VPC a1)'),
+    );
+    // Without routeTargetASN the route target is the object's own ASN's.
+    const { routeTargetASN: _rt, ...ibgp } = ebgp;
+    expect(() => desiredVrf(obj(ibgp), undefined)).toThrow(/spec.importRouteTargets: \["65000:161"\] is not VPC a1's \["65001:161"\]/);
+    expect(() => desiredVrf(obj({ ...ebgp, vpc: "1000a1", routeTargetASN: 4200000001 }), undefined)).toThrow(/^spec.routeTargetASN 4200000001 cannot encode/);
+  });
+
   it("withdraws the VPN route and adds the EVPN one when a prefix moves from SRv6 to VXLAN", () => {
     const desired = desiredVrf(obj({ attachments: [{ containerID: "c1", ifName: "eth0", attachment: "1", prefixes: ["10.10.11.2/32"] }] }), undefined);
     const srv6 = { vrf: "vpc-a1", prefix: "10.10.11.2/32", nextHop: "fd00:ff::11", encap: "srv6" as const, sid: "fd00:0:11::a1:1", behavior: 20 as const };

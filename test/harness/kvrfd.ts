@@ -34,6 +34,7 @@ import type { Speaker } from "../../reconciler/gobgp/speaker.js";
 import { freePort } from "./apiserver.js";
 import { startGobgpd, type Gobgpd } from "./gobgpd.js";
 import { createNetns, ip, type Netns } from "./netns.js";
+import { startFrr, type Frr } from "./frr.js";
 import { spawnDaemon, waitFor, type Daemon } from "./process.js";
 import { repoRoot } from "./tools.js";
 import { vxlanDeviceName } from "../../shared/ifnames.js";
@@ -193,11 +194,25 @@ export interface FabricOptions {
    * makes the VPC's VXLAN device on the node with the object.
    */
   encap?: "srv6" | "vxlan";
+  /**
+   * An eBGP fabric (RFC 7938) instead of the iBGP route reflector: worker i has its own ASN
+   * (workerAsn(i)) and the cluster-wide route-target ASN `asn`; each peers with a spine of ASN
+   * `asn`, FRR 8.4 in the "rr" namespace (whose gobgpd stays idle and runs no kvrfd), which passes
+   * the workers' VPN/EVPN routes on with their next hops unchanged.
+   */
+  ebgp?: boolean;
+}
+
+/** Worker i's ASN in an eBGP fabric. */
+export function workerAsn(i: number): number {
+  return 65001 + i;
 }
 
 export interface Fabric {
   kc: k8s.KubeConfig;
   rr: FabricNode;
+  /** The eBGP fabric's spine (FRR), when FabricOptions.ebgp. */
+  spine?: Frr;
   workers: Map<string, FabricNode>;
   worker(name: string): FabricNode;
   /** Creates or replaces a BGPVRFInstance for a worker (the CNI plugin's job in production). */
@@ -250,6 +265,8 @@ export async function startFabric(opts: FabricOptions): Promise<Fabric> {
   await fab.ip("link", "set", "br0", "up");
 
   const roleLabel = `kvrf-test/role-${opts.label}`;
+  const instanceNames: string[] = [];
+  let spine: Frr | undefined;
   try {
     await applyCrds(kc);
     const specs = [{ name: `${opts.label}-rr`, role: "rr", address: rrAddress }, ...opts.workers.map((w, i) => ({ name: `${opts.label}-${w}`, role: "worker", address: `fd00:ff::${(i + 1).toString(16)}` }))];
@@ -267,7 +284,8 @@ export async function startFabric(opts: FabricOptions): Promise<Fabric> {
       // kvrfd checks remote paths against them (reconciler/vrf/trust.ts).
       await core.deleteNode({ name: spec.name }).catch(() => undefined);
       const annotations = spec.role === "worker" ? { [locatorAnnotation]: nodeLocator(i - 1), [vtepAnnotation]: spec.address } : {};
-      const created = await core.createNode({ body: { metadata: { name: spec.name, labels: { [roleLabel]: spec.role }, annotations } } });
+      const role = opts.ebgp && spec.role === "worker" ? `worker-${i - 1}` : spec.role;
+      const created = await core.createNode({ body: { metadata: { name: spec.name, labels: { [roleLabel]: role }, annotations } } });
       await core.replaceNodeStatus({ name: spec.name, body: { ...created, status: { addresses: [{ type: "InternalIP", address: spec.address }] } } });
       const dir = path.join(opts.dir, spec.name);
       const socketDir = path.join(opts.dir, `s${i}`);
@@ -321,13 +339,25 @@ export async function startFabric(opts: FabricOptions): Promise<Fabric> {
     });
     const timers = { holdTime: 9, keepalive: 3 };
     const objects = k8s.KubernetesObjectApi.makeApiClient(kc);
-    for (const inst of [
-      instance(`${opts.label}-rr`, "rr", workers.map((w) => ({ address: w.address, asn, routeReflectorClient: true, timers }))),
-      instance(`${opts.label}-workers`, "worker", [{ address: rrAddress, asn, timers }]),
-    ]) {
-      await objects.patch(inst, undefined, undefined, "kvrf-test", true, k8s.PatchStrategy.ServerSideApply);
+    const instances = opts.ebgp
+      ? workers.map((w, i) => {
+          const inst = instance(`${opts.label}-worker-${i}`, `worker-${i}`, [{ address: rrAddress, asn, timers }]);
+          return { ...inst, spec: { ...inst.spec, asn: workerAsn(i), routeTargetASN: asn } };
+        })
+      : [
+          instance(`${opts.label}-rr`, "rr", workers.map((w) => ({ address: w.address, asn, routeReflectorClient: true, timers }))),
+          instance(`${opts.label}-workers`, "worker", [{ address: rrAddress, asn, timers }]),
+        ];
+    instanceNames.push(...instances.map((i) => i.metadata?.name ?? ""));
+    for (const inst of instances) await objects.patch(inst, undefined, undefined, "kvrf-test", true, k8s.PatchStrategy.ServerSideApply);
+    if (opts.ebgp) {
+      const rrNode = nodes[0] as FabricNode;
+      spine = await startFrr({ name: `${opts.label}-spine`, netns: rrNode.netns.name, dir: path.join(opts.dir, "spine"), config: spineConfig(asn, workers.map((w, i) => ({ address: w.address, asn: workerAsn(i) }))) });
+      made.push({ stop: async () => spine?.stop() });
+      await Promise.all(workers.map((n) => n.startKvrfd()));
+    } else {
+      await Promise.all(nodes.map((n) => n.startKvrfd()));
     }
-    await Promise.all(nodes.map((n) => n.startKvrfd()));
   } catch (err) {
     for (const m of made.reverse()) await m.stop().catch(() => undefined);
     throw err;
@@ -367,6 +397,7 @@ export async function startFabric(opts: FabricOptions): Promise<Fabric> {
   const fabric: Fabric = {
     kc,
     rr,
+    ...(spine !== undefined ? { spine } : {}),
     workers,
     worker,
     putVrf: async (n, vpc, table, attachments) => {
@@ -376,11 +407,14 @@ export async function startFabric(opts: FabricOptions): Promise<Fabric> {
       const name = vrfObjectName(w.name, vpc);
       const vxlan = (opts.encap ?? "srv6") === "vxlan";
       const vni = parseInt(vpc, 16) & 0xffffff;
+      // eBGP: the node's own ASN in the RD, the cluster-wide one in the route targets.
+      const nodeAsn = opts.ebgp ? workerAsn(nodeIndex) : asn;
       const spec = {
         nodeName: w.name,
         vpc,
-        asn,
-        routeDistinguisher: `${asn}:${nn}`,
+        asn: nodeAsn,
+        ...(opts.ebgp ? { routeTargetASN: asn } : {}),
+        routeDistinguisher: `${nodeAsn}:${nn}`,
         importRouteTargets: [`${asn}:${nn}`],
         exportRouteTargets: [`${asn}:${nn}`],
         table,
@@ -430,7 +464,7 @@ export async function startFabric(opts: FabricOptions): Promise<Fabric> {
       await custom.deleteClusterCustomObject({ group, version, plural: bgpVrfInstance.plural, name: vrfObjectName(worker(n).name, vpc) });
     },
     stop: async () => {
-      for (const n of nodes) await n.kvrfd.stop().catch(() => undefined);
+      for (const n of nodes) await n.kvrfd?.stop().catch(() => undefined);
       // Objects left with our finalizer would never go away once no kvrfd runs: release them.
       const list = (await custom.listClusterCustomObject({ group, version, plural: bgpVrfInstance.plural })) as { items: BGPVRFInstance[] };
       for (const o of list.items) {
@@ -443,10 +477,9 @@ export async function startFabric(opts: FabricOptions): Promise<Fabric> {
           .catch(() => undefined);
         await custom.deleteClusterCustomObject({ group, version, plural: bgpVrfInstance.plural, name: o.metadata.name ?? "" }).catch(() => undefined);
       }
-      for (const name of [`${opts.label}-rr`, `${opts.label}-workers`]) {
-        await custom.deleteClusterCustomObject({ group, version, plural: bgpInstance.plural, name }).catch(() => undefined);
+      for (const name of instanceNames) await custom.deleteClusterCustomObject({ group, version, plural: bgpInstance.plural, name }).catch(() => undefined);
       for (const c of claimed.values()) await custom.deleteClusterCustomObject({ group, version, plural: c.plural, name: c.name }).catch(() => undefined);
-      }
+      await spine?.stop();
       for (const n of nodes) await core.deleteNode({ name: n.name }).catch(() => undefined);
       for (const n of nodes) await n.gobgpd.stop().catch(() => undefined);
       for (const n of nodes) await n.netns.delete().catch(() => undefined);
@@ -454,6 +487,29 @@ export async function startFabric(opts: FabricOptions): Promise<Fabric> {
     },
   };
   return fabric;
+}
+
+/**
+ * The eBGP spine's FRR configuration: one eBGP session per worker, the VPN and EVPN families, and
+ * next hops passed on unchanged — the worker's address is its VTEP (VXLAN) and the owner of the
+ * SIDs it advertises (SRv6): kvrfd checks both against the node that advertises them
+ * (reconciler/vrf/trust.ts), as a ToR of an EVPN fabric does.
+ */
+export function spineConfig(asn: number, workers: readonly { address: string; asn: number }[]): string {
+  const families = ["ipv4 vpn", "ipv6 vpn", "l2vpn evpn"];
+  return [
+    "frr defaults datacenter",
+    "hostname spine",
+    "!",
+    `router bgp ${asn}`,
+    " bgp router-id 10.255.0.100",
+    " no bgp ebgp-requires-policy",
+    " no bgp default ipv4-unicast",
+    ...workers.flatMap((w) => [` neighbor ${w.address} remote-as ${w.asn}`, ` neighbor ${w.address} timers 3 9`]),
+    ...families.flatMap((f) => [` address-family ${f}`, ...workers.flatMap((w) => [`  neighbor ${w.address} activate`, `  neighbor ${w.address} attribute-unchanged next-hop`]), " exit-address-family"]),
+    "!",
+    "",
+  ].join("\n");
 }
 
 /** `ip monitor route` (and other objects, e.g. neigh) in a namespace until stopped; returns the lines it printed. */

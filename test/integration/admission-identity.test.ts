@@ -32,9 +32,9 @@ const denied = `ValidatingAdmissionPolicy '${policy}' with binding '${policy}' d
 type Obj = { apiVersion: string; kind: string; metadata: { name: string; labels: Record<string, string>; finalizers?: string[] }; spec: Record<string, unknown> };
 
 /** Node iad's BGPVRFInstance of `vpc` with the routing identity derived by the code the CNI plugin runs. */
-function vrf(vpc: string, asn = 65000, encap: "srv6" | "vxlan" = "srv6"): Obj {
+function vrf(vpc: string, asn = 65000, encap: "srv6" | "vxlan" = "srv6", routeTargetASN?: number): Obj {
   const id = BigInt(`0x${vpc}`);
-  const { rd, rt } = vpcRoutingText(asn, id);
+  const { rd, rt } = vpcRoutingText(asn, id, routeTargetASN);
   return {
     apiVersion: "kvrf.dev/v1alpha1",
     kind: "BGPVRFInstance",
@@ -43,6 +43,7 @@ function vrf(vpc: string, asn = 65000, encap: "srv6" | "vxlan" = "srv6"): Obj {
       nodeName: node,
       vpc,
       asn,
+      ...(routeTargetASN !== undefined ? { routeTargetASN } : {}),
       routeDistinguisher: rd,
       importRouteTargets: [rt],
       exportRouteTargets: [rt],
@@ -248,6 +249,33 @@ describe("tenant isolation at admission: routing identity and claims", () => {
       vrf("c5"),
       withSpec(vrf("c5"), { routeDistinguisher: "192.0.2.1:197" }),
       [`spec.routeDistinguisher: "192.0.2.1:197" is not VPC c5's "65000:197" (ASN 65000, NN = uint32(vpc))`],
+    ],
+    [
+      "eBGP fabric: node ASN 65001, cluster-wide route-target ASN 65000; a route target from the node's ASN",
+      vrf("c5", 65001, "srv6", 65000),
+      withSpec(vrf("c5", 65001, "srv6", 65000), { importRouteTargets: ["65001:197"] }),
+      [`spec.importRouteTargets: ["65001:197"] is not VPC c5's ["65000:197"] (route-target ASN 65000, NN = uint32(vpc))`],
+    ],
+    [
+      "eBGP fabric: the RD keeps the node's ASN, not the route-target ASN",
+      vrf("c5", 65001, "vxlan", 65000),
+      withSpec(vrf("c5", 65001, "vxlan", 65000), { routeDistinguisher: "65000:197" }),
+      [`spec.routeDistinguisher: "65000:197" is not VPC c5's "65001:197" (ASN 65001, NN = uint32(vpc))`],
+    ],
+    [
+      "eBGP fabric: a route-target ASN cannot be dropped from an object whose route target needs it",
+      vrf("c5", 65001, "srv6", 65000),
+      { ...vrf("c5", 65001, "srv6", 65000), spec: Object.fromEntries(Object.entries(vrf("c5", 65001, "srv6", 65000).spec).filter(([k]) => k !== "routeTargetASN")) },
+      [`spec.importRouteTargets: ["65000:197"] is not VPC c5's ["65001:197"] (ASN 65001, NN = uint32(vpc))`],
+    ],
+    [
+      "VPC 1fffe (NN 131070) under a 2-byte route-target ASN; under a 4-byte one it has no route target",
+      vrf("1fffe", 65001, "srv6", 65000),
+      withSpec(vrf("1fffe", 65001, "srv6", 65000), { routeTargetASN: 4200000001, importRouteTargets: ["4200000001:65534"], exportRouteTargets: ["4200000001:65534"] }),
+      [
+        "spec.routeTargetASN: 4200000001 is a 4-byte ASN, which leaves 16 bits for NN, and VPC 1fffe's NN = uint32(vpc) = 131070 exceeds 65535: " +
+          "no route target can be derived (use a 2-byte ASN)",
+      ],
     ],
     [
       "VPC c5; 64 import route targets, the most the schema allows (the policy stays within its CEL cost budget)",

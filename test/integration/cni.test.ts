@@ -440,6 +440,39 @@ function cniSuite(v: CniVariant): void {
     expectOk(await cni.cnitool("del", "vpc-7", pod.path));
     await finishDeletion("7");
 
+    // An eBGP fabric's rack: the node's own ASN in the RD, the cluster-wide route-target ASN in
+    // the route target (and its claim), so racks of different ASNs import each other's routes.
+    await custom.deleteClusterCustomObject({ group, version, plural: "bgpinstances", name: "workers" });
+    await custom.createClusterCustomObject({
+      group,
+      version,
+      plural: "bgpinstances",
+      body: {
+        apiVersion: "kvrf.dev/v1alpha1",
+        kind: "BGPInstance",
+        metadata: { name: "workers" },
+        spec: { nodeSelector: { matchLabels: { "kvrf.dev/role": "worker" } }, asn: 65001, routeTargetASN: 65000, encapsulation: v.encap },
+      },
+    });
+    expectOk(await cni.cnitool("add", "vpc-7", pod.path));
+    expect((await getBvi("7"))?.spec).toMatchObject({ asn: 65001, routeTargetASN: 65000, routeDistinguisher: "65001:7", importRouteTargets: ["65000:7"], exportRouteTargets: ["65000:7"] });
+    expect(await getClaim("65000:7")).toBeDefined();
+    expectOk(await cni.cnitool("del", "vpc-7", pod.path));
+    await finishDeletion("7");
+    expect(await getClaim("65000:7")).toBeUndefined();
+    await custom.deleteClusterCustomObject({ group, version, plural: "bgpinstances", name: "workers" });
+    await custom.createClusterCustomObject({
+      group,
+      version,
+      plural: "bgpinstances",
+      body: {
+        apiVersion: "kvrf.dev/v1alpha1",
+        kind: "BGPInstance",
+        metadata: { name: "workers" },
+        spec: { nodeSelector: { matchLabels: { "kvrf.dev/role": "worker" } }, asn: 4200000001, encapsulation: v.encap },
+      },
+    });
+
     // 4-byte ASN with a VPC number above 16 bits: no RD encodes it; refused, never truncated.
     const big = await createNetns("asn-big");
     const { asn: _d2, ...bigConf } = plugin("10000");
