@@ -105,6 +105,7 @@ class Rig {
       trust: {
         claims: { routeTargetClaim: (n) => this.claim(n), vniClaim: (n) => this.claim(n) },
         nodes: () => indexNodes(this.fabric.map(nodeRecord)),
+        external: () => this.speaker.external,
         hasSynced: true,
       },
     });
@@ -117,6 +118,7 @@ class Rig {
       metrics: this.metrics,
       log,
       onSpeakerReset: () => this.passAll(),
+      onExternalRoutesChange: () => this.passAll(),
       now: () => this.now,
     });
     this.queue = new WorkQueue({
@@ -350,6 +352,48 @@ describe("controllers", () => {
     r.fake.withdraw("10.1.1.8/32", "fd00:ff::1");
     await r.settle();
     expect(await metric()).toMatchObject({ "sid-of-another-vpc": 0, "sid-outside-advertiser-locator": 2 });
+  });
+
+  it("routes from outside the cluster: only listed gateways, each into its VPCs, at most maxPrefixesPerVPC", async () => {
+    const r = await started();
+    r.fabric = [{ metadata: { name: "b", annotations: { "kvrf.dev/srv6-locator": "fd00:0:b::/48" } }, status: { addresses: [{ type: "InternalIP", address: "fd00:ff::b" }] } }];
+    r.put(bvi("n1.vpc-abc", "abc", 2748, ["10.1.0.5/32"]));
+    r.put(bvi("n1.vpc-def", "def", 3567, ["10.1.0.5/32"]));
+    await r.settle();
+    const gw = (prefix: string, nextHop: string, vpcRt: number): void =>
+      r.fake.learn({ prefix, nextHop, sid: `fd00:99::${vpcRt.toString(16)}`, rts: [rt(vpcRt)], neighbor: "fd00:ff::1" });
+    r.fake.learn({ prefix: "10.1.1.7/32", nextHop: "fd00:ff::b", sid: "fd00:0:b::abc:1", rts: [rt(2748)], neighbor: "fd00:ff::1" });
+    // Gateway 99 serves VPC abc; it also (misconfigured) tags routes with def's route target.
+    for (const p of ["0.0.0.0/0", "192.0.2.0/24", "198.51.100.0/24"]) gw(p, "fd00:ff::99", 2748);
+    gw("203.0.113.0/24", "fd00:ff::99", 3567);
+    // A router nobody listed.
+    gw("10.200.0.0/16", "fd00:ff::98", 2748);
+    await r.settle();
+    // No rules yet: everything of the route target is imported.
+    expect(r.kernelFake.encap(2748).map((x) => x.prefix).sort()).toEqual(["0.0.0.0/0", "10.1.1.7/32", "10.200.0.0/16", "192.0.2.0/24", "198.51.100.0/24"]);
+    expect(r.kernelFake.encap(3567).map((x) => x.prefix)).toEqual(["203.0.113.0/24"]);
+    const i = r.instances.get("workers");
+    if (i === undefined) throw new Error("no instance");
+    r.instances.put({ ...i, spec: { ...i.spec, externalRoutes: { gateways: [{ address: "fd00:ff:0::99", vpcs: ["abc"] }], maxPrefixesPerVPC: 2 } } });
+    r.queue.add(speakerKey);
+    await r.settle();
+    // The node's own (10.1.1.7) is no outside route; of the gateway's three, the first two in
+    // prefix order; the unlisted router's none; def gets nothing from a gateway not listed for it.
+    expect(r.kernelFake.encap(2748).map((x) => x.prefix).sort()).toEqual(["0.0.0.0/0", "10.1.1.7/32", "192.0.2.0/24"]);
+    expect(r.kernelFake.encap(3567)).toEqual([]);
+    const message = (name: string): string | undefined => r.api.statuses.get(name)?.conditions?.find((c) => c.type === "RoutesProgrammed")?.message;
+    expect(message("n1.vpc-abc")).toContain("10.200.0.0/16 from fd00:ff::1: next hop fd00:ff::98 is neither a node's nor a gateway's (spec.externalRoutes.gateways)");
+    expect(message("n1.vpc-abc")).toContain("198.51.100.0/24 from fd00:ff::1: 3 prefixes from outside the cluster exceed spec.externalRoutes.maxPrefixesPerVPC 2");
+    expect(message("n1.vpc-def")).toContain("203.0.113.0/24 from fd00:ff::1: gateway fd00:ff::99 may route into VPC abc, not def");
+    const metric = async (): Promise<Record<string, number>> =>
+      Object.fromEntries((await r.metrics.remotePathsIgnored.get()).values.map((v) => [String(v.labels.reason), v.value]));
+    expect(await metric()).toEqual({ "not-a-gateway": 1, "gateway-not-for-vpc": 1, "over-external-limit": 1 });
+    // Rules removed: back to importing everything.
+    r.instances.put(i);
+    r.queue.add(speakerKey);
+    await r.settle();
+    expect(r.kernelFake.encap(2748)).toHaveLength(5);
+    expect(r.kernelFake.encap(3567)).toHaveLength(1);
   });
 
   it.each([

@@ -221,6 +221,7 @@ export class Daemon {
       trust: {
         claims: { routeTargetClaim: (name) => this.rtClaims.get(name)?.spec, vniClaim: (name) => this.vniClaims.get(name)?.spec },
         nodes: () => this.nodeIndex(),
+        external: () => this.speakerController.external,
         get hasSynced(): boolean {
           return trustInformers.every((i) => i.hasSynced);
         },
@@ -235,6 +236,7 @@ export class Daemon {
       metrics: this.metrics,
       log: log.child({ component: "speaker" }),
       onSpeakerReset: () => this.passOverVrfs(),
+      onExternalRoutesChange: () => this.passOverVrfs(),
       kernel: (encap) => this.nodeKernel(encap),
     });
     this.queue = new WorkQueue({

@@ -49,7 +49,7 @@ export class Metrics {
     this.remotePaths = new Gauge({ name: "kvrfd_remote_paths", help: "Remote best paths in this node's VRFs.", registers: [r] });
     this.remotePathsIgnored = new Gauge({
       name: "kvrfd_remote_paths_ignored",
-      help: "Remote paths this node's VRFs do not import because the nodes' published locators, VTEPs or router MACs contradict them, by reason.",
+      help: "Remote paths this node's VRFs do not import because the nodes' published locators, VTEPs or router MACs contradict them, or the BGPInstance's externalRoutes refuse them, by reason.",
       labelNames: ["reason"],
       registers: [r],
     });

@@ -7,6 +7,7 @@ import { checkAsn, RouteDistinguisherError } from "../../shared/route-distinguis
 import { autoRouterId, manualRouterId, RouterIdError, type NodeAddress } from "./router-id.js";
 import type { GlobalConfig, PeerConfig, PeerFamily } from "../gobgp/speaker.js";
 import { compareText } from "../../shared/order.js";
+import type { ExternalRoutesSpec } from "../vrf/trust.js";
 
 export interface SecretKeyRef {
   namespace: string;
@@ -44,6 +45,8 @@ export interface BGPInstanceSpec {
   listenAddresses?: string[];
   families?: Family[];
   routeReflector?: { clusterID?: string };
+  /** Routes into VPCs from outside the cluster (next hop no node's): who may send them, how many. */
+  externalRoutes?: ExternalRoutesSpec;
   /** Graceful restart with every peer (RFC 4724, with RFC 8538's notification extension). */
   gracefulRestart?: { enabled?: boolean; restartTime?: number };
   peers?: BGPPeerSpec[];

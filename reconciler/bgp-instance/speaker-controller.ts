@@ -13,6 +13,7 @@ import { SpeakerError, type PeerStatus } from "../gobgp/speaker.js";
 import type { Session } from "../gobgp/speaker-link.js";
 import { peerFingerprint, planGlobal, planPeers } from "./speaker-planner.js";
 import type { NodeKernel } from "../kernel/node-kernel.js";
+import { externalPolicy, type ExternalPolicy } from "../vrf/trust.js";
 
 export const speakerKey = "\u0000speaker";
 
@@ -26,6 +27,8 @@ export interface SpeakerControllerDeps {
   log: Logger;
   /** BGP started, stopped or restarted in gobgpd: every VRF must be (re)applied or re-reported. */
   onSpeakerReset(): void;
+  /** The instance's externalRoutes changed: every VRF's imports must be screened again. */
+  onExternalRoutesChange?(): void;
   /** The node's kernel as probed, seen through an encapsulation's needs (the node's status entry). */
   kernel?: (encap: Encapsulation) => NodeKernel | undefined;
   now?: () => number;
@@ -42,6 +45,8 @@ export class SpeakerController {
   private hadBgp = false;
   private starts = 0;
   private secretRefs = false;
+  private externalText = "";
+  private externalPolicy: ExternalPolicy | undefined;
 
   constructor(private readonly d: SpeakerControllerDeps) {}
 
@@ -58,6 +63,11 @@ export class SpeakerController {
     return this.secretRefs;
   }
 
+  /** The node's instance's rules for routes from outside the cluster (spec.externalRoutes), if any. */
+  get external(): ExternalPolicy | undefined {
+    return this.externalPolicy;
+  }
+
   /** Peers of the node's instance with graceful restart (as of the last reconcile that could tell). */
   gracefulPeers: ReadonlySet<string> = new Set();
 
@@ -68,6 +78,7 @@ export class SpeakerController {
     const { chosen, ignored } = node === undefined ? { chosen: undefined, ignored: [] } : selectInstance(instances, node.metadata?.labels ?? {});
     if (node === undefined) this.d.log.warn({ node: this.d.nodeName }, "Node object not found; no BGPInstance can select it");
     this.secretRefs = (chosen?.spec.peers ?? []).some((p) => p.passwordSecretRef !== undefined);
+    this.noteExternalRoutes(chosen);
 
     let desired: DesiredSpeaker | undefined;
     let problem: string | undefined;
@@ -108,6 +119,16 @@ export class SpeakerController {
     }
     await this.publish(chosen, ignored, node, desired, s, peers, problem);
     return { kind: "done" };
+  }
+
+  private noteExternalRoutes(chosen: BGPInstance | undefined): void {
+    const text = JSON.stringify(chosen?.spec.externalRoutes ?? null);
+    if (text === this.externalText) return;
+    this.externalText = text;
+    this.externalPolicy = externalPolicy(chosen?.spec.externalRoutes);
+    for (const problem of this.externalPolicy?.problems ?? []) this.d.log.warn({ instance: chosen?.metadata.name, problem }, "externalRoutes entry ignored");
+    this.d.log.info({ instance: chosen?.metadata.name, externalRoutes: chosen?.spec.externalRoutes ?? null }, "routes from outside the cluster: rules changed");
+    this.d.onExternalRoutesChange?.();
   }
 
   private async applySpeaker(s: Session, chosen: BGPInstance | undefined, desired: DesiredSpeaker | undefined, problem: string | undefined): Promise<PeerStatus[]> {

@@ -2,7 +2,7 @@ import type { V1Node } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { routerMac } from "../../shared/router-mac.js";
 import type { RibPath } from "../gobgp/speaker.js";
-import { checkClaims, ClaimError, ignoreReason, indexNodes, nodeRecord } from "./trust.js";
+import { checkClaims, ClaimError, externalPolicy, ignoreReason, indexNodes, nodeRecord, overExternalLimit } from "./trust.js";
 
 const node = (name: string, addresses: string[], annotations: Record<string, string> = {}): V1Node => ({
   metadata: { name, annotations },
@@ -99,5 +99,43 @@ describe("ignoreReason", () => {
     expect(check(evpn("192.0.2.11", "02:aa:bb:cc:dd:ee"))).toBe("vtep-not-advertisers");
     expect(check(evpn("198.51.100.1", routerMac("b")))).toBe("vtep-not-advertisers");
     expect(ignoreReason(evpn("192.0.2.11", routerMac("c")), vpc, 0xabc, nodes)?.detail).toBe(`VTEP 192.0.2.11 is node b's, but the router MAC ${routerMac("c")} is node c's`);
+  });
+});
+
+describe("routes from outside the cluster (spec.externalRoutes)", () => {
+  const nodes = indexNodes([nodeRecord(node("b", ["fd00:ff::b"], { "kvrf.dev/vtep": "192.0.2.11" }))]);
+  it("reads the rules, canonicalizing addresses and VPC IDs, and names what it cannot read", () => {
+    const p = externalPolicy({ gateways: [{ address: "FD00:FF:0::99", vpcs: ["abc", "0abc"] }, { address: "gw", vpcs: ["1"] }, { address: "::ffff:198.51.100.50", vpcs: ["xyz"] }] });
+    expect([...(p?.gateways?.entries() ?? [])].map(([a, v]) => [a, [...v]])).toEqual([
+      ["fd00:ff::99", [0xabcn]],
+      ["198.51.100.50", []],
+    ]);
+    expect(p?.problems).toEqual(['spec.externalRoutes.gateways[1].address: "gw" is not an IP address', expect.stringMatching(/^spec.externalRoutes.gateways\[2\].vpcs/)]);
+    expect(externalPolicy(undefined)).toBeUndefined();
+  });
+
+  it("judges only paths whose next hop is no node's: a listed gateway into its VPCs, nothing else", () => {
+    const p = externalPolicy({ gateways: [{ address: "198.51.100.50", vpcs: ["abc"] }] });
+    expect(ignoreReason(evpn("198.51.100.50", "02:00:5e:00:99:01"), 0xabcn, 0xabc, nodes, p)).toBeUndefined();
+    expect(ignoreReason(evpn("198.51.100.50", "02:00:5e:00:99:01", 0xdef), 0xdefn, 0xdef, nodes, p)).toEqual({
+      reason: "gateway-not-for-vpc",
+      detail: "gateway 198.51.100.50 may route into VPC abc, not def",
+    });
+    expect(ignoreReason(evpn("198.51.100.51", "02:00:5e:00:99:02"), 0xabcn, 0xabc, nodes, p)?.reason).toBe("not-a-gateway");
+    // A node's VTEP is no outside route, whatever the rules; an empty list allows no gateway.
+    expect(ignoreReason(evpn("192.0.2.11", routerMac("b")), 0xabcn, 0xabc, nodes, externalPolicy({ gateways: [] }))).toBeUndefined();
+    expect(ignoreReason(evpn("198.51.100.50", "02:00:5e:00:99:01"), 0xabcn, 0xabc, nodes, externalPolicy({ gateways: [] }))?.reason).toBe("not-a-gateway");
+    // Only a limit: every next hop may send, up to it.
+    expect(ignoreReason(evpn("198.51.100.51", "02:00:5e:00:99:02"), 0xabcn, 0xabc, nodes, externalPolicy({ maxPrefixesPerVPC: 1 }))).toBeUndefined();
+  });
+
+  it("keeps the first prefixes from outside in prefix order, counting a prefix with several paths once", () => {
+    const at = (prefix: string, nextHop: string): ReturnType<typeof evpn> => ({ ...evpn(nextHop, "02:00:5e:00:99:01"), prefix });
+    const paths = [at("10.9.0.0/16", "198.51.100.50"), at("0.0.0.0/0", "198.51.100.50"), at("0.0.0.0/0", "198.51.100.51"), at("10.1.1.7/32", "192.0.2.11"), at("172.16.0.0/12", "198.51.100.50")];
+    const over = overExternalLimit(paths, 2, nodes);
+    expect([...over.keys()].map((p) => p.prefix)).toEqual(["172.16.0.0/12"]);
+    expect(overExternalLimit(paths, 3, nodes).size).toBe(0);
+    expect(overExternalLimit(paths, undefined, nodes).size).toBe(0);
+    expect([...overExternalLimit(paths, 0, nodes).keys()].map((p) => p.prefix).sort()).toEqual(["0.0.0.0/0", "0.0.0.0/0", "10.9.0.0/16", "172.16.0.0/12"]);
   });
 });

@@ -15,6 +15,7 @@ import { parseVpc, vpcNumber, vpcVni, hex } from "../../shared/ids.js";
 import { routerMac } from "../../shared/router-mac.js";
 import { parseLocator, type Locator } from "../../shared/srv6-sid.js";
 import { SpecError } from "./desired.js";
+import { compareText } from "../../shared/order.js";
 import type { RibPath } from "../gobgp/speaker.js";
 
 /** The object's route target or VNI is not claimed by its own VPC. */
@@ -136,13 +137,91 @@ function sidBits(sid: string): bigint | undefined {
 }
 
 /** Reasons a remote path is ignored, as the metric labels them. */
-export type IgnoreReason = "sid-of-another-vpc" | "sid-outside-advertiser-locator" | "vni-of-another-vpc" | "vtep-not-advertisers";
+export type IgnoreReason =
+  | "sid-of-another-vpc"
+  | "sid-outside-advertiser-locator"
+  | "vni-of-another-vpc"
+  | "vtep-not-advertisers"
+  | "not-a-gateway"
+  | "gateway-not-for-vpc"
+  | "over-external-limit";
+
+/** BGPInstance spec.externalRoutes as written. */
+export interface ExternalRoutesSpec {
+  gateways?: { address: string; vpcs: string[] }[];
+  maxPrefixesPerVPC?: number;
+}
+
+/**
+ * What the node's instance allows of routes from outside the cluster: paths whose next hop is no
+ * node's (a gateway PE, a data-centre router). Without it (today's default) they are imported like
+ * any other path of the VPC's route target.
+ */
+export interface ExternalPolicy {
+  /** When set, only these next hops may route into VPCs from outside, each into its VPCs only. */
+  gateways?: Map<string, Set<bigint>>;
+  /** Prefixes from outside imported per VPC at most (the first in prefix order); the rest are ignored. */
+  maxPrefixesPerVPC?: number;
+  /** Entries that could not be read (reported; the policy goes without them, stricter). */
+  problems: string[];
+}
+
+export function externalPolicy(spec: ExternalRoutesSpec | undefined): ExternalPolicy | undefined {
+  if (spec === undefined) return undefined;
+  const policy: ExternalPolicy = { problems: [] };
+  if (spec.gateways !== undefined) {
+    const gateways = new Map<string, Set<bigint>>();
+    for (const [i, g] of spec.gateways.entries()) {
+      const addr = canonicalAddress(g.address);
+      if (addr === undefined) {
+        policy.problems.push(`spec.externalRoutes.gateways[${i}].address: "${g.address}" is not an IP address`);
+        continue;
+      }
+      const vpcs = gateways.get(addr) ?? new Set<bigint>();
+      for (const v of g.vpcs) {
+        try {
+          vpcs.add(parseVpc(v, `spec.externalRoutes.gateways[${i}].vpcs`));
+        } catch (err) {
+          policy.problems.push(err instanceof Error ? err.message : String(err));
+        }
+      }
+      gateways.set(addr, vpcs);
+    }
+    policy.gateways = gateways;
+  }
+  if (spec.maxPrefixesPerVPC !== undefined) policy.maxPrefixesPerVPC = spec.maxPrefixesPerVPC;
+  return policy;
+}
+
+/** The path comes from outside the cluster: its next hop is no node's address or VTEP. */
+export function isExternal(p: RibPath, nodes: NodeIndex): boolean {
+  const nh = canonicalAddress(p.nextHop);
+  return nh === undefined || !nodes.byAddress.has(nh);
+}
+
+/**
+ * The paths from outside the cluster beyond `max` distinct prefixes (the first `max` in prefix
+ * order are kept, so the choice does not depend on arrival order), with why.
+ */
+export function overExternalLimit(paths: readonly RibPath[], max: number | undefined, nodes: NodeIndex): Map<RibPath, { reason: IgnoreReason; detail: string }> {
+  const out = new Map<RibPath, { reason: IgnoreReason; detail: string }>();
+  if (max === undefined) return out;
+  const external = paths.filter((p) => !p.local && !p.withdraw && isExternal(p, nodes));
+  const prefixes = [...new Set(external.map((p) => p.prefix))].sort(compareText);
+  if (prefixes.length <= max) return out;
+  const kept = new Set(prefixes.slice(0, max));
+  for (const p of external) {
+    if (!kept.has(p.prefix)) out.set(p, { reason: "over-external-limit", detail: `${prefixes.length} prefixes from outside the cluster exceed spec.externalRoutes.maxPrefixesPerVPC ${max}` });
+  }
+  return out;
+}
 
 /**
  * Why a remote path must not be imported into VPC `vpc` (whose VNI is `vni` with VXLAN), or
  * undefined when it may. The advertiser is the node owning the path's next hop (a Node address or
- * its published VTEP). Paths from routers that are no node (a gateway, FRR) and SIDs or VTEPs no
- * node has published are not judged here: only what the records say is checked.
+ * its published VTEP). Paths from routers that are no node (a gateway, FRR) are judged by the
+ * instance's rules for them (`external`: listed gateways only, each into its VPCs), and not at
+ * all without rules; SIDs or VTEPs no node has published are not judged by the records.
  *  - SRv6: a SID inside a node's locator is a kvrf attachment SID (locator | vpc | attachment,
  *    shared/srv6-sid.ts): its VPC field must be this VPC (else it would deliver this VPC's traffic
  *    into another VPC's attachment), and that node must be the advertiser; a node with a published
@@ -150,10 +229,18 @@ export type IgnoreReason = "sid-of-another-vpc" | "sid-outside-advertiser-locato
  *  - VXLAN: the path's VNI is the VPC's; the VTEP (next hop) of a node belongs to the node whose
  *    router MAC the path carries, and a node with a published VTEP advertises that VTEP only.
  */
-export function ignoreReason(p: RibPath, vpc: bigint, vni: number | undefined, nodes: NodeIndex): { reason: IgnoreReason; detail: string } | undefined {
+export function ignoreReason(p: RibPath, vpc: bigint, vni: number | undefined, nodes: NodeIndex, external?: ExternalPolicy): { reason: IgnoreReason; detail: string } | undefined {
   if (p.local) return undefined;
   const nh = canonicalAddress(p.nextHop);
   const advertiser = nh === undefined ? undefined : nodes.byAddress.get(nh);
+  if (advertiser === undefined && external?.gateways !== undefined) {
+    // From outside the cluster, where the instance names who may route into which VPC. A gateway
+    // that tags a route with another VPC's route target (misconfigured, or not ours to trust)
+    // reaches only the VPCs it is listed for.
+    const allowed = nh === undefined ? undefined : external.gateways.get(nh);
+    if (allowed === undefined) return { reason: "not-a-gateway", detail: `next hop ${p.nextHop} is neither a node's nor a gateway's (spec.externalRoutes.gateways)` };
+    if (!allowed.has(vpc)) return { reason: "gateway-not-for-vpc", detail: `gateway ${p.nextHop} may route into VPC${allowed.size === 1 ? "" : "s"} ${[...allowed].map((v) => hex(v)).join(", ") || "none"}, not ${hex(vpc)}` };
+  }
   if (p.evpn !== undefined) {
     if (vni !== undefined && p.evpn.vni !== vni) return { reason: "vni-of-another-vpc", detail: `VNI ${p.evpn.vni} is not this VPC's ${vni}` };
     const vtepOwner = nh === undefined ? undefined : nodes.byVtep.get(nh);

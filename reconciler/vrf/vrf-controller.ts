@@ -19,12 +19,12 @@ import { parseVxlanDeviceName, vxlanDeviceName } from "../../shared/ifnames.js";
 import type { Capability } from "../../shared/kernel/capabilities.js";
 import type { ReconcileResult } from "../queue.js";
 import type { RibChange } from "../gobgp/rib.js";
-import { SpeakerError, type LocalPath, type Vrf, type VrfPath } from "../gobgp/speaker.js";
+import { SpeakerError, type LocalPath, type RibPath, type Vrf, type VrfPath } from "../gobgp/speaker.js";
 import type { Session } from "../gobgp/speaker-link.js";
 import { buildStatus, failed, ok, readyVerdict, sameStatus, unknown, type Verdict, type VrfOutcome } from "./status.js";
 import type { StatusSink } from "./status-writer.js";
 import type { Underlay } from "../kernel/underlay.js";
-import { checkClaims, ClaimError, ignoreReason, type ClaimView, type IgnoreReason, type NodeIndex } from "./trust.js";
+import { checkClaims, ClaimError, ignoreReason, overExternalLimit, type ClaimView, type ExternalPolicy, type IgnoreReason, type NodeIndex } from "./trust.js";
 import { vpcVni } from "../../shared/ids.js";
 
 /** The key of the pass that removes what no object owns any more (serialised with the others). */
@@ -60,7 +60,13 @@ export interface VrfControllerDeps {
    * What objects and remote paths are checked against beyond their spec (trust.ts): the claims, and
    * the nodes' published locators, VTEPs and addresses. Nothing is programmed before both synced.
    */
-  trust: { claims: ClaimView; nodes(): NodeIndex; readonly hasSynced: boolean };
+  trust: {
+    claims: ClaimView;
+    nodes(): NodeIndex;
+    /** The node's instance's rules for routes from outside the cluster (spec.externalRoutes). */
+    external?: () => ExternalPolicy | undefined;
+    readonly hasSynced: boolean;
+  };
   /** Why the kernel cannot do `caps` (the missing ones, named with their kernel options), or undefined. */
   kernelLacks?: (caps: readonly Capability[]) => string | undefined;
   now?: () => number;
@@ -396,15 +402,17 @@ export class VrfController {
     // Paths the nodes' records contradict are left out before the best one is chosen (trust.ts).
     const vpc = parseVpc(obj.spec.vpc);
     const nodes = this.d.trust.nodes();
+    const external = this.d.trust.external?.();
     const ignored: { key: string; reason: IgnoreReason; text: string }[] = [];
-    const candidates = s.vrfs.has(name)
-      ? s.rib.imported(desired.vrf.importRts).filter((p) => {
-          const why = ignoreReason(p, vpc, vpcVni(vpc), nodes);
-          if (why === undefined) return true;
-          if (!p.withdraw) ignored.push({ key: `${formatAdminAssigned(p.rd)} ${p.prefix} ${p.nextHop} ${p.sid ?? ""}`, reason: why.reason, text: `${p.prefix} from ${p.neighbor ?? p.nextHop}: ${why.detail}` });
-          return false;
-        })
-      : [];
+    const keep = (p: RibPath, why: { reason: IgnoreReason; detail: string } | undefined): boolean => {
+      if (why === undefined) return true;
+      if (!p.withdraw) ignored.push({ key: `${formatAdminAssigned(p.rd)} ${p.prefix} ${p.nextHop} ${p.sid ?? ""}`, reason: why.reason, text: `${p.prefix} from ${p.neighbor ?? p.nextHop}: ${why.detail}` });
+      return false;
+    };
+    const screened = s.vrfs.has(name) ? s.rib.imported(desired.vrf.importRts).filter((p) => keep(p, ignoreReason(p, vpc, vpcVni(vpc), nodes, external))) : [];
+    // Then the limit on prefixes from outside the cluster, over what the rules above let through.
+    const over = overExternalLimit(screened, external?.maxPrefixesPerVPC, nodes);
+    const candidates = over.size === 0 ? screened : screened.filter((p) => keep(p, over.get(p)));
     this.noteIgnored(key, ignored);
     const paths: VrfPath[] = s.vrfs.has(name) ? vrfImports(name, desired.vrf.importRts, candidates, s.rib.localPrefixes(desired.vrf.rd)) : [];
     const { routes, unusable } = remoteRoutes(paths, table, this.outlets(obj, underlay));
@@ -450,7 +458,7 @@ export class VrfController {
     const logged = new Set<string>();
     for (const i of ignored) {
       logged.add(i.key);
-      if (!(st.ignoredLogged?.has(i.key) ?? false)) this.d.log.warn({ key, reason: i.reason, path: i.text }, "remote path ignored: the nodes' records contradict it");
+      if (!(st.ignoredLogged?.has(i.key) ?? false)) this.d.log.warn({ key, reason: i.reason, path: i.text }, "remote path ignored: the nodes' records contradict it, or the instance's externalRoutes do not allow it");
     }
     st.ignoredLogged = logged;
   }

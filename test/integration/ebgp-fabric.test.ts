@@ -9,11 +9,12 @@ import path from "node:path";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import { kvrfdNeeds } from "../../shared/kernel/capabilities.js";
 import { vtepNextHop } from "../../reconciler/kernel/vtep.js";
-import { describeNeeds } from "../harness/needs.js";
+import { describeNeeds, timeScale } from "../harness/needs.js";
 import { sidOf, startFabric, workerAsn, type Fabric, type FabricNode } from "../harness/kvrfd.js";
 import { testEnvDir, tool } from "../harness/tools.js";
 
-const poll = { timeout: 60_000, interval: 250 };
+// Convergence waits stretch with the vm's emulation (vitest's own timeouts do, vitest.config.ts).
+const poll = { timeout: 45_000 * timeScale, interval: 250 };
 
 interface FrrPeer {
   state?: string;
@@ -38,7 +39,7 @@ for (const encap of ["vxlan", "srv6"] as const) {
       f = await startFabric({ label, encap, ebgp: true, gobgpd: tool("gobgpd4"), kubeconfig: inject("kubeconfig"), dir, workers: ["a", "b"] });
       a = f.worker("a");
       b = f.worker("b");
-    }, 120_000);
+    });
 
     afterAll(async () => {
       await f?.stop();
