@@ -505,7 +505,9 @@ export function spineConfig(asn: number, workers: readonly { address: string; as
     " bgp router-id 10.255.0.100",
     " no bgp ebgp-requires-policy",
     " no bgp default ipv4-unicast",
-    ...workers.flatMap((w) => [` neighbor ${w.address} remote-as ${w.asn}`, ` neighbor ${w.address} timers 3 9`]),
+    // IPv4 VPN routes over these IPv6 sessions need RFC 8950's extended next hop, or FRR replaces
+    // the next hop with its IPv4 router ID (then the SID's owner is no longer the advertiser).
+    ...workers.flatMap((w) => [` neighbor ${w.address} remote-as ${w.asn}`, ` neighbor ${w.address} timers 3 9`, ` neighbor ${w.address} capability extended-nexthop`]),
     ...families.flatMap((f) => [` address-family ${f}`, ...workers.flatMap((w) => [`  neighbor ${w.address} activate`, `  neighbor ${w.address} attribute-unchanged next-hop`]), " exit-address-family"]),
     "!",
     "",
