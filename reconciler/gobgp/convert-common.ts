@@ -19,6 +19,7 @@ import {
   sessionState,
   sortRouteTargets,
 } from "./convert.js";
+import { serviceSid, type Srv6ServiceTlv } from "./srv6-transposition.js";
 
 /** gobgpd's Global message, as both APIs have it. */
 export interface GlobalMessage {
@@ -155,8 +156,11 @@ export function vrfFrom<Rd, Rt>(
 export interface PathAttributes {
   /** From the NEXT_HOP attribute, or the first next hop of MP_REACH_NLRI; "" when neither is there. */
   nextHop: string;
-  /** The SRv6 L3 service SID of the Prefix-SID attribute. */
-  srv6: { sid: string; behavior: number } | undefined;
+  /**
+   * The first SRv6 SID Information sub-TLV of the Prefix-SID attribute's L3 service TLV, as sent:
+   * with transposition its SID lacks the bits the NLRI's label carries (pathOrigin joins them).
+   */
+  srv6: Srv6ServiceTlv | undefined;
   /** The route targets among the extended communities. */
   rts: AdminAssigned[];
   /** The first router MAC extended community, as gobgpd spells it. */
@@ -178,9 +182,16 @@ export interface PathMessage {
 }
 
 /** What RibPath and VrfPath have in common. */
-type PathOrigin = Pick<VrfPath & RibPath, "nextHop" | "best" | "local" | "sid" | "behavior" | "neighbor">;
+type PathOrigin = Pick<VrfPath & RibPath, "nextHop" | "best" | "local" | "sid" | "behavior" | "neighbor" | "problem">;
 
-function pathOrigin(p: PathMessage, attrs: PathAttributes, best: boolean): PathOrigin {
+/**
+ * `labels`: the NLRI's label values, undefined when the path is shown without them (gobgpd's VRF
+ * view turns VPN paths into unicast ones). A SID that cannot be decoded (srv6-transposition.ts)
+ * leaves `sid` out and says why in `problem`: the path must not be used with a guessed SID. The
+ * endpoint behaviour is reported as sent, 0xFFFF (opaque) included: kvrf encapsulates to the SID
+ * whatever the behaviour, which only the SID's owner executes (docs/interop.md).
+ */
+function pathOrigin(p: PathMessage, attrs: PathAttributes, best: boolean, labels: readonly number[] | undefined): PathOrigin {
   const neighbor = reportedIp(p.neighborIp);
   const out: PathOrigin = {
     nextHop: canonicalIp(attrs.nextHop) ?? attrs.nextHop,
@@ -188,7 +199,9 @@ function pathOrigin(p: PathMessage, attrs: PathAttributes, best: boolean): PathO
     local: neighbor === undefined,
   };
   if (attrs.srv6 !== undefined) {
-    out.sid = attrs.srv6.sid;
+    const decoded = serviceSid(attrs.srv6, labels);
+    if ("sid" in decoded) out.sid = decoded.sid;
+    else out.problem = decoded.problem;
     out.behavior = attrs.srv6.behavior;
   }
   if (neighbor !== undefined) out.neighbor = neighbor;
@@ -201,7 +214,7 @@ function pathOrigin(p: PathMessage, attrs: PathAttributes, best: boolean): PathO
  */
 export function ribPath(
   p: PathMessage,
-  nlri: { prefix: string; prefixLen: number },
+  nlri: { prefix: string; prefixLen: number; labels?: readonly number[] | undefined },
   readRd: () => AdminAssigned,
   attrs: PathAttributes,
   best: boolean,
@@ -218,13 +231,13 @@ export function ribPath(
     prefix: formatPrefix(nlri.prefix, nlri.prefixLen),
     rts: sortRouteTargets(attrs.rts),
     withdraw: p.isWithdraw,
-    ...pathOrigin(p, attrs, best),
+    ...pathOrigin(p, attrs, best, nlri.labels),
   };
 }
 
 /** A path of a VRF's RIB from its decoded parts. */
 export function vrfPath(vrf: string, p: PathMessage, nlri: { prefix: string; prefixLen: number }, attrs: PathAttributes, best: boolean): VrfPath {
-  return { vrf, prefix: formatPrefix(nlri.prefix, nlri.prefixLen), ...pathOrigin(p, attrs, best) };
+  return { vrf, prefix: formatPrefix(nlri.prefix, nlri.prefixLen), ...pathOrigin(p, attrs, best, undefined) };
 }
 
 /** The fields of an EVPN IP prefix route (type 5) NLRI, as both APIs have them (RD aside). */
@@ -241,7 +254,7 @@ function withEvpn<T extends RibPath | VrfPath>(path: T, nlri: EvpnPrefixNlri, at
   path.evpn = evpn;
   const address = canonicalIp(nlri.ipPrefix);
   const bad = address === undefined || nlri.ipPrefixLen > (address.includes(":") ? 128 : 32) ? `prefix "${nlri.ipPrefix}/${nlri.ipPrefixLen}" is not an IP prefix` : undefined;
-  const problems = [bad, problem].filter((x) => x !== undefined);
+  const problems = [path.problem, bad, problem].filter((x) => x !== undefined);
   if (problems.length > 0) path.problem = problems.join("; ");
   return path;
 }
@@ -251,6 +264,7 @@ function withEvpn<T extends RibPath | VrfPath>(path: T, nlri: EvpnPrefixNlri, at
  * cannot use is still returned, with `problem` set.
  */
 export function evpnRibPath(p: PathMessage, nlri: EvpnPrefixNlri, readRd: () => AdminAssigned, attrs: PathAttributes, best: boolean): RibPath | undefined {
+  // The type-5 label is the VNI, never transposed SID bits (kvrf runs EVPN over VXLAN only).
   const path = ribPath(p, { prefix: nlri.ipPrefix, prefixLen: nlri.ipPrefixLen }, readRd, attrs, best);
   return path && withEvpn(path, nlri, attrs, p.isWithdraw);
 }

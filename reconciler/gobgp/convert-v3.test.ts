@@ -38,6 +38,7 @@ import {
   watchRequestV3,
 } from "./convert-v3.js";
 import { globalFrom, peerFrom, peerTo } from "./convert-common.js";
+import { sidStructure } from "./convert.js";
 
 function wire<Desc extends DescMessage>(schema: Desc, init: MessageInitShape<Desc>): MessageShape<Desc> {
   return fromBinary(schema, toBinary(schema, create(schema, init)));
@@ -142,7 +143,7 @@ describe("local path (VPN form)", () => {
     const communities = p.pattrs[2] === undefined ? [] : (anyUnpack(p.pattrs[2], ExtendedCommunitiesAttributeSchema)?.communities ?? []);
     expect(ec).toBeDefined();
     expect(communities.map((c) => anyUnpack(c, TwoOctetAsSpecificExtendedSchema))).toMatchObject([{ isTransitive: true, subType: 2, asn: 65000, localAdmin: 10 }]);
-    expect(srv6FromV3(sid as PrefixSID)).toEqual({ sid: "fc00:0:2:8000:0:a:0:1", behavior: 16 });
+    expect(srv6FromV3(sid as PrefixSID)).toEqual({ sid: "fc00:0:2:8000:0:a:0:1", behavior: 16, structure: { ...sidStructure } });
     expect(p.isWithdraw).toBe(false);
     expect(wire(PathSchema, localVpnPathToV3(vrf, lp, true)).isWithdraw).toBe(true);
     expect(globalTable).toBe(TableType.GLOBAL);

@@ -68,6 +68,7 @@ import {
   watchRequest,
   type PathAttributes,
 } from "./convert-common.js";
+import type { Srv6ServiceTlv } from "./srv6-transposition.js";
 
 export const vrfTable = TableType.VRF;
 export const globalTable = TableType.GLOBAL;
@@ -158,14 +159,27 @@ export function prefixSidToV3(sid: string, behavior: number): Any {
   return pack(PrefixSIDSchema, { tlvs: [l3Service] });
 }
 
-/** The first SRv6 SID of an L3 service TLV, if the attribute has one. */
-export function srv6FromV3(attr: PrefixSID): { sid: string; behavior: number } | undefined {
+/**
+ * The first SRv6 SID Information sub-TLV of an L3 service TLV, if the attribute has one, with its
+ * SID Structure sub-sub-TLV (as srv6FromV4; each level is an Any here).
+ */
+export function srv6FromV3(attr: PrefixSID): Srv6ServiceTlv | undefined {
   for (const tlv of attr.tlvs) {
     const l3 = unpack(tlv, SRv6L3ServiceTLVSchema);
     for (const sub of l3?.subTlvs[srv6SidInformationSubTlv]?.tlv ?? []) {
       const info = unpack(sub, SRv6InformationSubTLVSchema);
       const sid = info && sidFromBytes(info.sid);
-      if (info && sid !== undefined) return { sid, behavior: info.endpointBehavior };
+      if (info === undefined || sid === undefined) continue;
+      const out: Srv6ServiceTlv = { sid, behavior: info.endpointBehavior };
+      for (const ss of info.subSubTlvs[srv6SidStructureSubSubTlv]?.tlv ?? []) {
+        const st = unpack(ss, SRv6StructureSubSubTLVSchema);
+        if (st !== undefined) {
+          const { locatorBlockLength, locatorNodeLength, functionLength, argumentLength, transpositionLength, transpositionOffset } = st;
+          out.structure = { locatorBlockLength, locatorNodeLength, functionLength, argumentLength, transpositionLength, transpositionOffset };
+          break;
+        }
+      }
+      return out;
     }
   }
   return undefined;

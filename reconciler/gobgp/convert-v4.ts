@@ -47,6 +47,7 @@ import {
   watchRequest,
   type PathAttributes,
 } from "./convert-common.js";
+import type { Srv6ServiceTlv } from "./srv6-transposition.js";
 
 export const vrfTable = TableType.VRF;
 export const globalTable = TableType.GLOBAL;
@@ -176,14 +177,26 @@ export function prefixSidToV4(sid: string, behavior: number): MessageInitShape<t
   };
 }
 
-/** The first SRv6 SID of an L3 service TLV, if the attribute has one. */
-export function srv6FromV4(attr: PrefixSID): { sid: string; behavior: number } | undefined {
+/**
+ * The first SRv6 SID Information sub-TLV of an L3 service TLV, if the attribute has one, with its
+ * SID Structure sub-sub-TLV (the transposition, applied with the NLRI's label by convert-common.ts).
+ */
+export function srv6FromV4(attr: PrefixSID): Srv6ServiceTlv | undefined {
   for (const tlv of attr.tlvs) {
     if (tlv.tlv.case !== "l3Service") continue;
     for (const sub of tlv.tlv.value.subTlvs[srv6SidInformationSubTlv]?.tlvs ?? []) {
       if (sub.tlv.case !== "information") continue;
       const sid = sidFromBytes(sub.tlv.value.sid);
-      if (sid !== undefined) return { sid, behavior: sub.tlv.value.endpointBehavior };
+      if (sid === undefined) continue;
+      const out: Srv6ServiceTlv = { sid, behavior: sub.tlv.value.endpointBehavior };
+      for (const ss of sub.tlv.value.subSubTlvs[srv6SidStructureSubSubTlv]?.tlvs ?? []) {
+        if (ss.tlv.case === "structure") {
+          const { locatorBlockLength, locatorNodeLength, functionLength, argumentLength, transpositionLength, transpositionOffset } = ss.tlv.value;
+          out.structure = { locatorBlockLength, locatorNodeLength, functionLength, argumentLength, transpositionLength, transpositionOffset };
+          break;
+        }
+      }
+      return out;
     }
   }
   return undefined;

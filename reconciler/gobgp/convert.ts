@@ -36,7 +36,8 @@ function isUint(n: number, max: number): boolean {
  * the function (vpc | attachment) always sits in the low 64 bits, so the structure says
  * locator block 32 + locator node 32 (the padded 64-bit locator part; the speaker does not know
  * L), function 64, no argument. No transposition: the whole SID travels in the TLV, and the
- * VPN label stays whatever GoBGP assigns to the VRF (0 without zebra).
+ * VPN label stays whatever GoBGP assigns to the VRF (0 without zebra). Received SIDs may be
+ * transposed (srv6-transposition.ts); why kvrf does not transpose its own: docs/interop.md.
  */
 export const sidStructure = {
   locatorBlockLength: 32,

@@ -1,5 +1,6 @@
 // Runs a throw-away FRR (Debian's frr 8.4: zebra + bgpd) inside a network namespace, without
-// systemd (FACTS §9): each daemon is our own child (`ip netns exec NS /usr/lib/frr/<d> -N NAME`),
+// systemd (FACTS §9): each daemon is our own child (`ip netns exec NS /usr/lib/frr/<d> -N NAME`;
+// with netnsVrfs, zebra behind `unshare --mount` and the others `nsenter`ing its namespaces),
 // so it is stopped by its pid; -N gives it its own pathspace (/etc/frr/NAME, /var/run/frr/NAME,
 // both owned by frr), and `vtysh -N NAME` talks to it. No TCP vty (-P 0). Always `await stop()`.
 import { execFile } from "node:child_process";
@@ -27,6 +28,13 @@ export interface StartFrrOptions {
   daemons?: FrrDaemon[];
   /** Configuration profile (-F); default "datacenter" (FACTS §9). */
   profile?: string;
+  /**
+   * VRFs as network namespaces (zebra --vrfwnetns), for kernels without VRF devices: zebra makes
+   * a VRF of every namespace in /run/netns, so the daemons run in a private mount namespace with
+   * their own /run/netns holding only these (named [A-Za-z0-9_-]), created empty with lo up and
+   * gone with the daemons. Configure them with `vrfIp`.
+   */
+  netnsVrfs?: string[];
 }
 
 export interface Frr {
@@ -35,6 +43,8 @@ export interface Frr {
   vtysh(...commands: string[]): Promise<string>;
   /** One `show … json` command, parsed. */
   json<T>(command: string): Promise<T>;
+  /** `ip -n VRF …` for one of the netnsVrfs (inside the daemons' mount namespace). */
+  vrfIp(vrf: string, ...args: string[]): Promise<string>;
   /** SIGTERM to each daemon (bgpd first), then removes /etc/frr/NAME and /var/run/frr/NAME. Idempotent. */
   stop(): Promise<void>;
 }
@@ -99,11 +109,28 @@ export async function startFrr(opts: StartFrrOptions): Promise<Frr> {
     }
   };
 
+  const vrfs = opts.netnsVrfs ?? [];
+  for (const v of vrfs) if (!/^[A-Za-z0-9_-]{1,15}$/.test(v)) throw new Error(`netns VRF name ${JSON.stringify(v)} must be [A-Za-z0-9_-]{1,15}`);
+  // zebra's pid once started: with netnsVrfs, the other daemons and vrfIp enter its mount namespace.
+  let zebraPid: number | undefined;
+
   try {
     const daemons = opts.daemons ?? ["zebra", "bgpd"];
     for (const name of ["zebra", ...daemons.filter((d) => d !== "zebra")] as FrrDaemon[]) {
-      const args = ["netns", "exec", opts.netns, path.join(frrLib, name), "-N", opts.name, "-F", opts.profile ?? "datacenter", "-f", conf, "-P", "0", "--log", "stdout", "-u", "frr", "-g", "frr"];
-      const d = spawnDaemon(`frr-${name}`, "ip", args, { dir: opts.dir });
+      const daemon = [path.join(frrLib, name), "-N", opts.name, "-F", opts.profile ?? "datacenter", "-f", conf, "-P", "0", "--log", "stdout", "-u", "frr", "-g", "frr"];
+      // The daemon's own command line: ip netns exec, unshare, sh and nsenter all exec in place.
+      const daemonArgs = vrfs.length > 0 && name === "zebra" ? [...daemon, "--vrfwnetns"] : daemon;
+      let command = "ip";
+      let args = ["netns", "exec", opts.netns, ...daemon];
+      if (vrfs.length > 0 && name === "zebra") {
+        const setup = vrfs.map((v) => `ip netns add ${v} && ip -n ${v} link set lo up && `).join("");
+        args = ["netns", "exec", opts.netns, "unshare", "--mount", "--propagation", "private", "sh", "-c", `mount -t tmpfs frr-vrfs /run/netns && ${setup}exec "$@"`, "sh", ...daemonArgs];
+      } else if (vrfs.length > 0) {
+        command = "nsenter";
+        args = ["--target", String(zebraPid), "--mount", "--net", ...daemonArgs];
+      }
+      const d = spawnDaemon(`frr-${name}`, command, args, { dir: opts.dir, execs: daemonArgs });
+      if (name === "zebra") zebraPid = d.pid;
       started.push(d);
       const vty = path.join(runDir, `${name}.vty`);
       await waitFor(
@@ -130,6 +157,15 @@ export async function startFrr(opts: StartFrrOptions): Promise<Frr> {
     name: opts.name,
     vtysh,
     json: async <T>(command: string): Promise<T> => JSON.parse(await vtysh(command)) as T,
+    vrfIp: async (vrf: string, ...args: string[]): Promise<string> => {
+      if (!vrfs.includes(vrf)) throw new Error(`${vrf} is not a netns VRF of FRR ${opts.name}`);
+      try {
+        return (await run("nsenter", ["--target", String(zebraPid), "--mount", "ip", "-n", vrf, ...args])).stdout;
+      } catch (err) {
+        const e = err as { stderr?: string; message: string };
+        throw new Error(`[FRR ${opts.name} VRF ${vrf}] ip ${args.join(" ")}: ${(e.stderr ?? "").trim() || e.message}`, { cause: err });
+      }
+    },
     stop,
   };
 }

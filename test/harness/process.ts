@@ -26,6 +26,11 @@ export interface SpawnOptions {
   env?: NodeJS.ProcessEnv;
   /** Own session and no hold on our event loop: the daemon outlives this process (the lab). */
   detached?: boolean;
+  /**
+   * The command line /proc shows once `command` has exec'd in place into the daemon, when it is
+   * not `ip netns exec`'s (e.g. `unshare … sh -c 'exec "$@"'`, `nsenter`): what a later run matches.
+   */
+  execs?: readonly string[];
 }
 
 export function spawnDaemon(name: string, command: string, args: readonly string[], opts: SpawnOptions): Daemon {
@@ -45,7 +50,7 @@ export function spawnDaemon(name: string, command: string, args: readonly string
   // `ip netns exec NS CMD…` execs CMD in place: /proc then shows CMD…, and that is what a later
   // run must match before signalling the pid; `spawn` is what restarts it.
   const spawned = [command, ...args];
-  const cmdline = command === "ip" && args[0] === "netns" && args[1] === "exec" ? args.slice(3) : spawned;
+  const cmdline = opts.execs !== undefined ? [...opts.execs] : command === "ip" && args[0] === "netns" && args[1] === "exec" ? args.slice(3) : spawned;
   writeFileSync(pidFile, JSON.stringify({ pid, owner: process.pid, cmdline, spawn: spawned }));
   let done = false;
   const exited = new Promise<number | string>((resolve) => {
