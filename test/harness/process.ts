@@ -108,6 +108,21 @@ const timeScale = Number(process.env["KVRF_TIME_SCALE"] ?? "1") || 1;
  * Polls `probe` until it resolves truthy; fails early if `daemon` exits, with its log tail.
  * `timeoutMs` is what the wait takes on the host; it is multiplied by the time scale.
  */
+/**
+ * Polls `f` until `ok` holds for what it returns, and returns that; throws with the last value
+ * after `timeoutMs` (stretched by timeScale, like waitFor).
+ */
+export async function eventually<T>(what: string, f: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000, intervalMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs * timeScale;
+  let last: T | undefined;
+  while (Date.now() < deadline) {
+    last = await f();
+    if (ok(last)) return last;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
+}
+
 export async function waitFor(
   what: string,
   probe: () => Promise<boolean>,

@@ -15,7 +15,6 @@
 // unless the link has some IPv6 address), so it cannot check them (FACTS §9: IPv4 VTEPs only).
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import path from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectSpeaker } from "../../reconciler/gobgp/connect.js";
 import { RibView } from "../../reconciler/gobgp/rib.js";
@@ -24,19 +23,9 @@ import { frrPaths, startFrr, type Frr, type FrrEvpnTable } from "../harness/frr.
 import { startGobgpd, type Gobgpd } from "../harness/gobgpd.js";
 import { cleanupNetns, createNetns, ip } from "../harness/netns.js";
 import { testEnvDir, tool } from "../harness/tools.js";
+import { eventually } from "../harness/process.js";
 
 const keepDirs = process.env["KVRF_KEEP_TEST_DIRS"] === "1";
-
-async function eventually<T>(what: string, f: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  while (Date.now() < deadline) {
-    last = await f();
-    if (ok(last)) return last;
-    await sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
-}
 
 const rt = (n: number) => ({ type: 0 as const, asn: 65000, assigned: n });
 

@@ -7,7 +7,6 @@
 import { execFile } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import path from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectSpeaker } from "../../reconciler/gobgp/connect.js";
@@ -15,21 +14,11 @@ import type { RibPath, Speaker, SpeakerEvent, Vrf, VxlanLocalPath } from "../../
 import { startGobgpd, type Gobgpd } from "../harness/gobgpd.js";
 import { cleanupNetns, createNetns, ip, type Netns } from "../harness/netns.js";
 import { testEnvDir, tool } from "../harness/tools.js";
+import { eventually } from "../harness/process.js";
 
 const run = promisify(execFile);
 const keepDirs = process.env["KVRF_KEEP_TEST_DIRS"] === "1";
 type Api = "v4" | "v3";
-
-async function eventually<T>(what: string, f: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  while (Date.now() < deadline) {
-    last = await f();
-    if (ok(last)) return last;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
-}
 
 const rt = (n: number) => ({ type: 0 as const, asn: 65000, assigned: n });
 const byPrefix = (ps: RibPath[]): RibPath[] => [...ps].sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0));

@@ -3,13 +3,13 @@
 // 3.10, so the fake is held to what the daemons do (STYLE 17). Between peers: evpn-peering.test.ts.
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import path from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectSpeaker } from "../../reconciler/gobgp/connect.js";
 import { SpeakerError, type RibPath, type Speaker, type SpeakerErrorKind, type SpeakerEvent, type Srv6LocalPath, type Vrf, type VxlanLocalPath } from "../../reconciler/gobgp/speaker.js";
 import { FakeSpeaker } from "../../reconciler/testing/fake-speaker.js";
 import { startGobgpd, type Gobgpd } from "../harness/gobgpd.js";
 import { testEnvDir, tool } from "../harness/tools.js";
+import { eventually } from "../harness/process.js";
 
 const keepDirs = process.env["KVRF_KEEP_TEST_DIRS"] === "1";
 
@@ -52,17 +52,6 @@ async function expectKind(p: Promise<unknown>, kind: SpeakerErrorKind, message?:
     return;
   }
   throw new Error("expected the call to fail");
-}
-
-async function eventually<T>(what: string, f: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  while (Date.now() < deadline) {
-    last = await f();
-    if (ok(last)) return last;
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
 }
 
 const rt = (n: number) => ({ type: 0 as const, asn: 65000, assigned: n });

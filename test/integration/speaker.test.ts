@@ -5,7 +5,6 @@
 // v4 clients.
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import path from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectSpeaker } from "../../reconciler/gobgp/connect.js";
 import {
@@ -21,6 +20,7 @@ import {
 import { startGobgpd, type Gobgpd } from "../harness/gobgpd.js";
 import { cleanupNetns, createNetns, ip, type Netns } from "../harness/netns.js";
 import { testEnvDir, tool, type ToolName } from "../harness/tools.js";
+import { eventually } from "../harness/process.js";
 
 const keepDirs = process.env["KVRF_KEEP_TEST_DIRS"] === "1";
 const versions = [
@@ -54,17 +54,6 @@ async function expectKind(p: Promise<unknown>, kind: SpeakerErrorKind, message?:
   const err = await speakerError(p);
   expect(err.kind, err.message).toBe(kind);
   if (message !== undefined) expect(err.message).toMatch(message);
-}
-
-async function eventually<T>(what: string, f: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  while (Date.now() < deadline) {
-    last = await f();
-    if (ok(last)) return last;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
 }
 
 /** Collects watch() events in the background; `done` settles with the iterator's end or error. */

@@ -19,7 +19,6 @@
 // stay "rejected"), which does not stop bgpd from advertising them, so no vm tier is needed.
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import path from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { V1Node } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectSpeaker } from "../../reconciler/gobgp/connect.js";
@@ -32,19 +31,9 @@ import { startFrr, type Frr } from "../harness/frr.js";
 import { startGobgpd, type Gobgpd } from "../harness/gobgpd.js";
 import { cleanupNetns, createNetns, ip } from "../harness/netns.js";
 import { testEnvDir, tool } from "../harness/tools.js";
+import { eventually } from "../harness/process.js";
 
 const keepDirs = process.env["KVRF_KEEP_TEST_DIRS"] === "1";
-
-async function eventually<T>(what: string, f: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  while (Date.now() < deadline) {
-    last = await f();
-    if (ok(last)) return last;
-    await sleep(250);
-  }
-  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
-}
 
 const rt = (n: number) => ({ type: 0 as const, asn: 65000, assigned: n });
 const frrVrf = "kvrf-h1-v90";
