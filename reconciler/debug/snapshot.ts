@@ -7,6 +7,7 @@ import { formatAdminAssigned } from "../../shared/route-distinguisher.js";
 import { bridgeJson, ipJson, type IpOptions } from "../../shared/kernel/ip.js";
 import type { Snapshot, SnapshotCheck, SnapshotPath, SnapshotRoute, SnapshotVtep, SnapshotVxlan } from "../../shared/debug-snapshot.js";
 import type { RibFamily, Speaker } from "../gobgp/speaker.js";
+import { parseVteps, tableNumber, type FdbJson } from "../kernel/kernel-routes.js";
 
 export interface SnapshotSources {
   nodeName: string;
@@ -39,19 +40,12 @@ interface IpLinkJson {
 
 const protocolNumbers: Record<string, number> = { [String(routeProtocol.cni)]: routeProtocol.cni, [String(routeProtocol.kvrfd)]: routeProtocol.kvrfd };
 
-function tableNumber(t: string | undefined): number {
-  if (t === undefined || t === "main") return 254;
-  if (t === "local") return 255;
-  if (t === "default") return 253;
-  return Number(t);
-}
-
 /** `ip -j route show table all proto N` entries as snapshot routes. */
 export function parseRoutes(entries: readonly IpRouteJson[], protocol: number, family: 4 | 6): SnapshotRoute[] {
   const out: SnapshotRoute[] = [];
   for (const e of entries) {
     if (e.dst === undefined) continue;
-    const r: SnapshotRoute = { family, table: tableNumber(e.table), dst: e.dst, protocol: protocolNumbers[e.protocol ?? ""] ?? protocol };
+    const r: SnapshotRoute = { family, table: tableNumber(e.table) ?? Number.NaN, dst: e.dst, protocol: protocolNumbers[e.protocol ?? ""] ?? protocol };
     if (e.type !== undefined && e.type !== "unicast") r.type = e.type;
     if (e.dev !== undefined) r.dev = e.dev;
     const via = e.gateway ?? e.via?.host;
@@ -85,11 +79,8 @@ async function readLinux(src: SnapshotSources): Promise<Snapshot["linux"]> {
   );
   const vxlan = parseVxlanLinks(await ipJson<IpLinkJson>(["-d", "link", "show", "type", "vxlan"], opts));
   // Remote VTEPs: the permanent FDB entries with a destination on VXLAN devices (vtep.ts).
-  const fdb = await bridgeJson<{ mac?: string; ifname?: string; dst?: string; state?: string }>(["fdb", "show"], opts);
   const names = new Set(vxlan.map((v) => v.name));
-  const vteps: SnapshotVtep[] = fdb
-    .filter((e) => e.ifname !== undefined && names.has(e.ifname) && e.dst !== undefined && e.state === "permanent")
-    .map((e) => ({ dev: e.ifname as string, vtep: e.dst as string, routerMac: (e.mac ?? "").toLowerCase() }));
+  const vteps: SnapshotVtep[] = parseVteps(await bridgeJson<FdbJson>(["fdb", "show"], opts), (dev) => names.has(dev));
   return { routes: routes.flat(), vxlan, vteps };
 }
 

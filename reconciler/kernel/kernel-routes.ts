@@ -53,7 +53,8 @@ export interface KernelRouteBackend {
   flushTable?(table: number): Promise<void>;
 }
 
-function tableNumber(t: string | undefined): number | undefined {
+/** The table of an `ip -j route` entry as a number (iproute2 prints names for 253–255). */
+export function tableNumber(t: string | undefined): number | undefined {
   if (t === undefined || t === "main") return 254;
   if (t === "local") return 255;
   if (t === "default") return 253;
@@ -97,6 +98,29 @@ interface BatchRequest {
   reject(err: unknown): void;
 }
 
+/** An entry of `bridge -j fdb show`. */
+export interface FdbJson {
+  mac?: string;
+  ifname?: string;
+  dst?: string;
+  state?: string;
+}
+
+/**
+ * Remote VTEPs in `bridge -j fdb show` output: the permanent entries with a destination on the
+ * devices `isDevice` accepts, in canonical form (vtep.ts writes them so).
+ */
+export function parseVteps(entries: readonly FdbJson[], isDevice: (dev: string) => boolean): VtepEntry[] {
+  const out: VtepEntry[] = [];
+  for (const e of entries) {
+    if (e.ifname === undefined || !isDevice(e.ifname) || e.dst === undefined || e.state !== "permanent") continue;
+    const mac = canonicalMac(e.mac ?? "");
+    if (mac === undefined) continue;
+    out.push({ dev: e.ifname, vtep: canonicalVia(e.dst), routerMac: mac });
+  }
+  return out;
+}
+
 export class IpRouteBackend implements KernelRouteBackend {
   private readonly pending: BatchRequest[] = [];
   private draining = false;
@@ -115,15 +139,7 @@ export class IpRouteBackend implements KernelRouteBackend {
 
   async dumpVteps(): Promise<VtepEntry[]> {
     this.onRun("dump");
-    const entries = await bridgeJson<{ mac?: string; ifname?: string; dst?: string; state?: string }>(["fdb", "show"], this.opts());
-    const out: VtepEntry[] = [];
-    for (const e of entries) {
-      if (e.ifname === undefined || parseVxlanDeviceName(e.ifname) === undefined || e.dst === undefined || e.state !== "permanent") continue;
-      const mac = canonicalMac(e.mac ?? "");
-      if (mac === undefined) continue;
-      out.push({ dev: e.ifname, vtep: canonicalVia(e.dst), routerMac: mac });
-    }
-    return out;
+    return parseVteps(await bridgeJson<FdbJson>(["fdb", "show"], this.opts()), (dev) => parseVxlanDeviceName(dev) !== undefined);
   }
 
   private opts(): { netns?: string } {
