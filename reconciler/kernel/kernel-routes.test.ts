@@ -17,6 +17,13 @@ describe("iproute2 output", () => {
       { table: 254, prefix: "10.9.0.0/16", sid: "fd00::9", dev: "d0" },
     ]);
   });
+
+  it("places a default route (a gateway's, printed \"default\" in either family) by the family of the dump", () => {
+    const entry = { dst: "default", encap: "seg6", segs: ["fd00:99::1"], dev: "d0", table: "7" };
+    expect(parseOwnedRoutes([entry], undefined, 4)).toEqual([{ table: 7, prefix: "0.0.0.0/0", sid: "fd00:99::1", dev: "d0" }]);
+    expect(parseOwnedRoutes([entry], undefined, 6)).toEqual([{ table: 7, prefix: "::/0", sid: "fd00:99::1", dev: "d0" }]);
+    expect(parseOwnedRoutes([entry])).toEqual([]);
+  });
 });
 
 describe("KernelRouteCache", () => {

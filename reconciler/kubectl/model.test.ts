@@ -76,6 +76,16 @@ describe("diffNode", () => {
     ]);
   });
 
+  it("matches a gateway's default route, which iproute2 prints as \"default\", to its path", () => {
+    const s = snapshot("n1");
+    const gwSid = "fd00:99::1";
+    s.gobgp.paths.push({ family: "ipv4", form: "vpn", rd: "65000:9", prefix: "0.0.0.0/0", nextHop: "fd00::99", rts: ["65000:161"], sid: gwSid, best: true, local: false, neighbor: "fd00::ff" });
+    s.linux.routes.push(route({ table: 161, dst: "default", protocol: 241, encap: "seg6", segs: [gwSid], dev: "fab0" }));
+    const rows = diffNode(world(), "n1", s);
+    expect(rows.filter((r) => !r.ok)).toEqual([]);
+    expect(rows.map((r) => [r.kind, r.item])).toContainEqual(["remote", "0.0.0.0/0"]);
+  });
+
   it("names a kernel route that points at the wrong SID", () => {
     const s = snapshot("n1");
     s.linux.routes = s.linux.routes.map((r) => (r.protocol === 241 ? { ...r, segs: ["fd00:0:9::1"] } : r));

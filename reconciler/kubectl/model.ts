@@ -72,8 +72,9 @@ export function nodeVpcs(world: World, node: string): NodeVpc[] {
 }
 
 /** Kernel `dst` ("10.1.0.2", "default", "fd00::/64") as a canonical prefix. */
-export function routePrefix(dst: string): string {
-  if (dst === "default") return "default";
+export function routePrefix(dst: string, family?: 4 | 6): string {
+  // iproute2 prints 0.0.0.0/0 and ::/0 (a gateway's default route) as "default".
+  if (dst === "default") return family === undefined ? "default" : family === 4 ? "0.0.0.0/0" : "::/0";
   const withLen = dst.includes("/") ? dst : `${dst}/${dst.includes(":") ? 128 : 32}`;
   return canonicalPrefix(withLen) ?? withLen;
 }
@@ -198,7 +199,7 @@ export function diffNode(world: World, node: string, snap: Snapshot): DiffRow[] 
     for (const lp of v.local) {
       const path = snap.gobgp.paths.find((p) => p.local && p.rd === spec.routeDistinguisher && p.prefix === lp.prefix && pathMatches(p, lp));
       if (path !== undefined) usedPaths.add(path);
-      const route = routes.find((r) => r.protocol === 240 && r.table === spec.table && routePrefix(r.dst) === lp.prefix);
+      const route = routes.find((r) => r.protocol === 240 && r.table === spec.table && routePrefix(r.dst, r.family) === lp.prefix);
       const gobgpText = gobgpDown ?? (path === undefined ? "MISSING not advertised" : mark(true, describePath(path)));
       const kernelText = route === undefined ? "MISSING no route to the pod" : mark(true, describeRoute(route));
       const broken: Where | undefined = gobgpDown !== undefined || path === undefined ? "gobgp" : route === undefined ? "kernel" : undefined;
@@ -215,7 +216,7 @@ export function diffNode(world: World, node: string, snap: Snapshot): DiffRow[] 
         ...(broken === "kernel" ? { broken, reason: `${node}'s table ${spec.table} has no route (proto 240) to its pod ${lp.prefix}` } : {}),
       });
       if (lp.encap === "srv6") {
-        const sidRoute = routes.find((r) => r.protocol === 240 && r.encap === "seg6local" && sameAddress(routePrefix(r.dst).split("/")[0], lp.sid));
+        const sidRoute = routes.find((r) => r.protocol === 240 && r.encap === "seg6local" && sameAddress(routePrefix(r.dst, r.family).split("/")[0], lp.sid));
         if (!rows.some((r) => r.kind === "decap" && r.item === `SID ${lp.sid}`)) {
           rows.push({
             vpc: v.vpc,
@@ -238,7 +239,7 @@ export function diffNode(world: World, node: string, snap: Snapshot): DiffRow[] 
         (x) => !x.local && x.prefix === p.prefix && pathMatches(x, p) && (p.encap === "srv6" || sameAddress(x.nextHop, want.obj.spec.vtep)) && x.rts.some((rt) => spec.importRouteTargets.includes(rt)),
       );
       if (path !== undefined) usedPaths.add(path);
-      const kernelHas = routes.filter((r) => r.protocol === 241 && r.table === spec.table && routePrefix(r.dst) === p.prefix);
+      const kernelHas = routes.filter((r) => r.protocol === 241 && r.table === spec.table && routePrefix(r.dst, r.family) === p.prefix);
       kernelHas.forEach((r) => usedRoutes.add(r));
       const right = kernelHas.find((r) => (p.encap === "srv6" ? r.encap === "seg6" && sameAddress(r.segs?.[0], p.sid) : sameAddress(r.via, want.obj.spec.vtep)));
       const expectText = p.encap === "srv6" ? `SID ${p.sid}` : `VNI ${p.vni} VTEP ${want.obj.spec.vtep ?? "?"}`;
@@ -275,10 +276,39 @@ export function diffNode(world: World, node: string, snap: Snapshot): DiffRow[] 
   for (const r of routes) {
     if (r.protocol !== 241 || usedRoutes.has(r)) continue;
     const v = tables.get(r.table);
+    // A route from outside the cluster (a gateway PE's): no object asks for it, but gobgpd has its
+    // path with the VPC's route target, and kvrfd installs what gobgpd imports.
+    const prefix = routePrefix(r.dst, r.family);
+    const spec = v === undefined ? undefined : world.vrfs.find((o) => o.spec.nodeName === node && o.spec.table === r.table)?.spec;
+    const outside =
+      spec === undefined
+        ? undefined
+        : snap.gobgp.paths.find(
+            (x) =>
+              !x.local &&
+              x.best !== false &&
+              x.prefix === prefix &&
+              x.rts.some((rt) => spec.importRouteTargets.includes(rt)) &&
+              (x.sid === undefined || (r.encap === "seg6" && sameAddress(r.segs?.[0], x.sid))),
+          );
+    if (v !== undefined && outside !== undefined) {
+      usedPaths.add(outside);
+      rows.push({
+        vpc: v.vpc,
+        kind: "remote",
+        item: prefix,
+        origin: `outside (next hop ${outside.nextHop})`,
+        objects: "none (a router outside the cluster)",
+        gobgp: mark(true, describePath(outside)),
+        kernel: mark(true, describeRoute(r)),
+        ok: true,
+      });
+      continue;
+    }
     rows.push({
       vpc: v?.vpc ?? "?",
       kind: "extra",
-      item: routePrefix(r.dst),
+      item: routePrefix(r.dst, r.family),
       origin: "?",
       objects: "none",
       gobgp: "-",
@@ -388,7 +418,7 @@ export function lookup(routes: readonly SnapshotRoute[], table: number, address:
       len = 0;
     } else {
       try {
-        [net, len] = ipaddr.parseCIDR(routePrefix(r.dst));
+        [net, len] = ipaddr.parseCIDR(routePrefix(r.dst, r.family));
       } catch {
         continue;
       }
@@ -424,7 +454,7 @@ export function trace(world: World, snaps: ReadonlyMap<string, Snapshot | Error>
     const why = dstEndpoint === undefined ? `${dst} belongs to no pod of VPC ${src.vpc}` : (reasonFor(src.node, s, dstEndpoint.prefix) ?? `no route for ${dstEndpoint.prefix}`);
     return [...hops, { node: src.node, step: "lookup", ok: false, detail: `table ${v.table} has ${route === undefined ? "no route" : `only the ${route.type} default`} for ${dst}: ${why}` }];
   }
-  hops.push({ node: src.node, step: "lookup", ok: true, detail: `table ${v.table}: ${routePrefix(route.dst)} ${describeRoute(route)} (proto ${route.protocol})` });
+  hops.push({ node: src.node, step: "lookup", ok: true, detail: `table ${v.table}: ${routePrefix(route.dst, route.family)} ${describeRoute(route)} (proto ${route.protocol})` });
   // A local pod: delivered on this node.
   if (route.protocol === 240 && route.encap === undefined) {
     const wrong = dstEndpoint !== undefined && dstEndpoint.node !== src.node;
@@ -462,7 +492,7 @@ export function trace(world: World, snaps: ReadonlyMap<string, Snapshot | Error>
   const d = snapOf(target);
   if (typeof d === "string") return [...hops, { node: target, step: "decap", ok: false, detail: d }];
   if (route.encap === "seg6") {
-    const sidRoute = d.linux.routes.find((r) => r.encap === "seg6local" && sameAddress(routePrefix(r.dst).split("/")[0], sid));
+    const sidRoute = d.linux.routes.find((r) => r.encap === "seg6local" && sameAddress(routePrefix(r.dst, r.family).split("/")[0], sid));
     hops.push({
       node: target,
       step: "decap",
@@ -493,7 +523,7 @@ export function trace(world: World, snaps: ReadonlyMap<string, Snapshot | Error>
     node: target,
     step: "deliver",
     ok: delivered,
-    detail: delivered ? `table ${table}: ${routePrefix(last.dst)} dev ${last.dev ?? "?"}` : `table ${table} on ${target} has no route to a local pod for ${dst}${last !== undefined ? ` (only ${describeRoute(last)})` : ""}`,
+    detail: delivered ? `table ${table}: ${routePrefix(last.dst, last.family)} dev ${last.dev ?? "?"}` : `table ${table} on ${target} has no route to a local pod for ${dst}${last !== undefined ? ` (only ${describeRoute(last)})` : ""}`,
   });
   return hops;
 }

@@ -96,6 +96,21 @@ describeNeeds(["vxlan", "ipv4-via-ipv6", "policy-routing"], `kvrfd's VXLAN route
     expect(await kernel()).toBe("");
   });
 
+  it("reads back default routes of both families (a gateway's) as its own, and removes them", async () => {
+    const gw = [path("0.0.0.0/0", u.a, "02:00:00:00:00:12"), path("::/0", u.a, "02:00:00:00:00:12")];
+    const routes = remoteRoutes(gw, 161, { srv6: { unusable: "-" }, vxlan: { dev, family: u.family, ipv4ViaIpv6: true } }).routes;
+    await sync(routes);
+    const fresh = new KernelRouteCache(new IpRouteBackend(node.name));
+    await fresh.load();
+    expect(fresh.table(161).map((r) => r.prefix).sort()).toEqual(["0.0.0.0/0", "::/0"]);
+    expect(planRoutes(routes, fresh.table(161))).toEqual({ add: [], replace: [], remove: [] });
+    const plan = planRoutes([], fresh.table(161));
+    plan.vteps = planVteps([], fresh.vteps(dev));
+    expect(await fresh.apply(plan)).toEqual([]);
+    expect(await kernel()).toBe("");
+    await cache.load();
+  });
+
   it("clears a table of its routes of both families, also those written behind its back, and no one else's", async () => {
     await sync();
     // Routes of kvrfd's protocol the cache never saw (a view gone stale), and another owner's.
