@@ -1,6 +1,7 @@
 // kvrfd wired together: informers feed one work queue; the VRF controller and the speaker
 // controller reconcile its keys; the speaker link reports gobgpd sessions and RIB events; the
 // health server exposes readiness and metrics. Separate from main.ts so tests can run it in-process.
+import { monotonicMs } from "../shared/clock.js";
 import type { V1Node } from "@kubernetes/client-node";
 import type { IncomingMessage } from "node:http";
 import type { Logger } from "pino";
@@ -313,7 +314,7 @@ export class Daemon {
       down = [`gobgpd: ${errText(err)}`];
     }
     if (down.length === 0) return;
-    const now = Date.now();
+    const now = monotonicMs();
     if (s.freshSince !== undefined && now < s.freshSince + this.cfg.routeHoldSeconds * 1000) return;
     s.freshSince = now;
     this.log.info({ down, holdSeconds: this.cfg.routeHoldSeconds }, "graceful-restart session down: holding kernel routes against withdrawals");

@@ -5,6 +5,7 @@
 //
 // Two lanes: "high" for keys whose object changed, "low" for periodic and RIB-driven passes over
 // every key, so that a burst of new objects is not stuck behind a full pass.
+import { monotonicMs } from "../shared/clock.js";
 import { Backoff, type BackoffOptions } from "./backoff.js";
 
 export type Lane = "high" | "low";
@@ -147,7 +148,7 @@ export class WorkQueue {
   }
 
   private async run(key: string): Promise<void> {
-    const now = this.opts.now ?? Date.now;
+    const now = this.opts.now ?? monotonicMs;
     const started = now();
     try {
       const result = await this.opts.reconcile(key);

@@ -1,6 +1,7 @@
 // The speaker controller: makes gobgpd run the BGPInstance that selects this node (StartBgp with
 // ASN, router ID and listener; peers added, updated and removed to match), and publishes this
 // node's entry in the instance's status. One key, so speaker changes never run concurrently.
+import { monotonicMs } from "../../shared/clock.js";
 import type { V1Node } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { apiVersion, bgpInstance, type Condition, type Encapsulation } from "../../shared/api-types.js";
@@ -31,7 +32,9 @@ export interface SpeakerControllerDeps {
   onExternalRoutesChange?(): void;
   /** The node's kernel as probed, seen through an encapsulation's needs (the node's status entry). */
   kernel?: (encap: Encapsulation) => NodeKernel | undefined;
+  /** Hold deadlines' clock (default monotonicMs); the status timestamps' is wallNow (default Date.now). */
   now?: () => number;
+  wallNow?: () => number;
 }
 
 export class SpeakerController {
@@ -50,8 +53,9 @@ export class SpeakerController {
 
   constructor(private readonly d: SpeakerControllerDeps) {}
 
+  /** The clock of holds (monotonic, shared/clock.ts). */
   private now(): number {
-    return (this.d.now ?? Date.now)();
+    return (this.d.now ?? monotonicMs)();
   }
 
   /**
@@ -300,7 +304,7 @@ export class SpeakerController {
       this.published.delete(name);
       return;
     }
-    const now = new Date(this.now()).toISOString().replace(/\.\d{3}Z$/, "Z");
+    const now = new Date((this.d.wallNow ?? Date.now)()).toISOString().replace(/\.\d{3}Z$/, "Z");
     for (const c of entry.conditions ?? []) {
       const old = current?.conditions?.find((x) => x.type === c.type);
       c.lastTransitionTime = old?.status === c.status && old.lastTransitionTime !== undefined ? old.lastTransitionTime : now;

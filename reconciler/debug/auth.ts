@@ -5,6 +5,7 @@
 // audience — a user's or a pod's API token — are refused, so no API credential needs to be sent
 // to a node. Answers are cached briefly by a hash of the token, so a burst of requests costs two
 // reviews, and removing a RoleBinding takes effect within the cache time.
+import { monotonicMs } from "../../shared/clock.js";
 import { createHash } from "node:crypto";
 import { debugAudience, debugResourceAttributes } from "../../shared/debug-snapshot.js";
 
@@ -47,7 +48,7 @@ export class DebugAuth {
     if (m === null) return { allowed: false, status: 401, reason: `a bearer token of audience ${debugAudience} is required (kubectl kvrf mints one)` };
     const token = m[1] as string;
     const key = createHash("sha256").update(token).digest("hex");
-    const now = (this.opts.now ?? Date.now)();
+    const now = (this.opts.now ?? monotonicMs)();
     const hit = this.cache.get(key);
     if (hit !== undefined && now - hit.at < (this.opts.cacheMs ?? 10_000)) return hit.decision;
     let decision: Decision;

@@ -5,6 +5,7 @@
 // A restart is noticed three ways, whichever comes first: the watch stream breaks (the process
 // died), a periodic GetBgp probe fails or reports BGP not started while we had started it (a quick
 // restart between probes that the watch missed), or any call fails with "not-started".
+import { monotonicMs } from "../../shared/clock.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { SpeakerError, type Speaker, type SpeakerEvent, type Vrf } from "./speaker.js";
@@ -55,7 +56,7 @@ export class SpeakerLink {
   private loop: Promise<void> | undefined;
   private handlers: SpeakerLinkHandlers | undefined;
   private sessionAbort: AbortController | undefined;
-  private downSince = Date.now();
+  private downSince = monotonicMs();
 
   constructor(private readonly opts: SpeakerLinkOptions) {}
 
@@ -64,7 +65,7 @@ export class SpeakerLink {
   }
 
   /** How long there has been no session (0 while there is one). */
-  downForMs(now = Date.now()): number {
+  downForMs(now = monotonicMs()): number {
     return this.session === undefined ? now - this.downSince : 0;
   }
 
@@ -149,7 +150,7 @@ export class SpeakerLink {
         this.abort.signal.removeEventListener("abort", onStop);
         const wasUp = this.session === s;
         this.session = undefined;
-        if (wasUp) this.downSince = Date.now();
+        if (wasUp) this.downSince = monotonicMs();
         speaker.close();
         if (wasUp) {
           log.warn({ generation: s.generation }, "lost gobgpd; will reconnect and replay");
@@ -196,12 +197,12 @@ export class SpeakerLink {
   private async readRib(s: Session, signal: AbortSignal): Promise<void> {
     const token = s.rib.beginRead();
     while (!signal.aborted) {
-      const t0 = Date.now();
+      const t0 = monotonicMs();
       try {
         // The VPN tables and the EVPN one (type-5 routes of VXLAN VPCs): the watch reports all three.
         const [v4, v6, evpn] = await Promise.all([s.speaker.listRib("ipv4"), s.speaker.listRib("ipv6"), s.speaker.listRib("evpn")]);
         if (s.rib.finishRead(token, [...v4, ...v6, ...evpn])) {
-          this.opts.log.info({ generation: s.generation, destinations: s.rib.size, ms: Date.now() - t0 }, "read gobgpd's VPN and EVPN tables");
+          this.opts.log.info({ generation: s.generation, destinations: s.rib.size, ms: monotonicMs() - t0 }, "read gobgpd's VPN and EVPN tables");
           this.handlers?.ribSynced(s);
         }
         return;

@@ -5,6 +5,7 @@
 // `ip route add`, which fails rather than overwrite a route another owner put at the same key
 // (`replace` would silently take over, e.g., the CNI plugin's proto-240 route to a local pod).
 import { routeProtocol } from "../../shared/api-types.js";
+import { monotonicMs } from "../../shared/clock.js";
 import { batchFailures, bridgeJson, ip, IpBatchProcess, ipJson, IpError } from "../../shared/kernel/ip.js";
 import { parseVxlanDeviceName } from "../../shared/ifnames.js";
 import { canonicalMac } from "../../shared/router-mac.js";
@@ -386,7 +387,8 @@ export class KernelRouteCache {
 
   constructor(
     readonly backend: KernelRouteBackend,
-    private readonly now: () => number = Date.now,
+    /** The clock of a route's age (`since`), compared with hold starts (monotonic, shared/clock.ts). */
+    private readonly now: () => number = monotonicMs,
   ) {}
 
   load(): Promise<void> {

@@ -10,6 +10,7 @@
 // carries no data for 30 s, and a watchdog relists when nothing at all (watch start, event, list)
 // happened for `stallMs` (e.g. a list that never answers). A periodic full relist (`resyncMs`)
 // repairs anything a watch may have missed and triggers a resync pass over every key.
+import { monotonicMs } from "../../shared/clock.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { Watcher } from "./kube-client.js";
@@ -96,7 +97,7 @@ export class Informer<T extends Named> {
   private needList = true;
   private synced = false;
   private syncWaiters: (() => void)[] = [];
-  private lastActivity = Date.now();
+  private lastActivity = monotonicMs();
   private timers: NodeJS.Timeout[] = [];
   private readonly backoff: Backoff;
 
@@ -130,7 +131,7 @@ export class Informer<T extends Named> {
   }
 
   /** Milliseconds since the informer last heard from the API server (or started a request). */
-  idleMs(now = Date.now()): number {
+  idleMs(now = monotonicMs()): number {
     return now - this.lastActivity;
   }
 
@@ -142,7 +143,7 @@ export class Informer<T extends Named> {
     if (this.running !== undefined) return;
     this.stopped = false;
     this.stopSignal = new AbortController();
-    this.lastActivity = Date.now();
+    this.lastActivity = monotonicMs();
     this.timers.push(
       setInterval(() => this.restart("resync", "periodic full resync"), this.opts.resyncMs).unref(),
       setInterval(() => {
@@ -169,13 +170,13 @@ export class Informer<T extends Named> {
     this.opts.log[kind === "stall" ? "warn" : "debug"]({ informer: this.opts.name, reason: detail }, "informer relisting");
     this.opts.onRestart?.(kind);
     this.needList = true;
-    this.lastActivity = Date.now();
+    this.lastActivity = monotonicMs();
     this.current?.abort();
     this.listAbort?.abort();
   }
 
   private touch(): void {
-    this.lastActivity = Date.now();
+    this.lastActivity = monotonicMs();
   }
 
   private async run(): Promise<void> {

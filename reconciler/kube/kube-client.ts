@@ -10,6 +10,7 @@
 // has: the in-cluster service account (its bound token rotates: re-read every minute), or a
 // kubeconfig with a client certificate, token or token file (read by shared/kubeconfig.ts).
 // Credential plugins (exec, auth providers) are refused with a clear error.
+import { monotonicMs } from "../../shared/clock.js";
 import { readFileSync } from "node:fs";
 import { Agent as HttpAgent, request as httpRequest, STATUS_CODES, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
@@ -47,7 +48,7 @@ function tokenFromFile(file: string, refreshMs = 60_000): () => Promise<Record<s
   let token = "";
   let readAt = -Infinity;
   return () => {
-    const now = Date.now();
+    const now = monotonicMs();
     if (now - readAt >= refreshMs || token === "") {
       let t = "";
       try {

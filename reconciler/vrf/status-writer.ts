@@ -7,6 +7,7 @@
 // waits until the burst is worked off or `maxHoldMs` passed, whichever comes first. A burst of new
 // objects otherwise costs two writes each (the first status, then the one with the remote routes
 // a moment later) on top of the creations, on an API server that is busy accepting them.
+import { monotonicMs } from "../../shared/clock.js";
 import type { Logger } from "pino";
 import type { BGPVRFInstanceStatus } from "../../shared/api-types.js";
 import { WorkQueue } from "../queue.js";
@@ -64,7 +65,7 @@ export class StatusWriter implements StatusSink {
   }
 
   private now(): number {
-    return (this.opts.now ?? Date.now)();
+    return (this.opts.now ?? monotonicMs)();
   }
 
   set(name: string, status: BGPVRFInstanceStatus): void {

@@ -4,6 +4,7 @@
 // rib.ts) and kvrfd's kernel routes of its table, plans with the pure planners and applies the
 // difference; then it writes status when it changed. A finalizer holds a deleted object until its
 // VRF (and with it the VRF's paths) and its kernel routes are gone.
+import { monotonicMs } from "../../shared/clock.js";
 import { compareText } from "../../shared/order.js";
 import type { Logger } from "pino";
 import { apiVersion, bgpVrfInstance, vrfFinalizer, type BGPVRFInstance } from "../../shared/api-types.js";
@@ -69,7 +70,9 @@ export interface VrfControllerDeps {
   };
   /** Why the kernel cannot do `caps` (the missing ones, named with their kernel options), or undefined. */
   kernelLacks?: (caps: readonly Capability[]) => string | undefined;
+  /** Hold deadlines' clock (default monotonicMs); the status timestamps' is wallNow (default Date.now). */
   now?: () => number;
+  wallNow?: () => number;
 }
 
 interface KeyState {
@@ -110,8 +113,9 @@ export class VrfController {
 
   constructor(private readonly d: VrfControllerDeps) {}
 
+  /** The clock of holds (monotonic, shared/clock.ts). */
   private now(): number {
-    return (this.d.now ?? Date.now)();
+    return (this.d.now ?? monotonicMs)();
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
@@ -583,7 +587,7 @@ export class VrfController {
   private async report(obj: BGPVRFInstance, o: VrfOutcome): Promise<void> {
     const key = obj.metadata.name ?? "";
     const st = this.keys.get(key);
-    const status = buildStatus(obj.status, o, new Date(this.now()));
+    const status = buildStatus(obj.status, o, new Date((this.d.wallNow ?? Date.now)()));
     if (readyVerdict(o).status === "True") this.notReady.delete(key);
     else this.notReady.add(key);
     this.d.metrics.vrfsNotReady.set(this.notReady.size);
