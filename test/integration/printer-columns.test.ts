@@ -84,7 +84,7 @@ describe("printer columns of BGPInstances", () => {
     creds = await loadKubeconfig(inject("kubeconfig"));
     client = new KubeClient(creds);
     // A selector no node of this tier matches: the kvrfds other files run must not pick it up.
-    const spec = { nodeSelector: { matchLabels: { "kvrf.dev/test": name } }, asn: 4200000001, routerID: { source: "Auto" } };
+    const spec = { nodeSelector: { matchLabels: { "kvrf.dev/test": name } }, asn: 4200000001, routeTargetASN: 65000, routerID: { source: "Auto" } };
     await client.request("POST", `${api}/bgpinstances`, { body: { apiVersion: "kvrf.dev/v1alpha1", kind: "BGPInstance", metadata: { name }, spec } });
     const ready = { type: "Ready", status: "True" as const, reason: "Running", message: "BGP running", lastTransitionTime: "2026-01-01T00:00:00Z" };
     const access = await loadKubeAccess(inject("kubeconfig"));
@@ -108,12 +108,12 @@ describe("printer columns of BGPInstances", () => {
     expect(o.metadata.managedFields.filter((f) => f.subresource === "status").map((f) => f.manager).sort()).toEqual(["kvrfd-pc-a", "kvrfd-pc-b"]);
   });
 
-  it("the table shows every node's router ID and established sessions; the router ID source only wide", async () => {
+  it("the table shows every node's router ID and established sessions; the router ID source and route-target ASN only wide", async () => {
     const t = await getTable(creds, `${api}/bgpinstances/${name}`);
     expect(t.columnDefinitions.filter((c) => c.priority === 0).map((c) => c.name)).toEqual(["Name", "ASN", "Encap", "Router-IDs", "Established", "Age"]);
-    expect(t.columnDefinitions.filter((c) => c.priority > 0).map((c) => c.name)).toEqual(["Router-ID-Source"]);
+    expect(t.columnDefinitions.filter((c) => c.priority > 0).map((c) => c.name)).toEqual(["Router-ID-Source", "RT-ASN"]);
     const row = cells(t);
-    expect(row).toMatchObject({ Name: name, ASN: 4200000001, Encap: "srv6", "Router-ID-Source": "Auto" });
+    expect(row).toMatchObject({ Name: name, ASN: 4200000001, Encap: "srv6", "Router-ID-Source": "Auto", "RT-ASN": 65000 });
     expect(JSON.parse(String(row["Router-IDs"]))).toEqual({ "pc-a": "10.255.0.11", "pc-b": "10.255.0.12" });
     expect(JSON.parse(String(row["Established"]))).toEqual({ "pc-a": 2, "pc-b": 0 });
 
@@ -123,8 +123,8 @@ describe("printer columns of BGPInstances", () => {
     expect(plain[1]).toContain('{"pc-a":2,"pc-b":0}');
     expect(plain[1]).not.toContain("Auto");
     const wide = (await kubectl("get", "bgpi", name, "-o", "wide")).trim().split("\n");
-    expect(wide[0]?.split(/\s{2,}/)).toEqual(["NAME", "ASN", "ENCAP", "ROUTER-IDS", "ESTABLISHED", "AGE", "ROUTER-ID-SOURCE"]);
-    expect(wide[1]).toMatch(/\sAuto$/);
+    expect(wide[0]?.split(/\s{2,}/)).toEqual(["NAME", "ASN", "ENCAP", "ROUTER-IDS", "ESTABLISHED", "AGE", "ROUTER-ID-SOURCE", "RT-ASN"]);
+    expect(wide[1]).toMatch(/\sAuto\s+65000$/);
   });
 
   it("the per-node view shows every node's router ID, established peers and readiness", async () => {
