@@ -24,6 +24,7 @@ import {
   ping,
   reflectorFrrName,
   restartDaemon,
+  speakerOf,
   up,
   type AttachedPod,
 } from "../../scripts/netns-lab/lab.js";
@@ -32,6 +33,8 @@ import { Flows } from "../../scripts/netns-lab/flows.js";
 import { vtyshJson } from "../../scripts/netns-lab/frr.js";
 import { cniNeeds, kvrfdNeeds } from "../../shared/kernel/capabilities.js";
 import { routerMac } from "../../shared/router-mac.js";
+import { srv6Behavior, type RibPath } from "../../reconciler/gobgp/speaker.js";
+import { formatAdminAssigned } from "../../shared/route-distinguisher.js";
 import { describeNeeds, timeScale } from "../harness/needs.js";
 import { waitFor } from "../harness/process.js";
 import path from "node:path";
@@ -83,7 +86,9 @@ interface FrrVpnPath {
   bestpath?: boolean;
   peerId?: string;
   nexthops?: { ip: string }[];
+  /** In a route's own view (not in the listing). */
   extendedCommunity?: { string: string };
+  peer?: { peerId: string };
 }
 
 /** What FRR holds in the lab's families: type-5 routes (VXLAN) or VPNv4 + VPNv6 routes (SRv6). */
@@ -112,15 +117,18 @@ async function frrRoutes(lab: LabSettings): Promise<FrrRoute[]> {
     }
     return routes;
   }
+  // The VPN listing's JSON has no extended communities: those come from each route's own view.
   for (const afi of ["ipv4", "ipv6"]) {
     const table = await vtyshJson<{ routes?: { routeDistinguishers?: Record<string, Record<string, FrrVpnPath[]>> } }>(reflectorFrrName, `show bgp ${afi} vpn json`);
     for (const [rd, byPrefix] of Object.entries(table.routes?.routeDistinguishers ?? {})) {
       for (const [prefix, paths] of Object.entries(byPrefix)) {
+        const detail = await vtyshJson<{ paths?: (FrrVpnPath | FrrVpnPath[])[] }>(reflectorFrrName, `show bgp ${afi} vpn rd ${rd} ${prefix} json`);
+        const communities = new Map((detail.paths ?? []).flat().map((d) => [d.peer?.peerId ?? "", sorted(d.extendedCommunity?.string)]));
         for (const p of paths) {
           routes.push({
             rd,
             prefix,
-            communities: sorted(p.extendedCommunity?.string),
+            communities: communities.get(p.peerId ?? "") ?? [],
             nextHop: p.nexthops?.[0]?.ip ?? "",
             from: p.peerId ?? "",
             valid: p.valid === true,
@@ -200,6 +208,40 @@ function frrReflectorSuite(lab: LabSettings, full: boolean): void {
     log(`FRR holds ${all.length} routes in ${new Set(all.map((r) => r.rd)).size} RDs`);
     // Nothing but the pods' routes, each once.
     expect(all).toHaveLength(pods.length * 2);
+  });
+
+  it("hands each worker the other workers' routes as they sent them: next hop, route target, and the SID's endpoint behaviour or the VNI and router MAC", async () => {
+    const s = await speakerOf("iad");
+    try {
+      const remote = async (): Promise<RibPath[]> =>
+        lab.encap === "vxlan" ? (await s.listRib("evpn")).filter((r) => !r.local) : [...(await s.listRib("ipv4")), ...(await s.listRib("ipv6"))].filter((r) => !r.local);
+      const others = pods.filter((p) => p.node !== "iad");
+      await waitFor("the other workers' routes on iad", async () => (await remote()).length >= others.length * 2, { timeoutMs: 30_000, intervalMs: 500 });
+      const paths = await remote();
+      // What arrived, in one line per path: the report to read when this fails.
+      log(`iad received: ${paths.map((r) => `${formatAdminAssigned(r.rd)} ${r.prefix} via ${r.nextHop} from ${r.neighbor} ${r.evpn !== undefined ? `vni ${r.evpn.vni} rmac ${r.evpn.routerMac}` : `sid ${r.sid} behaviour ${r.behavior}`}`).join("; ")}`);
+      for (const p of others) {
+        const node = labNodes.find((n) => n.name === p.node);
+        const vpc = parseInt(p.vpc, 16);
+        const mine = paths.filter((r) => r.rd.assigned === vpc && (r.prefix === `${p.ipv4}/32` || r.prefix === `${p.ipv6}/128`));
+        expect(mine).toHaveLength(2);
+        for (const r of mine) {
+          expect(r.nextHop).toBe(nodeAddress(p.node));
+          expect(r.neighbor).toBe(nodeAddress("rr"));
+          expect(r.rts).toEqual([{ type: 0, asn: 65000, assigned: vpc }]);
+          expect(r.problem).toBeUndefined();
+          if (lab.encap === "vxlan") {
+            expect(r.evpn).toEqual({ vni: vpc, routerMac: routerMac(p.node) });
+          } else {
+            // End.DT46 (RFC 8986 codepoint 20), as kvrf advertises it, inside the node's locator.
+            expect(r.behavior).toBe(srv6Behavior.endDT46);
+            expect(r.sid?.startsWith(`${node?.locator?.split("::")[0]}:`)).toBe(true);
+          }
+        }
+      }
+    } finally {
+      s.close();
+    }
   });
 
   it("withdraws a deleted pod's route from FRR and from every other worker's kernel", async () => {
