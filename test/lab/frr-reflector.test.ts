@@ -329,14 +329,27 @@ function frrReflectorSuite(lab: LabSettings, full: boolean): void {
 
   itFull("loses no packet while FRR's bgpd is killed and restarted: the workers keep its routes (graceful restart)", async () => {
     const pidfile = path.join(labDir, "rr", "frr", "frr-bgpd.pid");
+    const s = await speakerOf("iad");
+    const remotePaths = async (): Promise<number> =>
+      (lab.encap === "vxlan" ? await s.listRib("evpn") : [...(await s.listRib("ipv4")), ...(await s.listRib("ipv6"))]).filter((p) => !p.local).length;
+    let kept: { before: number; during: number } | undefined;
     const r = await underTraffic("FRR bgpd kill -9 + restart", async () => {
-      await restartDaemon(pidfile, "SIGKILL", 1000);
+      // While FRR is down, iad's gobgpd keeps what FRR sent it (FRR negotiated graceful restart),
+      // rather than only kvrfd holding the kernel routes.
+      const before = await remotePaths();
+      const restart = restartDaemon(pidfile, "SIGKILL", 3000 * timeScale);
+      await new Promise((resolve) => setTimeout(resolve, 1500 * timeScale));
+      kept = { before, during: await remotePaths() };
+      await restart;
       await waitFor("FRR's sessions back", async () => {
         type Summary = Record<string, { peers?: Record<string, { state?: string; pfxRcd?: number }> } | undefined>;
         const s = await vtyshJson<Summary>(reflectorFrrName, "show bgp summary json");
         return Object.values(s).every((f) => Object.values(f?.peers ?? {}).filter((p) => p.state === "Established").length === workers.length);
       }, { timeoutMs: 60_000, intervalMs: 500 });
     });
+    s.close();
+    log(`iad's remote paths: ${kept?.before} before, ${kept?.during} while FRR's bgpd was down`);
+    expect(kept?.during).toBe(kept?.before);
     expect(r.flows.filter((f) => f.lost.length > 0).map((f) => `${f.from}→${f.to} lost ${f.lost.length}`)).toEqual([]);
     expect(r.crossVpc).toEqual([]);
     expect(await frrRoutes(lab)).toHaveLength(pods.length * 2);
