@@ -45,6 +45,7 @@ const log = (s: string): void => void process.stderr.write(`[lab/frr-rr] ${s}\n`
 // under the vm tier's emulation).
 const settings: { lab: LabSettings; full: boolean }[] = [
   { lab: { encap: "vxlan", underlay: 4, reflector: "frr" }, full: true },
+  { lab: { encap: "vxlan", underlay: 6, reflector: "frr" }, full: false },
   { lab: { encap: "srv6", underlay: 6, reflector: "frr" }, full: false },
 ];
 
@@ -200,8 +201,11 @@ function frrReflectorSuite(lab: LabSettings, full: boolean): void {
       const routes = await frrRoutesOf(p);
       const vpc = parseInt(p.vpc, 16);
       const communities = lab.encap === "vxlan" ? ["ET:8", `RT:65000:${vpc}`, `Rmac:${routerMac(p.node)}`].sort() : [`RT:65000:${vpc}`];
+      // FRR 8.4 shows an EVPN route's IPv6 next hop as 0.0.0.0 (text and JSON) though it keeps and
+      // reflects the real one: what the workers receive is checked in the next test.
+      const nextHop = lab.encap === "vxlan" && lab.underlay === 6 ? "0.0.0.0" : nodeAddress(p.node);
       expect(routes.map((r) => ({ ...r, prefix: "" }))).toEqual(
-        [0, 1].map(() => ({ rd: `65000:${vpc}`, prefix: "", communities, nextHop: nodeAddress(p.node), from: nodeAddress(p.node), valid: true, best: true, stale: false })),
+        [0, 1].map(() => ({ rd: `65000:${vpc}`, prefix: "", communities, nextHop, from: nodeAddress(p.node), valid: true, best: true, stale: false })),
       );
     }
     const all = await frrRoutes(lab);
