@@ -50,6 +50,14 @@ describe.each(settings)("FRR reflector configuration = the reflector's BGPInstan
     }
   });
 
+  it("negotiates extended next hops with IPv6 peers that carry VPNv4 (SRv6's IPv4 routes have IPv6 next hops)", async () => {
+    const conf = await labReflectorConfig(s);
+    for (const p of spec.peers ?? []) {
+      const want = p.address.includes(":") && (spec.families ?? []).includes("vpnv4");
+      expect(conf.includes(`\n neighbor ${p.address} capability extended-nexthop\n`)).toBe(want);
+    }
+  });
+
   it("restarts gracefully as the instance asks", async () => {
     const conf = await labReflectorConfig(s);
     expect(conf).toContain(`\n bgp graceful-restart\n bgp graceful-restart restart-time ${spec.gracefulRestart?.restartTime}\n`);

@@ -79,6 +79,12 @@ export function frrReflectorConfig(speaker: DesiredSpeaker, opts: FrrReflectorOp
       if (/\s/.test(p.password) || p.password === "") throw new FrrConfigError(`peer ${p.address}: the password is empty or contains white space, which frr.conf cannot carry`);
       lines.push(` neighbor ${p.address} password ${p.password}`);
     }
+    if (p.address.includes(":") && p.families.includes("vpnv4")) {
+      // SRv6's VPNv4 routes carry IPv6 next hops (RFC 8950). Unless the session negotiates the
+      // extended next-hop capability, FRR re-advertises them with its own IPv4 address instead:
+      // seen in the lab (10.10.12.2/32 via 198.51.100.1 on iad), a next hop no worker can use.
+      lines.push(` neighbor ${p.address} capability extended-nexthop`);
+    }
     if (p.keepaliveSeconds !== undefined || p.holdTimeSeconds !== undefined) {
       // FRR sets both at once; gobgpd's defaults stand in for the one not given (30 s, 90 s).
       lines.push(` neighbor ${p.address} timers ${p.keepaliveSeconds ?? 30} ${p.holdTimeSeconds ?? 90}`);

@@ -19,9 +19,11 @@ import {
   down,
   echoRequests,
   kernelRoutes,
+  kubeClient,
   kubectlKvrf,
   labDir,
   ping,
+  readState,
   reflectorFrrName,
   restartDaemon,
   speakerOf,
@@ -38,6 +40,8 @@ import { formatAdminAssigned } from "../../shared/route-distinguisher.js";
 import { describeNeeds, timeScale } from "../harness/needs.js";
 import { waitFor } from "../harness/process.js";
 import path from "node:path";
+import * as k8s from "@kubernetes/client-node";
+import { bgpVrfInstanceName, type BGPVRFInstance } from "../../shared/api-types.js";
 
 const log = (s: string): void => void process.stderr.write(`[lab/frr-rr] ${s}\n`);
 
@@ -123,8 +127,9 @@ async function frrRoutes(lab: LabSettings): Promise<FrrRoute[]> {
     const table = await vtyshJson<{ routes?: { routeDistinguishers?: Record<string, Record<string, FrrVpnPath[]>> } }>(reflectorFrrName, `show bgp ${afi} vpn json`);
     for (const [rd, byPrefix] of Object.entries(table.routes?.routeDistinguishers ?? {})) {
       for (const [prefix, paths] of Object.entries(byPrefix)) {
-        const detail = await vtyshJson<{ paths?: (FrrVpnPath | FrrVpnPath[])[] }>(reflectorFrrName, `show bgp ${afi} vpn rd ${rd} ${prefix} json`);
-        const communities = new Map((detail.paths ?? []).flat().map((d) => [d.peer?.peerId ?? "", sorted(d.extendedCommunity?.string)]));
+        // Keyed by RD: {"65000:161": {"prefix": …, "paths": [{…, "extendedCommunity": …, "peer": …}]}}.
+        const detail = await vtyshJson<Record<string, { paths?: FrrVpnPath[] } | undefined>>(reflectorFrrName, `show bgp ${afi} vpn rd ${rd} ${prefix} json`);
+        const communities = new Map((detail[rd]?.paths ?? []).map((d) => [d.peer?.peerId ?? "", sorted(d.extendedCommunity?.string)]));
         for (const p of paths) {
           routes.push({
             rd,
@@ -165,6 +170,16 @@ function frrReflectorSuite(lab: LabSettings, full: boolean): void {
   const frrRoutesOf = async (p: AttachedPod): Promise<FrrRoute[]> =>
     (await frrRoutes(lab)).filter((r) => r.rd === `65000:${parseInt(p.vpc, 16)}` && (r.prefix === `${p.ipv4}/32` || r.prefix === `${p.ipv6}/128`));
 
+  /** The RoutesProgrammed condition's message of a node's BGPVRFInstance for a VPC. */
+  const routesMessage = async (node: string, vpc: string): Promise<string> => {
+    const state = readState();
+    if (state === undefined) throw new Error("the lab is not up");
+    const custom = kubeClient(state).makeApiClient(k8s.CustomObjectsApi);
+    const o = (await custom.getClusterCustomObject({ group: "kvrf.dev", version: "v1alpha1", plural: "bgpvrfinstances", name: bgpVrfInstanceName(node, vpc) })) as BGPVRFInstance;
+    const c = o.status?.conditions?.find((x) => x.type === "RoutesProgrammed");
+    return `${c?.status ?? "?"} ${c?.reason ?? ""}: ${c?.message ?? ""}`;
+  };
+
   beforeAll(async () => {
     await up(log, lab);
     for (const p of demoPods) pods.push(await attachPod(p));
@@ -196,6 +211,9 @@ function frrReflectorSuite(lab: LabSettings, full: boolean): void {
   });
 
   it("holds each pod's routes in FRR's own table with kvrf's RD and route target, from the pod's node", async () => {
+    await waitFor("every pod's routes in FRR", async () => (await frrRoutes(lab)).length >= pods.length * 2, { timeoutMs: 30_000, intervalMs: 500 });
+    // What FRR holds, one line per route: the report to read when this fails.
+    log(`FRR holds: ${(await frrRoutes(lab)).map((r) => `${r.rd} ${r.prefix} via ${r.nextHop} from ${r.from} [${r.communities.join(" ")}]${r.valid ? "" : " invalid"}${r.best ? "" : " not-best"}${r.stale ? " stale" : ""}`).join("; ")}`);
     for (const p of pods) {
       await waitFor(`${p.name}'s routes in FRR`, async () => (await frrRoutesOf(p)).length === 2, { timeoutMs: 30_000, intervalMs: 500 });
       const routes = await frrRoutesOf(p);
@@ -222,8 +240,10 @@ function frrReflectorSuite(lab: LabSettings, full: boolean): void {
       const others = pods.filter((p) => p.node !== "iad");
       await waitFor("the other workers' routes on iad", async () => (await remote()).length >= others.length * 2, { timeoutMs: 30_000, intervalMs: 500 });
       const paths = await remote();
-      // What arrived, in one line per path: the report to read when this fails.
+      // What arrived and what kvrfd made of it: the report to read when this fails.
       log(`iad received: ${paths.map((r) => `${formatAdminAssigned(r.rd)} ${r.prefix} via ${r.nextHop} from ${r.neighbor} ${r.evpn !== undefined ? `vni ${r.evpn.vni} rmac ${r.evpn.routerMac}` : `sid ${r.sid} behaviour ${r.behavior}`}`).join("; ")}`);
+      log(`iad's kernel, VPC a1 (table 161): ${(await kernelRoutes("iad", 0xa1)).join("; ") || "no remote routes"}`);
+      log(`iad's VPC a1 RoutesProgrammed: ${await routesMessage("iad", "a1")}`);
       for (const p of others) {
         const node = labNodes.find((n) => n.name === p.node);
         const vpc = parseInt(p.vpc, 16);
