@@ -1,7 +1,8 @@
 // `scripts/lab up | status | demo | test | down` — see docs/lab.md.
 import { execFileSync, spawnSync } from "node:child_process";
 import * as k8s from "@kubernetes/client-node";
-import { attachDemoPods, converge, down, kernelRoutes, kubeClient, kubectlKvrfCommand, labSettings, readState, renderMatrix, speakerOf, up } from "./lab.js";
+import { attachDemoPods, converge, down, kernelRoutes, kubeClient, kubectlKvrfCommand, labSettings, readState, reflectorFrrName, renderMatrix, speakerOf, up, usesFrr } from "./lab.js";
+import { vtyshJson } from "./frr.js";
 import { describeSettings, labNodes, underlayAddress, workers } from "./topology.js";
 import { chooseSettings as choose } from "./settings.js";
 import { copyFileSync, cpSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
@@ -22,6 +23,10 @@ async function status(): Promise<void> {
   const custom = kubeClient(state).makeApiClient(k8s.CustomObjectsApi);
   const list = (await custom.listClusterCustomObject({ group: "kvrf.dev", version: "v1alpha1", plural: "bgpvrfinstances" })) as { items: BGPVRFInstance[] };
   for (const node of labNodes) {
+    if (usesFrr(node, labSettings(state))) {
+      await frrStatus(node);
+      continue;
+    }
     const s = await speakerOf(node.name).catch(() => undefined);
     if (s === undefined) {
       log(`${node.name}: gobgpd not answering`);
@@ -46,6 +51,21 @@ async function status(): Promise<void> {
     } finally {
       s.close();
     }
+  }
+}
+
+/** The FRR route reflector's sessions and what it holds per family (`show bgp summary json`). */
+async function frrStatus(node: (typeof labNodes)[number]): Promise<void> {
+  type Summary = Record<string, { peers?: Record<string, { state?: string; pfxRcd?: number; pfxSnt?: number }> } | undefined>;
+  const summary = await vtyshJson<Summary>(reflectorFrrName, "show bgp summary json").catch((err: unknown) => err as Error);
+  if (summary instanceof Error) {
+    log(`${node.name}: FRR not answering (${summary.message})`);
+    return;
+  }
+  log(`${node.name} (${node.role}, FRR, vtysh -N ${reflectorFrrName})`);
+  for (const [family, s] of Object.entries(summary)) {
+    const peers = Object.entries(s?.peers ?? {});
+    log(`  ${family}: ${peers.map(([a, p]) => `${a} ${p.state ?? "?"} (${p.pfxRcd ?? 0} received, ${p.pfxSnt ?? 0} sent)`).join(", ") || "no peers"}`);
   }
 }
 
@@ -148,7 +168,7 @@ async function main(): Promise<void> {
       execFileSync("scripts/test", ["lab"], { cwd: repoRoot, stdio: "inherit" });
       return;
     default:
-      log("usage: scripts/lab up|demo [--encap srv6|vxlan|auto] [--underlay 4|6] | status | kvrf ARGS (kubectl kvrf in the lab) | test | down | pki DIR | clab-context DIR");
+      log("usage: scripts/lab up|demo [--encap srv6|vxlan|auto] [--underlay 4|6] [--reflector gobgpd|frr] | status | kvrf ARGS (kubectl kvrf in the lab) | test | down | pki DIR | clab-context DIR");
       process.exitCode = cmd === "help" ? 0 : 2;
   }
 }

@@ -11,13 +11,17 @@ import * as k8s from "@kubernetes/client-node";
 import { nsKubeconfig, startApiRelay, startNsForwarder } from "../../test/harness/api-bridge.js";
 import { startControlPlane } from "../../test/harness/apiserver.js";
 import { startGobgpd } from "../../test/harness/gobgpd.js";
-import { spawnDaemon, stopByPidfiles, waitFor } from "../../test/harness/process.js";
+import { spawnDaemon, stopByPidfiles, waitFor } from "../lib/process.js";
+import { removeFrrPathspace, startFrr } from "./frr.js";
+import { labReflectorConfig, reflectorInstance } from "./frr-reflector.js";
 import { cniBinDir, repoRoot, testEnvDir, tool } from "../../test/harness/tools.js";
 import { connectSpeaker } from "../../reconciler/gobgp/connect.js";
 import type { Speaker } from "../../reconciler/gobgp/speaker.js";
-import { bgpInstances, conflist, demoPods, fabricNetns, labNodes, nodeAnnotations, nodeNetns, nsPrefix, podNetns, srv6Lab, underlayAddress, workers, type DemoPod, type LabNode, type LabSettings } from "./topology.js";
+import { bgpInstances, conflist, demoPods, fabricNetns, labNodes, labReflector, nodeAnnotations, nodeNetns, nsPrefix, podNetns, srv6Lab, underlayAddress, workers, type DemoPod, type LabNode, type LabSettings } from "./topology.js";
 
 export const labDir = path.join(testEnvDir, "lab");
+/** The FRR pathspace (-N) of the route reflector when FRR runs it: `vtysh -N kvrf-lab-rr`. */
+export const reflectorFrrName = `${nsPrefix}rr`;
 const stateFile = path.join(labDir, "state.json");
 
 export interface LabState {
@@ -73,11 +77,16 @@ export async function isUp(settings?: LabSettings): Promise<boolean> {
   const state = readState();
   if (state === undefined) return false;
   const running = labSettings(state);
-  if (settings !== undefined && (running.encap !== settings.encap || running.underlay !== settings.underlay || running.mode !== settings.mode)) return false;
+  if (
+    settings !== undefined &&
+    (running.encap !== settings.encap || running.underlay !== settings.underlay || running.mode !== settings.mode || labReflector(running) !== labReflector(settings))
+  ) {
+    return false;
+  }
   const have = new Set(await labNamespaces());
   if (![fabricNetns, ...labNodes.map((n) => nodeNetns(n.name))].every((n) => have.has(n))) return false;
   for (const n of labNodes) {
-    const pidfile = path.join(labDir, n.name, "kvrfd.pid");
+    const pidfile = usesFrr(n, running) ? path.join(labDir, n.name, "frr", "frr-bgpd.pid") : path.join(labDir, n.name, "kvrfd.pid");
     if (!existsSync(pidfile)) return false;
     const { pid } = JSON.parse(readFileSync(pidfile, "utf8")) as { pid: number };
     if (!existsSync(`/proc/${pid}`)) return false;
@@ -96,7 +105,14 @@ export async function down(log: (s: string) => void = () => undefined): Promise<
   const stopped = await stopByPidfiles(labDir);
   if (stopped.length > 0) log(`stopped ${stopped.join(", ")}`);
   for (const ns of await labNamespaces()) await run("ip", ["netns", "del", ns]).catch(() => undefined);
+  // The FRR reflector's daemons are gone (their pidfiles above): now its pathspace.
+  removeFrrPathspace(reflectorFrrName);
   rmSync(labDir, { recursive: true, force: true });
+}
+
+/** Does FRR (instead of gobgpd and kvrfd) run this node's BGP under these settings? */
+export function usesFrr(node: Pick<LabNode, "role">, settings: LabSettings): boolean {
+  return node.role === "route-reflector" && labReflector(settings) === "frr";
 }
 
 /** Brings the lab up with `settings`; a no-op when it already is, with them. */
@@ -126,7 +142,7 @@ export async function up(log: (s: string) => void = () => undefined, settings: L
 
     const state: LabState = { apiserverUrl: cp.url, kubeconfig: cp.kubeconfig, startedAt: new Date().toISOString(), settings };
     writeFileSync(stateFile, JSON.stringify(state, null, 2));
-    await waitSessions(log);
+    await waitSessions(log, settings);
     log(`lab up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     return state;
   } catch (err) {
@@ -165,7 +181,10 @@ async function applyObjects(kc: k8s.KubeConfig, settings: LabSettings): Promise<
     const created = await core.createNode({ body: { metadata: { name: n.name, labels: { "kvrf.dev/role": n.role }, annotations: nodeAnnotations(n, settings) } } });
     await core.replaceNodeStatus({ name: n.name, body: { ...created, status: { addresses: [{ type: "InternalIP", address: underlayAddress(n, settings) }] } } });
   }
-  for (const inst of bgpInstances(settings) as k8s.KubernetesObject[]) {
+  // With FRR as the reflector no kvrfd reads the reflector's BGPInstance: FRR's configuration is
+  // rendered from it instead (frr-reflector.ts), and the API holds only what kvrfd runs.
+  const skip = labReflector(settings) === "frr" ? reflectorInstance(settings).instance.metadata.name : undefined;
+  for (const inst of (bgpInstances(settings) as k8s.KubernetesObject[]).filter((i) => i.metadata?.name !== skip)) {
     await waitFor(`BGPInstance ${inst.metadata?.name}`, async () => {
       await objects.patch(inst, undefined, undefined, "kvrf-lab", true, k8s.PatchStrategy.ServerSideApply);
       return true;
@@ -221,8 +240,13 @@ async function buildNode(node: LabNode, apiSocket: string, adminKubeconfig: stri
   await startNsForwarder(ns, apiSocket, dir, true);
   const kubeconfig = nsKubeconfig(adminKubeconfig, path.join(dir, "kubeconfig"));
 
-  const gobgpd = await startGobgpd({ binary: tool("gobgpd4"), dir: path.join(dir, "gobgp"), netns: ns, logLevel: "warn", detached: true });
-  await startKvrfd(node, gobgpd.socket);
+  if (usesFrr(node, settings)) {
+    // FRR's bgpd + zebra instead of gobgpd + kvrfd, detached with pidfiles like every lab daemon.
+    await startFrr({ name: reflectorFrrName, netns: ns, dir: path.join(dir, "frr"), config: await labReflectorConfig(settings), detached: true });
+  } else {
+    const gobgpd = await startGobgpd({ binary: tool("gobgpd4"), dir: path.join(dir, "gobgp"), netns: ns, logLevel: "warn", detached: true });
+    await startKvrfd(node, gobgpd.socket);
+  }
 
   if (node.role === "worker") {
     const bin = path.join(dir, "bin");
@@ -277,16 +301,22 @@ export async function speakerOf(node: string): Promise<Speaker> {
   return connectSpeaker(path.join(nodeDir(node), "gobgp", "gobgpd.sock"), { timeoutMs: 5000 });
 }
 
-async function waitSessions(log: (s: string) => void): Promise<void> {
+/** Every worker's session with the route reflector established (seen from the workers: either reflector). */
+export async function waitSessions(log: (s: string) => void, settings: LabSettings): Promise<void> {
   const t0 = Date.now();
-  await waitFor("BGP sessions of the route reflector", async () => {
-    const s = await speakerOf("rr");
-    try {
-      const peers = await s.listPeers();
-      return peers.length === workers.length && peers.every((p) => p.state === "established");
-    } finally {
-      s.close();
+  const rr = labNodes.find((n) => n.role === "route-reflector");
+  if (rr === undefined) throw new Error("the lab has no route reflector");
+  await waitFor("BGP sessions with the route reflector", async () => {
+    for (const w of workers) {
+      const s = await speakerOf(w.name);
+      try {
+        const peers = await s.listPeers();
+        if (!peers.some((p) => p.address === underlayAddress(rr, settings) && p.state === "established")) return false;
+      } finally {
+        s.close();
+      }
     }
+    return true;
   }, { timeoutMs: 90_000, intervalMs: 500 });
   log(`BGP sessions established (${Date.now() - t0} ms)`);
 }

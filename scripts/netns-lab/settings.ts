@@ -1,6 +1,6 @@
 // The lab's settings from command-line flags, checked against this machine's kernel.
 import { cniNeeds, defaultMode, describeMissing, kvrfdNeeds, missingCapabilities, probeCapabilities, type Capability, type CapabilityReport } from "../../shared/kernel/capabilities.js";
-import { describeSettings, type LabSettings } from "./topology.js";
+import { describeSettings, type LabReflector, type LabSettings } from "./topology.js";
 
 /** What the lab's data plane needs from the kernel (every node of the lab shares this one). */
 function labMissing(report: CapabilityReport, encap: LabSettings["encap"], underlay: 4 | 6): Capability[] {
@@ -9,9 +9,10 @@ function labMissing(report: CapabilityReport, encap: LabSettings["encap"], under
 }
 
 /**
- * The lab's settings from the flags (--encap srv6|vxlan|auto, --underlay 4|6). Auto picks SRv6
- * where this kernel can run it (VRF mode or policy routing, whichever it has) and VXLAN otherwise,
- * and says why; a forced encapsulation the kernel cannot run is refused, naming what is missing.
+ * The lab's settings from the flags (--encap srv6|vxlan|auto, --underlay 4|6, --reflector
+ * gobgpd|frr). Auto picks SRv6 where this kernel can run it (VRF mode or policy routing, whichever
+ * it has) and VXLAN otherwise, and says why; a forced encapsulation the kernel cannot run is
+ * refused, naming what is missing. The reflector is FRR only when asked for (it needs Debian's frr).
  */
 export async function chooseSettings(args: readonly string[], log: (s: string) => void): Promise<LabSettings> {
   const flag = (name: string): string | undefined => {
@@ -22,6 +23,9 @@ export async function chooseSettings(args: readonly string[], log: (s: string) =
   };
   const encapFlag = flag("encap") ?? "auto";
   const underlayFlag = flag("underlay");
+  const reflectorFlag = flag("reflector") ?? "gobgpd";
+  if (!["gobgpd", "frr"].includes(reflectorFlag)) throw new Error(`--reflector: want gobgpd or frr, got ${reflectorFlag}`);
+  const reflector = reflectorFlag as LabReflector;
   if (!["auto", "srv6", "vxlan"].includes(encapFlag)) throw new Error(`--encap: want srv6, vxlan or auto, got ${encapFlag}`);
   if (underlayFlag !== undefined && !["4", "6"].includes(underlayFlag)) throw new Error(`--underlay: want 4 or 6, got ${underlayFlag}`);
   const report = await probeCapabilities();
@@ -44,7 +48,8 @@ export async function chooseSettings(args: readonly string[], log: (s: string) =
   if (missing.length > 0) {
     throw new Error(`the lab's ${encap} data plane needs ${describeMissing(missing)}, which this kernel (${report.kernel}) lacks${encap === "srv6" ? "; try --encap vxlan" : ""}`);
   }
-  log(`kernel ${report.kernel}, ${mode} mode: ${describeSettings({ encap, underlay })}`);
-  return { encap, underlay };
+  const settings: LabSettings = { encap, underlay, ...(reflector === "frr" ? { reflector } : {}) };
+  log(`kernel ${report.kernel}, ${mode} mode: ${describeSettings(settings)}`);
+  return settings;
 }
 

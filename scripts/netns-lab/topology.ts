@@ -16,6 +16,18 @@ export interface LabSettings {
    * kernels, and both modes' data planes exchanging traffic in one lab.
    */
   mode?: "vrf" | "policy-routing" | "mixed";
+  /**
+   * What runs the route reflector's BGP; default gobgpd (with kvrfd, as on the workers). "frr":
+   * FRR 8.4's bgpd + zebra, configured from the same BGPInstance (frr-reflector.ts), no kvrfd.
+   */
+  reflector?: LabReflector;
+}
+
+export type LabReflector = "gobgpd" | "frr";
+
+/** The settings' reflector, its default filled in. */
+export function labReflector(s: LabSettings): LabReflector {
+  return s.reflector ?? "gobgpd";
 }
 
 /** The kernel mode a worker's CNI config asks for under `s` (undefined: the plugin decides). */
@@ -27,7 +39,9 @@ export function nodeMode(node: Pick<LabNode, "name">, s: LabSettings): "vrf" | "
 export const srv6Lab: LabSettings = { encap: "srv6", underlay: 6 };
 
 export function describeSettings(s: LabSettings): string {
-  return `${s.encap === "srv6" ? "SRv6" : "VXLAN (EVPN type-5)"} over an IPv${s.underlay} underlay${s.mode === "mixed" ? ", VRF-device mode on iad and dfw, policy-routing mode on sjc" : s.mode !== undefined ? `, ${s.mode} mode` : ""}`;
+  const mode = s.mode === "mixed" ? ", VRF-device mode on iad and dfw, policy-routing mode on sjc" : s.mode !== undefined ? `, ${s.mode} mode` : "";
+  const reflector = labReflector(s) === "frr" ? ", FRR as route reflector" : "";
+  return `${s.encap === "srv6" ? "SRv6" : "VXLAN (EVPN type-5)"} over an IPv${s.underlay} underlay${mode}${reflector}`;
 }
 
 export interface LabNode {
