@@ -9,13 +9,20 @@ describe("iproute2 output", () => {
       { dst: "10.1.1.2", encap: "seg6", segs: ["fd00:0:b::abc:0:1"], dev: "d0", table: "100" },
       { dst: "2001:db8::5", encap: "seg6", segs: ["fd00:0:B:0::2"], dev: "d0", table: "100" },
       { dst: "10.9.0.0/16", encap: "seg6", segs: ["fd00::9"], dev: "d0" },
-      { dst: "default", dev: "d0", table: "7" },
     ]);
     expect(got).toEqual([
       { table: 100, prefix: "10.1.1.2/32", sid: "fd00:0:b::abc:0:1", dev: "d0" },
       { table: 100, prefix: "2001:db8::5/128", sid: "fd00:0:b::2", dev: "d0" },
       { table: 254, prefix: "10.9.0.0/16", sid: "fd00::9", dev: "d0" },
     ]);
+  });
+
+  it("reads default routes (a gateway's 0.0.0.0/0 and ::/0) by the family of their dump", () => {
+    // iproute2 prints both as "default"; only `-4`/`-6` on the dump tells them apart.
+    const seen = { dst: "default", encap: "seg6", segs: ["fd00:0:50:0:100::"], dev: "fab0", table: "161" };
+    expect(parseOwnedRoutes([seen], undefined, 4)).toEqual([{ table: 161, prefix: "0.0.0.0/0", sid: "fd00:0:50:0:100::", dev: "fab0" }]);
+    expect(parseOwnedRoutes([{ ...seen, segs: ["fd00:0:50:0:200::"] }], 161, 6)).toEqual([{ table: 161, prefix: "::/0", sid: "fd00:0:50:0:200::", dev: "fab0" }]);
+    expect(() => parseOwnedRoutes([seen])).toThrow(/dump each family on its own/);
   });
 });
 

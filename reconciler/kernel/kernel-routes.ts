@@ -61,17 +61,28 @@ function tableNumber(t: string | undefined): number | undefined {
   return Number.isInteger(n) ? n : undefined;
 }
 
-function hostPrefix(dst: string): string | undefined {
-  if (dst === "default") return undefined;
+/**
+ * A dump's `dst` as a canonical prefix. iproute2 prints a default route as "default" in both
+ * families, so only the dump's family tells 0.0.0.0/0 from ::/0; a default route from a dump of
+ * unknown family is an error, not a route to skip (a gateway's default route is one of ours).
+ */
+function hostPrefix(dst: string, family: 4 | 6 | undefined): string | undefined {
+  if (dst === "default") {
+    if (family === undefined) throw new Error("a default route in a dump of both families: dump each family on its own");
+    return family === 4 ? "0.0.0.0/0" : "::/0";
+  }
   return canonicalPrefix(dst.includes("/") ? dst : `${dst}/${dst.includes(":") ? 128 : 32}`);
 }
 
-/** Parses `ip -j route show … proto 241` entries into kvrfd routes (table given when the dump omits it). */
-export function parseOwnedRoutes(entries: readonly IpRoute[], table?: number): KernelRoute[] {
+/**
+ * Parses `ip -j route show … proto 241` entries into kvrfd routes: `table` when the dump omits it,
+ * `family` when it is of one family (needed for default routes).
+ */
+export function parseOwnedRoutes(entries: readonly IpRoute[], table?: number, family?: 4 | 6): KernelRoute[] {
   const out: KernelRoute[] = [];
   for (const e of entries) {
     if (e.dst === undefined) continue;
-    const prefix = hostPrefix(e.dst);
+    const prefix = hostPrefix(e.dst, family);
     const t = table ?? tableNumber(e.table);
     if (prefix === undefined || t === undefined) continue;
     if (e.type === "throw") {
@@ -131,17 +142,21 @@ export class IpRouteBackend implements KernelRouteBackend {
   }
 
   async dumpOwned(): Promise<KernelRoute[]> {
-    // Without -4/-6 iproute2 dumps both families.
-    this.onRun("dump");
-    return parseOwnedRoutes(await ipJson<IpRoute>(["route", "show", "table", "all", "proto", String(proto)], this.opts()));
+    // One dump per family: a default route prints as "default" in both (hostPrefix).
+    const out: KernelRoute[] = [];
+    for (const family of [4, 6] as const) {
+      this.onRun("dump");
+      out.push(...parseOwnedRoutes(await ipJson<IpRoute>([`-${family}`, "route", "show", "table", "all", "proto", String(proto)], this.opts()), undefined, family));
+    }
+    return out;
   }
 
   async dumpTable(table: number): Promise<KernelRoute[]> {
     const out: KernelRoute[] = [];
-    for (const fam of ["-4", "-6"]) {
+    for (const family of [4, 6] as const) {
       this.onRun("dump");
       try {
-        out.push(...parseOwnedRoutes(await ipJson<IpRoute>([fam, "route", "show", "table", String(table), "proto", String(proto)], this.opts()), table));
+        out.push(...parseOwnedRoutes(await ipJson<IpRoute>([`-${family}`, "route", "show", "table", String(table), "proto", String(proto)], this.opts()), table, family));
       } catch (err) {
         // A table with no routes of a family does not exist for that family.
         if (!missingTable(err)) throw err;
