@@ -22,10 +22,10 @@ export type Where = "objects" | "gobgp" | "kernel";
 /** One line of a node's diff: a VRF, a local prefix, a remote prefix, a decapsulation, or something extra. */
 export interface DiffRow {
   vpc: string;
-  kind: "vrf" | "local" | "remote" | "decap" | "extra";
+  kind: "vrf" | "local" | "remote" | "gateway" | "decap" | "extra";
   /** Prefix, VRF name, SID or VNI. */
   item: string;
-  /** The node the prefix belongs to (remote and local rows). */
+  /** The node the prefix belongs to (remote and local rows); a gateway row's next hop. */
   origin: string;
   objects: string;
   gobgp: string;
@@ -76,6 +76,11 @@ export function routePrefix(dst: string): string {
   if (dst === "default") return "default";
   const withLen = dst.includes("/") ? dst : `${dst}/${dst.includes(":") ? 128 : 32}`;
   return canonicalPrefix(withLen) ?? withLen;
+}
+
+/** A snapshot route's prefix in its family ("default" is 0.0.0.0/0 or ::/0). */
+export function snapshotPrefix(r: Pick<SnapshotRoute, "dst" | "family">): string {
+  return r.dst === "default" ? (r.family === 4 ? "0.0.0.0/0" : "::/0") : routePrefix(r.dst);
 }
 
 const sameAddress = (a: string | undefined, b: string | undefined): boolean => {
@@ -270,6 +275,49 @@ export function diffNode(world: World, node: string, snap: Snapshot): DiffRow[] 
       });
     }
   }
+  // Routes from outside the cluster (a gateway PE's defaults and prefixes, docs/fabric.md): kvrfd
+  // routes no object asks for, explained by a best path gobgpd imported into the VPC from a next
+  // hop that is no node's, with the same SID or VTEP.
+  const nodeAddresses = world.nodes.flatMap((n) => (n.status?.addresses ?? []).map((a) => a.address));
+  for (const v of vpcs) {
+    if (v.refused !== undefined) continue;
+    const spec = v.obj.spec;
+    for (const r of routes) {
+      if (r.protocol !== 241 || r.table !== v.table || r.type !== undefined || usedRoutes.has(r)) continue;
+      const prefix = snapshotPrefix(r);
+      const path = snap.gobgp.paths.find(
+        (p) =>
+          p.best &&
+          !p.local &&
+          p.problem === undefined &&
+          p.prefix === prefix &&
+          p.rts.some((rt) => spec.importRouteTargets.includes(rt)) &&
+          !nodeAddresses.some((a) => sameAddress(a, p.nextHop)) &&
+          (p.form === "vpn" ? r.encap === "seg6" && sameAddress(r.segs?.[0], p.sid) : sameAddress(r.via, p.nextHop)),
+      );
+      if (path === undefined) continue;
+      usedRoutes.add(r);
+      usedPaths.add(path);
+      rows.push({
+        vpc: v.vpc,
+        kind: "gateway",
+        item: prefix,
+        origin: path.nextHop,
+        objects: "from outside the cluster",
+        gobgp: mark(true, describePath(path)),
+        kernel: mark(true, describeRoute(r)),
+        ok: true,
+      });
+    }
+  }
+  // kvrfd's throw routes for the remote SIDs its routes encapsulate to (planner.ts remoteRoutes:
+  // a packet addressed to a SID is not looked up in the VPC's table), explained by those routes.
+  const sidsInUse = [...usedRoutes].filter((r) => r.protocol === 241 && r.encap === "seg6").map((r) => `${r.table} ${r.segs?.[0] ?? ""}`);
+  for (const r of routes) {
+    if (r.protocol !== 241 || r.type !== "throw" || usedRoutes.has(r)) continue;
+    const address = snapshotPrefix(r).split("/")[0];
+    if (sidsInUse.some((k) => k.startsWith(`${r.table} `) && sameAddress(k.slice(k.indexOf(" ") + 1), address))) usedRoutes.add(r);
+  }
   // What no object explains.
   const tables = new Map(vpcs.map((v) => [v.table, v]));
   for (const r of routes) {
@@ -278,7 +326,7 @@ export function diffNode(world: World, node: string, snap: Snapshot): DiffRow[] 
     rows.push({
       vpc: v?.vpc ?? "?",
       kind: "extra",
-      item: routePrefix(r.dst),
+      item: snapshotPrefix(r),
       origin: "?",
       objects: "none",
       gobgp: "-",
