@@ -61,4 +61,21 @@ describeNeeds(["vxlan", "policy-routing"], "kvrfd's default routes from a gatewa
     expect(left).toMatch(/^10\.99\.0\.0\/24 via .* proto 241/m);
     expect(left.match(/^unreachable default (dev lo )?proto 240 metric 4278198272/gm)).toHaveLength(2);
   });
+
+  it("tells its own default written behind its back from another owner's, the plugin's unreachable default being neither", async () => {
+    const stale = new KernelRouteCache(new IpRouteBackend(node.name));
+    await stale.load();
+    // Its own route, which this cache has not seen: the add meets it and the cache catches up.
+    await node.ip("route", "add", "0.0.0.0/0", "via", gateway, "dev", dev, "onlink", "table", "161", "proto", "241");
+    const plan = planRoutes(want(), stale.table(161));
+    plan.vteps = planVteps(vtepsOf(want()), stale.vteps(dev));
+    expect(await stale.apply(plan)).toEqual([]);
+    expect(stale.table(161).map((r) => r.prefix)).toContain("0.0.0.0/0");
+    // Someone else's default at the metric kvrfd's would get: reported with its owner, kept.
+    await sync(stale, want(["10.99.0.0/24"]));
+    await node.ip("-6", "route", "add", "::/0", "dev", dev, "table", "161", "proto", "static");
+    const blocked = planRoutes(want(["::/0", "10.99.0.0/24"]), stale.table(161));
+    expect((await stale.apply(blocked)).map((f) => [f.route.prefix, f.foreignOwner])).toEqual([["::/0", "static"]]);
+    expect(await node.ip("-6", "route", "show", "table", "161", "exact", "::/0")).toMatch(/^default dev \S+ proto static metric 1024/m);
+  });
 });
