@@ -53,8 +53,8 @@ function snapshot(node: "n1" | "n2"): Snapshot {
     },
     linux: {
       routes: [
-        route({ table: 161, dst: "default", protocol: 240, type: "unreachable" }),
-        route({ table: 161, dst: "default", protocol: 240, type: "unreachable", family: 6 }),
+        route({ table: 161, dst: "default", protocol: 240, type: "unreachable", metric: 4278198272 }),
+        route({ table: 161, dst: "default", protocol: 240, type: "unreachable", family: 6, metric: 4278198272 }),
         route({ table: 161, dst: myPod, protocol: 240, dev: `kv-${node}` }),
         route({ table: 254, dst: mySid, protocol: 240, encap: "seg6local", action: "End.DT46", vrftable: 161, dev: "kvrf-a1" }),
         route({ table: 161, dst: otherPod, protocol: 241, encap: "seg6", segs: [otherSid], dev: "fab0" }),
@@ -65,6 +65,24 @@ function snapshot(node: "n1" | "n2"): Snapshot {
       vteps: [],
     },
   };
+}
+
+// A gateway PE outside the cluster (docs/fabric.md): its defaults and a prefix in VPC a1, with
+// SIDs of its own locator, and the routes kvrfd installs for them on n1.
+const gw = "fd00:ff::50";
+const [gwSid4, gwSid6] = ["fd00:0:50:0:100::", "fd00:0:50:0:200::"];
+const gatewayWorld = (): World => ({ ...world(), nodes: [{ metadata: { name: "n2" }, status: { addresses: [{ type: "InternalIP", address: "fd00::2" }] } }] });
+const gwPath = (family: "ipv4" | "ipv6", prefix: string, sid: string) =>
+  ({ family, form: "vpn" as const, rd: "65000:9161", prefix, nextHop: gw, rts: ["65000:161"], sid, behavior: 0xffff, best: true, local: false, neighbor: "fd00::ff" });
+function addGateway(s: Snapshot): void {
+  s.gobgp.paths.push(gwPath("ipv4", "0.0.0.0/0", gwSid4), gwPath("ipv6", "::/0", gwSid6), gwPath("ipv4", "10.99.0.0/24", gwSid4));
+  s.linux.routes.push(
+    route({ table: 161, dst: "default", protocol: 241, encap: "seg6", segs: [gwSid4], dev: "fab0" }),
+    route({ table: 161, dst: "default", protocol: 241, encap: "seg6", segs: [gwSid6], dev: "fab0", family: 6, metric: 1024 }),
+    route({ table: 161, dst: "10.99.0.0/24", protocol: 241, encap: "seg6", segs: [gwSid4], dev: "fab0" }),
+    route({ table: 161, dst: gwSid4, protocol: 241, type: "throw" }),
+    route({ table: 161, dst: gwSid6, protocol: 241, type: "throw" }),
+  );
 }
 
 describe("diffNode", () => {
@@ -100,20 +118,9 @@ describe("diffNode", () => {
   });
 
   it("explains a gateway's routes from outside the cluster by gobgpd's paths, defaults included", () => {
-    const gw = "fd00:ff::50";
-    const [gwSid4, gwSid6] = ["fd00:0:50:0:100::", "fd00:0:50:0:200::"];
-    const w: World = { ...world(), nodes: [{ metadata: { name: "n2" }, status: { addresses: [{ type: "InternalIP", address: "fd00::2" }] } }] };
     const s = snapshot("n1");
-    const gwPath = (family: "ipv4" | "ipv6", prefix: string, sid: string) => ({ family, form: "vpn" as const, rd: "65000:9161", prefix, nextHop: gw, rts: ["65000:161"], sid, behavior: 0xffff, best: true, local: false, neighbor: "fd00::ff" });
-    s.gobgp.paths.push(gwPath("ipv4", "0.0.0.0/0", gwSid4), gwPath("ipv6", "::/0", gwSid6), gwPath("ipv4", "10.99.0.0/24", gwSid4));
-    s.linux.routes.push(
-      route({ table: 161, dst: "default", protocol: 241, encap: "seg6", segs: [gwSid4], dev: "fab0" }),
-      route({ table: 161, dst: "default", protocol: 241, encap: "seg6", segs: [gwSid6], dev: "fab0", family: 6 }),
-      route({ table: 161, dst: "10.99.0.0/24", protocol: 241, encap: "seg6", segs: [gwSid4], dev: "fab0" }),
-      route({ table: 161, dst: gwSid4, protocol: 241, type: "throw" }),
-      route({ table: 161, dst: gwSid6, protocol: 241, type: "throw" }),
-    );
-    const rows = diffNode(w, "n1", s);
+    addGateway(s);
+    const rows = diffNode(gatewayWorld(), "n1", s);
     expect(rows.filter((r) => !r.ok)).toEqual([]);
     expect(rows.filter((r) => r.kind === "gateway").map((r) => [r.item, r.origin, r.kernel])).toEqual([
       ["0.0.0.0/0", gw, `ok seg6 ${gwSid4}`],
@@ -124,7 +131,7 @@ describe("diffNode", () => {
     const forged = snapshot("n1");
     forged.gobgp.paths.push({ ...gwPath("ipv4", "0.0.0.0/0", gwSid4), nextHop: "fd00::2" });
     forged.linux.routes.push(route({ table: 161, dst: "default", protocol: 241, encap: "seg6", segs: [gwSid4], dev: "fab0" }));
-    expect(diffNode(w, "n1", forged).filter((r) => !r.ok).map((r) => [r.kind, r.item])).toEqual([["extra", "0.0.0.0/0"]]);
+    expect(diffNode(gatewayWorld(), "n1", forged).filter((r) => !r.ok).map((r) => [r.kind, r.item])).toEqual([["extra", "0.0.0.0/0"]]);
   });
 
   it("says a VPC whose route target another VPC claims must not be programmed, and is not", () => {
@@ -185,6 +192,18 @@ describe("trace", () => {
     ]);
     expect(hops[2]?.detail).toBe(`SRv6 to SID ${sid2} on n2`);
     expect(hops[3]?.detail).toBe(`SID ${sid2}: seg6local End.DT46 vrftable 161`);
+  });
+
+  it("takes a gateway's default over the CNI plugin's unreachable one, and ends at the gateway", () => {
+    const w = gatewayWorld();
+    const n1 = snapshot("n1");
+    addGateway(n1);
+    const hops = trace(w, new Map([["n1", n1], ["n2", snapshot("n2")]]), src(w), "203.0.113.1", undefined);
+    expect(hops.map((h) => [h.step, h.ok])).toEqual([["source", true], ["lookup", true], ["encap", true]]);
+    expect(hops[1]?.detail).toBe(`table 161: 0.0.0.0/0 seg6 ${gwSid4} (proto 241)`);
+    expect(hops[2]?.detail).toBe(`SRv6 to SID ${gwSid4}: gateway ${gw} outside the cluster (its route 0.0.0.0/0, RD 65000:9161)`);
+    // Without it, the unreachable default answers.
+    expect(trace(w, new Map([["n1", snapshot("n1")]]), src(w), "203.0.113.1", undefined).at(-1)).toMatchObject({ step: "lookup", ok: false });
   });
 
   it("stops at the remote node when its SID route is gone", () => {

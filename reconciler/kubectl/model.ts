@@ -135,6 +135,27 @@ export function remoteExpected(world: World, node: string, vpc: NodeVpc): { orig
 const mark = (ok: boolean, text: string): string => `${ok ? "ok" : "MISSING"} ${text}`.trim();
 
 /**
+ * The gobgpd path that explains a kvrfd route no object asks for as a route from outside the
+ * cluster: best, usable, of the VPC's import route target, the same prefix and SID (or VTEP), from
+ * a next hop that is no Node's address.
+ */
+export function gatewayPath(world: World, snap: Snapshot, v: NodeVpc, r: SnapshotRoute): SnapshotPath | undefined {
+  if (r.protocol !== 241 || r.table !== v.table || r.type !== undefined) return undefined;
+  const prefix = snapshotPrefix(r);
+  const nodeAddresses = world.nodes.flatMap((n) => (n.status?.addresses ?? []).map((a) => a.address));
+  return snap.gobgp.paths.find(
+    (p) =>
+      p.best &&
+      !p.local &&
+      p.problem === undefined &&
+      p.prefix === prefix &&
+      p.rts.some((rt) => v.obj.spec.importRouteTargets.includes(rt)) &&
+      !nodeAddresses.some((a) => sameAddress(a, p.nextHop)) &&
+      (p.form === "vpn" ? r.encap === "seg6" && sameAddress(r.segs?.[0], p.sid) : sameAddress(r.via, p.nextHop)),
+  );
+}
+
+/**
  * The node's diff: for each VPC the objects place on it, the VRF, every local prefix (advertised by
  * gobgpd, routed to the pod by the CNI plugin's kernel route), the decapsulation (SRv6 SID route or
  * VXLAN device), every remote prefix (imported by gobgpd, installed by kvrfd) — and whatever gobgpd
@@ -275,26 +296,13 @@ export function diffNode(world: World, node: string, snap: Snapshot): DiffRow[] 
       });
     }
   }
-  // Routes from outside the cluster (a gateway PE's defaults and prefixes, docs/fabric.md): kvrfd
-  // routes no object asks for, explained by a best path gobgpd imported into the VPC from a next
-  // hop that is no node's, with the same SID or VTEP.
-  const nodeAddresses = world.nodes.flatMap((n) => (n.status?.addresses ?? []).map((a) => a.address));
+  // Routes from outside the cluster (a gateway PE's defaults and prefixes, docs/fabric.md).
   for (const v of vpcs) {
     if (v.refused !== undefined) continue;
-    const spec = v.obj.spec;
     for (const r of routes) {
       if (r.protocol !== 241 || r.table !== v.table || r.type !== undefined || usedRoutes.has(r)) continue;
       const prefix = snapshotPrefix(r);
-      const path = snap.gobgp.paths.find(
-        (p) =>
-          p.best &&
-          !p.local &&
-          p.problem === undefined &&
-          p.prefix === prefix &&
-          p.rts.some((rt) => spec.importRouteTargets.includes(rt)) &&
-          !nodeAddresses.some((a) => sameAddress(a, p.nextHop)) &&
-          (p.form === "vpn" ? r.encap === "seg6" && sameAddress(r.segs?.[0], p.sid) : sameAddress(r.via, p.nextHop)),
-      );
+      const path = gatewayPath(world, snap, v, r);
       if (path === undefined) continue;
       usedRoutes.add(r);
       usedPaths.add(path);
@@ -423,7 +431,7 @@ export interface Hop {
 
 /** Longest-prefix match over a table's routes of either owner (unreachable defaults included). */
 export function lookup(routes: readonly SnapshotRoute[], table: number, address: string): SnapshotRoute | undefined {
-  let best: { r: SnapshotRoute; len: number } | undefined;
+  let best: { r: SnapshotRoute; len: number; metric: number } | undefined;
   const a = ipaddr.isValid(address) ? ipaddr.parse(address) : undefined;
   if (a === undefined) return undefined;
   for (const r of routes) {
@@ -442,7 +450,10 @@ export function lookup(routes: readonly SnapshotRoute[], table: number, address:
       }
     }
     if (net.kind() !== a.kind() || !a.match(net, len)) continue;
-    if (best === undefined || len > best.len) best = { r, len };
+    // Of routes of one prefix the kernel uses the lowest metric (a gateway's default beside the
+    // CNI plugin's unreachable one). `ip -j` omits an IPv4 metric of 0; IPv6 routes default to 1024.
+    const metric = r.metric ?? (r.family === 4 ? 0 : 1024);
+    if (best === undefined || len > best.len || (len === best.len && metric < best.metric)) best = { r, len, metric };
   }
   return best?.r;
 }
@@ -472,7 +483,7 @@ export function trace(world: World, snaps: ReadonlyMap<string, Snapshot | Error>
     const why = dstEndpoint === undefined ? `${dst} belongs to no pod of VPC ${src.vpc}` : (reasonFor(src.node, s, dstEndpoint.prefix) ?? `no route for ${dstEndpoint.prefix}`);
     return [...hops, { node: src.node, step: "lookup", ok: false, detail: `table ${v.table} has ${route === undefined ? "no route" : `only the ${route.type} default`} for ${dst}: ${why}` }];
   }
-  hops.push({ node: src.node, step: "lookup", ok: true, detail: `table ${v.table}: ${routePrefix(route.dst)} ${describeRoute(route)} (proto ${route.protocol})` });
+  hops.push({ node: src.node, step: "lookup", ok: true, detail: `table ${v.table}: ${snapshotPrefix(route)} ${describeRoute(route)} (proto ${route.protocol})` });
   // A local pod: delivered on this node.
   if (route.protocol === 240 && route.encap === undefined) {
     const wrong = dstEndpoint !== undefined && dstEndpoint.node !== src.node;
@@ -492,6 +503,15 @@ export function trace(world: World, snaps: ReadonlyMap<string, Snapshot | Error>
     target = world.vrfs.find((o) => live(o) && (o.spec.attachments ?? []).some((a) => sameAddress(a.sid, sid) || sameAddress(a.sid6, sid)))?.spec.nodeName;
   } else if (route.via !== undefined) {
     target = world.vrfs.find((o) => live(o) && sameAddress(o.spec.vtep, route.via))?.spec.nodeName;
+  }
+  if (target === undefined && dstEndpoint === undefined) {
+    // Not a pod of the VPC: a route from outside the cluster takes it to a gateway, where the
+    // trace ends (nothing beyond is kvrf's).
+    const gw = gatewayPath(world, s, v, route);
+    if (gw !== undefined) {
+      hops.push({ node: src.node, step: "encap", ok: true, detail: `${route.encap === "seg6" ? `SRv6 to SID ${sid ?? "?"}` : `VXLAN VNI ${v.obj.spec.vni ?? "?"} to VTEP ${route.via ?? "?"}`}: gateway ${gw.nextHop} outside the cluster (its route ${gw.prefix}, RD ${gw.rd})` });
+      return hops;
+    }
   }
   const expectedNode = dstEndpoint?.node;
   const misrouted = expectedNode !== undefined && target !== expectedNode;
