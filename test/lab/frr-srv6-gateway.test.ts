@@ -286,13 +286,20 @@ describeNeeds([...cniNeeds("vrf", "srv6"), ...kvrfdNeeds("srv6", 6)], "FRR 8.4 a
     expect(await hostEchoes()).toEqual(before);
   });
 
-  it("kubectl kvrf diff explains the gateway's routes by gobgpd's paths: no drift", async () => {
+  it("kubectl kvrf diff explains the gateway's routes by gobgpd's paths (no drift), and trace follows the default to FRR", async () => {
     const diff = await kubectlKvrf(["diff", "--node", "iad"]);
     log(`kubectl kvrf diff --node iad:\n${diff.stdout}`);
     expect(diff.stdout).toMatch(/^a1\s+gateway\s+0\.0\.0\.0\/0\s+fd00:ff::50\s/m);
     expect(diff.stdout).toMatch(/^a1\s+gateway\s+::\/0\s+fd00:ff::50\s/m);
     expect(diff.stdout).toContain("iad: no drift");
     expect(diff.code).toBe(0);
+    // A packet to what only the default leads to: the default (not the plugin's unreachable one)
+    // sends it to FRR, where the trace ends.
+    const trace = await kubectlKvrf(["trace", pod("a1-iad-1").ipv4, host.far4, "--vpc", "a1"]);
+    log(`kubectl kvrf trace:\n${trace.stdout}${trace.stderr}`);
+    expect(trace.stdout).toContain(`table 161: 0.0.0.0/0 seg6 ${sids.ipv4} (proto 241)`);
+    expect(trace.stdout).toContain(`SRv6 to SID ${sids.ipv4}: gateway ${pe.address} outside the cluster (its route 0.0.0.0/0, RD 65000:9161)`);
+    expect(trace.code).toBe(0);
   });
 
   it("withdrawn defaults leave every node's table, also where kvrfd restarted after installing them", async () => {
