@@ -73,6 +73,8 @@ export interface SnapshotRoute {
   protocol: number;
   type?: string;
   dev?: string;
+  /** The route's metric as `ip -j` prints it (absent: 0 for IPv4; older snapshots have none). */
+  metric?: number;
   /** Gateway or `via` address. */
   via?: string;
   /** "seg6" (with segs) or "seg6local" (with action). */

@@ -30,6 +30,7 @@ interface IpRouteJson {
   segs?: string[];
   action?: string;
   vrftable?: number | string;
+  metric?: number;
 }
 
 interface IpLinkJson {
@@ -48,6 +49,7 @@ export function parseRoutes(entries: readonly IpRouteJson[], protocol: number, f
     const r: SnapshotRoute = { family, table: tableNumber(e.table) ?? Number.NaN, dst: e.dst, protocol: protocolNumbers[e.protocol ?? ""] ?? protocol };
     if (e.type !== undefined && e.type !== "unicast") r.type = e.type;
     if (e.dev !== undefined) r.dev = e.dev;
+    if (e.metric !== undefined) r.metric = e.metric;
     const via = e.gateway ?? e.via?.host;
     if (via !== undefined) r.via = via;
     if (e.encap !== undefined) r.encap = e.encap;

@@ -25,6 +25,7 @@ interface IpRoute {
   protocol?: string;
   gateway?: string;
   via?: { family?: string; host?: string };
+  metric?: number;
 }
 
 export interface RouteFailure {
@@ -44,7 +45,10 @@ export interface KernelRouteBackend {
   dumpOwned(): Promise<KernelRoute[]>;
   /** kvrfd's routes in one table, read now. */
   dumpTable(table: number): Promise<KernelRoute[]>;
-  /** Every route's protocol at (table, prefix), any owner, read now. */
+  /**
+   * The protocol of every route at (table, prefix) that an `ip route add` of kvrfd's would collide
+   * with (any owner, at the metric kvrfd's routes get), read now.
+   */
   owners(table: number, prefix: string): Promise<string[]>;
   /** Runs the plan; resolves with what failed (the rest is done). */
   apply(plan: RoutePlan): Promise<RouteFailure[]>;
@@ -184,7 +188,11 @@ export class IpRouteBackend implements KernelRouteBackend {
       const fam = prefix.includes(":") ? "-6" : "-4";
       this.onRun("lookup");
       const got = await ipJson<IpRoute>([fam, "route", "show", "table", String(table), "exact", prefix], this.opts());
-      return got.map((r) => r.protocol ?? "boot");
+      // kvrfd adds without a metric: the kernel's default for the family (IPv4 0, which `ip -j`
+      // omits; IPv6 1024). A route at another metric, such as the CNI plugin's unreachable
+      // default at the VPC table's last-resort metric, sits beside ours and is no collision.
+      const ours = fam === "-4" ? 0 : 1024;
+      return got.filter((r) => (r.metric ?? 0) === ours).map((r) => r.protocol ?? "boot");
     } catch (err) {
       if (missingTable(err)) return [];
       throw err;

@@ -53,16 +53,36 @@ function snapshot(node: "n1" | "n2"): Snapshot {
     },
     linux: {
       routes: [
-        route({ table: 161, dst: "default", protocol: 240, type: "unreachable" }),
-        route({ table: 161, dst: "default", protocol: 240, type: "unreachable", family: 6 }),
+        route({ table: 161, dst: "default", protocol: 240, type: "unreachable", metric: 4278198272 }),
+        route({ table: 161, dst: "default", protocol: 240, type: "unreachable", family: 6, metric: 4278198272 }),
         route({ table: 161, dst: myPod, protocol: 240, dev: `kv-${node}` }),
         route({ table: 254, dst: mySid, protocol: 240, encap: "seg6local", action: "End.DT46", vrftable: 161, dev: "kvrf-a1" }),
         route({ table: 161, dst: otherPod, protocol: 241, encap: "seg6", segs: [otherSid], dev: "fab0" }),
+        // kvrfd's throw route for the remote SID (planner.ts remoteRoutes), as `ip -j` prints it.
+        route({ table: 161, dst: otherSid, protocol: 241, type: "throw" }),
       ],
       vxlan: [],
       vteps: [],
     },
   };
+}
+
+// A gateway PE outside the cluster (docs/fabric.md): its defaults and a prefix in VPC a1, with
+// SIDs of its own locator, and the routes kvrfd installs for them on n1.
+const gw = "fd00:ff::50";
+const [gwSid4, gwSid6] = ["fd00:0:50:0:100::", "fd00:0:50:0:200::"];
+const gatewayWorld = (): World => ({ ...world(), nodes: [{ metadata: { name: "n2" }, status: { addresses: [{ type: "InternalIP", address: "fd00::2" }] } }] });
+const gwPath = (family: "ipv4" | "ipv6", prefix: string, sid: string) =>
+  ({ family, form: "vpn" as const, rd: "65000:9161", prefix, nextHop: gw, rts: ["65000:161"], sid, behavior: 0xffff, best: true, local: false, neighbor: "fd00::ff" });
+function addGateway(s: Snapshot): void {
+  s.gobgp.paths.push(gwPath("ipv4", "0.0.0.0/0", gwSid4), gwPath("ipv6", "::/0", gwSid6), gwPath("ipv4", "10.99.0.0/24", gwSid4));
+  s.linux.routes.push(
+    route({ table: 161, dst: "default", protocol: 241, encap: "seg6", segs: [gwSid4], dev: "fab0" }),
+    route({ table: 161, dst: "default", protocol: 241, encap: "seg6", segs: [gwSid6], dev: "fab0", family: 6, metric: 1024 }),
+    route({ table: 161, dst: "10.99.0.0/24", protocol: 241, encap: "seg6", segs: [gwSid4], dev: "fab0" }),
+    route({ table: 161, dst: gwSid4, protocol: 241, type: "throw" }),
+    route({ table: 161, dst: gwSid6, protocol: 241, type: "throw" }),
+  );
 }
 
 describe("diffNode", () => {
@@ -83,12 +103,12 @@ describe("diffNode", () => {
     s.linux.routes.push(route({ table: 161, dst: "default", protocol: 241, encap: "seg6", segs: [gwSid], dev: "fab0" }));
     const rows = diffNode(world(), "n1", s);
     expect(rows.filter((r) => !r.ok)).toEqual([]);
-    expect(rows.map((r) => [r.kind, r.item])).toContainEqual(["remote", "0.0.0.0/0"]);
+    expect(rows.map((r) => [r.kind, r.item])).toContainEqual(["gateway", "0.0.0.0/0"]);
   });
 
   it("names a kernel route that points at the wrong SID", () => {
     const s = snapshot("n1");
-    s.linux.routes = s.linux.routes.map((r) => (r.protocol === 241 ? { ...r, segs: ["fd00:0:9::1"] } : r));
+    s.linux.routes = s.linux.routes.map((r) => (r.protocol !== 241 ? r : r.type === "throw" ? { ...r, dst: "fd00:0:9::1" } : { ...r, segs: ["fd00:0:9::1"] }));
     const bad = diffNode(world(), "n1", s).filter((r) => !r.ok);
     expect(bad).toMatchObject([{ kind: "remote", item: "10.0.2.2/32", origin: "n2", broken: "kernel", kernel: "WRONG seg6 fd00:0:9::1" }]);
     expect(bad[0]?.reason).toBe(`n1's table 161 routes 10.0.2.2/32 as seg6 fd00:0:9::1, not to SID ${sid2}`);
@@ -107,6 +127,23 @@ describe("diffNode", () => {
     ]);
   });
 
+  it("explains a gateway's routes from outside the cluster by gobgpd's paths, defaults included", () => {
+    const s = snapshot("n1");
+    addGateway(s);
+    const rows = diffNode(gatewayWorld(), "n1", s);
+    expect(rows.filter((r) => !r.ok)).toEqual([]);
+    expect(rows.filter((r) => r.kind === "gateway").map((r) => [r.item, r.origin, r.kernel])).toEqual([
+      ["0.0.0.0/0", gw, `ok seg6 ${gwSid4}`],
+      ["::/0", gw, `ok seg6 ${gwSid6}`],
+      ["10.99.0.0/24", gw, `ok seg6 ${gwSid4}`],
+    ]);
+    // The same route from a node's address is no gateway's: no object explains it.
+    const forged = snapshot("n1");
+    forged.gobgp.paths.push({ ...gwPath("ipv4", "0.0.0.0/0", gwSid4), nextHop: "fd00::2" });
+    forged.linux.routes.push(route({ table: 161, dst: "default", protocol: 241, encap: "seg6", segs: [gwSid4], dev: "fab0" }));
+    expect(diffNode(gatewayWorld(), "n1", forged).filter((r) => !r.ok).map((r) => [r.kind, r.item])).toEqual([["extra", "0.0.0.0/0"]]);
+  });
+
   it("says a VPC whose route target another VPC claims must not be programmed, and is not", () => {
     const w = { ...world(), claims: { routeTargetClaim: () => ({ vpc: "100000000a1" }), vniClaim: () => undefined } };
     const s = snapshot("n1");
@@ -118,7 +155,7 @@ describe("diffNode", () => {
     expect(rows[0]).toMatchObject({ kind: "vrf", ok: true });
     expect(rows[0]?.objects).toMatch(/^REFUSED route target 65000:161 of VPC a1 is claimed by VPC 100000000a1/);
     // Left in gobgpd although refused: that is drift.
-    expect(diffNode(w, "n1", snapshot("n1"))[0]).toMatchObject({ ok: false, gobgp: "PRESENT although refused", reason: expect.stringMatching(/yet gobgpd has VRF vpc-a1 and table 161 has 1 kvrfd routes$/) as unknown });
+    expect(diffNode(w, "n1", snapshot("n1"))[0]).toMatchObject({ ok: false, gobgp: "PRESENT although refused", reason: expect.stringMatching(/yet gobgpd has VRF vpc-a1 and table 161 has 2 kvrfd routes$/) as unknown });
   });
 
   it("blames gobgpd for everything while it is unreachable", () => {
@@ -165,6 +202,18 @@ describe("trace", () => {
     ]);
     expect(hops[2]?.detail).toBe(`SRv6 to SID ${sid2} on n2`);
     expect(hops[3]?.detail).toBe(`SID ${sid2}: seg6local End.DT46 vrftable 161`);
+  });
+
+  it("takes a gateway's default over the CNI plugin's unreachable one, and ends at the gateway", () => {
+    const w = gatewayWorld();
+    const n1 = snapshot("n1");
+    addGateway(n1);
+    const hops = trace(w, new Map([["n1", n1], ["n2", snapshot("n2")]]), src(w), "203.0.113.1", undefined);
+    expect(hops.map((h) => [h.step, h.ok])).toEqual([["source", true], ["lookup", true], ["encap", true]]);
+    expect(hops[1]?.detail).toBe(`table 161: 0.0.0.0/0 seg6 ${gwSid4} (proto 241)`);
+    expect(hops[2]?.detail).toBe(`SRv6 to SID ${gwSid4}: gateway ${gw} outside the cluster (its route 0.0.0.0/0, RD 65000:9161)`);
+    // Without it, the unreachable default answers.
+    expect(trace(w, new Map([["n1", snapshot("n1")]]), src(w), "203.0.113.1", undefined).at(-1)).toMatchObject({ step: "lookup", ok: false });
   });
 
   it("stops at the remote node when its SID route is gone", () => {

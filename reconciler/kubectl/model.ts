@@ -22,10 +22,10 @@ export type Where = "objects" | "gobgp" | "kernel";
 /** One line of a node's diff: a VRF, a local prefix, a remote prefix, a decapsulation, or something extra. */
 export interface DiffRow {
   vpc: string;
-  kind: "vrf" | "local" | "remote" | "decap" | "extra";
+  kind: "vrf" | "local" | "remote" | "gateway" | "decap" | "extra";
   /** Prefix, VRF name, SID or VNI. */
   item: string;
-  /** The node the prefix belongs to (remote and local rows). */
+  /** The node the prefix belongs to (remote and local rows); a gateway row's next hop. */
   origin: string;
   objects: string;
   gobgp: string;
@@ -79,6 +79,11 @@ export function routePrefix(dst: string, family?: 4 | 6): string {
   return canonicalPrefix(withLen) ?? withLen;
 }
 
+/** A snapshot route's prefix in its family ("default" is 0.0.0.0/0 or ::/0). */
+export function snapshotPrefix(r: Pick<SnapshotRoute, "dst" | "family">): string {
+  return routePrefix(r.dst, r.family);
+}
+
 const sameAddress = (a: string | undefined, b: string | undefined): boolean => {
   if (a === undefined || b === undefined || !ipaddr.isValid(a) || !ipaddr.isValid(b)) return false;
   const norm = (x: string): string => {
@@ -129,6 +134,27 @@ export function remoteExpected(world: World, node: string, vpc: NodeVpc): { orig
 }
 
 const mark = (ok: boolean, text: string): string => `${ok ? "ok" : "MISSING"} ${text}`.trim();
+
+/**
+ * The gobgpd path that explains a kvrfd route no object asks for as a route from outside the
+ * cluster: best, usable, of the VPC's import route target, the same prefix and SID (or VTEP), from
+ * a next hop that is no Node's address.
+ */
+export function gatewayPath(world: World, snap: Snapshot, v: NodeVpc, r: SnapshotRoute): SnapshotPath | undefined {
+  if (r.protocol !== 241 || r.table !== v.table || r.type !== undefined) return undefined;
+  const prefix = snapshotPrefix(r);
+  const nodeAddresses = world.nodes.flatMap((n) => (n.status?.addresses ?? []).map((a) => a.address));
+  return snap.gobgp.paths.find(
+    (p) =>
+      p.best &&
+      !p.local &&
+      p.problem === undefined &&
+      p.prefix === prefix &&
+      p.rts.some((rt) => v.obj.spec.importRouteTargets.includes(rt)) &&
+      !nodeAddresses.some((a) => sameAddress(a, p.nextHop)) &&
+      (p.form === "vpn" ? r.encap === "seg6" && sameAddress(r.segs?.[0], p.sid) : sameAddress(r.via, p.nextHop)),
+  );
+}
 
 /**
  * The node's diff: for each VPC the objects place on it, the VRF, every local prefix (advertised by
@@ -199,7 +225,7 @@ export function diffNode(world: World, node: string, snap: Snapshot): DiffRow[] 
     for (const lp of v.local) {
       const path = snap.gobgp.paths.find((p) => p.local && p.rd === spec.routeDistinguisher && p.prefix === lp.prefix && pathMatches(p, lp));
       if (path !== undefined) usedPaths.add(path);
-      const route = routes.find((r) => r.protocol === 240 && r.table === spec.table && routePrefix(r.dst, r.family) === lp.prefix);
+      const route = routes.find((r) => r.protocol === 240 && r.table === spec.table && snapshotPrefix(r) === lp.prefix);
       const gobgpText = gobgpDown ?? (path === undefined ? "MISSING not advertised" : mark(true, describePath(path)));
       const kernelText = route === undefined ? "MISSING no route to the pod" : mark(true, describeRoute(route));
       const broken: Where | undefined = gobgpDown !== undefined || path === undefined ? "gobgp" : route === undefined ? "kernel" : undefined;
@@ -216,7 +242,7 @@ export function diffNode(world: World, node: string, snap: Snapshot): DiffRow[] 
         ...(broken === "kernel" ? { broken, reason: `${node}'s table ${spec.table} has no route (proto 240) to its pod ${lp.prefix}` } : {}),
       });
       if (lp.encap === "srv6") {
-        const sidRoute = routes.find((r) => r.protocol === 240 && r.encap === "seg6local" && sameAddress(routePrefix(r.dst, r.family).split("/")[0], lp.sid));
+        const sidRoute = routes.find((r) => r.protocol === 240 && r.encap === "seg6local" && sameAddress(snapshotPrefix(r).split("/")[0], lp.sid));
         if (!rows.some((r) => r.kind === "decap" && r.item === `SID ${lp.sid}`)) {
           rows.push({
             vpc: v.vpc,
@@ -239,7 +265,7 @@ export function diffNode(world: World, node: string, snap: Snapshot): DiffRow[] 
         (x) => !x.local && x.prefix === p.prefix && pathMatches(x, p) && (p.encap === "srv6" || sameAddress(x.nextHop, want.obj.spec.vtep)) && x.rts.some((rt) => spec.importRouteTargets.includes(rt)),
       );
       if (path !== undefined) usedPaths.add(path);
-      const kernelHas = routes.filter((r) => r.protocol === 241 && r.table === spec.table && routePrefix(r.dst, r.family) === p.prefix);
+      const kernelHas = routes.filter((r) => r.protocol === 241 && r.table === spec.table && snapshotPrefix(r) === p.prefix);
       kernelHas.forEach((r) => usedRoutes.add(r));
       const right = kernelHas.find((r) => (p.encap === "srv6" ? r.encap === "seg6" && sameAddress(r.segs?.[0], p.sid) : sameAddress(r.via, want.obj.spec.vtep)));
       const expectText = p.encap === "srv6" ? `SID ${p.sid}` : `VNI ${p.vni} VTEP ${want.obj.spec.vtep ?? "?"}`;
@@ -271,44 +297,45 @@ export function diffNode(world: World, node: string, snap: Snapshot): DiffRow[] 
       });
     }
   }
+  // Routes from outside the cluster (a gateway PE's defaults and prefixes, docs/fabric.md).
+  for (const v of vpcs) {
+    if (v.refused !== undefined) continue;
+    for (const r of routes) {
+      if (r.protocol !== 241 || r.table !== v.table || r.type !== undefined || usedRoutes.has(r)) continue;
+      const prefix = snapshotPrefix(r);
+      const path = gatewayPath(world, snap, v, r);
+      if (path === undefined) continue;
+      usedRoutes.add(r);
+      usedPaths.add(path);
+      rows.push({
+        vpc: v.vpc,
+        kind: "gateway",
+        item: prefix,
+        origin: path.nextHop,
+        objects: "from outside the cluster",
+        gobgp: mark(true, describePath(path)),
+        kernel: mark(true, describeRoute(r)),
+        ok: true,
+      });
+    }
+  }
+  // kvrfd's throw routes for the remote SIDs its routes encapsulate to (planner.ts remoteRoutes:
+  // a packet addressed to a SID is not looked up in the VPC's table), explained by those routes.
+  const sidsInUse = [...usedRoutes].filter((r) => r.protocol === 241 && r.encap === "seg6").map((r) => `${r.table} ${r.segs?.[0] ?? ""}`);
+  for (const r of routes) {
+    if (r.protocol !== 241 || r.type !== "throw" || usedRoutes.has(r)) continue;
+    const address = snapshotPrefix(r).split("/")[0];
+    if (sidsInUse.some((k) => k.startsWith(`${r.table} `) && sameAddress(k.slice(k.indexOf(" ") + 1), address))) usedRoutes.add(r);
+  }
   // What no object explains.
   const tables = new Map(vpcs.map((v) => [v.table, v]));
   for (const r of routes) {
     if (r.protocol !== 241 || usedRoutes.has(r)) continue;
     const v = tables.get(r.table);
-    // A route from outside the cluster (a gateway PE's): no object asks for it, but gobgpd has its
-    // path with the VPC's route target, and kvrfd installs what gobgpd imports.
-    const prefix = routePrefix(r.dst, r.family);
-    const spec = v === undefined ? undefined : world.vrfs.find((o) => o.spec.nodeName === node && o.spec.table === r.table)?.spec;
-    const outside =
-      spec === undefined
-        ? undefined
-        : snap.gobgp.paths.find(
-            (x) =>
-              !x.local &&
-              x.best !== false &&
-              x.prefix === prefix &&
-              x.rts.some((rt) => spec.importRouteTargets.includes(rt)) &&
-              (x.sid === undefined || (r.encap === "seg6" && sameAddress(r.segs?.[0], x.sid))),
-          );
-    if (v !== undefined && outside !== undefined) {
-      usedPaths.add(outside);
-      rows.push({
-        vpc: v.vpc,
-        kind: "remote",
-        item: prefix,
-        origin: `outside (next hop ${outside.nextHop})`,
-        objects: "none (a router outside the cluster)",
-        gobgp: mark(true, describePath(outside)),
-        kernel: mark(true, describeRoute(r)),
-        ok: true,
-      });
-      continue;
-    }
     rows.push({
       vpc: v?.vpc ?? "?",
       kind: "extra",
-      item: routePrefix(r.dst, r.family),
+      item: snapshotPrefix(r),
       origin: "?",
       objects: "none",
       gobgp: "-",
@@ -405,7 +432,7 @@ export interface Hop {
 
 /** Longest-prefix match over a table's routes of either owner (unreachable defaults included). */
 export function lookup(routes: readonly SnapshotRoute[], table: number, address: string): SnapshotRoute | undefined {
-  let best: { r: SnapshotRoute; len: number } | undefined;
+  let best: { r: SnapshotRoute; len: number; metric: number } | undefined;
   const a = ipaddr.isValid(address) ? ipaddr.parse(address) : undefined;
   if (a === undefined) return undefined;
   for (const r of routes) {
@@ -418,13 +445,16 @@ export function lookup(routes: readonly SnapshotRoute[], table: number, address:
       len = 0;
     } else {
       try {
-        [net, len] = ipaddr.parseCIDR(routePrefix(r.dst, r.family));
+        [net, len] = ipaddr.parseCIDR(snapshotPrefix(r));
       } catch {
         continue;
       }
     }
     if (net.kind() !== a.kind() || !a.match(net, len)) continue;
-    if (best === undefined || len > best.len) best = { r, len };
+    // Of routes of one prefix the kernel uses the lowest metric (a gateway's default beside the
+    // CNI plugin's unreachable one). `ip -j` omits an IPv4 metric of 0; IPv6 routes default to 1024.
+    const metric = r.metric ?? (r.family === 4 ? 0 : 1024);
+    if (best === undefined || len > best.len || (len === best.len && metric < best.metric)) best = { r, len, metric };
   }
   return best?.r;
 }
@@ -454,7 +484,7 @@ export function trace(world: World, snaps: ReadonlyMap<string, Snapshot | Error>
     const why = dstEndpoint === undefined ? `${dst} belongs to no pod of VPC ${src.vpc}` : (reasonFor(src.node, s, dstEndpoint.prefix) ?? `no route for ${dstEndpoint.prefix}`);
     return [...hops, { node: src.node, step: "lookup", ok: false, detail: `table ${v.table} has ${route === undefined ? "no route" : `only the ${route.type} default`} for ${dst}: ${why}` }];
   }
-  hops.push({ node: src.node, step: "lookup", ok: true, detail: `table ${v.table}: ${routePrefix(route.dst, route.family)} ${describeRoute(route)} (proto ${route.protocol})` });
+  hops.push({ node: src.node, step: "lookup", ok: true, detail: `table ${v.table}: ${snapshotPrefix(route)} ${describeRoute(route)} (proto ${route.protocol})` });
   // A local pod: delivered on this node.
   if (route.protocol === 240 && route.encap === undefined) {
     const wrong = dstEndpoint !== undefined && dstEndpoint.node !== src.node;
@@ -475,6 +505,15 @@ export function trace(world: World, snaps: ReadonlyMap<string, Snapshot | Error>
   } else if (route.via !== undefined) {
     target = world.vrfs.find((o) => live(o) && sameAddress(o.spec.vtep, route.via))?.spec.nodeName;
   }
+  if (target === undefined && dstEndpoint === undefined) {
+    // Not a pod of the VPC: a route from outside the cluster takes it to a gateway, where the
+    // trace ends (nothing beyond is kvrf's).
+    const gw = gatewayPath(world, s, v, route);
+    if (gw !== undefined) {
+      hops.push({ node: src.node, step: "encap", ok: true, detail: `${route.encap === "seg6" ? `SRv6 to SID ${sid ?? "?"}` : `VXLAN VNI ${v.obj.spec.vni ?? "?"} to VTEP ${route.via ?? "?"}`}: gateway ${gw.nextHop} outside the cluster (its route ${gw.prefix}, RD ${gw.rd})` });
+      return hops;
+    }
+  }
   const expectedNode = dstEndpoint?.node;
   const misrouted = expectedNode !== undefined && target !== expectedNode;
   hops.push({
@@ -492,7 +531,7 @@ export function trace(world: World, snaps: ReadonlyMap<string, Snapshot | Error>
   const d = snapOf(target);
   if (typeof d === "string") return [...hops, { node: target, step: "decap", ok: false, detail: d }];
   if (route.encap === "seg6") {
-    const sidRoute = d.linux.routes.find((r) => r.encap === "seg6local" && sameAddress(routePrefix(r.dst, r.family).split("/")[0], sid));
+    const sidRoute = d.linux.routes.find((r) => r.encap === "seg6local" && sameAddress(snapshotPrefix(r).split("/")[0], sid));
     hops.push({
       node: target,
       step: "decap",
@@ -523,7 +562,7 @@ export function trace(world: World, snaps: ReadonlyMap<string, Snapshot | Error>
     node: target,
     step: "deliver",
     ok: delivered,
-    detail: delivered ? `table ${table}: ${routePrefix(last.dst, last.family)} dev ${last.dev ?? "?"}` : `table ${table} on ${target} has no route to a local pod for ${dst}${last !== undefined ? ` (only ${describeRoute(last)})` : ""}`,
+    detail: delivered ? `table ${table}: ${snapshotPrefix(last)} dev ${last.dev ?? "?"}` : `table ${table} on ${target} has no route to a local pod for ${dst}${last !== undefined ? ` (only ${describeRoute(last)})` : ""}`,
   });
   return hops;
 }

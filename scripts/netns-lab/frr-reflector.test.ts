@@ -18,7 +18,7 @@ const settings: [string, LabSettings][] = [
 ];
 
 describe("the lab's FRR route reflector configuration (golden files)", () => {
-  it.each(settings)("%s", async (name, s) => {
+  it.each([...settings, ["ebgp-vxlan4", { encap: "vxlan", underlay: 4, reflector: "frr", fabric: "ebgp" }] as [string, LabSettings]])("%s", async (name, s) => {
     const got = await labReflectorConfig(s);
     const file = path.join(dir, `frr-reflector-${name}.golden`);
     if (process.env["UPDATE_GOLDEN"] === "1" || !existsSync(file)) writeFileSync(file, got);
@@ -92,5 +92,19 @@ describe("frrReflectorConfig refuses what FRR cannot be told", () => {
     const conf = frrReflectorConfig(peer(0, { password: "s3cret", remotePort: 1179, localAddress: "198.51.100.1", asn: 65001 }), { hostname: "rr" });
     expect(conf).toContain("\n neighbor 198.51.100.11 remote-as 65001\n neighbor 198.51.100.11 port 1179\n neighbor 198.51.100.11 update-source 198.51.100.1\n neighbor 198.51.100.11 password s3cret\n");
     expect(conf).toContain("\n neighbor 198.51.100.12 remote-as internal\n");
+  });
+});
+
+describe("the eBGP lab's spine (fabric ebgp)", () => {
+  const s: LabSettings = { encap: "vxlan", underlay: 4, reflector: "frr", fabric: "ebgp" };
+  it("peers with each worker in the worker's own ASN, passes next hops on unchanged, reflects nothing", async () => {
+    const conf = await labReflectorConfig(s);
+    for (const [i, w] of workers.entries()) {
+      expect(conf).toContain(`\n neighbor ${underlayAddress(w, s)} remote-as ${65001 + i}\n`);
+      expect(conf).toContain(`\n  neighbor ${underlayAddress(w, s)} attribute-unchanged next-hop\n`);
+    }
+    expect(conf).toContain("\n no bgp ebgp-requires-policy\n");
+    expect(conf).not.toContain("route-reflector-client");
+    expect(conf).not.toContain("cluster-id");
   });
 });

@@ -64,6 +64,10 @@ export function frrReflectorConfig(speaker: DesiredSpeaker, opts: FrrReflectorOp
     // FRR would otherwise activate IPv4 unicast with every neighbor, a family kvrf's speakers lack.
     " no bgp default ipv4-unicast",
   ];
+  const ebgp = peers.filter((p) => p.asn !== global.asn);
+  // An eBGP spine (docs/fabric.md): no policy needed to pass routes on (the traditional profile's
+  // default), and next hops unchanged per family below.
+  if (ebgp.length > 0) lines.push(" no bgp ebgp-requires-policy");
   if (gr !== undefined) {
     // RFC 4724 with RFC 8538 (kvrf's gobgpd sets the N bit, convert-common.ts): FRR as helper keeps
     // a restarting worker's routes until its End-of-RIB, and is a restarting speaker itself.
@@ -97,6 +101,9 @@ export function frrReflectorConfig(speaker: DesiredSpeaker, opts: FrrReflectorOp
     for (const p of members) {
       lines.push(`  neighbor ${p.address} activate`);
       if (p.routeReflectorClient === true) lines.push(`  neighbor ${p.address} route-reflector-client`);
+      // Towards an eBGP worker the next hop stays the originating worker's: its VTEP (VXLAN), the
+      // owner of its SIDs (SRv6; kvrfd checks that, reconciler/vrf/trust.ts).
+      if (p.asn !== global.asn) lines.push(`  neighbor ${p.address} attribute-unchanged next-hop`);
     }
     lines.push(" exit-address-family");
   }

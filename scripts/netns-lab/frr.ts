@@ -206,3 +206,30 @@ export function frrPaths(table: FrrEvpnTable, rd: string, route: string): FrrPat
   const byRd = table[rd] as Record<string, { paths?: FrrPath[][] }> | undefined;
   return byRd?.[route]?.paths?.flat() ?? [];
 }
+
+/** The SIDs FRR allocated to its VRF, per family, from `show bgp segment-routing srv6` (YAML-like text). */
+export function frrVrfSids(text: string, vrf: string): { ipv4?: string; ipv6?: string } {
+  const section = text.split(/^- name: /m).find((s) => s.startsWith(`${vrf}\n`)) ?? "";
+  const sid = (afi: string) => new RegExp(`vpn_policy\\[${afi}\\]\\.tovpn_sid: (\\S+)`).exec(section)?.[1];
+  const out: { ipv4?: string; ipv6?: string } = {};
+  const v4 = sid("AFI_IP");
+  const v6 = sid("AFI_IP6");
+  if (v4 !== undefined && v4 !== "none") out.ipv4 = v4;
+  if (v6 !== undefined && v6 !== "none") out.ipv6 = v6;
+  return out;
+}
+
+/** The parts of FRR's `show bgp ipv4|ipv6 vpn rd RD PREFIX json` path objects the tests read. */
+export interface FrrVpnPath {
+  remoteSid?: string;
+  remoteLabel?: number;
+  valid?: boolean;
+  nexthops?: { ip: string }[];
+  peer?: { peerId: string };
+}
+
+export async function frrVpnPaths(frr: Frr, family: "ipv4" | "ipv6", rd: string, prefix: string): Promise<FrrVpnPath[]> {
+  // {"<rd>": {"prefix": …, "paths": […]}}, or {} when FRR has no such route.
+  const out = await frr.json<Record<string, { paths?: FrrVpnPath[] } | undefined>>(`show bgp ${family} vpn rd ${rd} ${prefix} json`);
+  return out[rd]?.paths ?? [];
+}

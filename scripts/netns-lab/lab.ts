@@ -178,7 +178,7 @@ async function applyObjects(kc: k8s.KubeConfig, settings: LabSettings): Promise<
   }
   for (const n of labNodes) {
     // No kubelets here: the lab registers the nodes, InternalIP being the underlay address.
-    const created = await core.createNode({ body: { metadata: { name: n.name, labels: { "kvrf.dev/role": n.role }, annotations: nodeAnnotations(n, settings) } } });
+    const created = await core.createNode({ body: { metadata: { name: n.name, labels: { "kvrf.dev/role": n.role, "kubernetes.io/hostname": n.name }, annotations: nodeAnnotations(n, settings) } } });
     await core.replaceNodeStatus({ name: n.name, body: { ...created, status: { addresses: [{ type: "InternalIP", address: underlayAddress(n, settings) }] } } });
   }
   // With FRR as the reflector no kvrfd reads the reflector's BGPInstance: FRR's configuration is

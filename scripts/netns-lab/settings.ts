@@ -26,6 +26,11 @@ export async function chooseSettings(args: readonly string[], log: (s: string) =
   const reflectorFlag = flag("reflector") ?? "gobgpd";
   if (!["gobgpd", "frr"].includes(reflectorFlag)) throw new Error(`--reflector: want gobgpd or frr, got ${reflectorFlag}`);
   const reflector = reflectorFlag as LabReflector;
+  const fabricFlag = flag("fabric") ?? "ibgp";
+  if (!["ibgp", "ebgp"].includes(fabricFlag)) throw new Error(`--fabric: want ibgp or ebgp, got ${fabricFlag}`);
+  if (fabricFlag === "ebgp" && reflector !== "frr") {
+    throw new Error("--fabric ebgp needs --reflector frr: the spine must pass the workers' next hops on unchanged (their VTEPs and SIDs' owners), which a gobgpd spine does not on eBGP sessions");
+  }
   if (!["auto", "srv6", "vxlan"].includes(encapFlag)) throw new Error(`--encap: want srv6, vxlan or auto, got ${encapFlag}`);
   if (underlayFlag !== undefined && !["4", "6"].includes(underlayFlag)) throw new Error(`--underlay: want 4 or 6, got ${underlayFlag}`);
   const report = await probeCapabilities();
@@ -48,7 +53,7 @@ export async function chooseSettings(args: readonly string[], log: (s: string) =
   if (missing.length > 0) {
     throw new Error(`the lab's ${encap} data plane needs ${describeMissing(missing)}, which this kernel (${report.kernel}) lacks${encap === "srv6" ? "; try --encap vxlan" : ""}`);
   }
-  const settings: LabSettings = { encap, underlay, ...(reflector === "frr" ? { reflector } : {}) };
+  const settings: LabSettings = { encap, underlay, ...(reflector === "frr" ? { reflector } : {}), ...(fabricFlag === "ebgp" ? { fabric: "ebgp" as const } : {}) };
   log(`kernel ${report.kernel}, ${mode} mode: ${describeSettings(settings)}`);
   return settings;
 }

@@ -21,9 +21,27 @@ export interface LabSettings {
    * FRR 8.4's bgpd + zebra, configured from the same BGPInstance (frr-reflector.ts), no kvrfd.
    */
   reflector?: LabReflector;
+  /**
+   * The BGP fabric; default "ibgp" (AS 65000 everywhere, the reflector reflects). "ebgp": an ASN
+   * per worker (workerAsn), eBGP with the reflector's node as the spine of AS 65000, the VPCs'
+   * route targets from the cluster-wide route-target ASN 65000 (docs/fabric.md). Needs FRR as the
+   * spine (reflector "frr"): it passes next hops on unchanged, which a VTEP needs.
+   */
+  fabric?: "ibgp" | "ebgp";
 }
 
 export type LabReflector = "gobgpd" | "frr";
+
+/** The lab's cluster ASN: the iBGP ASN, the spine's in an eBGP lab, and the route targets'. */
+export const labAsn = 65000;
+
+/** A worker's ASN under `s`: 65001, 65002, … in an eBGP lab (workers' order), else the lab's. */
+export function workerAsn(node: Pick<LabNode, "name">, s: LabSettings): number {
+  if (s.fabric !== "ebgp") return labAsn;
+  const i = workers.findIndex((w) => w.name === node.name);
+  if (i < 0) throw new Error(`${node.name} is not a worker of the lab`);
+  return labAsn + 1 + i;
+}
 
 /** The settings' reflector, its default filled in. */
 export function labReflector(s: LabSettings): LabReflector {
@@ -40,7 +58,7 @@ export const srv6Lab: LabSettings = { encap: "srv6", underlay: 6 };
 
 export function describeSettings(s: LabSettings): string {
   const mode = s.mode === "mixed" ? ", VRF-device mode on iad and dfw, policy-routing mode on sjc" : s.mode !== undefined ? `, ${s.mode} mode` : "";
-  const reflector = labReflector(s) === "frr" ? ", FRR as route reflector" : "";
+  const reflector = s.fabric === "ebgp" ? ", eBGP with an ASN per worker and FRR as the spine" : labReflector(s) === "frr" ? ", FRR as route reflector" : "";
   return `${s.encap === "srv6" ? "SRv6" : "VXLAN (EVPN type-5)"} over an IPv${s.underlay} underlay${mode}${reflector}`;
 }
 
@@ -127,7 +145,8 @@ export function conflist(node: LabNode, vpc: string, kubeconfig: string, stateDi
         ...(nodeMode(node, s) !== undefined ? { dataplaneMode: nodeMode(node, s) } : {}),
         kubeconfig,
         nodeName: node.name,
-        asn: 65000,
+        asn: workerAsn(node, s),
+        ...(s.fabric === "ebgp" ? { routeTargetASN: labAsn } : {}),
         stateDir,
         logFile,
         ipam: {
@@ -158,6 +177,43 @@ export function bgpInstances(s: LabSettings): Record<string, unknown>[] {
   const families = labFamilies(s);
   // Graceful restart: a restarting gobgpd's routes stay on the other nodes (docs/kvrfd.md).
   const gracefulRestart = { enabled: true, restartTime: 120 };
+  if (s.fabric === "ebgp") {
+    // One instance per worker (its own ASN), each peering with the spine; the spine peers with
+    // every worker in its ASN. The route targets come from the cluster's ASN on every worker.
+    return [
+      ...workers.map((w) => ({
+        apiVersion: "kvrf.dev/v1alpha1",
+        kind: "BGPInstance",
+        metadata: { name: `worker-${w.name}` },
+        spec: {
+          nodeSelector: { matchLabels: { "kvrf.dev/role": "worker", "kubernetes.io/hostname": w.name } },
+          asn: workerAsn(w, s),
+          routeTargetASN: labAsn,
+          encapsulation: s.encap,
+          routerID: { source: "Auto" },
+          listenPort: 179,
+          families,
+          gracefulRestart,
+          peers: [{ address: underlayAddress(rr, s), asn: labAsn, timers }],
+        },
+      })),
+      {
+        apiVersion: "kvrf.dev/v1alpha1",
+        kind: "BGPInstance",
+        metadata: { name: "route-reflector" },
+        spec: {
+          nodeSelector: { matchLabels: { "kvrf.dev/role": "route-reflector" } },
+          asn: labAsn,
+          encapsulation: s.encap,
+          routerID: { source: "Manual", value: "10.255.0.1" },
+          listenPort: 179,
+          families,
+          gracefulRestart,
+          peers: workers.map((w) => ({ address: underlayAddress(w, s), asn: workerAsn(w, s), timers })),
+        },
+      },
+    ];
+  }
   return [
     {
       apiVersion: "kvrf.dev/v1alpha1",

@@ -27,7 +27,7 @@ import { remoteRoutes, vrfImports } from "../../reconciler/vrf/planner.js";
 import { ignoreReason, indexNodes, nodeRecord } from "../../reconciler/vrf/trust.js";
 import { locatorAnnotation } from "../../shared/api-types.js";
 import { attachmentSid, parseLocator } from "../../shared/srv6-sid.js";
-import { startFrr, type Frr } from "../harness/frr.js";
+import { frrVpnPaths, frrVrfSids, startFrr, type Frr } from "../harness/frr.js";
 import { startGobgpd, type Gobgpd } from "../harness/gobgpd.js";
 import { cleanupNetns, createNetns, ip } from "../harness/netns.js";
 import { testEnvDir, tool } from "../harness/tools.js";
@@ -37,33 +37,6 @@ const keepDirs = process.env["KVRF_KEEP_TEST_DIRS"] === "1";
 
 const rt = (n: number) => ({ type: 0 as const, asn: 65000, assigned: n });
 const frrVrf = "kvrf-h1-v90";
-
-/** The SIDs FRR allocated to its VRF, per family, from `show bgp segment-routing srv6` (YAML-like text). */
-function frrVrfSids(text: string, vrf: string): { ipv4?: string; ipv6?: string } {
-  const section = text.split(/^- name: /m).find((s) => s.startsWith(`${vrf}\n`)) ?? "";
-  const sid = (afi: string) => new RegExp(`vpn_policy\\[${afi}\\]\\.tovpn_sid: (\\S+)`).exec(section)?.[1];
-  const out: { ipv4?: string; ipv6?: string } = {};
-  const v4 = sid("AFI_IP");
-  const v6 = sid("AFI_IP6");
-  if (v4 !== undefined && v4 !== "none") out.ipv4 = v4;
-  if (v6 !== undefined && v6 !== "none") out.ipv6 = v6;
-  return out;
-}
-
-/** The parts of FRR's `show bgp ipv4|ipv6 vpn rd RD PREFIX json` path objects the tests read. */
-interface FrrVpnPath {
-  remoteSid?: string;
-  remoteLabel?: number;
-  valid?: boolean;
-  nexthops?: { ip: string }[];
-  peer?: { peerId: string };
-}
-
-async function frrVpnPaths(frr: Frr, family: "ipv4" | "ipv6", rd: string, prefix: string): Promise<FrrVpnPath[]> {
-  // {"<rd>": {"prefix": …, "paths": […]}}, or {} when FRR has no such route.
-  const out = await frr.json<Record<string, { paths?: FrrVpnPath[] } | undefined>>(`show bgp ${family} vpn rd ${rd} ${prefix} json`);
-  return out[rd]?.paths ?? [];
-}
 
 describe.each([
   ["v4", "v3"],
