@@ -168,7 +168,7 @@ async function main(): Promise<void> {
       execFileSync("scripts/test", ["lab"], { cwd: repoRoot, stdio: "inherit" });
       return;
     default:
-      log("usage: scripts/lab up|demo [--encap srv6|vxlan|auto] [--underlay 4|6] [--reflector gobgpd|frr] | status | kvrf ARGS (kubectl kvrf in the lab) | test | down | pki DIR | clab-context DIR");
+      log("usage: scripts/lab up|demo [--encap srv6|vxlan|auto] [--underlay 4|6] [--reflector gobgpd|frr] [--fabric ibgp|ebgp] | status | kvrf ARGS (kubectl kvrf in the lab) | test | down | pki DIR | clab-context DIR");
       process.exitCode = cmd === "help" ? 0 : 2;
   }
 }
