@@ -103,7 +103,9 @@ describe.each(["v4", "v3"] as const)("EVPN type 5 between FRR 8.4 and gobgpd %s"
 
   it("FRR shows kvrf's type-5 routes with kvrf's RD, RT, encapsulation, router MAC and VNI, and drops them on withdrawal", async () => {
     await s.addLocalPaths(vpc, paths);
-    const t = await eventually("both routes in FRR", table, (x) => frrPaths(x, "65000:10", "[5]:[0]:[64]:[fd10::]").length > 0 && frrPaths(x, "65000:10", "[5]:[0]:[24]:[10.1.0.0]").length > 0);
+    // FRR lists a received path before its best-path run has marked it: wait for that too.
+    const chosen = (x: FrrEvpnTable, route: string): boolean => frrPaths(x, "65000:10", route).some((p) => p.bestpath?.overall === true);
+    const t = await eventually("both routes in FRR, chosen", table, (x) => chosen(x, "[5]:[0]:[64]:[fd10::]") && chosen(x, "[5]:[0]:[24]:[10.1.0.0]"));
     for (const [route, vni] of [
       ["[5]:[0]:[24]:[10.1.0.0]", "10010"],
       ["[5]:[0]:[64]:[fd10::]", "16777215"],
