@@ -43,7 +43,7 @@ import type { Speaker } from "./gobgp/speaker.js";
 import { SpeakerController, speakerKey } from "./bgp-instance/speaker-controller.js";
 import { SpeakerLink } from "./gobgp/speaker-link.js";
 import { StatusWriter } from "./vrf/status-writer.js";
-import { underlayTowardPeers, type RouteGet, type Underlay } from "./kernel/underlay.js";
+import { chooseNextHop, underlayTowardPeers, type AddrInfo, type RouteGet, type Underlay } from "./kernel/underlay.js";
 import { orphanKey, VrfController } from "./vrf/vrf-controller.js";
 import { indexNodes, nodeRecord, type NodeIndex } from "./vrf/trust.js";
 import type { ClaimObject } from "./kube/kube.js";
@@ -570,10 +570,10 @@ export class Daemon {
   private async resolveUnderlay(): Promise<Underlay> {
     const netnsOpt = this.cfg.netns === undefined ? {} : { netns: this.cfg.netns };
     let dev = this.cfg.underlayInterface;
-    let nextHop = this.cfg.nextHop;
+    let kernelChoice: string | undefined;
+    const node = this.nodes.get(this.cfg.nodeName);
     if (dev === undefined) {
       // Not configured: the link toward the node's IPv6 BGP peers (reconciler/kernel/underlay.ts).
-      const node = this.nodes.get(this.cfg.nodeName);
       const { chosen } = node === undefined ? { chosen: undefined } : selectInstance(this.instances.list(), node.metadata?.labels ?? {});
       const found = await underlayTowardPeers(
         (chosen?.spec.peers ?? []).map((p) => p.address),
@@ -581,15 +581,16 @@ export class Daemon {
       );
       this.log.info({ dev: found.dev, source: found.nextHop, peer: found.peer }, "underlay found from the route toward a BGP peer");
       dev = found.dev;
-      nextHop ??= found.nextHop;
+      kernelChoice = found.nextHop;
     }
+    let nextHop = this.cfg.nextHop;
     if (nextHop === undefined) {
-      const links = await ipJson<{ addr_info?: { family: string; local: string; scope: string }[] }>(
-        ["-6", "addr", "show", "dev", dev, "scope", "global"],
-        netnsOpt,
-      );
-      nextHop = links.flatMap((l) => l.addr_info ?? []).find((a) => a.family === "inet6" && a.scope === "global")?.local;
-      if (nextHop === undefined) throw new Error(`underlay interface ${dev} has no global IPv6 address to advertise as next hop (set --next-hop)`);
+      const links = await ipJson<{ addr_info?: AddrInfo[] }>(["-6", "addr", "show", "dev", dev, "scope", "global"], netnsOpt);
+      const nodeAddresses = node === undefined ? [] : nodeRecord(node).addresses;
+      const chosen = chooseNextHop(links.flatMap((l) => l.addr_info ?? []), nodeAddresses, kernelChoice);
+      if (chosen === undefined) throw new Error(`underlay interface ${dev} has no global IPv6 address to advertise as next hop (set --next-hop)`);
+      this.log.info({ dev, nextHop: chosen.address, why: chosen.why, nodeAddresses }, "next hop chosen among the underlay link's addresses");
+      nextHop = chosen.address;
     }
     this.underlayResolved = { dev, nextHop };
     this.log.info(this.underlayResolved, "underlay resolved");

@@ -4,6 +4,7 @@
 // (one fabric-facing link, or a loopback reached over several), so the DaemonSet works without a
 // per-cluster interface name; --underlay-interface and --next-hop still override it.
 import { isIPv6 } from "node:net";
+import ipaddr from "ipaddr.js";
 
 /** The node's underlay: the link SRv6 traffic leaves by, and the address it is advertised from. */
 export interface Underlay {
@@ -61,4 +62,49 @@ export async function underlayTowardPeers(peers: readonly string[], lookup: Rout
     }
   }
   throw new UnderlayError(`no underlay interface configured and none found toward the IPv6 BGP peers: ${reasons.join("; ")}`);
+}
+
+/** One IPv6 address of `ip -j -6 addr show dev DEV`, with the flags that matter here. */
+export interface AddrInfo {
+  family: string;
+  local: string;
+  scope: string;
+  /** Autoconfigured from a router advertisement (SLAAC). */
+  dynamic?: boolean;
+  temporary?: boolean;
+  deprecated?: boolean;
+  tentative?: boolean;
+  dadfailed?: boolean;
+}
+
+/**
+ * The address this node advertises as its next hop, among the global IPv6 addresses of the underlay
+ * link. Other nodes accept a node's SIDs only from a next hop that is one of its Node addresses
+ * (reconciler/vrf/trust.ts), so one of those comes first; then the kernel's own source toward the
+ * peer; then the first configured one. Addresses a router advertisement made (SLAAC: FRR sends
+ * router advertisements to any peer it negotiates extended next hops with, docs/interop.md) come
+ * after configured ones, or the next hop would change whenever a router on the link appears.
+ */
+export function chooseNextHop(addrs: readonly AddrInfo[], nodeAddresses: readonly string[], kernelChoice?: string): { address: string; why: string } | undefined {
+  const usable = addrs.filter((a) => a.family === "inet6" && a.scope === "global" && a.tentative !== true && a.dadfailed !== true && a.deprecated !== true);
+  const node = new Set(nodeAddresses.map(canonical));
+  const configured = (a: AddrInfo): boolean => a.dynamic !== true && a.temporary !== true;
+  const own = usable.filter((a) => node.has(canonical(a.local)));
+  const isKernel = (a: AddrInfo): boolean => kernelChoice !== undefined && canonical(a.local) === canonical(kernelChoice);
+  const nodeAddr = own.find(isKernel) ?? own[0];
+  if (nodeAddr !== undefined) return { address: nodeAddr.local, why: "the Node's own address" };
+  const kernel = usable.find((a) => isKernel(a) && configured(a));
+  if (kernel !== undefined) return { address: kernel.local, why: "the kernel's source address toward the peer" };
+  const first = usable.find(configured);
+  if (first !== undefined) return { address: first.local, why: "the link's first configured address" };
+  const auto = usable[0];
+  return auto === undefined ? undefined : { address: auto.local, why: "the link's only addresses are autoconfigured" };
+}
+
+function canonical(a: string): string {
+  try {
+    return ipaddr.parse(a).toNormalizedString();
+  } catch {
+    return a;
+  }
 }

@@ -230,8 +230,12 @@ async function buildNode(node: LabNode, apiSocket: string, adminKubeconfig: stri
   // Both families on every node; the settings choose which one BGP, next hops and VTEPs use.
   await ipn(ns, "-6", "addr", "add", `${node.address}/64`, "dev", "fab0", "nodad");
   await ipn(ns, "addr", "add", `${node.address4}/24`, "dev", "fab0");
+  // Nodes accept router advertisements though they forward (accept_ra=2, as many IPv6 Kubernetes
+  // nodes are set up): when FRR is the reflector it sends them (to every peer it negotiates extended
+  // next hops with) and each worker autoconfigures a second address on fab0, which kvrfd must not
+  // take for its next hop (reconciler/kernel/underlay.ts chooseNextHop, docs/interop.md).
+  await inNs(ns, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1", "net.ipv6.conf.fab0.accept_ra=2", "net.ipv6.conf.all.seg6_enabled=1", "net.ipv6.conf.fab0.seg6_enabled=1");
   await ipn(ns, "link", "set", "fab0", "up");
-  await inNs(ns, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1", "net.ipv6.conf.all.seg6_enabled=1", "net.ipv6.conf.fab0.seg6_enabled=1");
   for (const other of workers) {
     if (other.name !== node.name && other.locator !== undefined) await ipn(ns, "-6", "route", "add", other.locator, "via", other.address);
   }
