@@ -9,15 +9,18 @@
 //    those without any route target;
 //  - changing the VPCs applies at once, by soft reset, without the session going down;
 //  - an empty list passes nothing, no list everything; other policies stay, after kvrf's.
+// Then the policy calls alone against the FakeSpeaker and both gobgpds (STYLE 17).
 import { execFile } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BGPInstanceSpec } from "../../reconciler/bgp-instance/bgp-instance.js";
-import { applySessionPolicy, peerRestrictions, sessionPolicy, type PeerReset } from "../../reconciler/bgp-instance/session-policy.js";
+import { applySessionPolicy, complementPattern, peerRestrictions, sessionPolicy, type PeerReset } from "../../reconciler/bgp-instance/session-policy.js";
 import { connectSpeaker } from "../../reconciler/gobgp/connect.js";
 import type { RibFamily, RibPath, Speaker, SpeakerEvent, Srv6LocalPath, Vrf, VxlanLocalPath } from "../../reconciler/gobgp/speaker.js";
+import { SpeakerError } from "../../reconciler/gobgp/speaker.js";
+import { FakeSpeaker } from "../../reconciler/testing/fake-speaker.js";
 import { startGobgpd, type Gobgpd } from "../harness/gobgpd.js";
 import { cleanupNetns, createNetns, ip, type Netns } from "../harness/netns.js";
 import { testEnvDir, tool } from "../harness/tools.js";
@@ -221,5 +224,86 @@ describe.each(["v4", "v3"] as const)("session policies on a node running gobgpd 
     const exp = await sN.getGlobalPolicyAssignment("export");
     expect(exp.policies).toEqual([]);
     expect(["accept", "none"]).toContain(exp.defaultAction);
+  });
+});
+
+// The routing-policy calls alone (no peers), against the FakeSpeaker kvrfd's unit tests use and
+// both real gobgpds, so the fake keeps gobgpd's rules: a policy needs its sets, an assigned policy
+// or a set in use cannot be deleted, a deleted policy takes its statements along.
+describe.each([
+  { name: "FakeSpeaker", binary: undefined },
+  { name: "gobgpd 4.8", binary: "gobgpd4" as const },
+  { name: "gobgpd 3.10", binary: "gobgpd3" as const },
+])("policy objects on $name", ({ binary }) => {
+  let s: Speaker;
+  let stop: () => Promise<void> = async () => undefined;
+  beforeAll(async () => {
+    if (binary === undefined) {
+      s = new FakeSpeaker();
+    } else {
+      const root = path.join(testEnvDir, "run");
+      mkdirSync(root, { recursive: true });
+      const dir = mkdtempSync(path.join(root, `pol-obj-${binary}-`));
+      const d = await startGobgpd({ binary: tool(binary), dir });
+      s = await connectSpeaker(d.socket);
+      stop = async () => {
+        s.close();
+        await d.stop();
+        if (!keepDirs) rmSync(dir, { recursive: true, force: true });
+      };
+    }
+    await s.startBgp({ asn: 65000, routerId: "10.255.0.1", listenPort: -1 });
+  }, 30_000);
+  afterAll(() => stop(), 30_000);
+
+  const refused = async (p: Promise<unknown>): Promise<string> => {
+    try {
+      await p;
+    } catch (err) {
+      if (err instanceof SpeakerError) return err.kind;
+      throw err;
+    }
+    throw new Error("expected a refusal");
+  };
+
+  it("sets, a policy, its assignment; deletions in the order gobgpd allows", async () => {
+    await s.addDefinedSet({ type: "neighbor", name: "kvrf-t-peer-0", list: ["192.0.2.2/32"] });
+    await s.addDefinedSet({ type: "ext-community", name: "kvrf-t-rt-0", list: ["rt:^65000:10$"] });
+    await s.addDefinedSet({ type: "ext-community", name: "kvrf-t-foreign-0", list: [`rt:${complementPattern(["65000:10"])}`] });
+    expect(await s.listDefinedSets("neighbor")).toEqual(["kvrf-t-peer-0"]);
+    expect((await s.listDefinedSets("ext-community")).sort()).toEqual(["kvrf-t-foreign-0", "kvrf-t-rt-0"]);
+    const policy = {
+      name: "kvrf-t-import",
+      statements: [
+        { name: "kvrf-t-in-0-foreign", neighborSet: "kvrf-t-peer-0", extCommunitySet: "kvrf-t-foreign-0", action: "reject" as const },
+        { name: "kvrf-t-in-0-vpcs", neighborSet: "kvrf-t-peer-0", extCommunitySet: "kvrf-t-rt-0", action: "accept" as const },
+        { name: "kvrf-t-in-0-other", neighborSet: "kvrf-t-peer-0", action: "reject" as const },
+      ],
+    };
+    await s.addPolicy(policy);
+    expect(await s.listPolicies()).toEqual(["kvrf-t-import"]);
+    await s.setGlobalPolicyAssignment("import", { policies: ["kvrf-t-import"], defaultAction: "accept" });
+    expect(await s.getGlobalPolicyAssignment("import")).toEqual({ policies: ["kvrf-t-import"], defaultAction: "accept" });
+    // A set in use stays.
+    expect(await refused(s.deleteDefinedSet("ext-community", "kvrf-t-rt-0"))).toBe("other");
+
+    await s.setGlobalPolicyAssignment("import", { policies: [], defaultAction: "accept" });
+    await s.deletePolicy("kvrf-t-import");
+    expect(await s.listPolicies()).toEqual([]);
+    // Its statements went with it: the sets are free.
+    for (const n of ["kvrf-t-rt-0", "kvrf-t-foreign-0"]) await s.deleteDefinedSet("ext-community", n);
+    await s.deleteDefinedSet("neighbor", "kvrf-t-peer-0");
+    expect(await s.listDefinedSets("neighbor")).toEqual([]);
+    expect(await s.listDefinedSets("ext-community")).toEqual([]);
+  });
+
+  it("applySessionPolicy writes, recognises and removes its policy the same way", async () => {
+    const policy = sessionPolicy(peerRestrictions({ nodeSelector: {}, asn: 65000, peers: [{ address: "192.0.2.2", asn: 65100, vpcs: ["a", "14"] }] }).restrictions);
+    expect((await applySessionPolicy(s, policy, undefined, [])).changed).toBe(true);
+    expect((await applySessionPolicy(s, policy, undefined, [])).changed).toBe(false);
+    expect((await s.getGlobalPolicyAssignment("export")).policies).toEqual([`kvrf-${policy?.id}-export`]);
+    expect((await applySessionPolicy(s, undefined, policy?.peers, [])).changed).toBe(true);
+    expect(await s.listPolicies()).toEqual([]);
+    expect(await s.listDefinedSets("ext-community")).toEqual([]);
   });
 });
