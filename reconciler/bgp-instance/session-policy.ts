@@ -237,7 +237,7 @@ export function peerResets(
  * set and assignment entry alone. `previous` is the peers' restrictions this kvrfd last applied in
  * this gobgpd (undefined: unknown, e.g. after kvrfd restarted); on a change the established
  * `peers` whose restriction changed are reset (peerResets). Idempotent: with gobgpd
- * already as desired it only reads the two assignments.
+ * already as desired it only reads the two assignments and the policy names.
  */
 export async function applySessionPolicy(
   speaker: Speaker,
