@@ -625,6 +625,39 @@ describe("controllers", () => {
     expect(r.api.nodeStatus.get("workers")).toBeUndefined();
   });
 
+  it("applies the peers' vpcs as gobgpd policy before it adds the peer, and reports a failure in the node's status", async () => {
+    const r = await started();
+    const i = r.instances.get("workers");
+    if (i === undefined) throw new Error("no instance");
+    const withVpcs = (vpcs: string[]): BGPInstance => ({ ...i, spec: { ...i.spec, peers: [{ address: "fd00:ff::1", asn: 65000 }, { address: "fd00:ff::2", asn: 65100, vpcs }] } });
+    r.instances.put(withVpcs(["abc"]));
+    r.queue.add(speakerKey);
+    await r.settle();
+    const imp = r.fake.assignments.import.policies[0] ?? "";
+    expect(imp).toMatch(/^kvrf-[0-9a-f]{8}-import$/);
+    expect(r.fake.log.indexOf(`setGlobalPolicyAssignment export ${imp.replace("import", "export")}`)).toBeLessThan(r.fake.log.indexOf("addPeer fd00:ff::2"));
+    expect(r.fake.definedSets.get(`ext-community ${imp.replace("import", "rt-0")}`)?.list).toEqual(["rt:^65000:2748$"]);
+    expect(r.fake.policies.get(imp)?.statements.map((st) => st.action)).toEqual(["reject", "accept", "reject"]);
+
+    // gobgpd refuses: the Ready condition says so, the old policy stays in force, a retry completes it.
+    r.fake.failNext("addPolicy", "other", 2);
+    r.instances.put(withVpcs(["abc", "def"]));
+    r.queue.add(speakerKey);
+    await until(() => r.api.events.some((e) => e.reason === "InvalidConfig" && e.message.includes("session policies (peers' vpcs): addPolicy")) || r.api.events.length > 10);
+    expect(r.api.events.map((e) => e.message)).toContainEqual(expect.stringMatching(/node n1: gobgpd: session policies \(peers' vpcs\): addPolicy: injected other/));
+    await r.settle();
+    expect(r.fake.assignments.import.policies[0]).not.toBe(imp);
+    expect(r.fake.definedSets.get(`ext-community ${(r.fake.assignments.import.policies[0] ?? "").replace("import", "rt-0")}`)?.list).toEqual(["rt:^65000:2748$", "rt:^65000:3567$"]);
+    expect(r.api.nodeStatus.get("workers")?.conditions?.find((c) => c.type === "Ready")).toMatchObject({ status: "True" });
+
+    // No vpcs any more: kvrf's policies are gone.
+    r.instances.put(i);
+    r.queue.add(speakerKey);
+    await r.settle();
+    expect(r.fake.policies.size).toBe(0);
+    expect(r.fake.assignments.import.policies).toEqual([]);
+  });
+
   it("reports a router ID published by another node", async () => {
     const r = await started();
     const i = r.instances.get("workers");

@@ -8,6 +8,7 @@ import { autoRouterId, manualRouterId, RouterIdError, type NodeAddress } from ".
 import type { GlobalConfig, PeerConfig, PeerFamily } from "../gobgp/speaker.js";
 import { compareText } from "../../shared/order.js";
 import type { ExternalRoutesSpec } from "../vrf/trust.js";
+import { peerRestrictions, sessionPolicy, type SessionPolicy } from "./session-policy.js";
 
 export interface SecretKeyRef {
   namespace: string;
@@ -27,6 +28,11 @@ export interface BGPPeerSpec {
   port?: number;
   localAddress?: string;
   families?: Family[];
+  /**
+   * When set, the session carries only these VPCs' routes (VPC IDs, hex), both ways: a path whose
+   * route targets are not all theirs is neither sent nor accepted. Empty: nothing. Absent: all.
+   */
+  vpcs?: string[];
 }
 
 export interface BGPInstanceSpec {
@@ -110,6 +116,10 @@ export interface DesiredSpeaker {
   peers: PeerConfig[];
   /** Peers left out, with why (e.g. their password Secret is missing). */
   skippedPeers: string[];
+  /** The routing policy of the peers with `vpcs` (undefined: none has). */
+  sessionPolicy?: SessionPolicy;
+  /** VPCs of peers' `vpcs` left out, with why. */
+  policyProblems: string[];
 }
 
 /** Resolves a password Secret key; undefined when the Secret or key is missing. */
@@ -168,5 +178,7 @@ export async function desiredSpeaker(
     }
     peers.push(peer);
   }
-  return { global, routerIdFrom: routerId.from, peers, skippedPeers };
+  const { restrictions, problems } = peerRestrictions(spec);
+  const policy = sessionPolicy(restrictions);
+  return { global, routerIdFrom: routerId.from, peers, skippedPeers, policyProblems: problems, ...(policy !== undefined ? { sessionPolicy: policy } : {}) };
 }

@@ -15,6 +15,7 @@ import type { Session } from "../gobgp/speaker-link.js";
 import { peerFingerprint, planGlobal, planPeers } from "./speaker-planner.js";
 import type { NodeKernel } from "../kernel/node-kernel.js";
 import { externalPolicy, type ExternalPolicy } from "../vrf/trust.js";
+import { applySessionPolicy } from "./session-policy.js";
 
 export const speakerKey = "\u0000speaker";
 
@@ -50,6 +51,9 @@ export class SpeakerController {
   private secretRefs = false;
   private externalText = "";
   private externalPolicy: ExternalPolicy | undefined;
+  /** The peers' restrictions (session policies) applied in this speaker session; undefined: unknown. */
+  private appliedPolicy: ReadonlyMap<string, readonly string[]> | undefined;
+  private policyProblemsText = "";
 
   constructor(private readonly d: SpeakerControllerDeps) {}
 
@@ -140,6 +144,7 @@ export class SpeakerController {
     if (firstLook) {
       this.applied = new Map();
       this.appliedGeneration = s.generation;
+      this.appliedPolicy = undefined;
     }
     const observed = await s.speaker.getGlobal();
     if (firstLook && observed !== undefined && s.freshSince === undefined) {
@@ -182,6 +187,7 @@ export class SpeakerController {
         s.freshSince = this.now();
         this.starts++;
         this.applied.clear();
+        this.appliedPolicy = undefined;
         await this.d.link.loadVrfs(s);
         this.d.metrics.replays.inc({ reason: action.op === "restart" ? "config-change" : this.hadBgp ? "gobgpd-restart" : "start" });
         this.hadBgp = true;
@@ -192,6 +198,8 @@ export class SpeakerController {
     if (!s.started || desired === undefined || problem !== undefined) return s.started ? s.speaker.listPeers() : [];
 
     const before = await s.speaker.listPeers();
+    // Before any peer is added: a restricted peer never sees a moment without its filter.
+    await this.applyPolicy(s, desired, before);
     const actions = planPeers(desired.peers, before, this.applied);
     for (const a of actions) {
       if (a.op === "delete-peer") {
@@ -210,6 +218,28 @@ export class SpeakerController {
     // Peers that were already right when this session began count as applied from now on.
     for (const p of desired.peers) if (!this.applied.has(p.address)) this.applied.set(p.address, peerFingerprint(p));
     return actions.length > 0 ? s.speaker.listPeers() : before;
+  }
+
+  /** The session policies (peers' vpcs) into gobgpd; failures name themselves in the Ready condition. */
+  private async applyPolicy(s: Session, desired: DesiredSpeaker, before: readonly PeerStatus[]): Promise<void> {
+    const problems = desired.policyProblems.join("; ");
+    if (problems !== this.policyProblemsText) {
+      this.policyProblemsText = problems;
+      if (problems !== "") this.d.log.warn({ problems: desired.policyProblems }, "peers' vpcs: VPCs left out");
+    }
+    const established = before.filter((p) => p.state === "established").map((p) => p.address);
+    try {
+      const r = await applySessionPolicy(s.speaker, desired.sessionPolicy, this.appliedPolicy, established);
+      if (r.changed) {
+        this.d.metrics.speakerWrites.inc({ op: "session-policy" });
+        this.d.log.info({ policy: desired.sessionPolicy?.id ?? "none", restricted: [...(desired.sessionPolicy?.peers.keys() ?? [])], reset: r.reset }, "session policies applied");
+      }
+    } catch (err) {
+      this.appliedPolicy = undefined;
+      if (err instanceof SpeakerError) throw new SpeakerError(err.kind, `session policies (peers' vpcs): ${err.message}`, { cause: err });
+      throw err;
+    }
+    this.appliedPolicy = desired.sessionPolicy?.peers ?? new Map<string, string[]>();
   }
 
   private updatePeerMetrics(peers: readonly PeerStatus[]): void {

@@ -5,10 +5,42 @@
 // generated code, so that the v3 API is still loaded only when gobgpd speaks it (connect.ts).
 import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import type { CallOptions } from "@connectrpc/connect";
-import { SpeakerError, type GlobalConfig, type LocalPath, type PeerConfig, type PeerStatus, type RibFamily, type RibPath, type Speaker, type SpeakerEvent, type Vrf, type VrfPath } from "./speaker.js";
+import {
+  SpeakerError,
+  type DefinedSet,
+  type DefinedSetType,
+  type GlobalConfig,
+  type LocalPath,
+  type PeerConfig,
+  type PeerStatus,
+  type PolicyAssignment,
+  type PolicyDirection,
+  type RibFamily,
+  type RibPath,
+  type RoutingPolicy,
+  type SoftResetDirection,
+  type Speaker,
+  type SpeakerEvent,
+  type Vrf,
+  type VrfPath,
+} from "./speaker.js";
 import type { Channel } from "./channel.js";
 import { checkAddress, ribFamily, vrfViewFamily } from "./convert.js";
-import { globalFrom, globalTo, peerFrom, peerTo, type GlobalMessage, type PeerMessage } from "./convert-common.js";
+import {
+  assignmentFrom,
+  assignmentTo,
+  definedSetTo,
+  globalFrom,
+  globalTo,
+  peerFrom,
+  peerTo,
+  policyTo,
+  type AssignmentMessage,
+  type GlobalMessage,
+  type PeerMessage,
+  type PolicyEnums,
+  type PolicyMessage,
+} from "./convert-common.js";
 import { once, PathBatcher } from "./path-batch.js";
 
 /** The message types that differ between the two APIs. */
@@ -64,6 +96,15 @@ export interface GobgpClient<M extends WireMessages> {
   deletePath(req: { tableType: number; family: M["pathInit"]["family"]; path: M["pathInit"] }, opts: CallOptions): Promise<unknown>;
   addPathStream(reqs: AsyncIterable<{ tableType: number; paths: M["pathInit"][] }>, opts: CallOptions): Promise<unknown>;
   watchEvent(req: M["watchRequest"], opts: CallOptions): AsyncIterable<M["watchResponse"]>;
+  resetPeer(req: { address: string; soft: boolean; direction: number; communication?: string }, opts: CallOptions): Promise<unknown>;
+  listDefinedSet(req: { definedType: number }, opts: CallOptions): AsyncIterable<{ definedSet?: { name: string } | undefined }>;
+  addDefinedSet(req: { definedSet: { definedType: number; name: string; list: string[] } }, opts: CallOptions): Promise<unknown>;
+  deleteDefinedSet(req: { definedSet: { definedType: number; name: string }; all: boolean }, opts: CallOptions): Promise<unknown>;
+  listPolicy(req: object, opts: CallOptions): AsyncIterable<{ policy?: { name: string } | undefined }>;
+  addPolicy(req: { policy: PolicyMessage; referExistingStatements: boolean }, opts: CallOptions): Promise<unknown>;
+  deletePolicy(req: { policy: { name: string }; preserveStatements: boolean; all: boolean }, opts: CallOptions): Promise<unknown>;
+  listPolicyAssignment(req: { name: string; direction: number }, opts: CallOptions): AsyncIterable<{ assignment?: AssignmentMessage | undefined }>;
+  setPolicyAssignment(req: { assignment: AssignmentMessage }, opts: CallOptions): Promise<unknown>;
 }
 
 /** What one API version supplies to the adapter. */
@@ -73,6 +114,8 @@ export interface Wire<M extends WireMessages> {
   /** TableType numbers: the enums differ (v3 has no UNSPECIFIED value). */
   readonly globalTable: number;
   readonly vrfTable: number;
+  /** The policy enums' numbers. */
+  readonly policy: PolicyEnums;
   readonly watchRequest: M["watchRequest"];
   vrfTo(vrf: Vrf): M["vrfInit"];
   vrfFrom(v: M["vrf"]): Vrf;
@@ -207,6 +250,60 @@ export class GoBgpSpeaker<M extends WireMessages> implements Speaker {
       return;
     }
     await this.channel.call(`AddPathStream (${paths.length} paths)`, (o) => this.client.addPathStream(once({ tableType, paths }), o));
+  }
+
+  async listDefinedSets(type: DefinedSetType): Promise<string[]> {
+    const definedType = this.wire.policy.definedType[type];
+    const rs = await this.channel.list(`ListDefinedSet ${type}`, (o) => this.client.listDefinedSet({ definedType }, o));
+    return rs.flatMap((r) => (r.definedSet !== undefined ? [r.definedSet.name] : []));
+  }
+
+  async addDefinedSet(set: DefinedSet): Promise<void> {
+    const definedSet = definedSetTo(set, this.wire.policy);
+    await this.channel.call(`AddDefinedSet ${set.name}`, (o) => this.client.addDefinedSet({ definedSet }, o));
+  }
+
+  async deleteDefinedSet(type: DefinedSetType, name: string): Promise<void> {
+    const definedSet = { definedType: this.wire.policy.definedType[type], name };
+    await this.channel.call(`DeleteDefinedSet ${name}`, (o) => this.client.deleteDefinedSet({ definedSet, all: true }, o));
+  }
+
+  async listPolicies(): Promise<string[]> {
+    const rs = await this.channel.list("ListPolicy", (o) => this.client.listPolicy({}, o));
+    return rs.flatMap((r) => (r.policy !== undefined ? [r.policy.name] : []));
+  }
+
+  async addPolicy(policy: RoutingPolicy): Promise<void> {
+    const p = policyTo(policy, this.wire.policy);
+    await this.channel.call(`AddPolicy ${policy.name}`, (o) => this.client.addPolicy({ policy: p, referExistingStatements: false }, o));
+  }
+
+  async deletePolicy(name: string): Promise<void> {
+    // all: the whole policy (without it gobgpd removes only the statements the request lists);
+    // preserveStatements false: its statements go with it, or their defined sets stay in use.
+    await this.channel.call(`DeletePolicy ${name}`, (o) => this.client.deletePolicy({ policy: { name }, preserveStatements: false, all: true }, o));
+  }
+
+  async getGlobalPolicyAssignment(direction: PolicyDirection): Promise<PolicyAssignment> {
+    const rs = await this.channel.list(`ListPolicyAssignment global ${direction}`, (o) =>
+      this.client.listPolicyAssignment({ name: "global", direction: this.wire.policy.direction[direction] }, o),
+    );
+    return assignmentFrom(rs[0]?.assignment, this.wire.policy);
+  }
+
+  async setGlobalPolicyAssignment(direction: PolicyDirection, assignment: PolicyAssignment): Promise<void> {
+    const a = assignmentTo(direction, assignment, this.wire.policy);
+    await this.channel.call(`SetPolicyAssignment global ${direction}`, (o) => this.client.setPolicyAssignment({ assignment: a }, o));
+  }
+
+  async resetPeer(address: string, how: SoftResetDirection | "hard"): Promise<void> {
+    checkAddress(address, "ResetPeer address");
+    if (how === "hard") {
+      await this.channel.call(`ResetPeer ${address}`, (o) => this.client.resetPeer({ address, soft: false, direction: 0, communication: "kvrf: session policy changed" }, o));
+      return;
+    }
+    const direction = this.wire.policy.resetDirection[how];
+    await this.channel.call(`ResetPeer ${address} soft ${how}`, (o) => this.client.resetPeer({ address, soft: true, direction }, o));
   }
 
   async *watch(signal: AbortSignal): AsyncGenerator<SpeakerEvent, void, undefined> {

@@ -4,7 +4,22 @@
 // NLRIs, attributes). No generated code is imported: each message is typed by the fields kvrf
 // uses, which both APIs' generated types have.
 import type { AdminAssigned } from "../../shared/route-distinguisher.js";
-import type { GlobalConfig, PeerConfig, PeerStatus, RibPath, SpeakerEvent, Vrf, VrfPath } from "./speaker.js";
+import {
+  SpeakerError,
+  type DefinedSet,
+  type DefinedSetType,
+  type GlobalConfig,
+  type PeerConfig,
+  type PeerStatus,
+  type PolicyAssignment,
+  type PolicyDirection,
+  type RibPath,
+  type RoutingPolicy,
+  type SoftResetDirection,
+  type SpeakerEvent,
+  type Vrf,
+  type VrfPath,
+} from "./speaker.js";
 import {
   canonicalIp,
   checkGlobal,
@@ -326,4 +341,79 @@ export function eventFrom<P extends PathMessage>(r: WatchEventMessage<P>, ribPat
     default:
       return undefined;
   }
+}
+
+// ---- routing policy ----
+// DefinedSet, Statement, Policy and PolicyAssignment have the same fields in both APIs; only the
+// enum numbers differ (v3 has no UNSPECIFIED values), and each API supplies them (PolicyEnums).
+
+/** One API's numbers of the policy enums kvrf uses. */
+export interface PolicyEnums {
+  definedType: Record<DefinedSetType, number>;
+  /** MatchSet.Type ANY (the only match kvrf uses: INVERT and ALL differ between 3.10 and 4.8). */
+  matchAny: number;
+  routeAction: { none: number; accept: number; reject: number };
+  direction: Record<PolicyDirection, number>;
+  resetDirection: Record<SoftResetDirection, number>;
+}
+
+interface MatchSetMessage {
+  type: number;
+  name: string;
+}
+
+/** gobgpd's Statement, the parts kvrf writes and reads. */
+export interface StatementMessage {
+  name: string;
+  conditions?: { neighborSet?: MatchSetMessage | undefined; extCommunitySet?: MatchSetMessage | undefined } | undefined;
+  actions?: { routeAction: number } | undefined;
+}
+
+export interface PolicyMessage {
+  name: string;
+  statements: StatementMessage[];
+}
+
+export interface AssignmentMessage {
+  name: string;
+  direction: number;
+  policies: { name: string }[];
+  defaultAction: number;
+}
+
+export function definedSetTo(set: DefinedSet, e: PolicyEnums): { definedType: number; name: string; list: string[] } {
+  if (set.name === "") throw new SpeakerError("invalid", "defined set: empty name");
+  return { definedType: e.definedType[set.type], name: set.name, list: [...set.list] };
+}
+
+function actionTo(a: "accept" | "reject" | "none", e: PolicyEnums): number {
+  return e.routeAction[a];
+}
+
+function actionFrom(n: number, e: PolicyEnums): "accept" | "reject" | "none" {
+  return n === e.routeAction.accept ? "accept" : n === e.routeAction.reject ? "reject" : "none";
+}
+
+export function policyTo(policy: RoutingPolicy, e: PolicyEnums): PolicyMessage {
+  if (policy.name === "") throw new SpeakerError("invalid", "policy: empty name");
+  return {
+    name: policy.name,
+    statements: policy.statements.map((st) => ({
+      name: st.name,
+      conditions: {
+        neighborSet: { type: e.matchAny, name: st.neighborSet },
+        ...(st.extCommunitySet !== undefined ? { extCommunitySet: { type: e.matchAny, name: st.extCommunitySet } } : {}),
+      },
+      actions: { routeAction: actionTo(st.action, e) },
+    })),
+  };
+}
+
+/** The global assignment of a direction; policies are referred to by name. */
+export function assignmentTo(direction: PolicyDirection, a: PolicyAssignment, e: PolicyEnums): AssignmentMessage {
+  return { name: "global", direction: e.direction[direction], policies: a.policies.map((name) => ({ name })), defaultAction: actionTo(a.defaultAction, e) };
+}
+
+export function assignmentFrom(a: AssignmentMessage | undefined, e: PolicyEnums): PolicyAssignment {
+  return { policies: (a?.policies ?? []).map((p) => p.name), defaultAction: actionFrom(a?.defaultAction ?? e.routeAction.none, e) };
 }

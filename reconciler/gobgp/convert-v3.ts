@@ -27,6 +27,11 @@ import {
   type PrefixSID,
 } from "../../proto/gen/apipb/attribute_pb.js";
 import {
+  DefinedType,
+  MatchSet_Type,
+  PolicyDirection,
+  ResetPeerRequest_SoftResetDirection,
+  RouteAction,
   TableType,
   WatchEventRequest_Table_Filter_Type,
   type Destination,
@@ -67,11 +72,21 @@ import {
   vrfTo,
   watchRequest,
   type PathAttributes,
+  type PolicyEnums,
 } from "./convert-common.js";
 import type { Srv6ServiceTlv } from "./srv6-transposition.js";
 
 export const vrfTable = TableType.VRF;
 export const globalTable = TableType.GLOBAL;
+
+/** The v3 numbers of the policy enums (no UNSPECIFIED values: ANY is 0, IN is 0). */
+export const policyEnumsV3: PolicyEnums = {
+  definedType: { neighbor: DefinedType.NEIGHBOR, "ext-community": DefinedType.EXT_COMMUNITY },
+  matchAny: MatchSet_Type.ANY,
+  routeAction: { none: RouteAction.NONE, accept: RouteAction.ACCEPT, reject: RouteAction.REJECT },
+  direction: { import: PolicyDirection.IMPORT, export: PolicyDirection.EXPORT },
+  resetDirection: { in: ResetPeerRequest_SoftResetDirection.IN, out: ResetPeerRequest_SoftResetDirection.OUT, both: ResetPeerRequest_SoftResetDirection.BOTH },
+};
 
 function unexpected(message: string): SpeakerError {
   return new SpeakerError("other", `gobgpd v3 answered something kvrf cannot read: ${message}`);

@@ -6,6 +6,11 @@ import type { Attribute, PrefixSID, PrefixSIDSchema } from "../../proto/gen/api/
 import type { RouteDistinguisher, RouteDistinguisherSchema } from "../../proto/gen/api/common_pb.js";
 import type { ExtendedCommunity, ExtendedCommunitySchema, RouteTarget, RouteTargetSchema } from "../../proto/gen/api/extcom_pb.js";
 import {
+  DefinedType,
+  MatchSet_Type,
+  PolicyDirection,
+  ResetPeerRequest_Direction,
+  RouteAction,
   TableType,
   WatchEventRequest_Table_Filter_Type,
   type Destination,
@@ -46,11 +51,21 @@ import {
   vrfTo,
   watchRequest,
   type PathAttributes,
+  type PolicyEnums,
 } from "./convert-common.js";
 import type { Srv6ServiceTlv } from "./srv6-transposition.js";
 
 export const vrfTable = TableType.VRF;
 export const globalTable = TableType.GLOBAL;
+
+/** The v4 numbers of the policy enums. */
+export const policyEnumsV4: PolicyEnums = {
+  definedType: { neighbor: DefinedType.NEIGHBOR, "ext-community": DefinedType.EXT_COMMUNITY },
+  matchAny: MatchSet_Type.ANY,
+  routeAction: { none: RouteAction.UNSPECIFIED, accept: RouteAction.ACCEPT, reject: RouteAction.REJECT },
+  direction: { import: PolicyDirection.IMPORT, export: PolicyDirection.EXPORT },
+  resetDirection: { in: ResetPeerRequest_Direction.IN, out: ResetPeerRequest_Direction.OUT, both: ResetPeerRequest_Direction.BOTH },
+};
 
 function unexpected(message: string): SpeakerError {
   return new SpeakerError("other", `gobgpd v4 answered something kvrf cannot read: ${message}`);

@@ -181,6 +181,40 @@ export type SpeakerEvent =
   | { kind: "peer"; address: string; state: PeerSessionState }
   | { kind: "watching" };
 
+/**
+ * gobgpd's routing-policy objects, the subset kvrf writes (session policies, docs/fabric.md):
+ * defined sets of neighbors or of extended communities (entries "rt:<regexp>"), policies whose
+ * statements match a neighbor set and optionally (any of) an ext-community set and then accept or
+ * reject, and the global import and export policy lists.
+ */
+export type DefinedSetType = "neighbor" | "ext-community";
+export interface DefinedSet {
+  type: DefinedSetType;
+  name: string;
+  list: string[];
+}
+export type RouteAction = "accept" | "reject";
+export interface PolicyStatement {
+  name: string;
+  /** Matches paths from (import) or to (export) a neighbor of this set. */
+  neighborSet: string;
+  /** And, when set, paths carrying any extended community of this set. */
+  extCommunitySet?: string;
+  action: RouteAction;
+}
+export interface RoutingPolicy {
+  name: string;
+  statements: PolicyStatement[];
+}
+export type PolicyDirection = "import" | "export";
+/** The global import or export assignment: its policies by name, in order, and the default. */
+export interface PolicyAssignment {
+  policies: string[];
+  /** "none" when gobgpd reports none (it then accepts). */
+  defaultAction: RouteAction | "none";
+}
+export type SoftResetDirection = "in" | "out" | "both";
+
 export type SpeakerErrorKind = "already-exists" | "not-found" | "not-started" | "unavailable" | "invalid" | "other";
 
 /** Every failure of a Speaker call, classified once (gobgpd often reports them as text). */
@@ -239,6 +273,26 @@ export interface Speaker {
   addLocalPaths(vrf: Vrf, paths: readonly LocalPath[]): Promise<void>;
   /** Withdraws `paths` of `vrf` (by form, RD and prefix); withdrawing one that is not there succeeds. */
   deleteLocalPaths(vrf: Vrf, paths: readonly LocalPath[]): Promise<void>;
+
+  /** Names of the defined sets of `type`. */
+  listDefinedSets(type: DefinedSetType): Promise<string[]>;
+  addDefinedSet(set: DefinedSet): Promise<void>;
+  deleteDefinedSet(type: DefinedSetType, name: string): Promise<void>;
+  /** Names of the policies. */
+  listPolicies(): Promise<string[]>;
+  /** Adds the policy with its statements (names must be new: gobgpd merges into an existing one). */
+  addPolicy(policy: RoutingPolicy): Promise<void>;
+  /** Deletes the policy and its statements (the policy must not be assigned). */
+  deletePolicy(name: string): Promise<void>;
+  getGlobalPolicyAssignment(direction: PolicyDirection): Promise<PolicyAssignment>;
+  /** Replaces the global import or export policy list (the policies must exist). */
+  setGlobalPolicyAssignment(direction: PolicyDirection, assignment: PolicyAssignment): Promise<void>;
+  /**
+   * Soft reset: the peer's received paths go through the import policy again ("in"), its
+   * advertised ones through the export policy ("out"), without dropping the session; "hard"
+   * resets the session (a NOTIFICATION, then it comes back).
+   */
+  resetPeer(address: string, how: SoftResetDirection | "hard"): Promise<void>;
 
   /**
    * Events until `signal` aborts or the connection breaks; the iterator then ends (on abort) or

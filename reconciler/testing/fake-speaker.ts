@@ -12,13 +12,19 @@ import { checkLocalGlobalPath, checkPeer, checkVrf, readRouterMac } from "../gob
 import {
   SpeakerError,
   type AddressFamily,
+  type DefinedSet,
+  type DefinedSetType,
   type EvpnInfo,
   type GlobalConfig,
   type LocalPath,
   type PeerConfig,
   type PeerStatus,
+  type PolicyAssignment,
+  type PolicyDirection,
   type RibFamily,
   type RibPath,
+  type RoutingPolicy,
+  type SoftResetDirection,
   type Speaker,
   type SpeakerErrorKind,
   type SpeakerEvent,
@@ -90,6 +96,11 @@ export class FakeSpeaker implements Speaker {
   private readonly failures: { call: FakeCall | "*"; kind: SpeakerErrorKind; times: number }[] = [];
   private watchers = new Set<{ push: (e: SpeakerEvent | Error) => void }>();
 
+  /** Routing policy as gobgpd keeps it (not applied to paths: the real daemons are tested for that). */
+  readonly definedSets = new Map<string, DefinedSet>();
+  readonly policies = new Map<string, RoutingPolicy>();
+  readonly assignments: Record<PolicyDirection, PolicyAssignment> = { import: { policies: [], defaultAction: "accept" }, export: { policies: [], defaultAction: "accept" } };
+
   /** Makes the next `times` calls of `call` (or of any call) fail with `kind`. */
   failNext(call: FakeCall | "*", kind: SpeakerErrorKind, times = 1): void {
     this.failures.push({ call, kind, times });
@@ -104,6 +115,10 @@ export class FakeSpeaker implements Speaker {
     this.localEvpnPaths.clear();
     this.localVrf.clear();
     this.remote = [];
+    this.definedSets.clear();
+    this.policies.clear();
+    this.assignments.import = { policies: [], defaultAction: "accept" };
+    this.assignments.export = { policies: [], defaultAction: "accept" };
     for (const w of this.watchers) w.push(new SpeakerError("unavailable", "fake gobgpd restarted"));
     this.watchers.clear();
   }
@@ -230,6 +245,74 @@ export class FakeSpeaker implements Speaker {
     this.check("deletePeer", true);
     if (!this.peers.delete(address)) throw new SpeakerError("not-found", `peer ${address} not found`);
     this.log.push(`deletePeer ${address}`);
+  }
+
+  async listDefinedSets(type: DefinedSetType): Promise<string[]> {
+    this.check("listDefinedSets", false);
+    return [...this.definedSets.values()].filter((d) => d.type === type).map((d) => d.name);
+  }
+
+  async addDefinedSet(set: DefinedSet): Promise<void> {
+    this.check("addDefinedSet", false);
+    const key = `${set.type} ${set.name}`;
+    const old = this.definedSets.get(key);
+    // gobgpd appends to an existing set of the name.
+    this.definedSets.set(key, { ...set, list: [...(old?.list ?? []), ...set.list] });
+    this.log.push(`addDefinedSet ${set.name}`);
+  }
+
+  async deleteDefinedSet(type: DefinedSetType, name: string): Promise<void> {
+    this.check("deleteDefinedSet", false);
+    const used = [...this.policies.values()].some((p) => p.statements.some((st) => (type === "neighbor" ? st.neighborSet : st.extCommunitySet) === name));
+    if (used) throw new SpeakerError("other", `can't delete. defined set ${name} is in use`);
+    if (!this.definedSets.delete(`${type} ${name}`)) throw new SpeakerError("not-found", `not found defined-set: ${name}`);
+    this.log.push(`deleteDefinedSet ${name}`);
+  }
+
+  async listPolicies(): Promise<string[]> {
+    this.check("listPolicies", false);
+    return [...this.policies.keys()];
+  }
+
+  async addPolicy(policy: RoutingPolicy): Promise<void> {
+    this.check("addPolicy", false);
+    for (const st of policy.statements) {
+      if (!this.definedSets.has(`neighbor ${st.neighborSet}`)) throw new SpeakerError("not-found", `not found neighbor set ${st.neighborSet}`);
+      if (st.extCommunitySet !== undefined && !this.definedSets.has(`ext-community ${st.extCommunitySet}`)) {
+        throw new SpeakerError("not-found", `not found ext-community set ${st.extCommunitySet}`);
+      }
+    }
+    if (this.policies.has(policy.name)) throw new SpeakerError("already-exists", `policy ${policy.name} exists (gobgpd would merge)`);
+    this.policies.set(policy.name, structuredClone(policy));
+    this.log.push(`addPolicy ${policy.name}`);
+  }
+
+  async deletePolicy(name: string): Promise<void> {
+    this.check("deletePolicy", false);
+    if (this.assignments.import.policies.includes(name) || this.assignments.export.policies.includes(name)) {
+      throw new SpeakerError("other", `can't delete ${name} policy that is in use`);
+    }
+    if (!this.policies.delete(name)) throw new SpeakerError("not-found", `not found policy: ${name}`);
+    this.log.push(`deletePolicy ${name}`);
+  }
+
+  async getGlobalPolicyAssignment(direction: PolicyDirection): Promise<PolicyAssignment> {
+    this.check("getGlobalPolicyAssignment", false);
+    const a = this.assignments[direction];
+    return { policies: [...a.policies], defaultAction: a.defaultAction };
+  }
+
+  async setGlobalPolicyAssignment(direction: PolicyDirection, assignment: PolicyAssignment): Promise<void> {
+    this.check("setGlobalPolicyAssignment", false);
+    for (const name of assignment.policies) if (!this.policies.has(name)) throw new SpeakerError("not-found", `not found policy ${name}`);
+    this.assignments[direction] = { policies: [...assignment.policies], defaultAction: assignment.defaultAction };
+    this.log.push(`setGlobalPolicyAssignment ${direction} ${assignment.policies.join(",")}`);
+  }
+
+  async resetPeer(address: string, how: SoftResetDirection | "hard"): Promise<void> {
+    this.check("resetPeer", true);
+    if (!this.peers.has(address)) throw new SpeakerError("not-found", `peer ${address} not found`);
+    this.log.push(`resetPeer ${address} ${how}`);
   }
 
   async listVrfs(): Promise<Vrf[]> {

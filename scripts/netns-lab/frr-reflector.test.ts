@@ -73,6 +73,7 @@ describe("frrReflectorConfig refuses what FRR cannot be told", () => {
       { address: "198.51.100.12", asn: 65000, families: ["l2vpn-evpn"], routeReflectorClient: true, routeReflectorClusterId: "10.255.0.1" },
     ],
     skippedPeers: [],
+    policyProblems: [],
   };
   const peer = (i: number, extra: object): DesiredSpeaker => ({ ...base, peers: base.peers.map((p, j) => (i === j ? { ...p, ...extra } : p)) });
 

@@ -201,7 +201,18 @@ export interface FabricOptions {
    * the workers' VPN/EVPN routes on with their next hops unchanged.
    */
   ebgp?: boolean;
+  /**
+   * A router outside the cluster on the fabric, at fd00:ff::200 (outsideAddress): a gobgpd 4.8
+   * of no kvrf node, in its own namespace, not started (the test configures it), for sessions
+   * with the reflector (`rrPeers`).
+   */
+  outside?: { gobgpd: string };
+  /** More peers of the route reflector's BGPInstance (iBGP fabric only), e.g. the outside router. */
+  rrPeers?: object[];
 }
+
+/** The outside router's fabric address (FabricOptions.outside). */
+export const outsideAddress = "fd00:ff::200";
 
 /** Worker i's ASN in an eBGP fabric. */
 export function workerAsn(i: number): number {
@@ -213,6 +224,8 @@ export interface Fabric {
   rr: FabricNode;
   /** The eBGP fabric's spine (FRR), when FabricOptions.ebgp. */
   spine?: Frr;
+  /** The router outside the cluster, when FabricOptions.outside. */
+  outside?: { netns: Netns; gobgpd: Gobgpd };
   workers: Map<string, FabricNode>;
   worker(name: string): FabricNode;
   /** Creates or replaces a BGPVRFInstance for a worker (the CNI plugin's job in production). */
@@ -267,6 +280,7 @@ export async function startFabric(opts: FabricOptions): Promise<Fabric> {
   const roleLabel = `kvrf-test/role-${opts.label}`;
   const instanceNames: string[] = [];
   let spine: Frr | undefined;
+  let outside: Fabric["outside"];
   try {
     await applyCrds(kc);
     const specs = [{ name: `${opts.label}-rr`, role: "rr", address: rrAddress }, ...opts.workers.map((w, i) => ({ name: `${opts.label}-${w}`, role: "worker", address: `fd00:ff::${(i + 1).toString(16)}` }))];
@@ -345,10 +359,22 @@ export async function startFabric(opts: FabricOptions): Promise<Fabric> {
           return { ...inst, spec: { ...inst.spec, asn: workerAsn(i), routeTargetASN: asn } };
         })
       : [
-          instance(`${opts.label}-rr`, "rr", workers.map((w) => ({ address: w.address, asn, routeReflectorClient: true, timers }))),
+          instance(`${opts.label}-rr`, "rr", [...workers.map((w) => ({ address: w.address, asn, routeReflectorClient: true, timers })), ...(opts.rrPeers ?? [])]),
           instance(`${opts.label}-workers`, "worker", [{ address: rrAddress, asn, timers }]),
         ];
     instanceNames.push(...instances.map((i) => i.metadata?.name ?? ""));
+    if (opts.outside !== undefined) {
+      const ns = await createNetns(`${opts.label}-out`);
+      made.push({ stop: () => ns.delete() });
+      const peer = `k${process.pid % 10000}${opts.label.slice(0, 3)}o`.slice(0, 15);
+      await ip("link", "add", "fab0", "netns", ns.name, "type", "veth", "peer", "name", peer, "netns", fab.name);
+      await fab.ip("link", "set", peer, "master", "br0", "up");
+      await ns.ip("-6", "addr", "add", `${outsideAddress}/64`, "dev", "fab0", "nodad");
+      await ns.ip("link", "set", "fab0", "up");
+      const gobgpd = await startGobgpd({ binary: opts.outside.gobgpd, dir: path.join(opts.dir, "sout"), netns: ns.name, logLevel: "warn" });
+      made.push({ stop: () => gobgpd.stop() });
+      outside = { netns: ns, gobgpd };
+    }
     for (const inst of instances) await objects.patch(inst, undefined, undefined, "kvrf-test", true, k8s.PatchStrategy.ServerSideApply);
     if (opts.ebgp) {
       const rrNode = nodes[0] as FabricNode;
@@ -398,6 +424,7 @@ export async function startFabric(opts: FabricOptions): Promise<Fabric> {
     kc,
     rr,
     ...(spine !== undefined ? { spine } : {}),
+    ...(outside !== undefined ? { outside } : {}),
     workers,
     worker,
     putVrf: async (n, vpc, table, attachments) => {
@@ -480,6 +507,10 @@ export async function startFabric(opts: FabricOptions): Promise<Fabric> {
       for (const name of instanceNames) await custom.deleteClusterCustomObject({ group, version, plural: bgpInstance.plural, name }).catch(() => undefined);
       for (const c of claimed.values()) await custom.deleteClusterCustomObject({ group, version, plural: c.plural, name: c.name }).catch(() => undefined);
       await spine?.stop();
+      if (outside !== undefined) {
+        await outside.gobgpd.stop().catch(() => undefined);
+        await outside.netns.delete().catch(() => undefined);
+      }
       for (const n of nodes) await core.deleteNode({ name: n.name }).catch(() => undefined);
       for (const n of nodes) await n.gobgpd.stop().catch(() => undefined);
       for (const n of nodes) await n.netns.delete().catch(() => undefined);

@@ -250,6 +250,11 @@ const instanceRows: [string, Mutate, Expect][] = [
   ["encapsulation vxlan with EVPN", (o) => Object.assign(o.spec, { encapsulation: "vxlan", families: ["l2vpn-evpn"] }), "ok"],
   ["encapsulation mpls", set("encapsulation", "mpls"), ["spec.encapsulation", 'supported values: "srv6", "vxlan"']],
   ["family l2vpn-vpls", set("families", ["l2vpn-vpls"]), ["spec.families[0]", 'supported values: "vpnv4", "vpnv6", "l2vpn-evpn"']],
+  ["peer limited to VPCs", peer("vpcs", ["a1", "14"]), "ok"],
+  ["peer limited to no VPC", peer("vpcs", []), "ok"],
+  ["peer VPC not canonical hex", peer("vpcs", ["0xA1"]), ["spec.peers[0].vpcs[0]", "should match '^(0|[1-9a-f][0-9a-f]{0,11})$'"]],
+  ["peer VPC listed twice", peer("vpcs", ["a1", "a1"]), ["spec.peers[0].vpcs[1]", "\"a1\""]],
+  ["peer with 257 VPCs", peer("vpcs", Array.from({ length: 257 }, (_, i) => (i + 1).toString(16))), ["spec.peers[0].vpcs", "must have at most 256 items"]],
 ];
 
 describe("CRD validation on the API server", () => {

@@ -27,7 +27,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file api/gobgp.proto.
  */
 export const file_api_gobgp: GenFile = /*@__PURE__*/
-  fileDesc("Cg9hcGkvZ29iZ3AucHJvdG8SA2FwaSIuCg9TdGFydEJncFJlcXVlc3QSGwoGZ2xvYmFsGAEgASgLMgsuYXBpLkdsb2JhbCISChBTdGFydEJncFJlc3BvbnNlIjAKDlN0b3BCZ3BSZXF1ZXN0Eh4KFmFsbG93X2dyYWNlZnVsX3Jlc3RhcnQYASABKAgiEQoPU3RvcEJncFJlc3BvbnNlIg8KDUdldEJncFJlcXVlc3QiLQoOR2V0QmdwUmVzcG9uc2USGwoGZ2xvYmFsGAEgASgLMgsuYXBpLkdsb2JhbCLNAQoGR2xvYmFsEgsKA2FzbhgBIAEoDRIRCglyb3V0ZXJfaWQYAiABKAkSEwoLbGlzdGVuX3BvcnQYAyABKAUSGAoQbGlzdGVuX2FkZHJlc3NlcxgEIAMoCRIQCghmYW1pbGllcxgFIAMoDRIaChJ1c2VfbXVsdGlwbGVfcGF0aHMYBiABKAgSLgoQZ3JhY2VmdWxfcmVzdGFydBgKIAEoCzIULmFwaS5HcmFjZWZ1bFJlc3RhcnQSFgoOYmluZF90b19kZXZpY2UYCyABKAkiowMKEVdhdGNoRXZlbnRSZXF1ZXN0EikKBHBlZXIYASABKAsyGy5hcGkuV2F0Y2hFdmVudFJlcXVlc3QuUGVlchIrCgV0YWJsZRgCIAEoCzIcLmFwaS5XYXRjaEV2ZW50UmVxdWVzdC5UYWJsZRISCgpiYXRjaF9zaXplGAMgASgNGgYKBFBlZXIamQIKBVRhYmxlEjQKB2ZpbHRlcnMYASADKAsyIy5hcGkuV2F0Y2hFdmVudFJlcXVlc3QuVGFibGUuRmlsdGVyGtkBCgZGaWx0ZXISNgoEdHlwZRgBIAEoDjIoLmFwaS5XYXRjaEV2ZW50UmVxdWVzdC5UYWJsZS5GaWx0ZXIuVHlwZRIMCgRpbml0GAIgASgIEhQKDHBlZXJfYWRkcmVzcxgDIAEoCRISCgpwZWVyX2dyb3VwGAQgASgJIl8KBFR5cGUSFAoQVFlQRV9VTlNQRUNJRklFRBAAEg0KCVRZUEVfQkVTVBABEg4KClRZUEVfQURKSU4QAhIUChBUWVBFX1BPU1RfUE9MSUNZEAMSDAoIVFlQRV9FT1IQBCLdAgoSV2F0Y2hFdmVudFJlc3BvbnNlEjEKBHBlZXIYAiABKAsyIS5hcGkuV2F0Y2hFdmVudFJlc3BvbnNlLlBlZXJFdmVudEgAEjMKBXRhYmxlGAMgASgLMiIuYXBpLldhdGNoRXZlbnRSZXNwb25zZS5UYWJsZUV2ZW50SAAarQEKCVBlZXJFdmVudBI0CgR0eXBlGAEgASgOMiYuYXBpLldhdGNoRXZlbnRSZXNwb25zZS5QZWVyRXZlbnQuVHlwZRIXCgRwZWVyGAIgASgLMgkuYXBpLlBlZXIiUQoEVHlwZRIUChBUWVBFX1VOU1BFQ0lGSUVEEAASDQoJVFlQRV9JTklUEAESFAoQVFlQRV9FTkRfT0ZfSU5JVBACEg4KClRZUEVfU1RBVEUQAxomCgpUYWJsZUV2ZW50EhgKBXBhdGhzGAIgAygLMgkuYXBpLlBhdGhCBwoFZXZlbnQiKQoOQWRkUGVlclJlcXVlc3QSFwoEcGVlchgBIAEoCzIJLmFwaS5QZWVyIhEKD0FkZFBlZXJSZXNwb25zZSI3ChFEZWxldGVQZWVyUmVxdWVzdBIPCgdhZGRyZXNzGAEgASgJEhEKCWludGVyZmFjZRgCIAEoCSIUChJEZWxldGVQZWVyUmVzcG9uc2UiPQoPTGlzdFBlZXJSZXF1ZXN0Eg8KB2FkZHJlc3MYASABKAkSGQoRZW5hYmxlX2FkdmVydGlzZWQYAiABKAgiKwoQTGlzdFBlZXJSZXNwb25zZRIXCgRwZWVyGAEgASgLMgkuYXBpLlBlZXIiRgoRVXBkYXRlUGVlclJlcXVlc3QSFwoEcGVlchgBIAEoCzIJLmFwaS5QZWVyEhgKEGRvX3NvZnRfcmVzZXRfaW4YAiABKAgiMQoSVXBkYXRlUGVlclJlc3BvbnNlEhsKE25lZWRzX3NvZnRfcmVzZXRfaW4YASABKAgiqwIKBFBlZXISGwoEY29uZhgCIAEoCzINLmFwaS5QZWVyQ29uZhIoCg1lYmdwX211bHRpaG9wGAMgASgLMhEuYXBpLkViZ3BNdWx0aWhvcBIsCg9yb3V0ZV9yZWZsZWN0b3IYBCABKAsyEy5hcGkuUm91dGVSZWZsZWN0b3ISHQoFc3RhdGUYBSABKAsyDi5hcGkuUGVlclN0YXRlEhsKBnRpbWVycxgGIAEoCzILLmFwaS5UaW1lcnMSIQoJdHJhbnNwb3J0GAcgASgLMg4uYXBpLlRyYW5zcG9ydBIuChBncmFjZWZ1bF9yZXN0YXJ0GAkgASgLMhQuYXBpLkdyYWNlZnVsUmVzdGFydBIfCglhZmlfc2FmaXMYCiADKAsyDC5hcGkuQWZpU2FmaSL7AQoIUGVlckNvbmYSFQoNYXV0aF9wYXNzd29yZBgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIRCglsb2NhbF9hc24YAyABKA0SGAoQbmVpZ2hib3JfYWRkcmVzcxgEIAEoCRIQCghwZWVyX2FzbhgFIAEoDRISCgpwZWVyX2dyb3VwGAYgASgJEhsKBHR5cGUYByABKA4yDS5hcGkuUGVlclR5cGUSFgoOc2VuZF9jb21tdW5pdHkYCiABKA0SGgoSbmVpZ2hib3JfaW50ZXJmYWNlGAsgASgJEgsKA3ZyZhgMIAEoCRISCgphZG1pbl9kb3duGA8gASgIIjUKDEViZ3BNdWx0aWhvcBIPCgdlbmFibGVkGAEgASgIEhQKDG11bHRpaG9wX3R0bBgCIAEoDSJUCg5Sb3V0ZVJlZmxlY3RvchIeChZyb3V0ZV9yZWZsZWN0b3JfY2xpZW50GAEgASgIEiIKGnJvdXRlX3JlZmxlY3Rvcl9jbHVzdGVyX2lkGAIgASgJItcKCglQZWVyU3RhdGUSEwoLZGVzY3JpcHRpb24YAiABKAkSEQoJbG9jYWxfYXNuGAMgASgNEh8KCG1lc3NhZ2VzGAQgASgLMg0uYXBpLk1lc3NhZ2VzEhgKEG5laWdoYm9yX2FkZHJlc3MYBSABKAkSEAoIcGVlcl9hc24YBiABKA0SEgoKcGVlcl9ncm91cBgHIAEoCRIbCgR0eXBlGAggASgOMg0uYXBpLlBlZXJUeXBlEjIKDXNlc3Npb25fc3RhdGUYDSABKA4yGy5hcGkuUGVlclN0YXRlLlNlc3Npb25TdGF0ZRIuCgthZG1pbl9zdGF0ZRgPIAEoDjIZLmFwaS5QZWVyU3RhdGUuQWRtaW5TdGF0ZRINCgVvdXRfcRgQIAEoDRINCgVmbG9wcxgRIAEoDRIjCgpyZW1vdGVfY2FwGBIgAygLMg8uYXBpLkNhcGFiaWxpdHkSIgoJbG9jYWxfY2FwGBMgAygLMg8uYXBpLkNhcGFiaWxpdHkSEQoJcm91dGVyX2lkGBQgASgJEjoKEWRpc2Nvbm5lY3RfcmVhc29uGBUgASgOMh8uYXBpLlBlZXJTdGF0ZS5EaXNjb25uZWN0UmVhc29uEhoKEmRpc2Nvbm5lY3RfbWVzc2FnZRgWIAEoCSLUAQoMU2Vzc2lvblN0YXRlEh0KGVNFU1NJT05fU1RBVEVfVU5TUEVDSUZJRUQQABIWChJTRVNTSU9OX1NUQVRFX0lETEUQARIZChVTRVNTSU9OX1NUQVRFX0NPTk5FQ1QQAhIYChRTRVNTSU9OX1NUQVRFX0FDVElWRRADEhoKFlNFU1NJT05fU1RBVEVfT1BFTlNFTlQQBBIdChlTRVNTSU9OX1NUQVRFX09QRU5DT05GSVJNEAUSHQoZU0VTU0lPTl9TVEFURV9FU1RBQkxJU0hFRBAGImsKCkFkbWluU3RhdGUSGwoXQURNSU5fU1RBVEVfVU5TUEVDSUZJRUQQABISCg5BRE1JTl9TVEFURV9VUBABEhQKEEFETUlOX1NUQVRFX0RPV04QAhIWChJBRE1JTl9TVEFURV9QRlhfQ1QQAyKpBAoQRGlzY29ubmVjdFJlYXNvbhIhCh1ESVNDT05ORUNUX1JFQVNPTl9VTlNQRUNJRklFRBAAEiAKHERJU0NPTk5FQ1RfUkVBU09OX0FETUlOX0RPV04QARIoCiRESVNDT05ORUNUX1JFQVNPTl9IT0xEX1RJTUVSX0VYUElSRUQQAhInCiNESVNDT05ORUNUX1JFQVNPTl9OT1RJRklDQVRJT05fU0VOVBADEisKJ0RJU0NPTk5FQ1RfUkVBU09OX05PVElGSUNBVElPTl9SRUNFSVZFRBAEEiEKHURJU0NPTk5FQ1RfUkVBU09OX1JFQURfRkFJTEVEEAUSIgoeRElTQ09OTkVDVF9SRUFTT05fV1JJVEVfRkFJTEVEEAYSKAokRElTQ09OTkVDVF9SRUFTT05fSURMRV9USU1FUl9FWFBJUkVEEAcSKwonRElTQ09OTkVDVF9SRUFTT05fUkVTVEFSVF9USU1FUl9FWFBJUkVEEAgSJgoiRElTQ09OTkVDVF9SRUFTT05fR1JBQ0VGVUxfUkVTVEFSVBAJEiEKHURJU0NPTk5FQ1RfUkVBU09OX0lOVkFMSURfTVNHEAoSIAocRElTQ09OTkVDVF9SRUFTT05fSEFSRF9SRVNFVBALEiIKHkRJU0NPTk5FQ1RfUkVBU09OX0RFQ09ORklHVVJFRBAMEiEKHURJU0NPTk5FQ1RfUkVBU09OX0JBRF9QRUVSX0FTEA0iRgoITWVzc2FnZXMSHgoIcmVjZWl2ZWQYASABKAsyDC5hcGkuTWVzc2FnZRIaCgRzZW50GAIgASgLMgwuYXBpLk1lc3NhZ2UitQEKB01lc3NhZ2USFAoMbm90aWZpY2F0aW9uGAEgASgEEg4KBnVwZGF0ZRgCIAEoBBIMCgRvcGVuGAMgASgEEhEKCWtlZXBhbGl2ZRgEIAEoBBIPCgdyZWZyZXNoGAUgASgEEhEKCWRpc2NhcmRlZBgGIAEoBBINCgV0b3RhbBgHIAEoBBIXCg93aXRoZHJhd191cGRhdGUYCCABKAQSFwoPd2l0aGRyYXdfcHJlZml4GAkgASgEIkwKBlRpbWVycxIhCgZjb25maWcYASABKAsyES5hcGkuVGltZXJzQ29uZmlnEh8KBXN0YXRlGAIgASgLMhAuYXBpLlRpbWVyc1N0YXRlIqABCgxUaW1lcnNDb25maWcSFQoNY29ubmVjdF9yZXRyeRgBIAEoBBIRCglob2xkX3RpbWUYAiABKAQSGgoSa2VlcGFsaXZlX2ludGVydmFsGAMgASgEEiYKHm1pbmltdW1fYWR2ZXJ0aXNlbWVudF9pbnRlcnZhbBgEIAEoBBIiChppZGxlX2hvbGRfdGltZV9hZnRlcl9yZXNldBgFIAEoBCLzAQoLVGltZXJzU3RhdGUSFQoNY29ubmVjdF9yZXRyeRgBIAEoBBIRCglob2xkX3RpbWUYAiABKAQSGgoSa2VlcGFsaXZlX2ludGVydmFsGAMgASgEEiYKHm1pbmltdW1fYWR2ZXJ0aXNlbWVudF9pbnRlcnZhbBgEIAEoBBIcChRuZWdvdGlhdGVkX2hvbGRfdGltZRgFIAEoBBIqCgZ1cHRpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGRvd250aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK5AQoJVHJhbnNwb3J0EhUKDWxvY2FsX2FkZHJlc3MYASABKAkSEgoKbG9jYWxfcG9ydBgCIAEoDRIVCg1tdHVfZGlzY292ZXJ5GAMgASgIEhQKDHBhc3NpdmVfbW9kZRgEIAEoCBIWCg5yZW1vdGVfYWRkcmVzcxgFIAEoCRITCgtyZW1vdGVfcG9ydBgGIAEoDRIPCgd0Y3BfbXNzGAcgASgNEhYKDmJpbmRfaW50ZXJmYWNlGAggASgJIpQCCg9HcmFjZWZ1bFJlc3RhcnQSDwoHZW5hYmxlZBgBIAEoCBIUCgxyZXN0YXJ0X3RpbWUYAiABKA0SEwoLaGVscGVyX29ubHkYAyABKAgSFQoNZGVmZXJyYWxfdGltZRgEIAEoDRIcChRub3RpZmljYXRpb25fZW5hYmxlZBgFIAEoCBIZChFsb25nbGl2ZWRfZW5hYmxlZBgGIAEoCBIZChFzdGFsZV9yb3V0ZXNfdGltZRgHIAEoDRIZChFwZWVyX3Jlc3RhcnRfdGltZRgIIAEoDRIXCg9wZWVyX3Jlc3RhcnRpbmcYCSABKAgSGAoQbG9jYWxfcmVzdGFydGluZxgKIAEoCBIMCgRtb2RlGAsgASgJIioKF01wR3JhY2VmdWxSZXN0YXJ0Q29uZmlnEg8KB2VuYWJsZWQYASABKAgilgEKFk1wR3JhY2VmdWxSZXN0YXJ0U3RhdGUSDwoHZW5hYmxlZBgBIAEoCBIQCghyZWNlaXZlZBgCIAEoCBISCgphZHZlcnRpc2VkGAMgASgIEhsKE2VuZF9vZl9yaWJfcmVjZWl2ZWQYBCABKAgSFwoPZW5kX29mX3JpYl9zZW50GAUgASgIEg8KB3J1bm5pbmcYBiABKAgibQoRTXBHcmFjZWZ1bFJlc3RhcnQSLAoGY29uZmlnGAEgASgLMhwuYXBpLk1wR3JhY2VmdWxSZXN0YXJ0Q29uZmlnEioKBXN0YXRlGAIgASgLMhsuYXBpLk1wR3JhY2VmdWxSZXN0YXJ0U3RhdGUihAEKB0FmaVNhZmkSMwoTbXBfZ3JhY2VmdWxfcmVzdGFydBgBIAEoCzIWLmFwaS5NcEdyYWNlZnVsUmVzdGFydBIiCgZjb25maWcYAiABKAsyEi5hcGkuQWZpU2FmaUNvbmZpZxIgCgVzdGF0ZRgDIAEoCzIRLmFwaS5BZmlTYWZpU3RhdGUiPQoNQWZpU2FmaUNvbmZpZxIbCgZmYW1pbHkYASABKAsyCy5hcGkuRmFtaWx5Eg8KB2VuYWJsZWQYAiABKAgidAoMQWZpU2FmaVN0YXRlEhsKBmZhbWlseRgBIAEoCzILLmFwaS5GYW1pbHkSDwoHZW5hYmxlZBgCIAEoCBIQCghyZWNlaXZlZBgDIAEoBBIQCghhY2NlcHRlZBgEIAEoBBISCgphZHZlcnRpc2VkGAUgASgEIsEDCgRQYXRoEhcKBG5scmkYASABKAsyCS5hcGkuTkxSSRIeCgZwYXR0cnMYAiADKAsyDi5hcGkuQXR0cmlidXRlEicKA2FnZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEYmVzdBgEIAEoCBITCgtpc193aXRoZHJhdxgFIAEoCBIcChRub19pbXBsaWNpdF93aXRoZHJhdxgIIAEoCBIbCgZmYW1pbHkYCSABKAsyCy5hcGkuRmFtaWx5EhIKCnNvdXJjZV9hc24YCiABKA0SEQoJc291cmNlX2lkGAsgASgJEhAKCGZpbHRlcmVkGAwgASgIEg0KBXN0YWxlGA0gASgIEhgKEGlzX2Zyb21fZXh0ZXJuYWwYDiABKAgSEwoLbmVpZ2hib3JfaXAYDyABKAkSDAoEdXVpZBgQIAEoDBIaChJpc19uZXh0aG9wX2ludmFsaWQYESABKAgSEgoKaWRlbnRpZmllchgSIAEoDRIYChBsb2NhbF9pZGVudGlmaWVyGBMgASgNEhMKC25scmlfYmluYXJ5GBQgASgMEhUKDXBhdHRyc19iaW5hcnkYFSADKAwiNwoLRGVzdGluYXRpb24SDgoGcHJlZml4GAEgASgJEhgKBXBhdGhzGAIgAygLMgkuYXBpLlBhdGgiXQoOQWRkUGF0aFJlcXVlc3QSIgoKdGFibGVfdHlwZRgBIAEoDjIOLmFwaS5UYWJsZVR5cGUSDgoGdnJmX2lkGAIgASgJEhcKBHBhdGgYAyABKAsyCS5hcGkuUGF0aCIfCg9BZGRQYXRoUmVzcG9uc2USDAoEdXVpZBgBIAEoDCKLAQoRRGVsZXRlUGF0aFJlcXVlc3QSIgoKdGFibGVfdHlwZRgBIAEoDjIOLmFwaS5UYWJsZVR5cGUSDgoGdnJmX2lkGAIgASgJEhsKBmZhbWlseRgDIAEoCzILLmFwaS5GYW1pbHkSFwoEcGF0aBgEIAEoCzIJLmFwaS5QYXRoEgwKBHV1aWQYBSABKAwiFAoSRGVsZXRlUGF0aFJlc3BvbnNlIqsBChFUYWJsZUxvb2t1cFByZWZpeBIOCgZwcmVmaXgYASABKAkSKQoEdHlwZRgCIAEoDjIbLmFwaS5UYWJsZUxvb2t1cFByZWZpeC5UeXBlEgoKAnJkGAMgASgJIk8KBFR5cGUSFAoQVFlQRV9VTlNQRUNJRklFRBAAEg4KClRZUEVfRVhBQ1QQARIPCgtUWVBFX0xPTkdFUhACEhAKDFRZUEVfU0hPUlRFUhADIv8CCg9MaXN0UGF0aFJlcXVlc3QSIgoKdGFibGVfdHlwZRgBIAEoDjIOLmFwaS5UYWJsZVR5cGUSDAoEbmFtZRgCIAEoCRIbCgZmYW1pbHkYAyABKAsyCy5hcGkuRmFtaWx5EigKCHByZWZpeGVzGAQgAygLMhYuYXBpLlRhYmxlTG9va3VwUHJlZml4EjAKCXNvcnRfdHlwZRgFIAEoDjIdLmFwaS5MaXN0UGF0aFJlcXVlc3QuU29ydFR5cGUSFwoPZW5hYmxlX2ZpbHRlcmVkGAYgASgIEhoKEmVuYWJsZV9ubHJpX2JpbmFyeRgHIAEoCBIfChdlbmFibGVfYXR0cmlidXRlX2JpbmFyeRgIIAEoCBIaChJlbmFibGVfb25seV9iaW5hcnkYCSABKAgSEgoKYmF0Y2hfc2l6ZRgKIAEoBCI7CghTb3J0VHlwZRIZChVTT1JUX1RZUEVfVU5TUEVDSUZJRUQQABIUChBTT1JUX1RZUEVfUFJFRklYEAEiOQoQTGlzdFBhdGhSZXNwb25zZRIlCgtkZXN0aW5hdGlvbhgBIAEoCzIQLmFwaS5EZXN0aW5hdGlvbiJkChRBZGRQYXRoU3RyZWFtUmVxdWVzdBIiCgp0YWJsZV90eXBlGAEgASgOMg4uYXBpLlRhYmxlVHlwZRIOCgZ2cmZfaWQYAiABKAkSGAoFcGF0aHMYAyADKAsyCS5hcGkuUGF0aCIXChVBZGRQYXRoU3RyZWFtUmVzcG9uc2UijgEKA1ZyZhIMCgRuYW1lGAEgASgJEiMKAnJkGAIgASgLMhcuYXBpLlJvdXRlRGlzdGluZ3Vpc2hlchIjCglpbXBvcnRfcnQYAyADKAsyEC5hcGkuUm91dGVUYXJnZXQSIwoJZXhwb3J0X3J0GAQgAygLMhAuYXBpLlJvdXRlVGFyZ2V0EgoKAmlkGAUgASgNIiYKDUFkZFZyZlJlcXVlc3QSFQoDdnJmGAEgASgLMgguYXBpLlZyZiIQCg5BZGRWcmZSZXNwb25zZSIgChBEZWxldGVWcmZSZXF1ZXN0EgwKBG5hbWUYASABKAkiEwoRRGVsZXRlVnJmUmVzcG9uc2UiHgoOTGlzdFZyZlJlcXVlc3QSDAoEbmFtZRgBIAEoCSIoCg9MaXN0VnJmUmVzcG9uc2USFQoDdnJmGAEgASgLMgguYXBpLlZyZipVCghQZWVyVHlwZRIZChVQRUVSX1RZUEVfVU5TUEVDSUZJRUQQABIWChJQRUVSX1RZUEVfSU5URVJOQUwQARIWChJQRUVSX1RZUEVfRVhURVJOQUwQAiqXAQoJVGFibGVUeXBlEhoKFlRBQkxFX1RZUEVfVU5TUEVDSUZJRUQQABIVChFUQUJMRV9UWVBFX0dMT0JBTBABEhQKEFRBQkxFX1RZUEVfTE9DQUwQAhIVChFUQUJMRV9UWVBFX0FESl9JThADEhYKElRBQkxFX1RZUEVfQURKX09VVBAEEhIKDlRBQkxFX1RZUEVfVlJGEAUygQcKDEdvQmdwU2VydmljZRI3CghTdGFydEJncBIULmFwaS5TdGFydEJncFJlcXVlc3QaFS5hcGkuU3RhcnRCZ3BSZXNwb25zZRI0CgdTdG9wQmdwEhMuYXBpLlN0b3BCZ3BSZXF1ZXN0GhQuYXBpLlN0b3BCZ3BSZXNwb25zZRIxCgZHZXRCZ3ASEi5hcGkuR2V0QmdwUmVxdWVzdBoTLmFwaS5HZXRCZ3BSZXNwb25zZRI/CgpXYXRjaEV2ZW50EhYuYXBpLldhdGNoRXZlbnRSZXF1ZXN0GhcuYXBpLldhdGNoRXZlbnRSZXNwb25zZTABEjQKB0FkZFBlZXISEy5hcGkuQWRkUGVlclJlcXVlc3QaFC5hcGkuQWRkUGVlclJlc3BvbnNlEj0KCkRlbGV0ZVBlZXISFi5hcGkuRGVsZXRlUGVlclJlcXVlc3QaFy5hcGkuRGVsZXRlUGVlclJlc3BvbnNlEjkKCExpc3RQZWVyEhQuYXBpLkxpc3RQZWVyUmVxdWVzdBoVLmFwaS5MaXN0UGVlclJlc3BvbnNlMAESPQoKVXBkYXRlUGVlchIWLmFwaS5VcGRhdGVQZWVyUmVxdWVzdBoXLmFwaS5VcGRhdGVQZWVyUmVzcG9uc2USNAoHQWRkUGF0aBITLmFwaS5BZGRQYXRoUmVxdWVzdBoULmFwaS5BZGRQYXRoUmVzcG9uc2USPQoKRGVsZXRlUGF0aBIWLmFwaS5EZWxldGVQYXRoUmVxdWVzdBoXLmFwaS5EZWxldGVQYXRoUmVzcG9uc2USOQoITGlzdFBhdGgSFC5hcGkuTGlzdFBhdGhSZXF1ZXN0GhUuYXBpLkxpc3RQYXRoUmVzcG9uc2UwARJICg1BZGRQYXRoU3RyZWFtEhkuYXBpLkFkZFBhdGhTdHJlYW1SZXF1ZXN0GhouYXBpLkFkZFBhdGhTdHJlYW1SZXNwb25zZSgBEjEKBkFkZFZyZhISLmFwaS5BZGRWcmZSZXF1ZXN0GhMuYXBpLkFkZFZyZlJlc3BvbnNlEjoKCURlbGV0ZVZyZhIVLmFwaS5EZWxldGVWcmZSZXF1ZXN0GhYuYXBpLkRlbGV0ZVZyZlJlc3BvbnNlEjYKB0xpc3RWcmYSEy5hcGkuTGlzdFZyZlJlcXVlc3QaFC5hcGkuTGlzdFZyZlJlc3BvbnNlMAFiBnByb3RvMw", [file_api_attribute, file_api_capability, file_api_common, file_api_extcom, file_api_nlri, file_google_protobuf_timestamp]);
+  fileDesc("Cg9hcGkvZ29iZ3AucHJvdG8SA2FwaSIuCg9TdGFydEJncFJlcXVlc3QSGwoGZ2xvYmFsGAEgASgLMgsuYXBpLkdsb2JhbCISChBTdGFydEJncFJlc3BvbnNlIjAKDlN0b3BCZ3BSZXF1ZXN0Eh4KFmFsbG93X2dyYWNlZnVsX3Jlc3RhcnQYASABKAgiEQoPU3RvcEJncFJlc3BvbnNlIg8KDUdldEJncFJlcXVlc3QiLQoOR2V0QmdwUmVzcG9uc2USGwoGZ2xvYmFsGAEgASgLMgsuYXBpLkdsb2JhbCLNAQoGR2xvYmFsEgsKA2FzbhgBIAEoDRIRCglyb3V0ZXJfaWQYAiABKAkSEwoLbGlzdGVuX3BvcnQYAyABKAUSGAoQbGlzdGVuX2FkZHJlc3NlcxgEIAMoCRIQCghmYW1pbGllcxgFIAMoDRIaChJ1c2VfbXVsdGlwbGVfcGF0aHMYBiABKAgSLgoQZ3JhY2VmdWxfcmVzdGFydBgKIAEoCzIULmFwaS5HcmFjZWZ1bFJlc3RhcnQSFgoOYmluZF90b19kZXZpY2UYCyABKAkiowMKEVdhdGNoRXZlbnRSZXF1ZXN0EikKBHBlZXIYASABKAsyGy5hcGkuV2F0Y2hFdmVudFJlcXVlc3QuUGVlchIrCgV0YWJsZRgCIAEoCzIcLmFwaS5XYXRjaEV2ZW50UmVxdWVzdC5UYWJsZRISCgpiYXRjaF9zaXplGAMgASgNGgYKBFBlZXIamQIKBVRhYmxlEjQKB2ZpbHRlcnMYASADKAsyIy5hcGkuV2F0Y2hFdmVudFJlcXVlc3QuVGFibGUuRmlsdGVyGtkBCgZGaWx0ZXISNgoEdHlwZRgBIAEoDjIoLmFwaS5XYXRjaEV2ZW50UmVxdWVzdC5UYWJsZS5GaWx0ZXIuVHlwZRIMCgRpbml0GAIgASgIEhQKDHBlZXJfYWRkcmVzcxgDIAEoCRISCgpwZWVyX2dyb3VwGAQgASgJIl8KBFR5cGUSFAoQVFlQRV9VTlNQRUNJRklFRBAAEg0KCVRZUEVfQkVTVBABEg4KClRZUEVfQURKSU4QAhIUChBUWVBFX1BPU1RfUE9MSUNZEAMSDAoIVFlQRV9FT1IQBCLdAgoSV2F0Y2hFdmVudFJlc3BvbnNlEjEKBHBlZXIYAiABKAsyIS5hcGkuV2F0Y2hFdmVudFJlc3BvbnNlLlBlZXJFdmVudEgAEjMKBXRhYmxlGAMgASgLMiIuYXBpLldhdGNoRXZlbnRSZXNwb25zZS5UYWJsZUV2ZW50SAAarQEKCVBlZXJFdmVudBI0CgR0eXBlGAEgASgOMiYuYXBpLldhdGNoRXZlbnRSZXNwb25zZS5QZWVyRXZlbnQuVHlwZRIXCgRwZWVyGAIgASgLMgkuYXBpLlBlZXIiUQoEVHlwZRIUChBUWVBFX1VOU1BFQ0lGSUVEEAASDQoJVFlQRV9JTklUEAESFAoQVFlQRV9FTkRfT0ZfSU5JVBACEg4KClRZUEVfU1RBVEUQAxomCgpUYWJsZUV2ZW50EhgKBXBhdGhzGAIgAygLMgkuYXBpLlBhdGhCBwoFZXZlbnQiKQoOQWRkUGVlclJlcXVlc3QSFwoEcGVlchgBIAEoCzIJLmFwaS5QZWVyIhEKD0FkZFBlZXJSZXNwb25zZSI3ChFEZWxldGVQZWVyUmVxdWVzdBIPCgdhZGRyZXNzGAEgASgJEhEKCWludGVyZmFjZRgCIAEoCSIUChJEZWxldGVQZWVyUmVzcG9uc2UiPQoPTGlzdFBlZXJSZXF1ZXN0Eg8KB2FkZHJlc3MYASABKAkSGQoRZW5hYmxlX2FkdmVydGlzZWQYAiABKAgiKwoQTGlzdFBlZXJSZXNwb25zZRIXCgRwZWVyGAEgASgLMgkuYXBpLlBlZXIiRgoRVXBkYXRlUGVlclJlcXVlc3QSFwoEcGVlchgBIAEoCzIJLmFwaS5QZWVyEhgKEGRvX3NvZnRfcmVzZXRfaW4YAiABKAgiMQoSVXBkYXRlUGVlclJlc3BvbnNlEhsKE25lZWRzX3NvZnRfcmVzZXRfaW4YASABKAgiqwIKBFBlZXISGwoEY29uZhgCIAEoCzINLmFwaS5QZWVyQ29uZhIoCg1lYmdwX211bHRpaG9wGAMgASgLMhEuYXBpLkViZ3BNdWx0aWhvcBIsCg9yb3V0ZV9yZWZsZWN0b3IYBCABKAsyEy5hcGkuUm91dGVSZWZsZWN0b3ISHQoFc3RhdGUYBSABKAsyDi5hcGkuUGVlclN0YXRlEhsKBnRpbWVycxgGIAEoCzILLmFwaS5UaW1lcnMSIQoJdHJhbnNwb3J0GAcgASgLMg4uYXBpLlRyYW5zcG9ydBIuChBncmFjZWZ1bF9yZXN0YXJ0GAkgASgLMhQuYXBpLkdyYWNlZnVsUmVzdGFydBIfCglhZmlfc2FmaXMYCiADKAsyDC5hcGkuQWZpU2FmaSL7AQoIUGVlckNvbmYSFQoNYXV0aF9wYXNzd29yZBgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIRCglsb2NhbF9hc24YAyABKA0SGAoQbmVpZ2hib3JfYWRkcmVzcxgEIAEoCRIQCghwZWVyX2FzbhgFIAEoDRISCgpwZWVyX2dyb3VwGAYgASgJEhsKBHR5cGUYByABKA4yDS5hcGkuUGVlclR5cGUSFgoOc2VuZF9jb21tdW5pdHkYCiABKA0SGgoSbmVpZ2hib3JfaW50ZXJmYWNlGAsgASgJEgsKA3ZyZhgMIAEoCRISCgphZG1pbl9kb3duGA8gASgIIjUKDEViZ3BNdWx0aWhvcBIPCgdlbmFibGVkGAEgASgIEhQKDG11bHRpaG9wX3R0bBgCIAEoDSJUCg5Sb3V0ZVJlZmxlY3RvchIeChZyb3V0ZV9yZWZsZWN0b3JfY2xpZW50GAEgASgIEiIKGnJvdXRlX3JlZmxlY3Rvcl9jbHVzdGVyX2lkGAIgASgJItcKCglQZWVyU3RhdGUSEwoLZGVzY3JpcHRpb24YAiABKAkSEQoJbG9jYWxfYXNuGAMgASgNEh8KCG1lc3NhZ2VzGAQgASgLMg0uYXBpLk1lc3NhZ2VzEhgKEG5laWdoYm9yX2FkZHJlc3MYBSABKAkSEAoIcGVlcl9hc24YBiABKA0SEgoKcGVlcl9ncm91cBgHIAEoCRIbCgR0eXBlGAggASgOMg0uYXBpLlBlZXJUeXBlEjIKDXNlc3Npb25fc3RhdGUYDSABKA4yGy5hcGkuUGVlclN0YXRlLlNlc3Npb25TdGF0ZRIuCgthZG1pbl9zdGF0ZRgPIAEoDjIZLmFwaS5QZWVyU3RhdGUuQWRtaW5TdGF0ZRINCgVvdXRfcRgQIAEoDRINCgVmbG9wcxgRIAEoDRIjCgpyZW1vdGVfY2FwGBIgAygLMg8uYXBpLkNhcGFiaWxpdHkSIgoJbG9jYWxfY2FwGBMgAygLMg8uYXBpLkNhcGFiaWxpdHkSEQoJcm91dGVyX2lkGBQgASgJEjoKEWRpc2Nvbm5lY3RfcmVhc29uGBUgASgOMh8uYXBpLlBlZXJTdGF0ZS5EaXNjb25uZWN0UmVhc29uEhoKEmRpc2Nvbm5lY3RfbWVzc2FnZRgWIAEoCSLUAQoMU2Vzc2lvblN0YXRlEh0KGVNFU1NJT05fU1RBVEVfVU5TUEVDSUZJRUQQABIWChJTRVNTSU9OX1NUQVRFX0lETEUQARIZChVTRVNTSU9OX1NUQVRFX0NPTk5FQ1QQAhIYChRTRVNTSU9OX1NUQVRFX0FDVElWRRADEhoKFlNFU1NJT05fU1RBVEVfT1BFTlNFTlQQBBIdChlTRVNTSU9OX1NUQVRFX09QRU5DT05GSVJNEAUSHQoZU0VTU0lPTl9TVEFURV9FU1RBQkxJU0hFRBAGImsKCkFkbWluU3RhdGUSGwoXQURNSU5fU1RBVEVfVU5TUEVDSUZJRUQQABISCg5BRE1JTl9TVEFURV9VUBABEhQKEEFETUlOX1NUQVRFX0RPV04QAhIWChJBRE1JTl9TVEFURV9QRlhfQ1QQAyKpBAoQRGlzY29ubmVjdFJlYXNvbhIhCh1ESVNDT05ORUNUX1JFQVNPTl9VTlNQRUNJRklFRBAAEiAKHERJU0NPTk5FQ1RfUkVBU09OX0FETUlOX0RPV04QARIoCiRESVNDT05ORUNUX1JFQVNPTl9IT0xEX1RJTUVSX0VYUElSRUQQAhInCiNESVNDT05ORUNUX1JFQVNPTl9OT1RJRklDQVRJT05fU0VOVBADEisKJ0RJU0NPTk5FQ1RfUkVBU09OX05PVElGSUNBVElPTl9SRUNFSVZFRBAEEiEKHURJU0NPTk5FQ1RfUkVBU09OX1JFQURfRkFJTEVEEAUSIgoeRElTQ09OTkVDVF9SRUFTT05fV1JJVEVfRkFJTEVEEAYSKAokRElTQ09OTkVDVF9SRUFTT05fSURMRV9USU1FUl9FWFBJUkVEEAcSKwonRElTQ09OTkVDVF9SRUFTT05fUkVTVEFSVF9USU1FUl9FWFBJUkVEEAgSJgoiRElTQ09OTkVDVF9SRUFTT05fR1JBQ0VGVUxfUkVTVEFSVBAJEiEKHURJU0NPTk5FQ1RfUkVBU09OX0lOVkFMSURfTVNHEAoSIAocRElTQ09OTkVDVF9SRUFTT05fSEFSRF9SRVNFVBALEiIKHkRJU0NPTk5FQ1RfUkVBU09OX0RFQ09ORklHVVJFRBAMEiEKHURJU0NPTk5FQ1RfUkVBU09OX0JBRF9QRUVSX0FTEA0iRgoITWVzc2FnZXMSHgoIcmVjZWl2ZWQYASABKAsyDC5hcGkuTWVzc2FnZRIaCgRzZW50GAIgASgLMgwuYXBpLk1lc3NhZ2UitQEKB01lc3NhZ2USFAoMbm90aWZpY2F0aW9uGAEgASgEEg4KBnVwZGF0ZRgCIAEoBBIMCgRvcGVuGAMgASgEEhEKCWtlZXBhbGl2ZRgEIAEoBBIPCgdyZWZyZXNoGAUgASgEEhEKCWRpc2NhcmRlZBgGIAEoBBINCgV0b3RhbBgHIAEoBBIXCg93aXRoZHJhd191cGRhdGUYCCABKAQSFwoPd2l0aGRyYXdfcHJlZml4GAkgASgEIkwKBlRpbWVycxIhCgZjb25maWcYASABKAsyES5hcGkuVGltZXJzQ29uZmlnEh8KBXN0YXRlGAIgASgLMhAuYXBpLlRpbWVyc1N0YXRlIqABCgxUaW1lcnNDb25maWcSFQoNY29ubmVjdF9yZXRyeRgBIAEoBBIRCglob2xkX3RpbWUYAiABKAQSGgoSa2VlcGFsaXZlX2ludGVydmFsGAMgASgEEiYKHm1pbmltdW1fYWR2ZXJ0aXNlbWVudF9pbnRlcnZhbBgEIAEoBBIiChppZGxlX2hvbGRfdGltZV9hZnRlcl9yZXNldBgFIAEoBCLzAQoLVGltZXJzU3RhdGUSFQoNY29ubmVjdF9yZXRyeRgBIAEoBBIRCglob2xkX3RpbWUYAiABKAQSGgoSa2VlcGFsaXZlX2ludGVydmFsGAMgASgEEiYKHm1pbmltdW1fYWR2ZXJ0aXNlbWVudF9pbnRlcnZhbBgEIAEoBBIcChRuZWdvdGlhdGVkX2hvbGRfdGltZRgFIAEoBBIqCgZ1cHRpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGRvd250aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK5AQoJVHJhbnNwb3J0EhUKDWxvY2FsX2FkZHJlc3MYASABKAkSEgoKbG9jYWxfcG9ydBgCIAEoDRIVCg1tdHVfZGlzY292ZXJ5GAMgASgIEhQKDHBhc3NpdmVfbW9kZRgEIAEoCBIWCg5yZW1vdGVfYWRkcmVzcxgFIAEoCRITCgtyZW1vdGVfcG9ydBgGIAEoDRIPCgd0Y3BfbXNzGAcgASgNEhYKDmJpbmRfaW50ZXJmYWNlGAggASgJIpQCCg9HcmFjZWZ1bFJlc3RhcnQSDwoHZW5hYmxlZBgBIAEoCBIUCgxyZXN0YXJ0X3RpbWUYAiABKA0SEwoLaGVscGVyX29ubHkYAyABKAgSFQoNZGVmZXJyYWxfdGltZRgEIAEoDRIcChRub3RpZmljYXRpb25fZW5hYmxlZBgFIAEoCBIZChFsb25nbGl2ZWRfZW5hYmxlZBgGIAEoCBIZChFzdGFsZV9yb3V0ZXNfdGltZRgHIAEoDRIZChFwZWVyX3Jlc3RhcnRfdGltZRgIIAEoDRIXCg9wZWVyX3Jlc3RhcnRpbmcYCSABKAgSGAoQbG9jYWxfcmVzdGFydGluZxgKIAEoCBIMCgRtb2RlGAsgASgJIioKF01wR3JhY2VmdWxSZXN0YXJ0Q29uZmlnEg8KB2VuYWJsZWQYASABKAgilgEKFk1wR3JhY2VmdWxSZXN0YXJ0U3RhdGUSDwoHZW5hYmxlZBgBIAEoCBIQCghyZWNlaXZlZBgCIAEoCBISCgphZHZlcnRpc2VkGAMgASgIEhsKE2VuZF9vZl9yaWJfcmVjZWl2ZWQYBCABKAgSFwoPZW5kX29mX3JpYl9zZW50GAUgASgIEg8KB3J1bm5pbmcYBiABKAgibQoRTXBHcmFjZWZ1bFJlc3RhcnQSLAoGY29uZmlnGAEgASgLMhwuYXBpLk1wR3JhY2VmdWxSZXN0YXJ0Q29uZmlnEioKBXN0YXRlGAIgASgLMhsuYXBpLk1wR3JhY2VmdWxSZXN0YXJ0U3RhdGUihAEKB0FmaVNhZmkSMwoTbXBfZ3JhY2VmdWxfcmVzdGFydBgBIAEoCzIWLmFwaS5NcEdyYWNlZnVsUmVzdGFydBIiCgZjb25maWcYAiABKAsyEi5hcGkuQWZpU2FmaUNvbmZpZxIgCgVzdGF0ZRgDIAEoCzIRLmFwaS5BZmlTYWZpU3RhdGUiPQoNQWZpU2FmaUNvbmZpZxIbCgZmYW1pbHkYASABKAsyCy5hcGkuRmFtaWx5Eg8KB2VuYWJsZWQYAiABKAgidAoMQWZpU2FmaVN0YXRlEhsKBmZhbWlseRgBIAEoCzILLmFwaS5GYW1pbHkSDwoHZW5hYmxlZBgCIAEoCBIQCghyZWNlaXZlZBgDIAEoBBIQCghhY2NlcHRlZBgEIAEoBBISCgphZHZlcnRpc2VkGAUgASgEIsEDCgRQYXRoEhcKBG5scmkYASABKAsyCS5hcGkuTkxSSRIeCgZwYXR0cnMYAiADKAsyDi5hcGkuQXR0cmlidXRlEicKA2FnZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEYmVzdBgEIAEoCBITCgtpc193aXRoZHJhdxgFIAEoCBIcChRub19pbXBsaWNpdF93aXRoZHJhdxgIIAEoCBIbCgZmYW1pbHkYCSABKAsyCy5hcGkuRmFtaWx5EhIKCnNvdXJjZV9hc24YCiABKA0SEQoJc291cmNlX2lkGAsgASgJEhAKCGZpbHRlcmVkGAwgASgIEg0KBXN0YWxlGA0gASgIEhgKEGlzX2Zyb21fZXh0ZXJuYWwYDiABKAgSEwoLbmVpZ2hib3JfaXAYDyABKAkSDAoEdXVpZBgQIAEoDBIaChJpc19uZXh0aG9wX2ludmFsaWQYESABKAgSEgoKaWRlbnRpZmllchgSIAEoDRIYChBsb2NhbF9pZGVudGlmaWVyGBMgASgNEhMKC25scmlfYmluYXJ5GBQgASgMEhUKDXBhdHRyc19iaW5hcnkYFSADKAwiNwoLRGVzdGluYXRpb24SDgoGcHJlZml4GAEgASgJEhgKBXBhdGhzGAIgAygLMgkuYXBpLlBhdGgiXQoOQWRkUGF0aFJlcXVlc3QSIgoKdGFibGVfdHlwZRgBIAEoDjIOLmFwaS5UYWJsZVR5cGUSDgoGdnJmX2lkGAIgASgJEhcKBHBhdGgYAyABKAsyCS5hcGkuUGF0aCIfCg9BZGRQYXRoUmVzcG9uc2USDAoEdXVpZBgBIAEoDCKLAQoRRGVsZXRlUGF0aFJlcXVlc3QSIgoKdGFibGVfdHlwZRgBIAEoDjIOLmFwaS5UYWJsZVR5cGUSDgoGdnJmX2lkGAIgASgJEhsKBmZhbWlseRgDIAEoCzILLmFwaS5GYW1pbHkSFwoEcGF0aBgEIAEoCzIJLmFwaS5QYXRoEgwKBHV1aWQYBSABKAwiFAoSRGVsZXRlUGF0aFJlc3BvbnNlIqsBChFUYWJsZUxvb2t1cFByZWZpeBIOCgZwcmVmaXgYASABKAkSKQoEdHlwZRgCIAEoDjIbLmFwaS5UYWJsZUxvb2t1cFByZWZpeC5UeXBlEgoKAnJkGAMgASgJIk8KBFR5cGUSFAoQVFlQRV9VTlNQRUNJRklFRBAAEg4KClRZUEVfRVhBQ1QQARIPCgtUWVBFX0xPTkdFUhACEhAKDFRZUEVfU0hPUlRFUhADIv8CCg9MaXN0UGF0aFJlcXVlc3QSIgoKdGFibGVfdHlwZRgBIAEoDjIOLmFwaS5UYWJsZVR5cGUSDAoEbmFtZRgCIAEoCRIbCgZmYW1pbHkYAyABKAsyCy5hcGkuRmFtaWx5EigKCHByZWZpeGVzGAQgAygLMhYuYXBpLlRhYmxlTG9va3VwUHJlZml4EjAKCXNvcnRfdHlwZRgFIAEoDjIdLmFwaS5MaXN0UGF0aFJlcXVlc3QuU29ydFR5cGUSFwoPZW5hYmxlX2ZpbHRlcmVkGAYgASgIEhoKEmVuYWJsZV9ubHJpX2JpbmFyeRgHIAEoCBIfChdlbmFibGVfYXR0cmlidXRlX2JpbmFyeRgIIAEoCBIaChJlbmFibGVfb25seV9iaW5hcnkYCSABKAgSEgoKYmF0Y2hfc2l6ZRgKIAEoBCI7CghTb3J0VHlwZRIZChVTT1JUX1RZUEVfVU5TUEVDSUZJRUQQABIUChBTT1JUX1RZUEVfUFJFRklYEAEiOQoQTGlzdFBhdGhSZXNwb25zZRIlCgtkZXN0aW5hdGlvbhgBIAEoCzIQLmFwaS5EZXN0aW5hdGlvbiJkChRBZGRQYXRoU3RyZWFtUmVxdWVzdBIiCgp0YWJsZV90eXBlGAEgASgOMg4uYXBpLlRhYmxlVHlwZRIOCgZ2cmZfaWQYAiABKAkSGAoFcGF0aHMYAyADKAsyCS5hcGkuUGF0aCIXChVBZGRQYXRoU3RyZWFtUmVzcG9uc2UijgEKA1ZyZhIMCgRuYW1lGAEgASgJEiMKAnJkGAIgASgLMhcuYXBpLlJvdXRlRGlzdGluZ3Vpc2hlchIjCglpbXBvcnRfcnQYAyADKAsyEC5hcGkuUm91dGVUYXJnZXQSIwoJZXhwb3J0X3J0GAQgAygLMhAuYXBpLlJvdXRlVGFyZ2V0EgoKAmlkGAUgASgNIiYKDUFkZFZyZlJlcXVlc3QSFQoDdnJmGAEgASgLMgguYXBpLlZyZiIQCg5BZGRWcmZSZXNwb25zZSIgChBEZWxldGVWcmZSZXF1ZXN0EgwKBG5hbWUYASABKAkiEwoRRGVsZXRlVnJmUmVzcG9uc2UiHgoOTGlzdFZyZlJlcXVlc3QSDAoEbmFtZRgBIAEoCSIoCg9MaXN0VnJmUmVzcG9uc2USFQoDdnJmGAEgASgLMgguYXBpLlZyZiLdAQoQUmVzZXRQZWVyUmVxdWVzdBIPCgdhZGRyZXNzGAEgASgJEhUKDWNvbW11bmljYXRpb24YAiABKAkSDAoEc29mdBgDIAEoCBIyCglkaXJlY3Rpb24YBCABKA4yHy5hcGkuUmVzZXRQZWVyUmVxdWVzdC5EaXJlY3Rpb24iXwoJRGlyZWN0aW9uEhkKFURJUkVDVElPTl9VTlNQRUNJRklFRBAAEhAKDERJUkVDVElPTl9JThABEhEKDURJUkVDVElPTl9PVVQQAhISCg5ESVJFQ1RJT05fQk9USBADIhMKEVJlc2V0UGVlclJlc3BvbnNlIlIKEEFkZFBvbGljeVJlcXVlc3QSGwoGcG9saWN5GAEgASgLMgsuYXBpLlBvbGljeRIhChlyZWZlcl9leGlzdGluZ19zdGF0ZW1lbnRzGAIgASgIIhMKEUFkZFBvbGljeVJlc3BvbnNlIlwKE0RlbGV0ZVBvbGljeVJlcXVlc3QSGwoGcG9saWN5GAEgASgLMgsuYXBpLlBvbGljeRIbChNwcmVzZXJ2ZV9zdGF0ZW1lbnRzGAIgASgIEgsKA2FsbBgDIAEoCCIWChREZWxldGVQb2xpY3lSZXNwb25zZSIhChFMaXN0UG9saWN5UmVxdWVzdBIMCgRuYW1lGAEgASgJIjEKEkxpc3RQb2xpY3lSZXNwb25zZRIbCgZwb2xpY3kYASABKAsyCy5hcGkuUG9saWN5Ik0KFEFkZERlZmluZWRTZXRSZXF1ZXN0EiQKC2RlZmluZWRfc2V0GAEgASgLMg8uYXBpLkRlZmluZWRTZXQSDwoHcmVwbGFjZRgCIAEoCCIXChVBZGREZWZpbmVkU2V0UmVzcG9uc2UiTAoXRGVsZXRlRGVmaW5lZFNldFJlcXVlc3QSJAoLZGVmaW5lZF9zZXQYASABKAsyDy5hcGkuRGVmaW5lZFNldBILCgNhbGwYAiABKAgiGgoYRGVsZXRlRGVmaW5lZFNldFJlc3BvbnNlIk0KFUxpc3REZWZpbmVkU2V0UmVxdWVzdBImCgxkZWZpbmVkX3R5cGUYASABKA4yEC5hcGkuRGVmaW5lZFR5cGUSDAoEbmFtZRgCIAEoCSI+ChZMaXN0RGVmaW5lZFNldFJlc3BvbnNlEiQKC2RlZmluZWRfc2V0GAEgASgLMg8uYXBpLkRlZmluZWRTZXQiVAobTGlzdFBvbGljeUFzc2lnbm1lbnRSZXF1ZXN0EgwKBG5hbWUYASABKAkSJwoJZGlyZWN0aW9uGAIgASgOMhQuYXBpLlBvbGljeURpcmVjdGlvbiJJChxMaXN0UG9saWN5QXNzaWdubWVudFJlc3BvbnNlEikKCmFzc2lnbm1lbnQYASABKAsyFS5hcGkuUG9saWN5QXNzaWdubWVudCJHChpTZXRQb2xpY3lBc3NpZ25tZW50UmVxdWVzdBIpCgphc3NpZ25tZW50GAEgASgLMhUuYXBpLlBvbGljeUFzc2lnbm1lbnQiHQobU2V0UG9saWN5QXNzaWdubWVudFJlc3BvbnNlIlAKCkRlZmluZWRTZXQSJgoMZGVmaW5lZF90eXBlGAEgASgOMhAuYXBpLkRlZmluZWRUeXBlEgwKBG5hbWUYAiABKAkSDAoEbGlzdBgDIAMoCSKFAQoITWF0Y2hTZXQSIAoEdHlwZRgBIAEoDjISLmFwaS5NYXRjaFNldC5UeXBlEgwKBG5hbWUYAiABKAkiSQoEVHlwZRIUChBUWVBFX1VOU1BFQ0lGSUVEEAASDAoIVFlQRV9BTlkQARIMCghUWVBFX0FMTBACEg8KC1RZUEVfSU5WRVJUEAMiWwoKQ29uZGl0aW9ucxIjCgxuZWlnaGJvcl9zZXQYAiABKAsyDS5hcGkuTWF0Y2hTZXQSKAoRZXh0X2NvbW11bml0eV9zZXQYBiABKAsyDS5hcGkuTWF0Y2hTZXQiMQoHQWN0aW9ucxImCgxyb3V0ZV9hY3Rpb24YASABKA4yEC5hcGkuUm91dGVBY3Rpb24iXQoJU3RhdGVtZW50EgwKBG5hbWUYASABKAkSIwoKY29uZGl0aW9ucxgCIAEoCzIPLmFwaS5Db25kaXRpb25zEh0KB2FjdGlvbnMYAyABKAsyDC5hcGkuQWN0aW9ucyI6CgZQb2xpY3kSDAoEbmFtZRgBIAEoCRIiCgpzdGF0ZW1lbnRzGAIgAygLMg4uYXBpLlN0YXRlbWVudCKSAQoQUG9saWN5QXNzaWdubWVudBIMCgRuYW1lGAEgASgJEicKCWRpcmVjdGlvbhgCIAEoDjIULmFwaS5Qb2xpY3lEaXJlY3Rpb24SHQoIcG9saWNpZXMYBCADKAsyCy5hcGkuUG9saWN5EigKDmRlZmF1bHRfYWN0aW9uGAUgASgOMhAuYXBpLlJvdXRlQWN0aW9uKlUKCFBlZXJUeXBlEhkKFVBFRVJfVFlQRV9VTlNQRUNJRklFRBAAEhYKElBFRVJfVFlQRV9JTlRFUk5BTBABEhYKElBFRVJfVFlQRV9FWFRFUk5BTBACKpcBCglUYWJsZVR5cGUSGgoWVEFCTEVfVFlQRV9VTlNQRUNJRklFRBAAEhUKEVRBQkxFX1RZUEVfR0xPQkFMEAESFAoQVEFCTEVfVFlQRV9MT0NBTBACEhUKEVRBQkxFX1RZUEVfQURKX0lOEAMSFgoSVEFCTEVfVFlQRV9BREpfT1VUEAQSEgoOVEFCTEVfVFlQRV9WUkYQBSqIAgoLRGVmaW5lZFR5cGUSHAoYREVGSU5FRF9UWVBFX1VOU1BFQ0lGSUVEEAASFwoTREVGSU5FRF9UWVBFX1BSRUZJWBABEhkKFURFRklORURfVFlQRV9ORUlHSEJPUhACEhQKEERFRklORURfVFlQRV9UQUcQAxIYChRERUZJTkVEX1RZUEVfQVNfUEFUSBAEEhoKFkRFRklORURfVFlQRV9DT01NVU5JVFkQBRIeChpERUZJTkVEX1RZUEVfRVhUX0NPTU1VTklUWRAGEiAKHERFRklORURfVFlQRV9MQVJHRV9DT01NVU5JVFkQBxIZChVERUZJTkVEX1RZUEVfTkVYVF9IT1AQCCpdCgtSb3V0ZUFjdGlvbhIcChhST1VURV9BQ1RJT05fVU5TUEVDSUZJRUQQABIXChNST1VURV9BQ1RJT05fQUNDRVBUEAESFwoTUk9VVEVfQUNUSU9OX1JFSkVDVBACKm0KD1BvbGljeURpcmVjdGlvbhIgChxQT0xJQ1lfRElSRUNUSU9OX1VOU1BFQ0lGSUVEEAASGwoXUE9MSUNZX0RJUkVDVElPTl9JTVBPUlQQARIbChdQT0xJQ1lfRElSRUNUSU9OX0VYUE9SVBACMp4MCgxHb0JncFNlcnZpY2USNwoIU3RhcnRCZ3ASFC5hcGkuU3RhcnRCZ3BSZXF1ZXN0GhUuYXBpLlN0YXJ0QmdwUmVzcG9uc2USNAoHU3RvcEJncBITLmFwaS5TdG9wQmdwUmVxdWVzdBoULmFwaS5TdG9wQmdwUmVzcG9uc2USMQoGR2V0QmdwEhIuYXBpLkdldEJncFJlcXVlc3QaEy5hcGkuR2V0QmdwUmVzcG9uc2USPwoKV2F0Y2hFdmVudBIWLmFwaS5XYXRjaEV2ZW50UmVxdWVzdBoXLmFwaS5XYXRjaEV2ZW50UmVzcG9uc2UwARI0CgdBZGRQZWVyEhMuYXBpLkFkZFBlZXJSZXF1ZXN0GhQuYXBpLkFkZFBlZXJSZXNwb25zZRI9CgpEZWxldGVQZWVyEhYuYXBpLkRlbGV0ZVBlZXJSZXF1ZXN0GhcuYXBpLkRlbGV0ZVBlZXJSZXNwb25zZRI5CghMaXN0UGVlchIULmFwaS5MaXN0UGVlclJlcXVlc3QaFS5hcGkuTGlzdFBlZXJSZXNwb25zZTABEj0KClVwZGF0ZVBlZXISFi5hcGkuVXBkYXRlUGVlclJlcXVlc3QaFy5hcGkuVXBkYXRlUGVlclJlc3BvbnNlEjQKB0FkZFBhdGgSEy5hcGkuQWRkUGF0aFJlcXVlc3QaFC5hcGkuQWRkUGF0aFJlc3BvbnNlEj0KCkRlbGV0ZVBhdGgSFi5hcGkuRGVsZXRlUGF0aFJlcXVlc3QaFy5hcGkuRGVsZXRlUGF0aFJlc3BvbnNlEjkKCExpc3RQYXRoEhQuYXBpLkxpc3RQYXRoUmVxdWVzdBoVLmFwaS5MaXN0UGF0aFJlc3BvbnNlMAESSAoNQWRkUGF0aFN0cmVhbRIZLmFwaS5BZGRQYXRoU3RyZWFtUmVxdWVzdBoaLmFwaS5BZGRQYXRoU3RyZWFtUmVzcG9uc2UoARIxCgZBZGRWcmYSEi5hcGkuQWRkVnJmUmVxdWVzdBoTLmFwaS5BZGRWcmZSZXNwb25zZRI6CglEZWxldGVWcmYSFS5hcGkuRGVsZXRlVnJmUmVxdWVzdBoWLmFwaS5EZWxldGVWcmZSZXNwb25zZRI2CgdMaXN0VnJmEhMuYXBpLkxpc3RWcmZSZXF1ZXN0GhQuYXBpLkxpc3RWcmZSZXNwb25zZTABEjoKCVJlc2V0UGVlchIVLmFwaS5SZXNldFBlZXJSZXF1ZXN0GhYuYXBpLlJlc2V0UGVlclJlc3BvbnNlEjoKCUFkZFBvbGljeRIVLmFwaS5BZGRQb2xpY3lSZXF1ZXN0GhYuYXBpLkFkZFBvbGljeVJlc3BvbnNlEkMKDERlbGV0ZVBvbGljeRIYLmFwaS5EZWxldGVQb2xpY3lSZXF1ZXN0GhkuYXBpLkRlbGV0ZVBvbGljeVJlc3BvbnNlEj8KCkxpc3RQb2xpY3kSFi5hcGkuTGlzdFBvbGljeVJlcXVlc3QaFy5hcGkuTGlzdFBvbGljeVJlc3BvbnNlMAESRgoNQWRkRGVmaW5lZFNldBIZLmFwaS5BZGREZWZpbmVkU2V0UmVxdWVzdBoaLmFwaS5BZGREZWZpbmVkU2V0UmVzcG9uc2USTwoQRGVsZXRlRGVmaW5lZFNldBIcLmFwaS5EZWxldGVEZWZpbmVkU2V0UmVxdWVzdBodLmFwaS5EZWxldGVEZWZpbmVkU2V0UmVzcG9uc2USSwoOTGlzdERlZmluZWRTZXQSGi5hcGkuTGlzdERlZmluZWRTZXRSZXF1ZXN0GhsuYXBpLkxpc3REZWZpbmVkU2V0UmVzcG9uc2UwARJdChRMaXN0UG9saWN5QXNzaWdubWVudBIgLmFwaS5MaXN0UG9saWN5QXNzaWdubWVudFJlcXVlc3QaIS5hcGkuTGlzdFBvbGljeUFzc2lnbm1lbnRSZXNwb25zZTABElgKE1NldFBvbGljeUFzc2lnbm1lbnQSHy5hcGkuU2V0UG9saWN5QXNzaWdubWVudFJlcXVlc3QaIC5hcGkuU2V0UG9saWN5QXNzaWdubWVudFJlc3BvbnNlYgZwcm90bzM", [file_api_attribute, file_api_capability, file_api_common, file_api_extcom, file_api_nlri, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message api.StartBgpRequest
@@ -1987,6 +1987,575 @@ export const ListVrfResponseSchema: GenMessage<ListVrfResponse> = /*@__PURE__*/
   messageDesc(file_api_gobgp, 52);
 
 /**
+ * @generated from message api.ResetPeerRequest
+ */
+export type ResetPeerRequest = Message$1<"api.ResetPeerRequest"> & {
+  /**
+   * @generated from field: string address = 1;
+   */
+  address: string;
+
+  /**
+   * @generated from field: string communication = 2;
+   */
+  communication: string;
+
+  /**
+   * @generated from field: bool soft = 3;
+   */
+  soft: boolean;
+
+  /**
+   * @generated from field: api.ResetPeerRequest.Direction direction = 4;
+   */
+  direction: ResetPeerRequest_Direction;
+};
+
+/**
+ * Describes the message api.ResetPeerRequest.
+ * Use `create(ResetPeerRequestSchema)` to create a new message.
+ */
+export const ResetPeerRequestSchema: GenMessage<ResetPeerRequest> = /*@__PURE__*/
+  messageDesc(file_api_gobgp, 53);
+
+/**
+ * @generated from enum api.ResetPeerRequest.Direction
+ */
+export enum ResetPeerRequest_Direction {
+  /**
+   * @generated from enum value: DIRECTION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: DIRECTION_IN = 1;
+   */
+  IN = 1,
+
+  /**
+   * @generated from enum value: DIRECTION_OUT = 2;
+   */
+  OUT = 2,
+
+  /**
+   * @generated from enum value: DIRECTION_BOTH = 3;
+   */
+  BOTH = 3,
+}
+
+/**
+ * Describes the enum api.ResetPeerRequest.Direction.
+ */
+export const ResetPeerRequest_DirectionSchema: GenEnum<ResetPeerRequest_Direction> = /*@__PURE__*/
+  enumDesc(file_api_gobgp, 53, 0);
+
+/**
+ * @generated from message api.ResetPeerResponse
+ */
+export type ResetPeerResponse = Message$1<"api.ResetPeerResponse"> & {
+};
+
+/**
+ * Describes the message api.ResetPeerResponse.
+ * Use `create(ResetPeerResponseSchema)` to create a new message.
+ */
+export const ResetPeerResponseSchema: GenMessage<ResetPeerResponse> = /*@__PURE__*/
+  messageDesc(file_api_gobgp, 54);
+
+/**
+ * @generated from message api.AddPolicyRequest
+ */
+export type AddPolicyRequest = Message$1<"api.AddPolicyRequest"> & {
+  /**
+   * @generated from field: api.Policy policy = 1;
+   */
+  policy?: Policy | undefined;
+
+  /**
+   * @generated from field: bool refer_existing_statements = 2;
+   */
+  referExistingStatements: boolean;
+};
+
+/**
+ * Describes the message api.AddPolicyRequest.
+ * Use `create(AddPolicyRequestSchema)` to create a new message.
+ */
+export const AddPolicyRequestSchema: GenMessage<AddPolicyRequest> = /*@__PURE__*/
+  messageDesc(file_api_gobgp, 55);
+
+/**
+ * @generated from message api.AddPolicyResponse
+ */
+export type AddPolicyResponse = Message$1<"api.AddPolicyResponse"> & {
+};
+
+/**
+ * Describes the message api.AddPolicyResponse.
+ * Use `create(AddPolicyResponseSchema)` to create a new message.
+ */
+export const AddPolicyResponseSchema: GenMessage<AddPolicyResponse> = /*@__PURE__*/
+  messageDesc(file_api_gobgp, 56);
+
+/**
+ * @generated from message api.DeletePolicyRequest
+ */
+export type DeletePolicyRequest = Message$1<"api.DeletePolicyRequest"> & {
+  /**
+   * @generated from field: api.Policy policy = 1;
+   */
+  policy?: Policy | undefined;
+
+  /**
+   * @generated from field: bool preserve_statements = 2;
+   */
+  preserveStatements: boolean;
+
+  /**
+   * @generated from field: bool all = 3;
+   */
+  all: boolean;
+};
+
+/**
+ * Describes the message api.DeletePolicyRequest.
+ * Use `create(DeletePolicyRequestSchema)` to create a new message.
+ */
+export const DeletePolicyRequestSchema: GenMessage<DeletePolicyRequest> = /*@__PURE__*/
+  messageDesc(file_api_gobgp, 57);
+
+/**
+ * @generated from message api.DeletePolicyResponse
+ */
+export type DeletePolicyResponse = Message$1<"api.DeletePolicyResponse"> & {
+};
+
+/**
+ * Describes the message api.DeletePolicyResponse.
+ * Use `create(DeletePolicyResponseSchema)` to create a new message.
+ */
+export const DeletePolicyResponseSchema: GenMessage<DeletePolicyResponse> = /*@__PURE__*/
+  messageDesc(file_api_gobgp, 58);
+
+/**
+ * @generated from message api.ListPolicyRequest
+ */
+export type ListPolicyRequest = Message$1<"api.ListPolicyRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message api.ListPolicyRequest.
+ * Use `create(ListPolicyRequestSchema)` to create a new message.
+ */
+export const ListPolicyRequestSchema: GenMessage<ListPolicyRequest> = /*@__PURE__*/
+  messageDesc(file_api_gobgp, 59);
+
+/**
+ * @generated from message api.ListPolicyResponse
+ */
+export type ListPolicyResponse = Message$1<"api.ListPolicyResponse"> & {
+  /**
+   * @generated from field: api.Policy policy = 1;
+   */
+  policy?: Policy | undefined;
+};
+
+/**
+ * Describes the message api.ListPolicyResponse.
+ * Use `create(ListPolicyResponseSchema)` to create a new message.
+ */
+export const ListPolicyResponseSchema: GenMessage<ListPolicyResponse> = /*@__PURE__*/
+  messageDesc(file_api_gobgp, 60);
+
+/**
+ * @generated from message api.AddDefinedSetRequest
+ */
+export type AddDefinedSetRequest = Message$1<"api.AddDefinedSetRequest"> & {
+  /**
+   * @generated from field: api.DefinedSet defined_set = 1;
+   */
+  definedSet?: DefinedSet | undefined;
+
+  /**
+   * @generated from field: bool replace = 2;
+   */
+  replace: boolean;
+};
+
+/**
+ * Describes the message api.AddDefinedSetRequest.
+ * Use `create(AddDefinedSetRequestSchema)` to create a new message.
+ */
+export const AddDefinedSetRequestSchema: GenMessage<AddDefinedSetRequest> = /*@__PURE__*/
+  messageDesc(file_api_gobgp, 61);
+
+/**
+ * @generated from message api.AddDefinedSetResponse
+ */
+export type AddDefinedSetResponse = Message$1<"api.AddDefinedSetResponse"> & {
+};
+
+/**
+ * Describes the message api.AddDefinedSetResponse.
+ * Use `create(AddDefinedSetResponseSchema)` to create a new message.
+ */
+export const AddDefinedSetResponseSchema: GenMessage<AddDefinedSetResponse> = /*@__PURE__*/
+  messageDesc(file_api_gobgp, 62);
+
+/**
+ * @generated from message api.DeleteDefinedSetRequest
+ */
+export type DeleteDefinedSetRequest = Message$1<"api.DeleteDefinedSetRequest"> & {
+  /**
+   * @generated from field: api.DefinedSet defined_set = 1;
+   */
+  definedSet?: DefinedSet | undefined;
+
+  /**
+   * @generated from field: bool all = 2;
+   */
+  all: boolean;
+};
+
+/**
+ * Describes the message api.DeleteDefinedSetRequest.
+ * Use `create(DeleteDefinedSetRequestSchema)` to create a new message.
+ */
+export const DeleteDefinedSetRequestSchema: GenMessage<DeleteDefinedSetRequest> = /*@__PURE__*/
+  messageDesc(file_api_gobgp, 63);
+
+/**
+ * @generated from message api.DeleteDefinedSetResponse
+ */
+export type DeleteDefinedSetResponse = Message$1<"api.DeleteDefinedSetResponse"> & {
+};
+
+/**
+ * Describes the message api.DeleteDefinedSetResponse.
+ * Use `create(DeleteDefinedSetResponseSchema)` to create a new message.
+ */
+export const DeleteDefinedSetResponseSchema: GenMessage<DeleteDefinedSetResponse> = /*@__PURE__*/
+  messageDesc(file_api_gobgp, 64);
+
+/**
+ * @generated from message api.ListDefinedSetRequest
+ */
+export type ListDefinedSetRequest = Message$1<"api.ListDefinedSetRequest"> & {
+  /**
+   * @generated from field: api.DefinedType defined_type = 1;
+   */
+  definedType: DefinedType;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message api.ListDefinedSetRequest.
+ * Use `create(ListDefinedSetRequestSchema)` to create a new message.
+ */
+export const ListDefinedSetRequestSchema: GenMessage<ListDefinedSetRequest> = /*@__PURE__*/
+  messageDesc(file_api_gobgp, 65);
+
+/**
+ * @generated from message api.ListDefinedSetResponse
+ */
+export type ListDefinedSetResponse = Message$1<"api.ListDefinedSetResponse"> & {
+  /**
+   * @generated from field: api.DefinedSet defined_set = 1;
+   */
+  definedSet?: DefinedSet | undefined;
+};
+
+/**
+ * Describes the message api.ListDefinedSetResponse.
+ * Use `create(ListDefinedSetResponseSchema)` to create a new message.
+ */
+export const ListDefinedSetResponseSchema: GenMessage<ListDefinedSetResponse> = /*@__PURE__*/
+  messageDesc(file_api_gobgp, 66);
+
+/**
+ * @generated from message api.ListPolicyAssignmentRequest
+ */
+export type ListPolicyAssignmentRequest = Message$1<"api.ListPolicyAssignmentRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: api.PolicyDirection direction = 2;
+   */
+  direction: PolicyDirection;
+};
+
+/**
+ * Describes the message api.ListPolicyAssignmentRequest.
+ * Use `create(ListPolicyAssignmentRequestSchema)` to create a new message.
+ */
+export const ListPolicyAssignmentRequestSchema: GenMessage<ListPolicyAssignmentRequest> = /*@__PURE__*/
+  messageDesc(file_api_gobgp, 67);
+
+/**
+ * @generated from message api.ListPolicyAssignmentResponse
+ */
+export type ListPolicyAssignmentResponse = Message$1<"api.ListPolicyAssignmentResponse"> & {
+  /**
+   * @generated from field: api.PolicyAssignment assignment = 1;
+   */
+  assignment?: PolicyAssignment | undefined;
+};
+
+/**
+ * Describes the message api.ListPolicyAssignmentResponse.
+ * Use `create(ListPolicyAssignmentResponseSchema)` to create a new message.
+ */
+export const ListPolicyAssignmentResponseSchema: GenMessage<ListPolicyAssignmentResponse> = /*@__PURE__*/
+  messageDesc(file_api_gobgp, 68);
+
+/**
+ * @generated from message api.SetPolicyAssignmentRequest
+ */
+export type SetPolicyAssignmentRequest = Message$1<"api.SetPolicyAssignmentRequest"> & {
+  /**
+   * @generated from field: api.PolicyAssignment assignment = 1;
+   */
+  assignment?: PolicyAssignment | undefined;
+};
+
+/**
+ * Describes the message api.SetPolicyAssignmentRequest.
+ * Use `create(SetPolicyAssignmentRequestSchema)` to create a new message.
+ */
+export const SetPolicyAssignmentRequestSchema: GenMessage<SetPolicyAssignmentRequest> = /*@__PURE__*/
+  messageDesc(file_api_gobgp, 69);
+
+/**
+ * @generated from message api.SetPolicyAssignmentResponse
+ */
+export type SetPolicyAssignmentResponse = Message$1<"api.SetPolicyAssignmentResponse"> & {
+};
+
+/**
+ * Describes the message api.SetPolicyAssignmentResponse.
+ * Use `create(SetPolicyAssignmentResponseSchema)` to create a new message.
+ */
+export const SetPolicyAssignmentResponseSchema: GenMessage<SetPolicyAssignmentResponse> = /*@__PURE__*/
+  messageDesc(file_api_gobgp, 70);
+
+/**
+ * (prefixes = 4 left out.)
+ *
+ * @generated from message api.DefinedSet
+ */
+export type DefinedSet = Message$1<"api.DefinedSet"> & {
+  /**
+   * @generated from field: api.DefinedType defined_type = 1;
+   */
+  definedType: DefinedType;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * @generated from field: repeated string list = 3;
+   */
+  list: string[];
+};
+
+/**
+ * Describes the message api.DefinedSet.
+ * Use `create(DefinedSetSchema)` to create a new message.
+ */
+export const DefinedSetSchema: GenMessage<DefinedSet> = /*@__PURE__*/
+  messageDesc(file_api_gobgp, 71);
+
+/**
+ * @generated from message api.MatchSet
+ */
+export type MatchSet = Message$1<"api.MatchSet"> & {
+  /**
+   * @generated from field: api.MatchSet.Type type = 1;
+   */
+  type: MatchSet_Type;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message api.MatchSet.
+ * Use `create(MatchSetSchema)` to create a new message.
+ */
+export const MatchSetSchema: GenMessage<MatchSet> = /*@__PURE__*/
+  messageDesc(file_api_gobgp, 72);
+
+/**
+ * @generated from enum api.MatchSet.Type
+ */
+export enum MatchSet_Type {
+  /**
+   * @generated from enum value: TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: TYPE_ANY = 1;
+   */
+  ANY = 1,
+
+  /**
+   * @generated from enum value: TYPE_ALL = 2;
+   */
+  ALL = 2,
+
+  /**
+   * @generated from enum value: TYPE_INVERT = 3;
+   */
+  INVERT = 3,
+}
+
+/**
+ * Describes the enum api.MatchSet.Type.
+ */
+export const MatchSet_TypeSchema: GenEnum<MatchSet_Type> = /*@__PURE__*/
+  enumDesc(file_api_gobgp, 72, 0);
+
+/**
+ * Only the conditions kvrf sets.
+ *
+ * @generated from message api.Conditions
+ */
+export type Conditions = Message$1<"api.Conditions"> & {
+  /**
+   * @generated from field: api.MatchSet neighbor_set = 2;
+   */
+  neighborSet?: MatchSet | undefined;
+
+  /**
+   * @generated from field: api.MatchSet ext_community_set = 6;
+   */
+  extCommunitySet?: MatchSet | undefined;
+};
+
+/**
+ * Describes the message api.Conditions.
+ * Use `create(ConditionsSchema)` to create a new message.
+ */
+export const ConditionsSchema: GenMessage<Conditions> = /*@__PURE__*/
+  messageDesc(file_api_gobgp, 73);
+
+/**
+ * Only the route action.
+ *
+ * @generated from message api.Actions
+ */
+export type Actions = Message$1<"api.Actions"> & {
+  /**
+   * @generated from field: api.RouteAction route_action = 1;
+   */
+  routeAction: RouteAction;
+};
+
+/**
+ * Describes the message api.Actions.
+ * Use `create(ActionsSchema)` to create a new message.
+ */
+export const ActionsSchema: GenMessage<Actions> = /*@__PURE__*/
+  messageDesc(file_api_gobgp, 74);
+
+/**
+ * @generated from message api.Statement
+ */
+export type Statement = Message$1<"api.Statement"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: api.Conditions conditions = 2;
+   */
+  conditions?: Conditions | undefined;
+
+  /**
+   * @generated from field: api.Actions actions = 3;
+   */
+  actions?: Actions | undefined;
+};
+
+/**
+ * Describes the message api.Statement.
+ * Use `create(StatementSchema)` to create a new message.
+ */
+export const StatementSchema: GenMessage<Statement> = /*@__PURE__*/
+  messageDesc(file_api_gobgp, 75);
+
+/**
+ * @generated from message api.Policy
+ */
+export type Policy = Message$1<"api.Policy"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: repeated api.Statement statements = 2;
+   */
+  statements: Statement[];
+};
+
+/**
+ * Describes the message api.Policy.
+ * Use `create(PolicySchema)` to create a new message.
+ */
+export const PolicySchema: GenMessage<Policy> = /*@__PURE__*/
+  messageDesc(file_api_gobgp, 76);
+
+/**
+ * @generated from message api.PolicyAssignment
+ */
+export type PolicyAssignment = Message$1<"api.PolicyAssignment"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: api.PolicyDirection direction = 2;
+   */
+  direction: PolicyDirection;
+
+  /**
+   * @generated from field: repeated api.Policy policies = 4;
+   */
+  policies: Policy[];
+
+  /**
+   * @generated from field: api.RouteAction default_action = 5;
+   */
+  defaultAction: RouteAction;
+};
+
+/**
+ * Describes the message api.PolicyAssignment.
+ * Use `create(PolicyAssignmentSchema)` to create a new message.
+ */
+export const PolicyAssignmentSchema: GenMessage<PolicyAssignment> = /*@__PURE__*/
+  messageDesc(file_api_gobgp, 77);
+
+/**
  * @generated from enum api.PeerType
  */
 export enum PeerType {
@@ -2054,6 +2623,114 @@ export enum TableType {
  */
 export const TableTypeSchema: GenEnum<TableType> = /*@__PURE__*/
   enumDesc(file_api_gobgp, 1);
+
+/**
+ * @generated from enum api.DefinedType
+ */
+export enum DefinedType {
+  /**
+   * @generated from enum value: DEFINED_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: DEFINED_TYPE_PREFIX = 1;
+   */
+  PREFIX = 1,
+
+  /**
+   * @generated from enum value: DEFINED_TYPE_NEIGHBOR = 2;
+   */
+  NEIGHBOR = 2,
+
+  /**
+   * @generated from enum value: DEFINED_TYPE_TAG = 3;
+   */
+  TAG = 3,
+
+  /**
+   * @generated from enum value: DEFINED_TYPE_AS_PATH = 4;
+   */
+  AS_PATH = 4,
+
+  /**
+   * @generated from enum value: DEFINED_TYPE_COMMUNITY = 5;
+   */
+  COMMUNITY = 5,
+
+  /**
+   * @generated from enum value: DEFINED_TYPE_EXT_COMMUNITY = 6;
+   */
+  EXT_COMMUNITY = 6,
+
+  /**
+   * @generated from enum value: DEFINED_TYPE_LARGE_COMMUNITY = 7;
+   */
+  LARGE_COMMUNITY = 7,
+
+  /**
+   * @generated from enum value: DEFINED_TYPE_NEXT_HOP = 8;
+   */
+  NEXT_HOP = 8,
+}
+
+/**
+ * Describes the enum api.DefinedType.
+ */
+export const DefinedTypeSchema: GenEnum<DefinedType> = /*@__PURE__*/
+  enumDesc(file_api_gobgp, 2);
+
+/**
+ * @generated from enum api.RouteAction
+ */
+export enum RouteAction {
+  /**
+   * @generated from enum value: ROUTE_ACTION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: ROUTE_ACTION_ACCEPT = 1;
+   */
+  ACCEPT = 1,
+
+  /**
+   * @generated from enum value: ROUTE_ACTION_REJECT = 2;
+   */
+  REJECT = 2,
+}
+
+/**
+ * Describes the enum api.RouteAction.
+ */
+export const RouteActionSchema: GenEnum<RouteAction> = /*@__PURE__*/
+  enumDesc(file_api_gobgp, 3);
+
+/**
+ * @generated from enum api.PolicyDirection
+ */
+export enum PolicyDirection {
+  /**
+   * @generated from enum value: POLICY_DIRECTION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: POLICY_DIRECTION_IMPORT = 1;
+   */
+  IMPORT = 1,
+
+  /**
+   * @generated from enum value: POLICY_DIRECTION_EXPORT = 2;
+   */
+  EXPORT = 2,
+}
+
+/**
+ * Describes the enum api.PolicyDirection.
+ */
+export const PolicyDirectionSchema: GenEnum<PolicyDirection> = /*@__PURE__*/
+  enumDesc(file_api_gobgp, 4);
 
 /**
  * @generated from service api.GoBgpService
@@ -2178,6 +2855,78 @@ export const GoBgpService: GenService<{
     methodKind: "server_streaming";
     input: typeof ListVrfRequestSchema;
     output: typeof ListVrfResponseSchema;
+  },
+  /**
+   * @generated from rpc api.GoBgpService.ResetPeer
+   */
+  resetPeer: {
+    methodKind: "unary";
+    input: typeof ResetPeerRequestSchema;
+    output: typeof ResetPeerResponseSchema;
+  },
+  /**
+   * @generated from rpc api.GoBgpService.AddPolicy
+   */
+  addPolicy: {
+    methodKind: "unary";
+    input: typeof AddPolicyRequestSchema;
+    output: typeof AddPolicyResponseSchema;
+  },
+  /**
+   * @generated from rpc api.GoBgpService.DeletePolicy
+   */
+  deletePolicy: {
+    methodKind: "unary";
+    input: typeof DeletePolicyRequestSchema;
+    output: typeof DeletePolicyResponseSchema;
+  },
+  /**
+   * @generated from rpc api.GoBgpService.ListPolicy
+   */
+  listPolicy: {
+    methodKind: "server_streaming";
+    input: typeof ListPolicyRequestSchema;
+    output: typeof ListPolicyResponseSchema;
+  },
+  /**
+   * @generated from rpc api.GoBgpService.AddDefinedSet
+   */
+  addDefinedSet: {
+    methodKind: "unary";
+    input: typeof AddDefinedSetRequestSchema;
+    output: typeof AddDefinedSetResponseSchema;
+  },
+  /**
+   * @generated from rpc api.GoBgpService.DeleteDefinedSet
+   */
+  deleteDefinedSet: {
+    methodKind: "unary";
+    input: typeof DeleteDefinedSetRequestSchema;
+    output: typeof DeleteDefinedSetResponseSchema;
+  },
+  /**
+   * @generated from rpc api.GoBgpService.ListDefinedSet
+   */
+  listDefinedSet: {
+    methodKind: "server_streaming";
+    input: typeof ListDefinedSetRequestSchema;
+    output: typeof ListDefinedSetResponseSchema;
+  },
+  /**
+   * @generated from rpc api.GoBgpService.ListPolicyAssignment
+   */
+  listPolicyAssignment: {
+    methodKind: "server_streaming";
+    input: typeof ListPolicyAssignmentRequestSchema;
+    output: typeof ListPolicyAssignmentResponseSchema;
+  },
+  /**
+   * @generated from rpc api.GoBgpService.SetPolicyAssignment
+   */
+  setPolicyAssignment: {
+    methodKind: "unary";
+    input: typeof SetPolicyAssignmentRequestSchema;
+    output: typeof SetPolicyAssignmentResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_api_gobgp, 0);

@@ -19,7 +19,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file apipb/gobgp.proto.
  */
 export const file_apipb_gobgp: GenFile = /*@__PURE__*/
-  fileDesc("ChFhcGlwYi9nb2JncC5wcm90bxIFYXBpcGIihgQKBkZhbWlseRIeCgNhZmkYASABKA4yES5hcGlwYi5GYW1pbHkuQWZpEiAKBHNhZmkYAiABKA4yEi5hcGlwYi5GYW1pbHkuU2FmaSJeCgNBZmkSDwoLQUZJX1VOS05PV04QABIKCgZBRklfSVAQARILCgdBRklfSVA2EAISDQoJQUZJX0wyVlBOEBkSDAoGQUZJX0xTEISAARIQCgpBRklfT1BBUVVFEI2AASLZAgoEU2FmaRIQCgxTQUZJX1VOS05PV04QABIQCgxTQUZJX1VOSUNBU1QQARISCg5TQUZJX01VTFRJQ0FTVBACEhMKD1NBRklfTVBMU19MQUJFTBAEEhYKElNBRklfRU5DQVBTVUxBVElPThAHEg0KCVNBRklfVlBMUxBBEg0KCVNBRklfRVZQThBGEgsKB1NBRklfTFMQRxISCg5TQUZJX1NSX1BPTElDWRBJEgwKCFNBRklfTVVQEFUSEgoNU0FGSV9NUExTX1ZQThCAARIcChdTQUZJX01QTFNfVlBOX01VTFRJQ0FTVBCBARIiCh1TQUZJX1JPVVRFX1RBUkdFVF9DT05TVFJBSU5UUxCEARIbChZTQUZJX0ZMT1dfU1BFQ19VTklDQVNUEIUBEhcKElNBRklfRkxPV19TUEVDX1ZQThCGARITCg5TQUZJX0tFWV9WQUxVRRDxASIwCg9TdGFydEJncFJlcXVlc3QSHQoGZ2xvYmFsGAEgASgLMg0uYXBpcGIuR2xvYmFsIhAKDlN0b3BCZ3BSZXF1ZXN0Ig8KDUdldEJncFJlcXVlc3QiLwoOR2V0QmdwUmVzcG9uc2USHQoGZ2xvYmFsGAEgASgLMg0uYXBpcGIuR2xvYmFsIs8BCgZHbG9iYWwSCwoDYXNuGAEgASgNEhEKCXJvdXRlcl9pZBgCIAEoCRITCgtsaXN0ZW5fcG9ydBgDIAEoBRIYChBsaXN0ZW5fYWRkcmVzc2VzGAQgAygJEhAKCGZhbWlsaWVzGAUgAygNEhoKEnVzZV9tdWx0aXBsZV9wYXRocxgGIAEoCBIwChBncmFjZWZ1bF9yZXN0YXJ0GAogASgLMhYuYXBpcGIuR3JhY2VmdWxSZXN0YXJ0EhYKDmJpbmRfdG9fZGV2aWNlGAwgASgJIrkCChFXYXRjaEV2ZW50UmVxdWVzdBIrCgRwZWVyGAEgASgLMh0uYXBpcGIuV2F0Y2hFdmVudFJlcXVlc3QuUGVlchItCgV0YWJsZRgCIAEoCzIeLmFwaXBiLldhdGNoRXZlbnRSZXF1ZXN0LlRhYmxlGgYKBFBlZXIavwEKBVRhYmxlEjYKB2ZpbHRlcnMYASADKAsyJS5hcGlwYi5XYXRjaEV2ZW50UmVxdWVzdC5UYWJsZS5GaWx0ZXIafgoGRmlsdGVyEjgKBHR5cGUYASABKA4yKi5hcGlwYi5XYXRjaEV2ZW50UmVxdWVzdC5UYWJsZS5GaWx0ZXIuVHlwZRIMCgRpbml0GAIgASgIIiwKBFR5cGUSCAoEQkVTVBAAEgkKBUFESklOEAESDwoLUE9TVF9QT0xJQ1kQAiLPAgoSV2F0Y2hFdmVudFJlc3BvbnNlEjMKBHBlZXIYAiABKAsyIy5hcGlwYi5XYXRjaEV2ZW50UmVzcG9uc2UuUGVlckV2ZW50SAASNQoFdGFibGUYAyABKAsyJC5hcGlwYi5XYXRjaEV2ZW50UmVzcG9uc2UuVGFibGVFdmVudEgAGpkBCglQZWVyRXZlbnQSNgoEdHlwZRgBIAEoDjIoLmFwaXBiLldhdGNoRXZlbnRSZXNwb25zZS5QZWVyRXZlbnQuVHlwZRIZCgRwZWVyGAIgASgLMgsuYXBpcGIuUGVlciI5CgRUeXBlEgsKB1VOS05PV04QABIICgRJTklUEAESDwoLRU5EX09GX0lOSVQQAhIJCgVTVEFURRADGigKClRhYmxlRXZlbnQSGgoFcGF0aHMYAiADKAsyCy5hcGlwYi5QYXRoQgcKBWV2ZW50IisKDkFkZFBlZXJSZXF1ZXN0EhkKBHBlZXIYASABKAsyCy5hcGlwYi5QZWVyIjcKEURlbGV0ZVBlZXJSZXF1ZXN0Eg8KB2FkZHJlc3MYASABKAkSEQoJaW50ZXJmYWNlGAIgASgJIjwKD0xpc3RQZWVyUmVxdWVzdBIPCgdhZGRyZXNzGAEgASgJEhgKEGVuYWJsZUFkdmVydGlzZWQYAiABKAgiLQoQTGlzdFBlZXJSZXNwb25zZRIZCgRwZWVyGAEgASgLMgsuYXBpcGIuUGVlciJIChFVcGRhdGVQZWVyUmVxdWVzdBIZCgRwZWVyGAEgASgLMgsuYXBpcGIuUGVlchIYChBkb19zb2Z0X3Jlc2V0X2luGAIgASgIIjEKElVwZGF0ZVBlZXJSZXNwb25zZRIbChNuZWVkc19zb2Z0X3Jlc2V0X2luGAEgASgIIrsCCgRQZWVyEh0KBGNvbmYYAiABKAsyDy5hcGlwYi5QZWVyQ29uZhIqCg1lYmdwX211bHRpaG9wGAMgASgLMhMuYXBpcGIuRWJncE11bHRpaG9wEi4KD3JvdXRlX3JlZmxlY3RvchgEIAEoCzIVLmFwaXBiLlJvdXRlUmVmbGVjdG9yEh8KBXN0YXRlGAUgASgLMhAuYXBpcGIuUGVlclN0YXRlEh0KBnRpbWVycxgGIAEoCzINLmFwaXBiLlRpbWVycxIjCgl0cmFuc3BvcnQYByABKAsyEC5hcGlwYi5UcmFuc3BvcnQSMAoQZ3JhY2VmdWxfcmVzdGFydBgJIAEoCzIWLmFwaXBiLkdyYWNlZnVsUmVzdGFydBIhCglhZmlfc2FmaXMYCiADKAsyDi5hcGlwYi5BZmlTYWZpIv0BCghQZWVyQ29uZhIVCg1hdXRoX3Bhc3N3b3JkGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEhEKCWxvY2FsX2FzbhgDIAEoDRIYChBuZWlnaGJvcl9hZGRyZXNzGAQgASgJEhAKCHBlZXJfYXNuGAUgASgNEhIKCnBlZXJfZ3JvdXAYBiABKAkSHQoEdHlwZRgHIAEoDjIPLmFwaXBiLlBlZXJUeXBlEhYKDnNlbmRfY29tbXVuaXR5GAogASgNEhoKEm5laWdoYm9yX2ludGVyZmFjZRgLIAEoCRILCgN2cmYYDCABKAkSEgoKYWRtaW5fZG93bhgPIAEoCCI1CgxFYmdwTXVsdGlob3ASDwoHZW5hYmxlZBgBIAEoCBIUCgxtdWx0aWhvcF90dGwYAiABKA0iVAoOUm91dGVSZWZsZWN0b3ISHgoWcm91dGVfcmVmbGVjdG9yX2NsaWVudBgBIAEoCBIiChpyb3V0ZV9yZWZsZWN0b3JfY2x1c3Rlcl9pZBgCIAEoCSK9BAoJUGVlclN0YXRlEhMKC2Rlc2NyaXB0aW9uGAIgASgJEhEKCWxvY2FsX2FzbhgDIAEoDRIhCghtZXNzYWdlcxgEIAEoCzIPLmFwaXBiLk1lc3NhZ2VzEhgKEG5laWdoYm9yX2FkZHJlc3MYBSABKAkSEAoIcGVlcl9hc24YBiABKA0SEgoKcGVlcl9ncm91cBgHIAEoCRIdCgR0eXBlGAggASgOMg8uYXBpcGIuUGVlclR5cGUSNAoNc2Vzc2lvbl9zdGF0ZRgNIAEoDjIdLmFwaXBiLlBlZXJTdGF0ZS5TZXNzaW9uU3RhdGUSMAoLYWRtaW5fc3RhdGUYDyABKA4yGy5hcGlwYi5QZWVyU3RhdGUuQWRtaW5TdGF0ZRINCgVvdXRfcRgQIAEoDRINCgVmbG9wcxgRIAEoDRIoCgpyZW1vdGVfY2FwGBIgAygLMhQuZ29vZ2xlLnByb3RvYnVmLkFueRInCglsb2NhbF9jYXAYEyADKAsyFC5nb29nbGUucHJvdG9idWYuQW55EhEKCXJvdXRlcl9pZBgUIAEoCSJuCgxTZXNzaW9uU3RhdGUSCwoHVU5LTk9XThAAEggKBElETEUQARILCgdDT05ORUNUEAISCgoGQUNUSVZFEAMSDAoIT1BFTlNFTlQQBBIPCgtPUEVOQ09ORklSTRAFEg8KC0VTVEFCTElTSEVEEAYiKgoKQWRtaW5TdGF0ZRIGCgJVUBAAEggKBERPV04QARIKCgZQRlhfQ1QQAiJKCghNZXNzYWdlcxIgCghyZWNlaXZlZBgBIAEoCzIOLmFwaXBiLk1lc3NhZ2USHAoEc2VudBgCIAEoCzIOLmFwaXBiLk1lc3NhZ2UitQEKB01lc3NhZ2USFAoMbm90aWZpY2F0aW9uGAEgASgEEg4KBnVwZGF0ZRgCIAEoBBIMCgRvcGVuGAMgASgEEhEKCWtlZXBhbGl2ZRgEIAEoBBIPCgdyZWZyZXNoGAUgASgEEhEKCWRpc2NhcmRlZBgGIAEoBBINCgV0b3RhbBgHIAEoBBIXCg93aXRoZHJhd191cGRhdGUYCCABKAQSFwoPd2l0aGRyYXdfcHJlZml4GAkgASgEIlAKBlRpbWVycxIjCgZjb25maWcYASABKAsyEy5hcGlwYi5UaW1lcnNDb25maWcSIQoFc3RhdGUYAiABKAsyEi5hcGlwYi5UaW1lcnNTdGF0ZSKgAQoMVGltZXJzQ29uZmlnEhUKDWNvbm5lY3RfcmV0cnkYASABKAQSEQoJaG9sZF90aW1lGAIgASgEEhoKEmtlZXBhbGl2ZV9pbnRlcnZhbBgDIAEoBBImCh5taW5pbXVtX2FkdmVydGlzZW1lbnRfaW50ZXJ2YWwYBCABKAQSIgoaaWRsZV9ob2xkX3RpbWVfYWZ0ZXJfcmVzZXQYBSABKAQi8wEKC1RpbWVyc1N0YXRlEhUKDWNvbm5lY3RfcmV0cnkYASABKAQSEQoJaG9sZF90aW1lGAIgASgEEhoKEmtlZXBhbGl2ZV9pbnRlcnZhbBgDIAEoBBImCh5taW5pbXVtX2FkdmVydGlzZW1lbnRfaW50ZXJ2YWwYBCABKAQSHAoUbmVnb3RpYXRlZF9ob2xkX3RpbWUYBSABKAQSKgoGdXB0aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghkb3dudGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiuQEKCVRyYW5zcG9ydBIVCg1sb2NhbF9hZGRyZXNzGAEgASgJEhIKCmxvY2FsX3BvcnQYAiABKA0SFQoNbXR1X2Rpc2NvdmVyeRgDIAEoCBIUCgxwYXNzaXZlX21vZGUYBCABKAgSFgoOcmVtb3RlX2FkZHJlc3MYBSABKAkSEwoLcmVtb3RlX3BvcnQYBiABKA0SDwoHdGNwX21zcxgHIAEoDRIWCg5iaW5kX2ludGVyZmFjZRgIIAEoCSKUAgoPR3JhY2VmdWxSZXN0YXJ0Eg8KB2VuYWJsZWQYASABKAgSFAoMcmVzdGFydF90aW1lGAIgASgNEhMKC2hlbHBlcl9vbmx5GAMgASgIEhUKDWRlZmVycmFsX3RpbWUYBCABKA0SHAoUbm90aWZpY2F0aW9uX2VuYWJsZWQYBSABKAgSGQoRbG9uZ2xpdmVkX2VuYWJsZWQYBiABKAgSGQoRc3RhbGVfcm91dGVzX3RpbWUYByABKA0SGQoRcGVlcl9yZXN0YXJ0X3RpbWUYCCABKA0SFwoPcGVlcl9yZXN0YXJ0aW5nGAkgASgIEhgKEGxvY2FsX3Jlc3RhcnRpbmcYCiABKAgSDAoEbW9kZRgLIAEoCSIqChdNcEdyYWNlZnVsUmVzdGFydENvbmZpZxIPCgdlbmFibGVkGAEgASgIIoUBChZNcEdyYWNlZnVsUmVzdGFydFN0YXRlEg8KB2VuYWJsZWQYASABKAgSEAoIcmVjZWl2ZWQYAiABKAgSEgoKYWR2ZXJ0aXNlZBgDIAEoCBIbChNlbmRfb2ZfcmliX3JlY2VpdmVkGAQgASgIEhcKD2VuZF9vZl9yaWJfc2VudBgFIAEoCCJxChFNcEdyYWNlZnVsUmVzdGFydBIuCgZjb25maWcYASABKAsyHi5hcGlwYi5NcEdyYWNlZnVsUmVzdGFydENvbmZpZxIsCgVzdGF0ZRgCIAEoCzIdLmFwaXBiLk1wR3JhY2VmdWxSZXN0YXJ0U3RhdGUiigEKB0FmaVNhZmkSNQoTbXBfZ3JhY2VmdWxfcmVzdGFydBgBIAEoCzIYLmFwaXBiLk1wR3JhY2VmdWxSZXN0YXJ0EiQKBmNvbmZpZxgCIAEoCzIULmFwaXBiLkFmaVNhZmlDb25maWcSIgoFc3RhdGUYAyABKAsyEy5hcGlwYi5BZmlTYWZpU3RhdGUiPwoNQWZpU2FmaUNvbmZpZxIdCgZmYW1pbHkYASABKAsyDS5hcGlwYi5GYW1pbHkSDwoHZW5hYmxlZBgCIAEoCCJ2CgxBZmlTYWZpU3RhdGUSHQoGZmFtaWx5GAEgASgLMg0uYXBpcGIuRmFtaWx5Eg8KB2VuYWJsZWQYAiABKAgSEAoIcmVjZWl2ZWQYAyABKAQSEAoIYWNjZXB0ZWQYBCABKAQSEgoKYWR2ZXJ0aXNlZBgFIAEoBCLUAwoEUGF0aBIiCgRubHJpGAEgASgLMhQuZ29vZ2xlLnByb3RvYnVmLkFueRIkCgZwYXR0cnMYAiADKAsyFC5nb29nbGUucHJvdG9idWYuQW55EicKA2FnZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEYmVzdBgEIAEoCBITCgtpc193aXRoZHJhdxgFIAEoCBIcChRub19pbXBsaWNpdF93aXRoZHJhdxgIIAEoCBIdCgZmYW1pbHkYCSABKAsyDS5hcGlwYi5GYW1pbHkSEgoKc291cmNlX2FzbhgKIAEoDRIRCglzb3VyY2VfaWQYCyABKAkSEAoIZmlsdGVyZWQYDCABKAgSDQoFc3RhbGUYDSABKAgSGAoQaXNfZnJvbV9leHRlcm5hbBgOIAEoCBITCgtuZWlnaGJvcl9pcBgPIAEoCRIMCgR1dWlkGBAgASgMEhoKEmlzX25leHRob3BfaW52YWxpZBgRIAEoCBISCgppZGVudGlmaWVyGBIgASgNEhgKEGxvY2FsX2lkZW50aWZpZXIYEyABKA0SEwoLbmxyaV9iaW5hcnkYFCABKAwSFQoNcGF0dHJzX2JpbmFyeRgVIAMoDCI5CgtEZXN0aW5hdGlvbhIOCgZwcmVmaXgYASABKAkSGgoFcGF0aHMYAiADKAsyCy5hcGlwYi5QYXRoImEKDkFkZFBhdGhSZXF1ZXN0EiQKCnRhYmxlX3R5cGUYASABKA4yEC5hcGlwYi5UYWJsZVR5cGUSDgoGdnJmX2lkGAIgASgJEhkKBHBhdGgYAyABKAsyCy5hcGlwYi5QYXRoIh8KD0FkZFBhdGhSZXNwb25zZRIMCgR1dWlkGAEgASgMIpEBChFEZWxldGVQYXRoUmVxdWVzdBIkCgp0YWJsZV90eXBlGAEgASgOMhAuYXBpcGIuVGFibGVUeXBlEg4KBnZyZl9pZBgCIAEoCRIdCgZmYW1pbHkYAyABKAsyDS5hcGlwYi5GYW1pbHkSGQoEcGF0aBgEIAEoCzILLmFwaXBiLlBhdGgSDAoEdXVpZBgFIAEoDCJ8ChFUYWJsZUxvb2t1cFByZWZpeBIOCgZwcmVmaXgYASABKAkSKwoEdHlwZRgCIAEoDjIdLmFwaXBiLlRhYmxlTG9va3VwUHJlZml4LlR5cGUiKgoEVHlwZRIJCgVFWEFDVBAAEgoKBkxPTkdFUhABEgsKB1NIT1JURVIQAiLYAgoPTGlzdFBhdGhSZXF1ZXN0EiQKCnRhYmxlX3R5cGUYASABKA4yEC5hcGlwYi5UYWJsZVR5cGUSDAoEbmFtZRgCIAEoCRIdCgZmYW1pbHkYAyABKAsyDS5hcGlwYi5GYW1pbHkSKgoIcHJlZml4ZXMYBCADKAsyGC5hcGlwYi5UYWJsZUxvb2t1cFByZWZpeBIyCglzb3J0X3R5cGUYBSABKA4yHy5hcGlwYi5MaXN0UGF0aFJlcXVlc3QuU29ydFR5cGUSFwoPZW5hYmxlX2ZpbHRlcmVkGAYgASgIEhoKEmVuYWJsZV9ubHJpX2JpbmFyeRgHIAEoCBIfChdlbmFibGVfYXR0cmlidXRlX2JpbmFyeRgIIAEoCBIaChJlbmFibGVfb25seV9iaW5hcnkYCSABKAgiIAoIU29ydFR5cGUSCAoETk9ORRAAEgoKBlBSRUZJWBABIjsKEExpc3RQYXRoUmVzcG9uc2USJwoLZGVzdGluYXRpb24YASABKAsyEi5hcGlwYi5EZXN0aW5hdGlvbiJoChRBZGRQYXRoU3RyZWFtUmVxdWVzdBIkCgp0YWJsZV90eXBlGAEgASgOMhAuYXBpcGIuVGFibGVUeXBlEg4KBnZyZl9pZBgCIAEoCRIaCgVwYXRocxgDIAMoCzILLmFwaXBiLlBhdGgikwEKA1ZyZhIMCgRuYW1lGAEgASgJEiAKAnJkGAIgASgLMhQuZ29vZ2xlLnByb3RvYnVmLkFueRInCglpbXBvcnRfcnQYAyADKAsyFC5nb29nbGUucHJvdG9idWYuQW55EicKCWV4cG9ydF9ydBgEIAMoCzIULmdvb2dsZS5wcm90b2J1Zi5BbnkSCgoCaWQYBSABKA0iKAoNQWRkVnJmUmVxdWVzdBIXCgN2cmYYASABKAsyCi5hcGlwYi5WcmYiIAoQRGVsZXRlVnJmUmVxdWVzdBIMCgRuYW1lGAEgASgJIh4KDkxpc3RWcmZSZXF1ZXN0EgwKBG5hbWUYASABKAkiKgoPTGlzdFZyZlJlc3BvbnNlEhcKA3ZyZhgBIAEoCzIKLmFwaXBiLlZyZiomCghQZWVyVHlwZRIMCghJTlRFUk5BTBAAEgwKCEVYVEVSTkFMEAEqRAoJVGFibGVUeXBlEgoKBkdMT0JBTBAAEgkKBUxPQ0FMEAESCgoGQURKX0lOEAISCwoHQURKX09VVBADEgcKA1ZSRhAEMqsHCghHb2JncEFwaRI6CghTdGFydEJncBIWLmFwaXBiLlN0YXJ0QmdwUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRI4CgdTdG9wQmdwEhUuYXBpcGIuU3RvcEJncFJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkSNQoGR2V0QmdwEhQuYXBpcGIuR2V0QmdwUmVxdWVzdBoVLmFwaXBiLkdldEJncFJlc3BvbnNlEkMKCldhdGNoRXZlbnQSGC5hcGlwYi5XYXRjaEV2ZW50UmVxdWVzdBoZLmFwaXBiLldhdGNoRXZlbnRSZXNwb25zZTABEjgKB0FkZFBlZXISFS5hcGlwYi5BZGRQZWVyUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRI+CgpEZWxldGVQZWVyEhguYXBpcGIuRGVsZXRlUGVlclJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkSPQoITGlzdFBlZXISFi5hcGlwYi5MaXN0UGVlclJlcXVlc3QaFy5hcGlwYi5MaXN0UGVlclJlc3BvbnNlMAESQQoKVXBkYXRlUGVlchIYLmFwaXBiLlVwZGF0ZVBlZXJSZXF1ZXN0GhkuYXBpcGIuVXBkYXRlUGVlclJlc3BvbnNlEjgKB0FkZFBhdGgSFS5hcGlwYi5BZGRQYXRoUmVxdWVzdBoWLmFwaXBiLkFkZFBhdGhSZXNwb25zZRI+CgpEZWxldGVQYXRoEhguYXBpcGIuRGVsZXRlUGF0aFJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkSPQoITGlzdFBhdGgSFi5hcGlwYi5MaXN0UGF0aFJlcXVlc3QaFy5hcGlwYi5MaXN0UGF0aFJlc3BvbnNlMAESRgoNQWRkUGF0aFN0cmVhbRIbLmFwaXBiLkFkZFBhdGhTdHJlYW1SZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5KAESNgoGQWRkVnJmEhQuYXBpcGIuQWRkVnJmUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRI8CglEZWxldGVWcmYSFy5hcGlwYi5EZWxldGVWcmZSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5EjoKB0xpc3RWcmYSFS5hcGlwYi5MaXN0VnJmUmVxdWVzdBoWLmFwaXBiLkxpc3RWcmZSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_any, file_google_protobuf_empty, file_google_protobuf_timestamp]);
+  fileDesc("ChFhcGlwYi9nb2JncC5wcm90bxIFYXBpcGIihgQKBkZhbWlseRIeCgNhZmkYASABKA4yES5hcGlwYi5GYW1pbHkuQWZpEiAKBHNhZmkYAiABKA4yEi5hcGlwYi5GYW1pbHkuU2FmaSJeCgNBZmkSDwoLQUZJX1VOS05PV04QABIKCgZBRklfSVAQARILCgdBRklfSVA2EAISDQoJQUZJX0wyVlBOEBkSDAoGQUZJX0xTEISAARIQCgpBRklfT1BBUVVFEI2AASLZAgoEU2FmaRIQCgxTQUZJX1VOS05PV04QABIQCgxTQUZJX1VOSUNBU1QQARISCg5TQUZJX01VTFRJQ0FTVBACEhMKD1NBRklfTVBMU19MQUJFTBAEEhYKElNBRklfRU5DQVBTVUxBVElPThAHEg0KCVNBRklfVlBMUxBBEg0KCVNBRklfRVZQThBGEgsKB1NBRklfTFMQRxISCg5TQUZJX1NSX1BPTElDWRBJEgwKCFNBRklfTVVQEFUSEgoNU0FGSV9NUExTX1ZQThCAARIcChdTQUZJX01QTFNfVlBOX01VTFRJQ0FTVBCBARIiCh1TQUZJX1JPVVRFX1RBUkdFVF9DT05TVFJBSU5UUxCEARIbChZTQUZJX0ZMT1dfU1BFQ19VTklDQVNUEIUBEhcKElNBRklfRkxPV19TUEVDX1ZQThCGARITCg5TQUZJX0tFWV9WQUxVRRDxASIwCg9TdGFydEJncFJlcXVlc3QSHQoGZ2xvYmFsGAEgASgLMg0uYXBpcGIuR2xvYmFsIhAKDlN0b3BCZ3BSZXF1ZXN0Ig8KDUdldEJncFJlcXVlc3QiLwoOR2V0QmdwUmVzcG9uc2USHQoGZ2xvYmFsGAEgASgLMg0uYXBpcGIuR2xvYmFsIs8BCgZHbG9iYWwSCwoDYXNuGAEgASgNEhEKCXJvdXRlcl9pZBgCIAEoCRITCgtsaXN0ZW5fcG9ydBgDIAEoBRIYChBsaXN0ZW5fYWRkcmVzc2VzGAQgAygJEhAKCGZhbWlsaWVzGAUgAygNEhoKEnVzZV9tdWx0aXBsZV9wYXRocxgGIAEoCBIwChBncmFjZWZ1bF9yZXN0YXJ0GAogASgLMhYuYXBpcGIuR3JhY2VmdWxSZXN0YXJ0EhYKDmJpbmRfdG9fZGV2aWNlGAwgASgJIrkCChFXYXRjaEV2ZW50UmVxdWVzdBIrCgRwZWVyGAEgASgLMh0uYXBpcGIuV2F0Y2hFdmVudFJlcXVlc3QuUGVlchItCgV0YWJsZRgCIAEoCzIeLmFwaXBiLldhdGNoRXZlbnRSZXF1ZXN0LlRhYmxlGgYKBFBlZXIavwEKBVRhYmxlEjYKB2ZpbHRlcnMYASADKAsyJS5hcGlwYi5XYXRjaEV2ZW50UmVxdWVzdC5UYWJsZS5GaWx0ZXIafgoGRmlsdGVyEjgKBHR5cGUYASABKA4yKi5hcGlwYi5XYXRjaEV2ZW50UmVxdWVzdC5UYWJsZS5GaWx0ZXIuVHlwZRIMCgRpbml0GAIgASgIIiwKBFR5cGUSCAoEQkVTVBAAEgkKBUFESklOEAESDwoLUE9TVF9QT0xJQ1kQAiLPAgoSV2F0Y2hFdmVudFJlc3BvbnNlEjMKBHBlZXIYAiABKAsyIy5hcGlwYi5XYXRjaEV2ZW50UmVzcG9uc2UuUGVlckV2ZW50SAASNQoFdGFibGUYAyABKAsyJC5hcGlwYi5XYXRjaEV2ZW50UmVzcG9uc2UuVGFibGVFdmVudEgAGpkBCglQZWVyRXZlbnQSNgoEdHlwZRgBIAEoDjIoLmFwaXBiLldhdGNoRXZlbnRSZXNwb25zZS5QZWVyRXZlbnQuVHlwZRIZCgRwZWVyGAIgASgLMgsuYXBpcGIuUGVlciI5CgRUeXBlEgsKB1VOS05PV04QABIICgRJTklUEAESDwoLRU5EX09GX0lOSVQQAhIJCgVTVEFURRADGigKClRhYmxlRXZlbnQSGgoFcGF0aHMYAiADKAsyCy5hcGlwYi5QYXRoQgcKBWV2ZW50IisKDkFkZFBlZXJSZXF1ZXN0EhkKBHBlZXIYASABKAsyCy5hcGlwYi5QZWVyIjcKEURlbGV0ZVBlZXJSZXF1ZXN0Eg8KB2FkZHJlc3MYASABKAkSEQoJaW50ZXJmYWNlGAIgASgJIjwKD0xpc3RQZWVyUmVxdWVzdBIPCgdhZGRyZXNzGAEgASgJEhgKEGVuYWJsZUFkdmVydGlzZWQYAiABKAgiLQoQTGlzdFBlZXJSZXNwb25zZRIZCgRwZWVyGAEgASgLMgsuYXBpcGIuUGVlciJIChFVcGRhdGVQZWVyUmVxdWVzdBIZCgRwZWVyGAEgASgLMgsuYXBpcGIuUGVlchIYChBkb19zb2Z0X3Jlc2V0X2luGAIgASgIIjEKElVwZGF0ZVBlZXJSZXNwb25zZRIbChNuZWVkc19zb2Z0X3Jlc2V0X2luGAEgASgIIrsCCgRQZWVyEh0KBGNvbmYYAiABKAsyDy5hcGlwYi5QZWVyQ29uZhIqCg1lYmdwX211bHRpaG9wGAMgASgLMhMuYXBpcGIuRWJncE11bHRpaG9wEi4KD3JvdXRlX3JlZmxlY3RvchgEIAEoCzIVLmFwaXBiLlJvdXRlUmVmbGVjdG9yEh8KBXN0YXRlGAUgASgLMhAuYXBpcGIuUGVlclN0YXRlEh0KBnRpbWVycxgGIAEoCzINLmFwaXBiLlRpbWVycxIjCgl0cmFuc3BvcnQYByABKAsyEC5hcGlwYi5UcmFuc3BvcnQSMAoQZ3JhY2VmdWxfcmVzdGFydBgJIAEoCzIWLmFwaXBiLkdyYWNlZnVsUmVzdGFydBIhCglhZmlfc2FmaXMYCiADKAsyDi5hcGlwYi5BZmlTYWZpIv0BCghQZWVyQ29uZhIVCg1hdXRoX3Bhc3N3b3JkGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEhEKCWxvY2FsX2FzbhgDIAEoDRIYChBuZWlnaGJvcl9hZGRyZXNzGAQgASgJEhAKCHBlZXJfYXNuGAUgASgNEhIKCnBlZXJfZ3JvdXAYBiABKAkSHQoEdHlwZRgHIAEoDjIPLmFwaXBiLlBlZXJUeXBlEhYKDnNlbmRfY29tbXVuaXR5GAogASgNEhoKEm5laWdoYm9yX2ludGVyZmFjZRgLIAEoCRILCgN2cmYYDCABKAkSEgoKYWRtaW5fZG93bhgPIAEoCCI1CgxFYmdwTXVsdGlob3ASDwoHZW5hYmxlZBgBIAEoCBIUCgxtdWx0aWhvcF90dGwYAiABKA0iVAoOUm91dGVSZWZsZWN0b3ISHgoWcm91dGVfcmVmbGVjdG9yX2NsaWVudBgBIAEoCBIiChpyb3V0ZV9yZWZsZWN0b3JfY2x1c3Rlcl9pZBgCIAEoCSK9BAoJUGVlclN0YXRlEhMKC2Rlc2NyaXB0aW9uGAIgASgJEhEKCWxvY2FsX2FzbhgDIAEoDRIhCghtZXNzYWdlcxgEIAEoCzIPLmFwaXBiLk1lc3NhZ2VzEhgKEG5laWdoYm9yX2FkZHJlc3MYBSABKAkSEAoIcGVlcl9hc24YBiABKA0SEgoKcGVlcl9ncm91cBgHIAEoCRIdCgR0eXBlGAggASgOMg8uYXBpcGIuUGVlclR5cGUSNAoNc2Vzc2lvbl9zdGF0ZRgNIAEoDjIdLmFwaXBiLlBlZXJTdGF0ZS5TZXNzaW9uU3RhdGUSMAoLYWRtaW5fc3RhdGUYDyABKA4yGy5hcGlwYi5QZWVyU3RhdGUuQWRtaW5TdGF0ZRINCgVvdXRfcRgQIAEoDRINCgVmbG9wcxgRIAEoDRIoCgpyZW1vdGVfY2FwGBIgAygLMhQuZ29vZ2xlLnByb3RvYnVmLkFueRInCglsb2NhbF9jYXAYEyADKAsyFC5nb29nbGUucHJvdG9idWYuQW55EhEKCXJvdXRlcl9pZBgUIAEoCSJuCgxTZXNzaW9uU3RhdGUSCwoHVU5LTk9XThAAEggKBElETEUQARILCgdDT05ORUNUEAISCgoGQUNUSVZFEAMSDAoIT1BFTlNFTlQQBBIPCgtPUEVOQ09ORklSTRAFEg8KC0VTVEFCTElTSEVEEAYiKgoKQWRtaW5TdGF0ZRIGCgJVUBAAEggKBERPV04QARIKCgZQRlhfQ1QQAiJKCghNZXNzYWdlcxIgCghyZWNlaXZlZBgBIAEoCzIOLmFwaXBiLk1lc3NhZ2USHAoEc2VudBgCIAEoCzIOLmFwaXBiLk1lc3NhZ2UitQEKB01lc3NhZ2USFAoMbm90aWZpY2F0aW9uGAEgASgEEg4KBnVwZGF0ZRgCIAEoBBIMCgRvcGVuGAMgASgEEhEKCWtlZXBhbGl2ZRgEIAEoBBIPCgdyZWZyZXNoGAUgASgEEhEKCWRpc2NhcmRlZBgGIAEoBBINCgV0b3RhbBgHIAEoBBIXCg93aXRoZHJhd191cGRhdGUYCCABKAQSFwoPd2l0aGRyYXdfcHJlZml4GAkgASgEIlAKBlRpbWVycxIjCgZjb25maWcYASABKAsyEy5hcGlwYi5UaW1lcnNDb25maWcSIQoFc3RhdGUYAiABKAsyEi5hcGlwYi5UaW1lcnNTdGF0ZSKgAQoMVGltZXJzQ29uZmlnEhUKDWNvbm5lY3RfcmV0cnkYASABKAQSEQoJaG9sZF90aW1lGAIgASgEEhoKEmtlZXBhbGl2ZV9pbnRlcnZhbBgDIAEoBBImCh5taW5pbXVtX2FkdmVydGlzZW1lbnRfaW50ZXJ2YWwYBCABKAQSIgoaaWRsZV9ob2xkX3RpbWVfYWZ0ZXJfcmVzZXQYBSABKAQi8wEKC1RpbWVyc1N0YXRlEhUKDWNvbm5lY3RfcmV0cnkYASABKAQSEQoJaG9sZF90aW1lGAIgASgEEhoKEmtlZXBhbGl2ZV9pbnRlcnZhbBgDIAEoBBImCh5taW5pbXVtX2FkdmVydGlzZW1lbnRfaW50ZXJ2YWwYBCABKAQSHAoUbmVnb3RpYXRlZF9ob2xkX3RpbWUYBSABKAQSKgoGdXB0aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghkb3dudGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiuQEKCVRyYW5zcG9ydBIVCg1sb2NhbF9hZGRyZXNzGAEgASgJEhIKCmxvY2FsX3BvcnQYAiABKA0SFQoNbXR1X2Rpc2NvdmVyeRgDIAEoCBIUCgxwYXNzaXZlX21vZGUYBCABKAgSFgoOcmVtb3RlX2FkZHJlc3MYBSABKAkSEwoLcmVtb3RlX3BvcnQYBiABKA0SDwoHdGNwX21zcxgHIAEoDRIWCg5iaW5kX2ludGVyZmFjZRgIIAEoCSKUAgoPR3JhY2VmdWxSZXN0YXJ0Eg8KB2VuYWJsZWQYASABKAgSFAoMcmVzdGFydF90aW1lGAIgASgNEhMKC2hlbHBlcl9vbmx5GAMgASgIEhUKDWRlZmVycmFsX3RpbWUYBCABKA0SHAoUbm90aWZpY2F0aW9uX2VuYWJsZWQYBSABKAgSGQoRbG9uZ2xpdmVkX2VuYWJsZWQYBiABKAgSGQoRc3RhbGVfcm91dGVzX3RpbWUYByABKA0SGQoRcGVlcl9yZXN0YXJ0X3RpbWUYCCABKA0SFwoPcGVlcl9yZXN0YXJ0aW5nGAkgASgIEhgKEGxvY2FsX3Jlc3RhcnRpbmcYCiABKAgSDAoEbW9kZRgLIAEoCSIqChdNcEdyYWNlZnVsUmVzdGFydENvbmZpZxIPCgdlbmFibGVkGAEgASgIIoUBChZNcEdyYWNlZnVsUmVzdGFydFN0YXRlEg8KB2VuYWJsZWQYASABKAgSEAoIcmVjZWl2ZWQYAiABKAgSEgoKYWR2ZXJ0aXNlZBgDIAEoCBIbChNlbmRfb2ZfcmliX3JlY2VpdmVkGAQgASgIEhcKD2VuZF9vZl9yaWJfc2VudBgFIAEoCCJxChFNcEdyYWNlZnVsUmVzdGFydBIuCgZjb25maWcYASABKAsyHi5hcGlwYi5NcEdyYWNlZnVsUmVzdGFydENvbmZpZxIsCgVzdGF0ZRgCIAEoCzIdLmFwaXBiLk1wR3JhY2VmdWxSZXN0YXJ0U3RhdGUiigEKB0FmaVNhZmkSNQoTbXBfZ3JhY2VmdWxfcmVzdGFydBgBIAEoCzIYLmFwaXBiLk1wR3JhY2VmdWxSZXN0YXJ0EiQKBmNvbmZpZxgCIAEoCzIULmFwaXBiLkFmaVNhZmlDb25maWcSIgoFc3RhdGUYAyABKAsyEy5hcGlwYi5BZmlTYWZpU3RhdGUiPwoNQWZpU2FmaUNvbmZpZxIdCgZmYW1pbHkYASABKAsyDS5hcGlwYi5GYW1pbHkSDwoHZW5hYmxlZBgCIAEoCCJ2CgxBZmlTYWZpU3RhdGUSHQoGZmFtaWx5GAEgASgLMg0uYXBpcGIuRmFtaWx5Eg8KB2VuYWJsZWQYAiABKAgSEAoIcmVjZWl2ZWQYAyABKAQSEAoIYWNjZXB0ZWQYBCABKAQSEgoKYWR2ZXJ0aXNlZBgFIAEoBCLUAwoEUGF0aBIiCgRubHJpGAEgASgLMhQuZ29vZ2xlLnByb3RvYnVmLkFueRIkCgZwYXR0cnMYAiADKAsyFC5nb29nbGUucHJvdG9idWYuQW55EicKA2FnZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEYmVzdBgEIAEoCBITCgtpc193aXRoZHJhdxgFIAEoCBIcChRub19pbXBsaWNpdF93aXRoZHJhdxgIIAEoCBIdCgZmYW1pbHkYCSABKAsyDS5hcGlwYi5GYW1pbHkSEgoKc291cmNlX2FzbhgKIAEoDRIRCglzb3VyY2VfaWQYCyABKAkSEAoIZmlsdGVyZWQYDCABKAgSDQoFc3RhbGUYDSABKAgSGAoQaXNfZnJvbV9leHRlcm5hbBgOIAEoCBITCgtuZWlnaGJvcl9pcBgPIAEoCRIMCgR1dWlkGBAgASgMEhoKEmlzX25leHRob3BfaW52YWxpZBgRIAEoCBISCgppZGVudGlmaWVyGBIgASgNEhgKEGxvY2FsX2lkZW50aWZpZXIYEyABKA0SEwoLbmxyaV9iaW5hcnkYFCABKAwSFQoNcGF0dHJzX2JpbmFyeRgVIAMoDCI5CgtEZXN0aW5hdGlvbhIOCgZwcmVmaXgYASABKAkSGgoFcGF0aHMYAiADKAsyCy5hcGlwYi5QYXRoImEKDkFkZFBhdGhSZXF1ZXN0EiQKCnRhYmxlX3R5cGUYASABKA4yEC5hcGlwYi5UYWJsZVR5cGUSDgoGdnJmX2lkGAIgASgJEhkKBHBhdGgYAyABKAsyCy5hcGlwYi5QYXRoIh8KD0FkZFBhdGhSZXNwb25zZRIMCgR1dWlkGAEgASgMIpEBChFEZWxldGVQYXRoUmVxdWVzdBIkCgp0YWJsZV90eXBlGAEgASgOMhAuYXBpcGIuVGFibGVUeXBlEg4KBnZyZl9pZBgCIAEoCRIdCgZmYW1pbHkYAyABKAsyDS5hcGlwYi5GYW1pbHkSGQoEcGF0aBgEIAEoCzILLmFwaXBiLlBhdGgSDAoEdXVpZBgFIAEoDCJ8ChFUYWJsZUxvb2t1cFByZWZpeBIOCgZwcmVmaXgYASABKAkSKwoEdHlwZRgCIAEoDjIdLmFwaXBiLlRhYmxlTG9va3VwUHJlZml4LlR5cGUiKgoEVHlwZRIJCgVFWEFDVBAAEgoKBkxPTkdFUhABEgsKB1NIT1JURVIQAiLYAgoPTGlzdFBhdGhSZXF1ZXN0EiQKCnRhYmxlX3R5cGUYASABKA4yEC5hcGlwYi5UYWJsZVR5cGUSDAoEbmFtZRgCIAEoCRIdCgZmYW1pbHkYAyABKAsyDS5hcGlwYi5GYW1pbHkSKgoIcHJlZml4ZXMYBCADKAsyGC5hcGlwYi5UYWJsZUxvb2t1cFByZWZpeBIyCglzb3J0X3R5cGUYBSABKA4yHy5hcGlwYi5MaXN0UGF0aFJlcXVlc3QuU29ydFR5cGUSFwoPZW5hYmxlX2ZpbHRlcmVkGAYgASgIEhoKEmVuYWJsZV9ubHJpX2JpbmFyeRgHIAEoCBIfChdlbmFibGVfYXR0cmlidXRlX2JpbmFyeRgIIAEoCBIaChJlbmFibGVfb25seV9iaW5hcnkYCSABKAgiIAoIU29ydFR5cGUSCAoETk9ORRAAEgoKBlBSRUZJWBABIjsKEExpc3RQYXRoUmVzcG9uc2USJwoLZGVzdGluYXRpb24YASABKAsyEi5hcGlwYi5EZXN0aW5hdGlvbiJoChRBZGRQYXRoU3RyZWFtUmVxdWVzdBIkCgp0YWJsZV90eXBlGAEgASgOMhAuYXBpcGIuVGFibGVUeXBlEg4KBnZyZl9pZBgCIAEoCRIaCgVwYXRocxgDIAMoCzILLmFwaXBiLlBhdGgikwEKA1ZyZhIMCgRuYW1lGAEgASgJEiAKAnJkGAIgASgLMhQuZ29vZ2xlLnByb3RvYnVmLkFueRInCglpbXBvcnRfcnQYAyADKAsyFC5nb29nbGUucHJvdG9idWYuQW55EicKCWV4cG9ydF9ydBgEIAMoCzIULmdvb2dsZS5wcm90b2J1Zi5BbnkSCgoCaWQYBSABKA0iKAoNQWRkVnJmUmVxdWVzdBIXCgN2cmYYASABKAsyCi5hcGlwYi5WcmYiIAoQRGVsZXRlVnJmUmVxdWVzdBIMCgRuYW1lGAEgASgJIh4KDkxpc3RWcmZSZXF1ZXN0EgwKBG5hbWUYASABKAkiKgoPTGlzdFZyZlJlc3BvbnNlEhcKA3ZyZhgBIAEoCzIKLmFwaXBiLlZyZiK4AQoQUmVzZXRQZWVyUmVxdWVzdBIPCgdhZGRyZXNzGAEgASgJEhUKDWNvbW11bmljYXRpb24YAiABKAkSDAoEc29mdBgDIAEoCBI9CglkaXJlY3Rpb24YBCABKA4yKi5hcGlwYi5SZXNldFBlZXJSZXF1ZXN0LlNvZnRSZXNldERpcmVjdGlvbiIvChJTb2Z0UmVzZXREaXJlY3Rpb24SBgoCSU4QABIHCgNPVVQQARIICgRCT1RIEAIiVAoQQWRkUG9saWN5UmVxdWVzdBIdCgZwb2xpY3kYASABKAsyDS5hcGlwYi5Qb2xpY3kSIQoZcmVmZXJfZXhpc3Rpbmdfc3RhdGVtZW50cxgCIAEoCCJeChNEZWxldGVQb2xpY3lSZXF1ZXN0Eh0KBnBvbGljeRgBIAEoCzINLmFwaXBiLlBvbGljeRIbChNwcmVzZXJ2ZV9zdGF0ZW1lbnRzGAIgASgIEgsKA2FsbBgDIAEoCCIhChFMaXN0UG9saWN5UmVxdWVzdBIMCgRuYW1lGAEgASgJIjMKEkxpc3RQb2xpY3lSZXNwb25zZRIdCgZwb2xpY3kYASABKAsyDS5hcGlwYi5Qb2xpY3kiPgoUQWRkRGVmaW5lZFNldFJlcXVlc3QSJgoLZGVmaW5lZF9zZXQYASABKAsyES5hcGlwYi5EZWZpbmVkU2V0Ik4KF0RlbGV0ZURlZmluZWRTZXRSZXF1ZXN0EiYKC2RlZmluZWRfc2V0GAEgASgLMhEuYXBpcGIuRGVmaW5lZFNldBILCgNhbGwYAiABKAgiTwoVTGlzdERlZmluZWRTZXRSZXF1ZXN0EigKDGRlZmluZWRfdHlwZRgBIAEoDjISLmFwaXBiLkRlZmluZWRUeXBlEgwKBG5hbWUYAiABKAkiQAoWTGlzdERlZmluZWRTZXRSZXNwb25zZRImCgtkZWZpbmVkX3NldBgBIAEoCzIRLmFwaXBiLkRlZmluZWRTZXQiVgobTGlzdFBvbGljeUFzc2lnbm1lbnRSZXF1ZXN0EgwKBG5hbWUYASABKAkSKQoJZGlyZWN0aW9uGAIgASgOMhYuYXBpcGIuUG9saWN5RGlyZWN0aW9uIksKHExpc3RQb2xpY3lBc3NpZ25tZW50UmVzcG9uc2USKwoKYXNzaWdubWVudBgBIAEoCzIXLmFwaXBiLlBvbGljeUFzc2lnbm1lbnQiSQoaU2V0UG9saWN5QXNzaWdubWVudFJlcXVlc3QSKwoKYXNzaWdubWVudBgBIAEoCzIXLmFwaXBiLlBvbGljeUFzc2lnbm1lbnQiUgoKRGVmaW5lZFNldBIoCgxkZWZpbmVkX3R5cGUYASABKA4yEi5hcGlwYi5EZWZpbmVkVHlwZRIMCgRuYW1lGAIgASgJEgwKBGxpc3QYAyADKAkiYgoITWF0Y2hTZXQSIgoEdHlwZRgBIAEoDjIULmFwaXBiLk1hdGNoU2V0LlR5cGUSDAoEbmFtZRgCIAEoCSIkCgRUeXBlEgcKA0FOWRAAEgcKA0FMTBABEgoKBklOVkVSVBACIl8KCkNvbmRpdGlvbnMSJQoMbmVpZ2hib3Jfc2V0GAIgASgLMg8uYXBpcGIuTWF0Y2hTZXQSKgoRZXh0X2NvbW11bml0eV9zZXQYBiABKAsyDy5hcGlwYi5NYXRjaFNldCIzCgdBY3Rpb25zEigKDHJvdXRlX2FjdGlvbhgBIAEoDjISLmFwaXBiLlJvdXRlQWN0aW9uImEKCVN0YXRlbWVudBIMCgRuYW1lGAEgASgJEiUKCmNvbmRpdGlvbnMYAiABKAsyES5hcGlwYi5Db25kaXRpb25zEh8KB2FjdGlvbnMYAyABKAsyDi5hcGlwYi5BY3Rpb25zIjwKBlBvbGljeRIMCgRuYW1lGAEgASgJEiQKCnN0YXRlbWVudHMYAiADKAsyEC5hcGlwYi5TdGF0ZW1lbnQimAEKEFBvbGljeUFzc2lnbm1lbnQSDAoEbmFtZRgBIAEoCRIpCglkaXJlY3Rpb24YAiABKA4yFi5hcGlwYi5Qb2xpY3lEaXJlY3Rpb24SHwoIcG9saWNpZXMYBCADKAsyDS5hcGlwYi5Qb2xpY3kSKgoOZGVmYXVsdF9hY3Rpb24YBSABKA4yEi5hcGlwYi5Sb3V0ZUFjdGlvbiomCghQZWVyVHlwZRIMCghJTlRFUk5BTBAAEgwKCEVYVEVSTkFMEAEqRAoJVGFibGVUeXBlEgoKBkdMT0JBTBAAEgkKBUxPQ0FMEAESCgoGQURKX0lOEAISCwoHQURKX09VVBADEgcKA1ZSRhAEKoIBCgtEZWZpbmVkVHlwZRIKCgZQUkVGSVgQABIMCghORUlHSEJPUhABEgcKA1RBRxACEgsKB0FTX1BBVEgQAxINCglDT01NVU5JVFkQBBIRCg1FWFRfQ09NTVVOSVRZEAUSEwoPTEFSR0VfQ09NTVVOSVRZEAYSDAoITkVYVF9IT1AQByovCgtSb3V0ZUFjdGlvbhIICgROT05FEAASCgoGQUNDRVBUEAESCgoGUkVKRUNUEAIqNgoPUG9saWN5RGlyZWN0aW9uEgsKB1VOS05PV04QABIKCgZJTVBPUlQQARIKCgZFWFBPUlQQAjLIDAoIR29iZ3BBcGkSOgoIU3RhcnRCZ3ASFi5hcGlwYi5TdGFydEJncFJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkSOAoHU3RvcEJncBIVLmFwaXBiLlN0b3BCZ3BSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5EjUKBkdldEJncBIULmFwaXBiLkdldEJncFJlcXVlc3QaFS5hcGlwYi5HZXRCZ3BSZXNwb25zZRJDCgpXYXRjaEV2ZW50EhguYXBpcGIuV2F0Y2hFdmVudFJlcXVlc3QaGS5hcGlwYi5XYXRjaEV2ZW50UmVzcG9uc2UwARI4CgdBZGRQZWVyEhUuYXBpcGIuQWRkUGVlclJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkSPgoKRGVsZXRlUGVlchIYLmFwaXBiLkRlbGV0ZVBlZXJSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5Ej0KCExpc3RQZWVyEhYuYXBpcGIuTGlzdFBlZXJSZXF1ZXN0GhcuYXBpcGIuTGlzdFBlZXJSZXNwb25zZTABEkEKClVwZGF0ZVBlZXISGC5hcGlwYi5VcGRhdGVQZWVyUmVxdWVzdBoZLmFwaXBiLlVwZGF0ZVBlZXJSZXNwb25zZRI4CgdBZGRQYXRoEhUuYXBpcGIuQWRkUGF0aFJlcXVlc3QaFi5hcGlwYi5BZGRQYXRoUmVzcG9uc2USPgoKRGVsZXRlUGF0aBIYLmFwaXBiLkRlbGV0ZVBhdGhSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5Ej0KCExpc3RQYXRoEhYuYXBpcGIuTGlzdFBhdGhSZXF1ZXN0GhcuYXBpcGIuTGlzdFBhdGhSZXNwb25zZTABEkYKDUFkZFBhdGhTdHJlYW0SGy5hcGlwYi5BZGRQYXRoU3RyZWFtUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eSgBEjYKBkFkZFZyZhIULmFwaXBiLkFkZFZyZlJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkSPAoJRGVsZXRlVnJmEhcuYXBpcGIuRGVsZXRlVnJmUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRI6CgdMaXN0VnJmEhUuYXBpcGIuTGlzdFZyZlJlcXVlc3QaFi5hcGlwYi5MaXN0VnJmUmVzcG9uc2UwARI8CglSZXNldFBlZXISFy5hcGlwYi5SZXNldFBlZXJSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5EjwKCUFkZFBvbGljeRIXLmFwaXBiLkFkZFBvbGljeVJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkSQgoMRGVsZXRlUG9saWN5EhouYXBpcGIuRGVsZXRlUG9saWN5UmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRJDCgpMaXN0UG9saWN5EhguYXBpcGIuTGlzdFBvbGljeVJlcXVlc3QaGS5hcGlwYi5MaXN0UG9saWN5UmVzcG9uc2UwARJECg1BZGREZWZpbmVkU2V0EhsuYXBpcGIuQWRkRGVmaW5lZFNldFJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkSSgoQRGVsZXRlRGVmaW5lZFNldBIeLmFwaXBiLkRlbGV0ZURlZmluZWRTZXRSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5Ek8KDkxpc3REZWZpbmVkU2V0EhwuYXBpcGIuTGlzdERlZmluZWRTZXRSZXF1ZXN0Gh0uYXBpcGIuTGlzdERlZmluZWRTZXRSZXNwb25zZTABEmEKFExpc3RQb2xpY3lBc3NpZ25tZW50EiIuYXBpcGIuTGlzdFBvbGljeUFzc2lnbm1lbnRSZXF1ZXN0GiMuYXBpcGIuTGlzdFBvbGljeUFzc2lnbm1lbnRSZXNwb25zZTABElAKE1NldFBvbGljeUFzc2lnbm1lbnQSIS5hcGlwYi5TZXRQb2xpY3lBc3NpZ25tZW50UmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eWIGcHJvdG8z", [file_google_protobuf_any, file_google_protobuf_empty, file_google_protobuf_timestamp]);
 
 /**
  * Address family: AFI/SAFI pair as in RFC 4760 (defined in gobgp.proto in v3, common.proto in v4).
@@ -1892,6 +1892,482 @@ export const ListVrfResponseSchema: GenMessage<ListVrfResponse> = /*@__PURE__*/
   messageDesc(file_apipb_gobgp, 45);
 
 /**
+ * @generated from message apipb.ResetPeerRequest
+ */
+export type ResetPeerRequest = Message$1<"apipb.ResetPeerRequest"> & {
+  /**
+   * @generated from field: string address = 1;
+   */
+  address: string;
+
+  /**
+   * @generated from field: string communication = 2;
+   */
+  communication: string;
+
+  /**
+   * @generated from field: bool soft = 3;
+   */
+  soft: boolean;
+
+  /**
+   * @generated from field: apipb.ResetPeerRequest.SoftResetDirection direction = 4;
+   */
+  direction: ResetPeerRequest_SoftResetDirection;
+};
+
+/**
+ * Describes the message apipb.ResetPeerRequest.
+ * Use `create(ResetPeerRequestSchema)` to create a new message.
+ */
+export const ResetPeerRequestSchema: GenMessage<ResetPeerRequest> = /*@__PURE__*/
+  messageDesc(file_apipb_gobgp, 46);
+
+/**
+ * @generated from enum apipb.ResetPeerRequest.SoftResetDirection
+ */
+export enum ResetPeerRequest_SoftResetDirection {
+  /**
+   * @generated from enum value: IN = 0;
+   */
+  IN = 0,
+
+  /**
+   * @generated from enum value: OUT = 1;
+   */
+  OUT = 1,
+
+  /**
+   * @generated from enum value: BOTH = 2;
+   */
+  BOTH = 2,
+}
+
+/**
+ * Describes the enum apipb.ResetPeerRequest.SoftResetDirection.
+ */
+export const ResetPeerRequest_SoftResetDirectionSchema: GenEnum<ResetPeerRequest_SoftResetDirection> = /*@__PURE__*/
+  enumDesc(file_apipb_gobgp, 46, 0);
+
+/**
+ * @generated from message apipb.AddPolicyRequest
+ */
+export type AddPolicyRequest = Message$1<"apipb.AddPolicyRequest"> & {
+  /**
+   * @generated from field: apipb.Policy policy = 1;
+   */
+  policy?: Policy | undefined;
+
+  /**
+   * @generated from field: bool refer_existing_statements = 2;
+   */
+  referExistingStatements: boolean;
+};
+
+/**
+ * Describes the message apipb.AddPolicyRequest.
+ * Use `create(AddPolicyRequestSchema)` to create a new message.
+ */
+export const AddPolicyRequestSchema: GenMessage<AddPolicyRequest> = /*@__PURE__*/
+  messageDesc(file_apipb_gobgp, 47);
+
+/**
+ * @generated from message apipb.DeletePolicyRequest
+ */
+export type DeletePolicyRequest = Message$1<"apipb.DeletePolicyRequest"> & {
+  /**
+   * @generated from field: apipb.Policy policy = 1;
+   */
+  policy?: Policy | undefined;
+
+  /**
+   * @generated from field: bool preserve_statements = 2;
+   */
+  preserveStatements: boolean;
+
+  /**
+   * @generated from field: bool all = 3;
+   */
+  all: boolean;
+};
+
+/**
+ * Describes the message apipb.DeletePolicyRequest.
+ * Use `create(DeletePolicyRequestSchema)` to create a new message.
+ */
+export const DeletePolicyRequestSchema: GenMessage<DeletePolicyRequest> = /*@__PURE__*/
+  messageDesc(file_apipb_gobgp, 48);
+
+/**
+ * @generated from message apipb.ListPolicyRequest
+ */
+export type ListPolicyRequest = Message$1<"apipb.ListPolicyRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message apipb.ListPolicyRequest.
+ * Use `create(ListPolicyRequestSchema)` to create a new message.
+ */
+export const ListPolicyRequestSchema: GenMessage<ListPolicyRequest> = /*@__PURE__*/
+  messageDesc(file_apipb_gobgp, 49);
+
+/**
+ * @generated from message apipb.ListPolicyResponse
+ */
+export type ListPolicyResponse = Message$1<"apipb.ListPolicyResponse"> & {
+  /**
+   * @generated from field: apipb.Policy policy = 1;
+   */
+  policy?: Policy | undefined;
+};
+
+/**
+ * Describes the message apipb.ListPolicyResponse.
+ * Use `create(ListPolicyResponseSchema)` to create a new message.
+ */
+export const ListPolicyResponseSchema: GenMessage<ListPolicyResponse> = /*@__PURE__*/
+  messageDesc(file_apipb_gobgp, 50);
+
+/**
+ * @generated from message apipb.AddDefinedSetRequest
+ */
+export type AddDefinedSetRequest = Message$1<"apipb.AddDefinedSetRequest"> & {
+  /**
+   * @generated from field: apipb.DefinedSet defined_set = 1;
+   */
+  definedSet?: DefinedSet | undefined;
+};
+
+/**
+ * Describes the message apipb.AddDefinedSetRequest.
+ * Use `create(AddDefinedSetRequestSchema)` to create a new message.
+ */
+export const AddDefinedSetRequestSchema: GenMessage<AddDefinedSetRequest> = /*@__PURE__*/
+  messageDesc(file_apipb_gobgp, 51);
+
+/**
+ * @generated from message apipb.DeleteDefinedSetRequest
+ */
+export type DeleteDefinedSetRequest = Message$1<"apipb.DeleteDefinedSetRequest"> & {
+  /**
+   * @generated from field: apipb.DefinedSet defined_set = 1;
+   */
+  definedSet?: DefinedSet | undefined;
+
+  /**
+   * @generated from field: bool all = 2;
+   */
+  all: boolean;
+};
+
+/**
+ * Describes the message apipb.DeleteDefinedSetRequest.
+ * Use `create(DeleteDefinedSetRequestSchema)` to create a new message.
+ */
+export const DeleteDefinedSetRequestSchema: GenMessage<DeleteDefinedSetRequest> = /*@__PURE__*/
+  messageDesc(file_apipb_gobgp, 52);
+
+/**
+ * @generated from message apipb.ListDefinedSetRequest
+ */
+export type ListDefinedSetRequest = Message$1<"apipb.ListDefinedSetRequest"> & {
+  /**
+   * @generated from field: apipb.DefinedType defined_type = 1;
+   */
+  definedType: DefinedType;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message apipb.ListDefinedSetRequest.
+ * Use `create(ListDefinedSetRequestSchema)` to create a new message.
+ */
+export const ListDefinedSetRequestSchema: GenMessage<ListDefinedSetRequest> = /*@__PURE__*/
+  messageDesc(file_apipb_gobgp, 53);
+
+/**
+ * @generated from message apipb.ListDefinedSetResponse
+ */
+export type ListDefinedSetResponse = Message$1<"apipb.ListDefinedSetResponse"> & {
+  /**
+   * @generated from field: apipb.DefinedSet defined_set = 1;
+   */
+  definedSet?: DefinedSet | undefined;
+};
+
+/**
+ * Describes the message apipb.ListDefinedSetResponse.
+ * Use `create(ListDefinedSetResponseSchema)` to create a new message.
+ */
+export const ListDefinedSetResponseSchema: GenMessage<ListDefinedSetResponse> = /*@__PURE__*/
+  messageDesc(file_apipb_gobgp, 54);
+
+/**
+ * @generated from message apipb.ListPolicyAssignmentRequest
+ */
+export type ListPolicyAssignmentRequest = Message$1<"apipb.ListPolicyAssignmentRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: apipb.PolicyDirection direction = 2;
+   */
+  direction: PolicyDirection;
+};
+
+/**
+ * Describes the message apipb.ListPolicyAssignmentRequest.
+ * Use `create(ListPolicyAssignmentRequestSchema)` to create a new message.
+ */
+export const ListPolicyAssignmentRequestSchema: GenMessage<ListPolicyAssignmentRequest> = /*@__PURE__*/
+  messageDesc(file_apipb_gobgp, 55);
+
+/**
+ * @generated from message apipb.ListPolicyAssignmentResponse
+ */
+export type ListPolicyAssignmentResponse = Message$1<"apipb.ListPolicyAssignmentResponse"> & {
+  /**
+   * @generated from field: apipb.PolicyAssignment assignment = 1;
+   */
+  assignment?: PolicyAssignment | undefined;
+};
+
+/**
+ * Describes the message apipb.ListPolicyAssignmentResponse.
+ * Use `create(ListPolicyAssignmentResponseSchema)` to create a new message.
+ */
+export const ListPolicyAssignmentResponseSchema: GenMessage<ListPolicyAssignmentResponse> = /*@__PURE__*/
+  messageDesc(file_apipb_gobgp, 56);
+
+/**
+ * @generated from message apipb.SetPolicyAssignmentRequest
+ */
+export type SetPolicyAssignmentRequest = Message$1<"apipb.SetPolicyAssignmentRequest"> & {
+  /**
+   * @generated from field: apipb.PolicyAssignment assignment = 1;
+   */
+  assignment?: PolicyAssignment | undefined;
+};
+
+/**
+ * Describes the message apipb.SetPolicyAssignmentRequest.
+ * Use `create(SetPolicyAssignmentRequestSchema)` to create a new message.
+ */
+export const SetPolicyAssignmentRequestSchema: GenMessage<SetPolicyAssignmentRequest> = /*@__PURE__*/
+  messageDesc(file_apipb_gobgp, 57);
+
+/**
+ * (prefixes = 4 left out.)
+ *
+ * @generated from message apipb.DefinedSet
+ */
+export type DefinedSet = Message$1<"apipb.DefinedSet"> & {
+  /**
+   * @generated from field: apipb.DefinedType defined_type = 1;
+   */
+  definedType: DefinedType;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * @generated from field: repeated string list = 3;
+   */
+  list: string[];
+};
+
+/**
+ * Describes the message apipb.DefinedSet.
+ * Use `create(DefinedSetSchema)` to create a new message.
+ */
+export const DefinedSetSchema: GenMessage<DefinedSet> = /*@__PURE__*/
+  messageDesc(file_apipb_gobgp, 58);
+
+/**
+ * @generated from message apipb.MatchSet
+ */
+export type MatchSet = Message$1<"apipb.MatchSet"> & {
+  /**
+   * @generated from field: apipb.MatchSet.Type type = 1;
+   */
+  type: MatchSet_Type;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message apipb.MatchSet.
+ * Use `create(MatchSetSchema)` to create a new message.
+ */
+export const MatchSetSchema: GenMessage<MatchSet> = /*@__PURE__*/
+  messageDesc(file_apipb_gobgp, 59);
+
+/**
+ * @generated from enum apipb.MatchSet.Type
+ */
+export enum MatchSet_Type {
+  /**
+   * @generated from enum value: ANY = 0;
+   */
+  ANY = 0,
+
+  /**
+   * @generated from enum value: ALL = 1;
+   */
+  ALL = 1,
+
+  /**
+   * @generated from enum value: INVERT = 2;
+   */
+  INVERT = 2,
+}
+
+/**
+ * Describes the enum apipb.MatchSet.Type.
+ */
+export const MatchSet_TypeSchema: GenEnum<MatchSet_Type> = /*@__PURE__*/
+  enumDesc(file_apipb_gobgp, 59, 0);
+
+/**
+ * Only the conditions kvrf sets.
+ *
+ * @generated from message apipb.Conditions
+ */
+export type Conditions = Message$1<"apipb.Conditions"> & {
+  /**
+   * @generated from field: apipb.MatchSet neighbor_set = 2;
+   */
+  neighborSet?: MatchSet | undefined;
+
+  /**
+   * @generated from field: apipb.MatchSet ext_community_set = 6;
+   */
+  extCommunitySet?: MatchSet | undefined;
+};
+
+/**
+ * Describes the message apipb.Conditions.
+ * Use `create(ConditionsSchema)` to create a new message.
+ */
+export const ConditionsSchema: GenMessage<Conditions> = /*@__PURE__*/
+  messageDesc(file_apipb_gobgp, 60);
+
+/**
+ * Only the route action.
+ *
+ * @generated from message apipb.Actions
+ */
+export type Actions = Message$1<"apipb.Actions"> & {
+  /**
+   * @generated from field: apipb.RouteAction route_action = 1;
+   */
+  routeAction: RouteAction;
+};
+
+/**
+ * Describes the message apipb.Actions.
+ * Use `create(ActionsSchema)` to create a new message.
+ */
+export const ActionsSchema: GenMessage<Actions> = /*@__PURE__*/
+  messageDesc(file_apipb_gobgp, 61);
+
+/**
+ * @generated from message apipb.Statement
+ */
+export type Statement = Message$1<"apipb.Statement"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: apipb.Conditions conditions = 2;
+   */
+  conditions?: Conditions | undefined;
+
+  /**
+   * @generated from field: apipb.Actions actions = 3;
+   */
+  actions?: Actions | undefined;
+};
+
+/**
+ * Describes the message apipb.Statement.
+ * Use `create(StatementSchema)` to create a new message.
+ */
+export const StatementSchema: GenMessage<Statement> = /*@__PURE__*/
+  messageDesc(file_apipb_gobgp, 62);
+
+/**
+ * @generated from message apipb.Policy
+ */
+export type Policy = Message$1<"apipb.Policy"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: repeated apipb.Statement statements = 2;
+   */
+  statements: Statement[];
+};
+
+/**
+ * Describes the message apipb.Policy.
+ * Use `create(PolicySchema)` to create a new message.
+ */
+export const PolicySchema: GenMessage<Policy> = /*@__PURE__*/
+  messageDesc(file_apipb_gobgp, 63);
+
+/**
+ * @generated from message apipb.PolicyAssignment
+ */
+export type PolicyAssignment = Message$1<"apipb.PolicyAssignment"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: apipb.PolicyDirection direction = 2;
+   */
+  direction: PolicyDirection;
+
+  /**
+   * @generated from field: repeated apipb.Policy policies = 4;
+   */
+  policies: Policy[];
+
+  /**
+   * @generated from field: apipb.RouteAction default_action = 5;
+   */
+  defaultAction: RouteAction;
+};
+
+/**
+ * Describes the message apipb.PolicyAssignment.
+ * Use `create(PolicyAssignmentSchema)` to create a new message.
+ */
+export const PolicyAssignmentSchema: GenMessage<PolicyAssignment> = /*@__PURE__*/
+  messageDesc(file_apipb_gobgp, 64);
+
+/**
  * @generated from enum apipb.PeerType
  */
 export enum PeerType {
@@ -1949,6 +2425,109 @@ export enum TableType {
  */
 export const TableTypeSchema: GenEnum<TableType> = /*@__PURE__*/
   enumDesc(file_apipb_gobgp, 1);
+
+/**
+ * @generated from enum apipb.DefinedType
+ */
+export enum DefinedType {
+  /**
+   * @generated from enum value: PREFIX = 0;
+   */
+  PREFIX = 0,
+
+  /**
+   * @generated from enum value: NEIGHBOR = 1;
+   */
+  NEIGHBOR = 1,
+
+  /**
+   * @generated from enum value: TAG = 2;
+   */
+  TAG = 2,
+
+  /**
+   * @generated from enum value: AS_PATH = 3;
+   */
+  AS_PATH = 3,
+
+  /**
+   * @generated from enum value: COMMUNITY = 4;
+   */
+  COMMUNITY = 4,
+
+  /**
+   * @generated from enum value: EXT_COMMUNITY = 5;
+   */
+  EXT_COMMUNITY = 5,
+
+  /**
+   * @generated from enum value: LARGE_COMMUNITY = 6;
+   */
+  LARGE_COMMUNITY = 6,
+
+  /**
+   * @generated from enum value: NEXT_HOP = 7;
+   */
+  NEXT_HOP = 7,
+}
+
+/**
+ * Describes the enum apipb.DefinedType.
+ */
+export const DefinedTypeSchema: GenEnum<DefinedType> = /*@__PURE__*/
+  enumDesc(file_apipb_gobgp, 2);
+
+/**
+ * @generated from enum apipb.RouteAction
+ */
+export enum RouteAction {
+  /**
+   * @generated from enum value: NONE = 0;
+   */
+  NONE = 0,
+
+  /**
+   * @generated from enum value: ACCEPT = 1;
+   */
+  ACCEPT = 1,
+
+  /**
+   * @generated from enum value: REJECT = 2;
+   */
+  REJECT = 2,
+}
+
+/**
+ * Describes the enum apipb.RouteAction.
+ */
+export const RouteActionSchema: GenEnum<RouteAction> = /*@__PURE__*/
+  enumDesc(file_apipb_gobgp, 3);
+
+/**
+ * @generated from enum apipb.PolicyDirection
+ */
+export enum PolicyDirection {
+  /**
+   * @generated from enum value: UNKNOWN = 0;
+   */
+  UNKNOWN = 0,
+
+  /**
+   * @generated from enum value: IMPORT = 1;
+   */
+  IMPORT = 1,
+
+  /**
+   * @generated from enum value: EXPORT = 2;
+   */
+  EXPORT = 2,
+}
+
+/**
+ * Describes the enum apipb.PolicyDirection.
+ */
+export const PolicyDirectionSchema: GenEnum<PolicyDirection> = /*@__PURE__*/
+  enumDesc(file_apipb_gobgp, 4);
 
 /**
  * @generated from service apipb.GobgpApi
@@ -2073,6 +2652,78 @@ export const GobgpApi: GenService<{
     methodKind: "server_streaming";
     input: typeof ListVrfRequestSchema;
     output: typeof ListVrfResponseSchema;
+  },
+  /**
+   * @generated from rpc apipb.GobgpApi.ResetPeer
+   */
+  resetPeer: {
+    methodKind: "unary";
+    input: typeof ResetPeerRequestSchema;
+    output: typeof EmptySchema;
+  },
+  /**
+   * @generated from rpc apipb.GobgpApi.AddPolicy
+   */
+  addPolicy: {
+    methodKind: "unary";
+    input: typeof AddPolicyRequestSchema;
+    output: typeof EmptySchema;
+  },
+  /**
+   * @generated from rpc apipb.GobgpApi.DeletePolicy
+   */
+  deletePolicy: {
+    methodKind: "unary";
+    input: typeof DeletePolicyRequestSchema;
+    output: typeof EmptySchema;
+  },
+  /**
+   * @generated from rpc apipb.GobgpApi.ListPolicy
+   */
+  listPolicy: {
+    methodKind: "server_streaming";
+    input: typeof ListPolicyRequestSchema;
+    output: typeof ListPolicyResponseSchema;
+  },
+  /**
+   * @generated from rpc apipb.GobgpApi.AddDefinedSet
+   */
+  addDefinedSet: {
+    methodKind: "unary";
+    input: typeof AddDefinedSetRequestSchema;
+    output: typeof EmptySchema;
+  },
+  /**
+   * @generated from rpc apipb.GobgpApi.DeleteDefinedSet
+   */
+  deleteDefinedSet: {
+    methodKind: "unary";
+    input: typeof DeleteDefinedSetRequestSchema;
+    output: typeof EmptySchema;
+  },
+  /**
+   * @generated from rpc apipb.GobgpApi.ListDefinedSet
+   */
+  listDefinedSet: {
+    methodKind: "server_streaming";
+    input: typeof ListDefinedSetRequestSchema;
+    output: typeof ListDefinedSetResponseSchema;
+  },
+  /**
+   * @generated from rpc apipb.GobgpApi.ListPolicyAssignment
+   */
+  listPolicyAssignment: {
+    methodKind: "server_streaming";
+    input: typeof ListPolicyAssignmentRequestSchema;
+    output: typeof ListPolicyAssignmentResponseSchema;
+  },
+  /**
+   * @generated from rpc apipb.GobgpApi.SetPolicyAssignment
+   */
+  setPolicyAssignment: {
+    methodKind: "unary";
+    input: typeof SetPolicyAssignmentRequestSchema;
+    output: typeof EmptySchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_apipb_gobgp, 0);
