@@ -208,7 +208,7 @@ function frrReflectorSuite(lab: LabSettings, full: boolean): void {
       // as its next hop, until kvrfd preferred its Node address (the next test checks the next hops).
       for (const w of workers) {
         await waitFor(`an autoconfigured address on ${w.name}`, async () => (await ip("-n", nodeNetns(w.name), "-6", "addr", "show", "dev", "fab0", "dynamic")).includes("inet6"), {
-          timeoutMs: 30_000 * timeScale,
+          timeoutMs: 30_000,
           intervalMs: 1000,
         });
       }
@@ -229,7 +229,7 @@ function frrReflectorSuite(lab: LabSettings, full: boolean): void {
     await waitFor("every pod's routes in FRR", async () => {
       const now = await frrRoutes(lab, { communities: false });
       return pods.every((p) => now.filter(ofPod(p)).length === 2);
-    }, { timeoutMs: 30_000 * timeScale, intervalMs: 500 });
+    }, { timeoutMs: 30_000, intervalMs: 500 });
     const all = await frrRoutes(lab);
     // What FRR holds, one line per route: the report to read when this fails.
     log(`FRR holds: ${all.map((r) => `${r.rd} ${r.prefix} via ${r.nextHop} from ${r.from} [${r.communities.join(" ")}]${r.valid ? "" : " invalid"}${r.best ? "" : " not-best"}${r.stale ? " stale" : ""}`).join("; ")}`);
@@ -255,7 +255,7 @@ function frrReflectorSuite(lab: LabSettings, full: boolean): void {
       const remote = async (): Promise<RibPath[]> =>
         lab.encap === "vxlan" ? (await s.listRib("evpn")).filter((r) => !r.local) : [...(await s.listRib("ipv4")), ...(await s.listRib("ipv6"))].filter((r) => !r.local);
       const others = pods.filter((p) => p.node !== "iad");
-      await waitFor("the other workers' routes on iad", async () => (await remote()).length >= others.length * 2, { timeoutMs: 30_000 * timeScale, intervalMs: 500 });
+      await waitFor("the other workers' routes on iad", async () => (await remote()).length >= others.length * 2, { timeoutMs: 30_000, intervalMs: 500 });
       const paths = await remote();
       // What arrived and what kvrfd made of it: the report to read when this fails.
       log(`iad received: ${paths.map((r) => `${formatAdminAssigned(r.rd)} ${r.prefix} via ${r.nextHop} from ${r.neighbor} ${r.evpn !== undefined ? `vni ${r.evpn.vni} rmac ${r.evpn.routerMac}` : `sid ${r.sid} behaviour ${r.behavior}`}`).join("; ")}`);
@@ -292,7 +292,7 @@ function frrReflectorSuite(lab: LabSettings, full: boolean): void {
     const t0 = Date.now();
     await detachPod(gone);
     pods = pods.filter((p) => p !== gone);
-    await waitFor("a1-dfw's routes gone from FRR", async () => (await frrRoutes(lab, { communities: false })).filter(ofPod(gone)).length === 0, { timeoutMs: 30_000 * timeScale, intervalMs: 100 });
+    await waitFor("a1-dfw's routes gone from FRR", async () => (await frrRoutes(lab, { communities: false })).filter(ofPod(gone)).length === 0, { timeoutMs: 30_000, intervalMs: 100 });
     const inFrr = Date.now() - t0;
     await waitFor("a1-dfw's prefixes gone from iad and sjc", async () => {
       for (const node of ["iad", "sjc"]) {
@@ -300,7 +300,7 @@ function frrReflectorSuite(lab: LabSettings, full: boolean): void {
         if (routes.some((r) => r.startsWith(`${gone.ipv4} `) || r.startsWith(`${gone.ipv6} `))) return false;
       }
       return true;
-    }, { timeoutMs: 60_000 * timeScale, intervalMs: 100 });
+    }, { timeoutMs: 60_000, intervalMs: 100 });
     log(`pod delete → gone from FRR ${inFrr} ms, from the remote kernels ${Date.now() - t0} ms`);
     expect(await ping(pod("a1-iad-1"), gone.ipv4)).toBe(false);
     pods.push(await attachPod(gone));
@@ -314,7 +314,7 @@ function frrReflectorSuite(lab: LabSettings, full: boolean): void {
     try {
       await new Promise((r) => setTimeout(r, 1000));
       await fault();
-      await waitFor(`no drift after ${what}`, async () => (await kubectlKvrf(["status"])).code === 0, { timeoutMs: 60_000 * timeScale, intervalMs: 500 });
+      await waitFor(`no drift after ${what}`, async () => (await kubectlKvrf(["status"])).code === 0, { timeoutMs: 60_000, intervalMs: 500 });
       await new Promise((r) => setTimeout(r, 2000));
     } finally {
       result = await flows.stop();
@@ -358,7 +358,7 @@ function frrReflectorSuite(lab: LabSettings, full: boolean): void {
       await waitFor("sjc's routes back in FRR, not stale", async () => {
         const now = (await frrRoutes(lab, { communities: false })).filter((r) => r.from === sjc);
         return now.length === before.length && now.every((r) => !r.stale);
-      }, { timeoutMs: 60_000 * timeScale, intervalMs: 500 });
+      }, { timeoutMs: 60_000, intervalMs: 500 });
     },
   );
 
@@ -388,7 +388,7 @@ function frrReflectorSuite(lab: LabSettings, full: boolean): void {
         type Summary = Record<string, { peers?: Record<string, { state?: string; pfxRcd?: number }> } | undefined>;
         const s = await vtyshJson<Summary>(reflectorFrrName, "show bgp summary json");
         return Object.values(s).every((f) => Object.values(f?.peers ?? {}).filter((p) => p.state === "Established").length === workers.length);
-      }, { timeoutMs: 60_000 * timeScale, intervalMs: 500 });
+      }, { timeoutMs: 60_000, intervalMs: 500 });
     });
     s.close();
     log(`iad's remote paths: ${kept?.before} before, ${kept?.during} while FRR's bgpd was down`);

@@ -33,7 +33,7 @@ describeNeeds(needs, `kubectl kvrf in the lab over ${describeSettings(lab)}`, ()
     return r;
   };
   const noDrift = async (what: string): Promise<void> => {
-    await waitFor(`no drift after ${what}`, async () => (await kubectlKvrf(["status"])).code === 0, { timeoutMs: 60_000 * timeScale, intervalMs: 500 });
+    await waitFor(`no drift after ${what}`, async () => (await kubectlKvrf(["status"])).code === 0, { timeoutMs: 60_000, intervalMs: 500 });
   };
   const custom = (): k8s.CustomObjectsApi => kubeClient(readState() ?? (() => { throw new Error("lab is down"); })()).makeApiClient(k8s.CustomObjectsApi);
 
@@ -111,7 +111,7 @@ describeNeeds(needs, `kubectl kvrf in the lab over ${describeSettings(lab)}`, ()
       s.close();
     }
     const target = pod("a1-sjc").ipv4;
-    await waitFor("a1-sjc withdrawn from iad's kernel", async () => !(await ping(pod("a1-iad-1"), target)), { timeoutMs: 30_000 * timeScale });
+    await waitFor("a1-sjc withdrawn from iad's kernel", async () => !(await ping(pod("a1-iad-1"), target)), { timeoutMs: 30_000 });
     const diff = await kvrf("diff", "--node", "sjc");
     expect(diff.code).toBe(1);
     expect(diff.stdout).toContain("a1 vrf vpc-a1: gobgp: VRF vpc-a1 is missing from sjc's gobgpd");
@@ -140,7 +140,7 @@ describeNeeds(needs, `kubectl kvrf in the lab over ${describeSettings(lab)}`, ()
       await api.createClusterCustomObject({ group: "kvrf.dev", version: "v1alpha1", plural: "routetargetclaims", body: { apiVersion: "kvrf.dev/v1alpha1", kind: "RouteTargetClaim", metadata: { name }, spec: { ...claim.spec, vpc } } });
     };
     await replace("10000000b1");
-    await waitFor("b1 withdrawn", async () => !(await ping(pod("b1-iad"), pod("b1-sjc").ipv4)), { timeoutMs: 30_000 * timeScale });
+    await waitFor("b1 withdrawn", async () => !(await ping(pod("b1-iad"), pod("b1-sjc").ipv4)), { timeoutMs: 30_000 });
     const vpc = await kvrf("vpc", "b1");
     expect(vpc.code).toBe(1);
     for (const n of ["iad", "sjc"]) {
@@ -152,7 +152,7 @@ describeNeeds(needs, `kubectl kvrf in the lab over ${describeSettings(lab)}`, ()
     expect(tr.stdout).toMatch(/^✗ 1\. iad\s+source\s+VPC b1 is not programmed on iad: route target 65000:177 of VPC b1 is claimed by VPC 10000000b1/m);
     await replace("b1");
     await noDrift("claim restored");
-    await waitFor("b1 back", async () => ping(pod("b1-iad"), pod("b1-sjc").ipv4), { timeoutMs: 30_000 * timeScale });
+    await waitFor("b1 back", async () => ping(pod("b1-iad"), pod("b1-sjc").ipv4), { timeoutMs: 30_000 });
   });
 
   it("lets no one read a node's snapshot without a token the API server vouches for and RBAC allows", async () => {
