@@ -15,6 +15,7 @@ import { spawnDaemon, stopByPidfiles, waitFor } from "../lib/process.js";
 import { removeFrrPathspace, startFrr } from "./frr.js";
 import { labReflectorConfig, reflectorInstance } from "./frr-reflector.js";
 import { cniBinDir, repoRoot, testEnvDir, tool } from "../../test/harness/tools.js";
+import { bgpVrfInstanceName, type BGPVRFInstance } from "../../shared/api-types.js";
 import { connectSpeaker } from "../../reconciler/gobgp/connect.js";
 import type { Speaker } from "../../reconciler/gobgp/speaker.js";
 import { bgpInstances, conflist, demoPods, fabricNetns, labNodes, labReflector, nodeAnnotations, nodeNetns, nsPrefix, podNetns, srv6Lab, underlayAddress, workers, type DemoPod, type LabNode, type LabSettings } from "./topology.js";
@@ -428,14 +429,28 @@ export function renderMatrix(pods: AttachedPod[], cells: MatrixCell[]): string {
   return lines.join("\n");
 }
 
-/** kvrfd's routes (proto 241) in a node's table, "prefix SID" (SRv6) or "prefix next-hop" (VXLAN) per line. */
+/**
+ * kvrfd's routes (proto 241) in a node's table, "prefix SID" (SRv6) or "prefix next-hop" (VXLAN) per
+ * line; a default route (a gateway's) as 0.0.0.0/0 or ::/0 (iproute2 prints "default" for both).
+ */
 export async function kernelRoutes(node: string, table: number): Promise<string[]> {
-  const out = await ipn(nodeNetns(node), "-j", "route", "show", "table", String(table), "proto", "241").catch(() => "[]");
+  const out = await ipn(nodeNetns(node), "-4", "-j", "route", "show", "table", String(table), "proto", "241").catch(() => "[]");
   const six = await ipn(nodeNetns(node), "-6", "-j", "route", "show", "table", String(table), "proto", "241").catch(() => "[]");
-  const parse = (s: string): { dst: string; type?: string; encap?: string; segs?: string[]; gateway?: string; via?: { host?: string } }[] =>
-    s.trim() === "" ? [] : (JSON.parse(s) as { dst: string }[]);
+  const parse = (s: string, any: string): { dst: string; type?: string; encap?: string; segs?: string[]; gateway?: string; via?: { host?: string } }[] =>
+    (s.trim() === "" ? [] : (JSON.parse(s) as { dst: string }[])).map((r) => (r.dst === "default" ? { ...r, dst: any } : r));
   // SRv6: the remote SID; VXLAN: the next hop on the VPC's VXLAN device (the remote VTEP's key).
-  return [...parse(out), ...parse(six)].filter((r) => r.type !== "throw").map((r) => `${r.dst} ${r.segs?.[0] ?? r.gateway ?? r.via?.host ?? "-"}`).sort();
+  return [...parse(out, "0.0.0.0/0"), ...parse(six, "::/0")].filter((r) => r.type !== "throw").map((r) => `${r.dst} ${r.segs?.[0] ?? r.gateway ?? r.via?.host ?? "-"}`).sort();
+}
+
+/** The RoutesProgrammed condition of a node's BGPVRFInstance for a VPC (empty strings when absent). */
+export async function routesProgrammed(node: string, vpc: string): Promise<{ status: string; message: string }> {
+  const state = readState();
+  if (state === undefined) throw new Error("the lab is not up");
+  const o = (await kubeClient(state)
+    .makeApiClient(k8s.CustomObjectsApi)
+    .getClusterCustomObject({ group: "kvrf.dev", version: "v1alpha1", plural: "bgpvrfinstances", name: bgpVrfInstanceName(node, vpc) })) as BGPVRFInstance;
+  const c = o.status?.conditions?.find((x) => x.type === "RoutesProgrammed");
+  return { status: c?.status ?? "", message: c?.message ?? "" };
 }
 
 /**
@@ -527,8 +542,13 @@ export async function crashGobgpd(node: string, downMs = 0): Promise<void> {
 }
 
 /** Counts of ICMP echo requests a pod has received (to tell which pod answered a ping). */
-export async function echoRequests(pod: string): Promise<{ v4: number; v6: number }> {
-  const out = await inNs(podNetns(pod), "cat", "/proc/net/snmp", "/proc/net/snmp6");
+export function echoRequests(pod: string): Promise<{ v4: number; v6: number }> {
+  return echoRequestsIn(podNetns(pod));
+}
+
+/** Counts of ICMP echo requests a network namespace has received (a pod's, a host's behind a gateway). */
+export async function echoRequestsIn(netns: string): Promise<{ v4: number; v6: number }> {
+  const out = await inNs(netns, "cat", "/proc/net/snmp", "/proc/net/snmp6");
   const v4 = /^Icmp: (.*)$/gm;
   const lines = [...out.matchAll(v4)].map((m) => m[1]?.split(" ") ?? []);
   const idx = lines[0]?.indexOf("InEchos") ?? -1;

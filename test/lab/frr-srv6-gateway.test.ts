@@ -17,11 +17,9 @@
 // on a node whose kvrfd restarted after it had installed them.
 import { afterAll, beforeAll, expect, it } from "vitest";
 import path from "node:path";
-import * as k8s from "@kubernetes/client-node";
-import { attachPod, down, kubeClient, kubectlKvrf, labDir, ping, readState, startKvrfd, stopKvrfd, up, type AttachedPod } from "../../scripts/netns-lab/lab.js";
-import { addReflectorClient, joinFabric, leaveFabric, routeLocators } from "../../scripts/netns-lab/gateway.js";
+import { attachPod, down, echoRequestsIn, kubectlKvrf, labDir, ping, routesProgrammed, startKvrfd, stopKvrfd, up, type AttachedPod } from "../../scripts/netns-lab/lab.js";
+import { addHostBehind, addReflectorClient, addVrf, gatewayFrrConfig, gatewayHost, joinFabric, leaveFabric, routeLocators } from "../../scripts/netns-lab/gateway.js";
 import { demoPods, labNodes, nodeNetns, nsPrefix, type LabSettings } from "../../scripts/netns-lab/topology.js";
-import { bgpVrfInstanceName, type BGPVRFInstance } from "../../shared/api-types.js";
 import { cniNeeds, kvrfdNeeds } from "../../shared/kernel/capabilities.js";
 import { canonicalIpv6 } from "../../reconciler/vrf/desired.js";
 import { frrVpnPaths, frrVrfSids, startFrr, type Frr } from "../harness/frr.js";
@@ -31,12 +29,11 @@ import { waitFor } from "../harness/process.js";
 
 const lab: LabSettings = { encap: "srv6", underlay: 6, mode: "vrf" };
 const pe = { netns: `${nsPrefix}frr`, address: "fd00:ff::50" };
-const hostNs = `${nsPrefix}gwhost`;
 const locator = "fd00:0:50::/64";
 const frrVrf = "vrf-a1";
 const table = 0xa1;
-/** Addresses of the host behind the PE: on its link (the specific prefix) and only behind the defaults. */
-const host = { link4: "10.99.0.2", link6: "fd99::2", far4: "203.0.113.1", far6: "2001:db8:99::1" };
+/** The host behind the PE: addresses on its link (the specific prefix) and only behind the defaults. */
+const host = gatewayHost(`${nsPrefix}gwhost`);
 const log = (s: string): void => void process.stderr.write(`[lab/frr-srv6-gw] ${s}\n`);
 
 interface IpRoute {
@@ -67,62 +64,33 @@ async function kvrfdRoutes(node: string, t: number): Promise<string[]> {
 }
 
 /** ICMP echo requests the host behind the PE has received, per family. */
-async function hostEchoes(): Promise<{ v4: number; v6: number }> {
-  const out = await ip("netns", "exec", hostNs, "cat", "/proc/net/snmp", "/proc/net/snmp6");
-  const lines = [...out.matchAll(/^Icmp: (.*)$/gm)].map((m) => m[1]?.split(" ") ?? []);
-  const idx = lines[0]?.indexOf("InEchos") ?? -1;
-  return { v4: Number(lines[1]?.[idx] ?? 0), v6: Number(/^Icmp6InEchos\s+(\d+)/m.exec(out)?.[1] ?? 0) };
-}
+const hostEchoes = (): Promise<{ v4: number; v6: number }> => echoRequestsIn(host.netns);
 
 const frrConfig = (): string => {
-  const vrfAf = (afi: "ipv4" | "ipv6"): string[] => [
-    ` address-family ${afi} unicast`,
-    "  redistribute connected",
-    "  redistribute static",
-    // One SID per family from the locator (8.4 has End.DT4/End.DT6; End.DT46 per VRF came in 8.5).
-    "  sid vpn export auto",
-    "  rd vpn export 65000:9161",
-    // VPC a1's route target (docs/fabric.md: <routeTargetASN>:uint32(vpc)), both ways.
-    "  rt vpn both 65000:161",
-    "  export vpn",
-    "  import vpn",
-    " exit-address-family",
-  ];
   const vpnAf = (afi: "ipv4" | "ipv6"): string[] => [` address-family ${afi} vpn`, "  neighbor fd00:ff::1 activate", " exit-address-family"];
-  return [
-    "frr defaults datacenter",
-    "hostname pe1",
-    "log stdout informational",
-    "!",
-    `vrf ${frrVrf}`,
-    ` ip route 0.0.0.0/0 ${host.link4}`,
-    ` ipv6 route ::/0 ${host.link6}`,
-    "exit-vrf",
-    "!",
-    "segment-routing",
-    " srv6",
-    "  locators",
-    "   locator pe1",
-    `    prefix ${locator}`,
-    "!",
-    "router bgp 65000",
-    " bgp router-id 10.255.0.50",
-    " no bgp default ipv4-unicast",
-    " neighbor fd00:ff::1 remote-as 65000",
-    " neighbor fd00:ff::1 timers 3 9",
-    // VPNv4 routes with the IPv6 session address as next hop (RFC 8950), not the router ID.
-    " neighbor fd00:ff::1 capability extended-nexthop",
-    ...vpnAf("ipv4"),
-    ...vpnAf("ipv6"),
-    " segment-routing srv6",
-    "  locator pe1",
-    "!",
-    `router bgp 65000 vrf ${frrVrf}`,
-    " bgp router-id 10.255.0.50",
-    ...vrfAf("ipv4"),
-    ...vrfAf("ipv6"),
-    "!",
-  ].join("\n");
+  return gatewayFrrConfig({
+    vrf: frrVrf,
+    host,
+    reflector: "fd00:ff::1",
+    preamble: ["segment-routing", " srv6", "  locators", "   locator pe1", `    prefix ${locator}`, "!"],
+    sessionLines: [
+      // VPNv4 routes with the IPv6 session address as next hop (RFC 8950), not the router ID.
+      " neighbor fd00:ff::1 capability extended-nexthop",
+      ...vpnAf("ipv4"),
+      ...vpnAf("ipv6"),
+      " segment-routing srv6",
+      "  locator pe1",
+    ],
+    vrfFamilyLines: [
+      // One SID per family from the locator (8.4 has End.DT4/End.DT6; End.DT46 per VRF came in 8.5).
+      "  sid vpn export auto",
+      "  rd vpn export 65000:9161",
+      // VPC a1's route target (docs/fabric.md: <routeTargetASN>:uint32(vpc)), both ways.
+      "  rt vpn both 65000:161",
+      "  export vpn",
+      "  import vpn",
+    ],
+  });
 };
 
 describeNeeds([...cniNeeds("vrf", "srv6"), ...kvrfdNeeds("srv6", 6)], "FRR 8.4 as an SRv6 gateway PE of a VPC (VRF devices, IPv6 underlay)", () => {
@@ -134,18 +102,9 @@ describeNeeds([...cniNeeds("vrf", "srv6"), ...kvrfdNeeds("srv6", 6)], "FRR 8.4 a
     return p;
   };
   const inPe = (...args: string[]): Promise<string> => ip("-n", pe.netns, ...args);
-  const inHost = (...args: string[]): Promise<string> => ip("-n", hostNs, ...args);
   let sids: { ipv4: string; ipv6: string } = { ipv4: "", ipv6: "" };
 
-  const routesMessage = async (node: string): Promise<{ status: string; message: string }> => {
-    const state = readState();
-    if (state === undefined) throw new Error("the lab is not up");
-    const o = (await kubeClient(state)
-      .makeApiClient(k8s.CustomObjectsApi)
-      .getClusterCustomObject({ group: "kvrf.dev", version: "v1alpha1", plural: "bgpvrfinstances", name: bgpVrfInstanceName(node, "a1") })) as BGPVRFInstance;
-    const c = o.status?.conditions?.find((x) => x.type === "RoutesProgrammed");
-    return { status: c?.status ?? "", message: c?.message ?? "" };
-  };
+  const routesMessage = (node: string): Promise<{ status: string; message: string }> => routesProgrammed(node, "a1");
   /** What FRR and the kernels show, for a failure's message. */
   const evidence = async (): Promise<string> => {
     const f = frr as Frr;
@@ -170,23 +129,9 @@ describeNeeds([...cniNeeds("vrf", "srv6"), ...kvrfdNeeds("srv6", 6)], "FRR 8.4 a
     await routeLocators(pe, locator);
     // zebra installs the IPv4 SID as End.DT4 with vrftable, which needs strict mode (FACTS §7) in this namespace.
     await ip("netns", "exec", pe.netns, "sysctl", "-qw", "net.vrf.strict_mode=1");
-    await inPe("link", "add", frrVrf, "type", "vrf", "table", String(table));
-    await inPe("link", "set", frrVrf, "up");
+    await addVrf(pe, frrVrf, table);
     // The host behind the PE: a veth into VPC a1's VRF, addresses beyond it reached only by the defaults.
-    await ip("netns", "add", hostNs);
-    await inHost("link", "set", "lo", "up");
-    await ip("link", "add", "gw0", "netns", pe.netns, "type", "veth", "peer", "name", "eth0", "netns", hostNs);
-    await inPe("link", "set", "gw0", "master", frrVrf);
-    await inPe("addr", "add", "10.99.0.1/24", "dev", "gw0");
-    await inPe("-6", "addr", "add", "fd99::1/64", "dev", "gw0", "nodad");
-    await inPe("link", "set", "gw0", "up");
-    await inHost("addr", "add", `${host.link4}/24`, "dev", "eth0");
-    await inHost("-6", "addr", "add", `${host.link6}/64`, "dev", "eth0", "nodad");
-    await inHost("addr", "add", `${host.far4}/32`, "dev", "lo");
-    await inHost("-6", "addr", "add", `${host.far6}/128`, "dev", "lo");
-    await inHost("link", "set", "eth0", "up");
-    await inHost("route", "add", "default", "via", "10.99.0.1");
-    await inHost("-6", "route", "add", "default", "via", "fd99::1");
+    await addHostBehind(pe, frrVrf, host);
 
     // Linux looks the outer IPv6 header of a packet FRR encapsulates from the VRF up in the VRF's
     // table again (the packet still arrives on gw0), where ::/0 leads back to the host: the fabric's
@@ -214,7 +159,7 @@ describeNeeds([...cniNeeds("vrf", "srv6"), ...kvrfdNeeds("srv6", 6)], "FRR 8.4 a
 
   afterAll(async () => {
     await frr?.stop();
-    await leaveFabric(hostNs);
+    await leaveFabric(host.netns);
     await leaveFabric(pe.netns);
     await down(log);
   });
