@@ -62,6 +62,8 @@ class Rig {
   readonly claimOverride = new Map<string, string | undefined>();
   /** The cluster's Nodes, as their published records (trust.ts). */
   fabric: V1Node[] = [];
+  /** Whether the Nodes' informer has listed (the speaker waits for it). */
+  fabricSynced = true;
   /** Keys reconciled because of RIB changes, in order. */
   readonly ribKeys: string[] = [];
   readonly link: SpeakerLink;
@@ -79,6 +81,7 @@ class Rig {
   }
 
   constructor(opts: { routeHoldMs?: number } = {}) {
+    const fabricSynced = (): boolean => this.fabricSynced;
     this.link = new SpeakerLink({
       connect: async () => {
         if (!this.connectable) throw new Error("connect ENOENT");
@@ -113,6 +116,12 @@ class Rig {
       nodeName: "n1",
       nodes: this.nodes,
       instances: this.instances,
+      cluster: {
+        nextHops: () => [...indexNodes(this.fabric.map(nodeRecord)).byAddress.keys()],
+        get hasSynced(): boolean {
+          return fabricSynced();
+        },
+      },
       link: this.link,
       api: this.api,
       metrics: this.metrics,
@@ -643,8 +652,8 @@ describe("controllers", () => {
     r.fake.failNext("addPolicy", "other", 2);
     r.instances.put(withVpcs(["abc", "def"]));
     r.queue.add(speakerKey);
-    await until(() => r.api.events.some((e) => e.reason === "InvalidConfig" && e.message.includes("session policies (peers' vpcs): addPolicy")) || r.api.events.length > 10);
-    expect(r.api.events.map((e) => e.message)).toContainEqual(expect.stringMatching(/node n1: gobgpd: session policies \(peers' vpcs\): addPolicy: injected other/));
+    await until(() => r.api.events.some((e) => e.reason === "InvalidConfig" && e.message.includes("session policies (peers' vpcs, exportRoutes): addPolicy")) || r.api.events.length > 10);
+    expect(r.api.events.map((e) => e.message)).toContainEqual(expect.stringMatching(/node n1: gobgpd: session policies \(peers' vpcs, exportRoutes\): addPolicy: injected other/));
     await r.settle();
     expect(r.fake.assignments.import.policies[0]).not.toBe(imp);
     expect(r.fake.definedSets.get(`ext-community ${(r.fake.assignments.import.policies[0] ?? "").replace("import", "rt-0")}`)?.list).toEqual(["rt:^65000:2748$", "rt:^65000:3567$"]);
@@ -656,6 +665,43 @@ describe("controllers", () => {
     await r.settle();
     expect(r.fake.policies.size).toBe(0);
     expect(r.fake.assignments.import.policies).toEqual([]);
+  });
+
+  it("exportRoutes Pods: the cluster's next hops (Node addresses, published VTEPs) in the export policy, again when they change; waits for the Nodes' list", async () => {
+    const r = await started();
+    const i = r.instances.get("workers");
+    if (i === undefined) throw new Error("no instance");
+    const node = (name: string, address: string, vtep?: string): V1Node => ({
+      metadata: { name, ...(vtep !== undefined ? { annotations: { "kvrf.dev/vtep": vtep } } : {}) },
+      status: { addresses: [{ type: "InternalIP", address }] },
+    });
+    r.fabric = [node("n1", "10.0.0.1", "192.0.2.1")];
+    r.instances.put({ ...i, spec: { ...i.spec, peers: [{ address: "fd00:ff::1", asn: 65000 }, { address: "fd00:ff::2", asn: 65100, exportRoutes: "Pods" }] } });
+    r.queue.add(speakerKey);
+    await r.settle();
+    const pods = (): string[] | undefined => {
+      const exp = r.fake.assignments.export.policies[0] ?? "";
+      return r.fake.policies.get(exp)?.statements.find((st) => st.action === "accept")?.nextHops;
+    };
+    expect(pods()).toEqual(["10.0.0.1", "192.0.2.1"]);
+    // Nothing limits what the peer sends: no import policy.
+    expect(r.fake.assignments.import.policies).toEqual([]);
+
+    // A node joins (the daemon reconciles the speaker on a Nodes' change).
+    r.fabric = [...r.fabric, node("n2", "10.0.0.2", "192.0.2.2")];
+    r.queue.add(speakerKey);
+    await r.settle();
+    expect(pods()).toEqual(["10.0.0.1", "10.0.0.2", "192.0.2.1", "192.0.2.2"]);
+    expect(r.fake.policies.size).toBe(1);
+
+    // Before the Nodes are listed the speaker does nothing (it would send such a peer nothing).
+    r.fabricSynced = false;
+    r.fake.log.length = 0;
+    r.fabric = [];
+    r.queue.add(speakerKey);
+    await r.settle();
+    expect(r.fake.log.filter((l) => !l.startsWith("list") && !l.startsWith("get"))).toEqual([]);
+    expect(pods()).toEqual(["10.0.0.1", "10.0.0.2", "192.0.2.1", "192.0.2.2"]);
   });
 
   it("reports a router ID published by another node", async () => {

@@ -228,10 +228,17 @@ export class Daemon {
         },
       },
     });
+    const fabric = this.fabric;
     this.speakerController = new SpeakerController({
       nodeName: cfg.nodeName,
       nodes: this.nodes,
       instances: this.instances,
+      cluster: {
+        nextHops: () => [...this.nodeIndex().byAddress.keys()],
+        get hasSynced(): boolean {
+          return fabric.hasSynced;
+        },
+      },
       link: this.link,
       api: this.kube,
       metrics: this.metrics,
@@ -355,17 +362,23 @@ export class Daemon {
         this.log.warn({ node: r.name, reason: r.problem }, "a Node's kvrf annotation cannot be read; its paths are not checked against it");
       }
     };
+    // The cluster's next hops are also what a peer with exportRoutes Pods is sent paths of: the
+    // speaker reconciles too (it changes gobgpd only when the session policy's content did).
+    const recordsChanged = (): void => {
+      this.passOverVrfs();
+      this.queue.add(speakerKey, "low");
+    };
     this.fabric.on({
       add: (o) => {
         warnRecord(o);
-        this.passOverVrfs();
+        recordsChanged();
       },
       update: (old, o) => {
         warnRecord(o);
-        if (JSON.stringify(nodeRecord(old)) !== JSON.stringify(nodeRecord(o))) this.passOverVrfs();
+        if (JSON.stringify(nodeRecord(old)) !== JSON.stringify(nodeRecord(o))) recordsChanged();
       },
-      delete: () => this.passOverVrfs(),
-      resync: () => this.passOverVrfs(),
+      delete: recordsChanged,
+      resync: recordsChanged,
     });
     // A claim that appears, goes or changes hands: the VRFs of its value again.
     const claimChanged = (kind: "rt" | "vni") => (c: ClaimObject) => {

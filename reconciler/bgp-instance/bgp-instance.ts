@@ -8,7 +8,7 @@ import { autoRouterId, manualRouterId, RouterIdError, type NodeAddress } from ".
 import type { GlobalConfig, PeerConfig, PeerFamily } from "../gobgp/speaker.js";
 import { compareText } from "../../shared/order.js";
 import type { ExternalRoutesSpec } from "../vrf/trust.js";
-import { peerRestrictions, sessionPolicy, type SessionPolicy } from "./session-policy.js";
+import { peerRestrictions, sessionPolicy, type ExportRoutes, type SessionPolicy } from "./session-policy.js";
 
 export interface SecretKeyRef {
   namespace: string;
@@ -33,6 +33,11 @@ export interface BGPPeerSpec {
    * route targets are not all theirs is neither sent nor accepted. Empty: nothing. Absent: all.
    */
   vpcs?: string[];
+  /**
+   * What the session is sent of those VPCs' routes: All (default) or Pods, only the cluster's own
+   * paths (next hop a Node address or published VTEP), never routes learned from outside it.
+   */
+  exportRoutes?: ExportRoutes;
 }
 
 export interface BGPInstanceSpec {
@@ -116,7 +121,7 @@ export interface DesiredSpeaker {
   peers: PeerConfig[];
   /** Peers left out, with why (e.g. their password Secret is missing). */
   skippedPeers: string[];
-  /** The routing policy of the peers with `vpcs` (undefined: none has). */
+  /** The routing policy of the peers with `vpcs` or exportRoutes Pods (undefined: none has). */
   sessionPolicy?: SessionPolicy;
   /** VPCs of peers' `vpcs` left out, with why. */
   policyProblems: string[];
@@ -130,6 +135,8 @@ export async function desiredSpeaker(
   inst: BGPInstance,
   nodeAddresses: readonly NodeAddress[],
   password: PasswordLookup,
+  /** The cluster's own next hops (Node addresses, published VTEPs), for peers with exportRoutes Pods. */
+  clusterNextHops: readonly string[] = [],
 ): Promise<DesiredSpeaker> {
   const spec = inst.spec;
   let routerId: { routerId: string; from: string };
@@ -179,6 +186,6 @@ export async function desiredSpeaker(
     peers.push(peer);
   }
   const { restrictions, problems } = peerRestrictions(spec);
-  const policy = sessionPolicy(restrictions);
+  const policy = sessionPolicy(restrictions, clusterNextHops);
   return { global, routerIdFrom: routerId.from, peers, skippedPeers, policyProblems: problems, ...(policy !== undefined ? { sessionPolicy: policy } : {}) };
 }

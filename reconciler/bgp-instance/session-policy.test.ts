@@ -27,8 +27,23 @@ describe("peerRestrictions", () => {
           { type: 0, asn: 64999, assigned: 10 },
           { type: 0, asn: 64999, assigned: 20 },
         ],
+        exportRoutes: "All",
       },
-      { address: "2001:db8::1", vpcs: [], rts: [] },
+      { address: "2001:db8::1", vpcs: [], rts: [], exportRoutes: "All" },
+    ]);
+  });
+
+  it("restricts a peer with exportRoutes Pods, with or without vpcs; exportRoutes All alone is no restriction", () => {
+    const { restrictions } = peerRestrictions(
+      spec([
+        { address: "192.0.2.2", asn: 65100, exportRoutes: "Pods" },
+        { address: "192.0.2.3", asn: 65100, exportRoutes: "All" },
+        { address: "192.0.2.4", asn: 65100, vpcs: ["a"], exportRoutes: "Pods" },
+      ]),
+    );
+    expect(restrictions).toEqual([
+      { address: "192.0.2.2", exportRoutes: "Pods" },
+      { address: "192.0.2.4", vpcs: ["a"], rts: [{ type: 0, asn: 65000, assigned: 10 }], exportRoutes: "Pods" },
     ]);
   });
 
@@ -102,12 +117,90 @@ describe("sessionPolicy", () => {
     });
     expect(p.export.name).toBe(`${b}-export`);
     expect(p.export.statements.map((s) => [s.name, s.neighborSet, s.extCommunitySet, s.action])).toEqual(
-      p.import.statements.map((s) => [s.name.replace("-in-", "-out-"), s.neighborSet, s.extCommunitySet, s.action]),
+      (p.import?.statements ?? []).map((s) => [s.name.replace("-in-", "-out-"), s.neighborSet, s.extCommunitySet, s.action]),
     );
     expect([...p.peers]).toEqual([
       ["192.0.2.2", ["65000:10"]],
       ["2001:db8::1", []],
     ]);
+  });
+
+  describe("exportRoutes Pods", () => {
+    const hops = ["192.0.2.1", "2001:db8::1", "198.51.100.4"];
+    const pods = peerRestrictions(
+      spec([
+        { address: "192.0.2.2", asn: 65100, exportRoutes: "Pods" },
+        { address: "192.0.2.4", asn: 65100, vpcs: ["a"], exportRoutes: "Pods" },
+        { address: "192.0.2.5", asn: 65100, vpcs: [], exportRoutes: "Pods" },
+      ]),
+    ).restrictions;
+
+    it("sends a peer only paths whose next hop is the cluster's (with vpcs: of its VPCs too); receiving is limited by vpcs alone", () => {
+      const p = sessionPolicy(pods, [...hops, "192.0.2.1"]);
+      if (p === undefined) throw new Error("no policy");
+      const b = `kvrf-${p.id}`;
+      const sorted = ["192.0.2.1", "198.51.100.4", "2001:db8::1"];
+      expect(p.sets.map((s) => s.name)).toEqual([`${b}-peer-0`, `${b}-peer-1`, `${b}-rt-1`, `${b}-foreign-1`, `${b}-peer-2`]);
+      expect(p.export.statements).toEqual([
+        { name: `${b}-out-0-pods`, neighborSet: `${b}-peer-0`, nextHops: sorted, action: "accept" },
+        { name: `${b}-out-0-other`, neighborSet: `${b}-peer-0`, action: "reject" },
+        { name: `${b}-out-1-foreign`, neighborSet: `${b}-peer-1`, extCommunitySet: `${b}-foreign-1`, action: "reject" },
+        { name: `${b}-out-1-pods`, neighborSet: `${b}-peer-1`, extCommunitySet: `${b}-rt-1`, nextHops: sorted, action: "accept" },
+        { name: `${b}-out-1-other`, neighborSet: `${b}-peer-1`, action: "reject" },
+        { name: `${b}-out-2-other`, neighborSet: `${b}-peer-2`, action: "reject" },
+      ]);
+      // Without vpcs nothing limits what the peer sends; with them as before.
+      expect(p.import?.statements.map((s) => s.name)).toEqual([`${b}-in-1-foreign`, `${b}-in-1-vpcs`, `${b}-in-1-other`, `${b}-in-2-other`]);
+      expect([...p.peers]).toEqual([
+        ["192.0.2.2", ["vpcs=*", "exportRoutes=Pods", ...sorted.map((h) => `nextHop=${h}`)]],
+        ["192.0.2.4", ["65000:10", "exportRoutes=Pods", ...sorted.map((h) => `nextHop=${h}`)]],
+        ["192.0.2.5", ["exportRoutes=Pods", ...sorted.map((h) => `nextHop=${h}`)]],
+      ]);
+    });
+
+    it("without vpcs no import policy at all", () => {
+      const p = sessionPolicy(pods.slice(0, 1), hops);
+      expect(p?.import).toBeUndefined();
+      expect(p?.export.statements.map((s) => s.action)).toEqual(["accept", "reject"]);
+    });
+
+    it("with no next hop known sends nothing (gobgpd would take an empty list as no condition)", () => {
+      const p = sessionPolicy(pods);
+      expect(p?.export.statements.filter((s) => s.action === "accept")).toEqual([]);
+      expect(p?.export.statements.some((s) => s.nextHops !== undefined)).toBe(false);
+    });
+
+    it("a change of the cluster's next hops is a new policy; a peer without Pods does not depend on them", () => {
+      expect(sessionPolicy(pods, hops)?.id).not.toBe(sessionPolicy(pods, hops.slice(1))?.id);
+      expect(sessionPolicy(pods, hops)?.id).toBe(sessionPolicy(pods, [...hops].reverse())?.id);
+      expect(sessionPolicy(restricted, hops)?.id).toBe(sessionPolicy(restricted)?.id);
+    });
+
+    it("resets: a new next hop or lifting Pods is soft on 3.x; Pods newly, or fewer VPCs, is hard", () => {
+      const m = (o: Record<string, string[]>): Map<string, string[]> => new Map(Object.entries(o));
+      const peer = ["192.0.2.2"];
+      const podsOf = (what: string[], nh: string[]) => m({ "192.0.2.2": [...what, "exportRoutes=Pods", ...nh.map((h) => `nextHop=${h}`)] });
+      expect(peerResets(podsOf(["vpcs=*"], ["192.0.2.1"]), podsOf(["vpcs=*"], ["192.0.2.1", "192.0.2.9"]), peer, "v3")).toEqual([{ address: "192.0.2.2", how: "both" }]);
+      // A next hop gone (a Node deleted: its paths are withdrawn with its session) is no narrowing.
+      expect(peerResets(podsOf(["vpcs=*"], ["192.0.2.1", "192.0.2.9"]), podsOf(["vpcs=*"], ["192.0.2.1"]), peer, "v3")).toEqual([{ address: "192.0.2.2", how: "both" }]);
+      expect(peerResets(podsOf(["vpcs=*"], ["192.0.2.1"]), m({}), peer, "v3")).toEqual([{ address: "192.0.2.2", how: "both" }]);
+      expect(peerResets(podsOf(["65000:10"], ["192.0.2.1"]), m({ "192.0.2.2": ["65000:10"] }), peer, "v3")).toEqual([{ address: "192.0.2.2", how: "both" }]);
+      expect(peerResets(m({}), podsOf(["vpcs=*"], ["192.0.2.1"]), peer, "v3")).toEqual([{ address: "192.0.2.2", how: "hard" }]);
+      expect(peerResets(m({ "192.0.2.2": ["65000:10"] }), podsOf(["65000:10"], ["192.0.2.1"]), peer, "v3")).toEqual([{ address: "192.0.2.2", how: "hard" }]);
+      expect(peerResets(podsOf(["vpcs=*"], ["192.0.2.1"]), podsOf(["65000:10"], ["192.0.2.1"]), peer, "v3")).toEqual([{ address: "192.0.2.2", how: "hard" }]);
+      expect(peerResets(podsOf(["65000:10"], ["192.0.2.1"]), podsOf(["vpcs=*"], ["192.0.2.1"]), peer, "v3")).toEqual([{ address: "192.0.2.2", how: "both" }]);
+      expect(peerResets(podsOf(["vpcs=*"], ["192.0.2.1"]), podsOf(["vpcs=*"], ["192.0.2.1"]), peer, "v3")).toEqual([]);
+    });
+
+    it("applies to the FakeSpeaker, which refuses an empty next-hop list as the adapter does", async () => {
+      const s = new FakeSpeaker();
+      await s.startBgp({ asn: 65000, routerId: "10.0.0.1", listenPort: -1 });
+      const p = sessionPolicy(pods, hops);
+      expect((await applySessionPolicy(s, p, undefined, [])).changed).toBe(true);
+      expect(s.policies.get(`kvrf-${p?.id}-export`)?.statements[0]?.nextHops).toEqual(["192.0.2.1", "198.51.100.4", "2001:db8::1"]);
+      await s.addDefinedSet({ type: "neighbor", name: "n", list: ["192.0.2.2/32"] });
+      await expect(s.addPolicy({ name: "x", statements: [{ name: "x", neighborSet: "n", nextHops: [], action: "accept" }] })).rejects.toThrow(/empty next-hop list/);
+    });
   });
 
   it("names by content: the same restrictions give the same id, others another", () => {

@@ -1,16 +1,23 @@
-// Session policies: a BGPInstance peer with `vpcs` carries only those VPCs' routes, both ways. At
+// Session policies: a BGPInstance peer with `vpcs` carries only those VPCs' routes, both ways; one
+// with `exportRoutes: Pods` is sent only the cluster's own paths (next hop a kvrf node's). At
 // the boundary of the cluster (a node or the reflector peering with a gateway PE, a ToR, a DC-GW)
 // this is what keeps a misconfigured or foreign router from injecting routes with another VPC's
 // route target, and keeps other VPCs' routes from leaving. kvrfd applies it to gobgpd as routing
 // policy (docs/fabric.md, "Which VPCs a session carries"):
 //
-//  - per restricted peer, a neighbor set (the peer) and two ext-community sets: "rt" (its VPCs'
-//    route targets) and "foreign" (one regular expression matching every route target that is
-//    not one of them);
+//  - per restricted peer, a neighbor set (the peer) and, with `vpcs`, two ext-community sets: "rt"
+//    (its VPCs' route targets) and "foreign" (one regular expression matching every route target
+//    that is not one of them);
 //  - one global import and one global export policy whose statements, for each such peer, say:
 //      from/to the peer, any foreign route target → reject (a path with an allowed RT plus another
 //      is rejected too); any allowed route target → accept; anything else (no route target) →
-//      reject. With an empty list only the last one. Peers without `vpcs` match no statement;
+//      reject. With an empty list only the last one. With `exportRoutes: Pods` the export accept
+//      statement also requires a next hop of the cluster (every Node address and published VTEP,
+//      trust.ts's test of "from outside the cluster"; without `vpcs`: that condition alone), so a
+//      gateway's routes are never passed on to another gateway. gobgpd compares the next hop the
+//      path had before it rewrote it for an eBGP peer (3.10 and 4.8 alike). The list changes with
+//      the Nodes: the policy is replaced then, and those peers soft-reset. Other peers match no
+//      statement;
 //  - kvrf's policy first in gobgpd's global import and export lists, other policies kept after it.
 //
 // Only MatchSet ANY is used: gobgpd 3.10 evaluates INVERT on extended communities by the path's
@@ -29,20 +36,30 @@ import type { DefinedSet, PolicyAssignment, PolicyDirection, PolicyStatement, Ro
 
 export const kvrfPolicyPrefix = "kvrf-";
 
-/** One peer's restriction: the route targets of its VPCs (empty: nothing passes). */
+/** BGPInstance spec.peers[].exportRoutes: every path of the peer's VPCs, or the cluster's own only. */
+export type ExportRoutes = "All" | "Pods";
+
+/** One peer's restriction. */
 export interface PeerRestriction {
   address: string;
-  vpcs: string[];
-  rts: AdminAssigned[];
+  /** The peer's VPCs and their route targets (empty: nothing passes); undefined: every VPC. */
+  vpcs?: string[];
+  rts?: AdminAssigned[];
+  /** "Pods": only paths whose next hop is a kvrf node's are sent to the peer. */
+  exportRoutes: ExportRoutes;
 }
 
 export interface SessionPolicy {
   /** Hash of the content; part of every name. */
   id: string;
   sets: DefinedSet[];
-  import: RoutingPolicy;
+  /** Absent when no peer has `vpcs` (exportRoutes Pods limits what is sent only). */
+  import?: RoutingPolicy;
   export: RoutingPolicy;
-  /** Per restricted peer, the route targets it may carry (gobgpd's text, sorted). */
+  /**
+   * Per restricted peer, what it may carry: the route targets (gobgpd's text, sorted) or
+   * `vpcs=*`, then with exportRoutes Pods `exportRoutes=Pods` and `nextHop=<address>` each.
+   */
   peers: Map<string, string[]>;
 }
 
@@ -59,7 +76,11 @@ export function peerRestrictions(spec: BGPInstanceSpec): { restrictions: PeerRes
   for (const p of spec.peers ?? []) {
     if (seen.has(p.address)) continue;
     seen.add(p.address);
-    if (p.vpcs === undefined) continue;
+    const exportRoutes = p.exportRoutes ?? "All";
+    if (p.vpcs === undefined) {
+      if (exportRoutes !== "All") restrictions.push({ address: p.address, exportRoutes });
+      continue;
+    }
     const rts = new Map<string, AdminAssigned>();
     const vpcs: string[] = [];
     for (const text of p.vpcs) {
@@ -79,7 +100,7 @@ export function peerRestrictions(spec: BGPInstanceSpec): { restrictions: PeerRes
         problems.push(`peer ${p.address}: VPC ${hex(vpc)} left out: ${err.message}`);
       }
     }
-    restrictions.push({ address: p.address, vpcs: [...new Set(vpcs)].sort(compareText), rts: [...rts.keys()].sort(compareText).map((k) => rts.get(k) as AdminAssigned) });
+    restrictions.push({ address: p.address, vpcs: [...new Set(vpcs)].sort(compareText), rts: [...rts.keys()].sort(compareText).map((k) => rts.get(k) as AdminAssigned), exportRoutes });
   }
   restrictions.sort((a, b) => compareText(a.address, b.address));
   return { restrictions, problems };
@@ -136,10 +157,23 @@ export function complementPattern(listed: readonly string[]): string {
   return `^${walk(root)}$`;
 }
 
-/** The policy objects for `restrictions`; undefined when no peer is restricted. */
-export function sessionPolicy(restrictions: readonly PeerRestriction[]): SessionPolicy | undefined {
+const allVpcs = "vpcs=*";
+const podsOnly = "exportRoutes=Pods";
+const nextHopTag = "nextHop=";
+
+/**
+ * The policy objects for `restrictions`; undefined when no peer is restricted. `clusterNextHops`
+ * are the cluster's own next hops (Node addresses and published VTEPs, canonical) for the peers
+ * with exportRoutes Pods; with none known such a peer is sent nothing.
+ */
+export function sessionPolicy(restrictions: readonly PeerRestriction[], clusterNextHops: readonly string[] = []): SessionPolicy | undefined {
   if (restrictions.length === 0) return undefined;
-  const peers = new Map(restrictions.map((r) => [r.address, r.rts.map(gobgpRtText)]));
+  const hops = [...new Set(clusterNextHops)].sort(compareText);
+  const carried = (r: PeerRestriction): string[] => [
+    ...(r.rts === undefined ? [allVpcs] : r.rts.map(gobgpRtText)),
+    ...(r.exportRoutes === "Pods" ? [podsOnly, ...hops.map((h) => nextHopTag + h)] : []),
+  ];
+  const peers = new Map(restrictions.map((r) => [r.address, carried(r)]));
   const id = createHash("sha256")
     .update(JSON.stringify([...peers]))
     .digest("hex")
@@ -150,8 +184,8 @@ export function sessionPolicy(restrictions: readonly PeerRestriction[]): Session
   restrictions.forEach((r, i) => {
     const neighbor = `${base}-peer-${i}`;
     sets.push({ type: "neighbor", name: neighbor, list: [`${r.address}/${r.address.includes(":") ? 128 : 32}`] });
-    const texts = r.rts.map(gobgpRtText);
-    if (texts.length > 0) {
+    const texts = r.rts?.map(gobgpRtText);
+    if (texts !== undefined && texts.length > 0) {
       sets.push({ type: "ext-community", name: `${base}-rt-${i}`, list: texts.map((t) => `rt:^${escape(t)}$`) });
       sets.push({ type: "ext-community", name: `${base}-foreign-${i}`, list: [`rt:${complementPattern(texts)}`] });
     }
@@ -159,10 +193,22 @@ export function sessionPolicy(restrictions: readonly PeerRestriction[]): Session
       ["import", "in"],
       ["export", "out"],
     ] as const) {
+      // Pods limits what is sent only; without vpcs nothing limits what is received.
+      const pods = dir === "export" && r.exportRoutes === "Pods";
+      if (texts === undefined && !pods) continue;
       const name = `${base}-${tag}-${i}`;
-      if (texts.length > 0) {
+      if (texts !== undefined && texts.length > 0) {
         statements[dir].push({ name: `${name}-foreign`, neighborSet: neighbor, extCommunitySet: `${base}-foreign-${i}`, action: "reject" });
-        statements[dir].push({ name: `${name}-vpcs`, neighborSet: neighbor, extCommunitySet: `${base}-rt-${i}`, action: "accept" });
+      }
+      // (An empty next-hop list would be no condition in gobgpd: with no next hop known, no accept.)
+      if ((texts === undefined || texts.length > 0) && (!pods || hops.length > 0)) {
+        statements[dir].push({
+          name: `${name}-${pods ? "pods" : "vpcs"}`,
+          neighborSet: neighbor,
+          ...(texts !== undefined ? { extCommunitySet: `${base}-rt-${i}` } : {}),
+          ...(pods ? { nextHops: hops } : {}),
+          action: "accept",
+        });
       }
       statements[dir].push({ name: `${name}-other`, neighborSet: neighbor, action: "reject" });
     }
@@ -170,7 +216,7 @@ export function sessionPolicy(restrictions: readonly PeerRestriction[]): Session
   return {
     id,
     sets,
-    import: { name: `${base}-import`, statements: statements.import },
+    ...(statements.import.length > 0 ? { import: { name: `${base}-import`, statements: statements.import } } : {}),
     export: { name: `${base}-export`, statements: statements.export },
     peers,
   };
@@ -202,11 +248,18 @@ export interface PolicyApplied {
   reset: PeerReset[];
 }
 
-/** Whether a peer may now carry less than before (undefined: no restriction). */
+/**
+ * Whether a peer may now carry less than before (undefined: no restriction): fewer VPCs, or the
+ * cluster's own paths only. A next hop that goes (a Node deleted) does not count: that node's
+ * paths are withdrawn with its session.
+ */
 function narrows(was: readonly string[] | undefined, is: readonly string[] | undefined): boolean {
   if (is === undefined) return false;
   if (was === undefined) return true;
-  return was.some((rt) => !is.includes(rt));
+  if (is.includes(podsOnly) && !was.includes(podsOnly)) return true;
+  if (is.includes(allVpcs)) return false;
+  const rts = (l: readonly string[]): string[] => l.filter((x) => !x.includes("="));
+  return was.includes(allVpcs) || rts(was).some((rt) => !rts(is).includes(rt));
 }
 
 /**
@@ -246,9 +299,9 @@ export async function applySessionPolicy(
   peers: readonly string[],
 ): Promise<PolicyApplied> {
   const observed = { import: await speaker.getGlobalPolicyAssignment("import"), export: await speaker.getGlobalPolicyAssignment("export") };
-  const want = { import: withKvrfPolicy(observed.import, desired?.import.name), export: withKvrfPolicy(observed.export, desired?.export.name) };
+  const want = { import: withKvrfPolicy(observed.import, desired?.import?.name), export: withKvrfPolicy(observed.export, desired?.export.name) };
   const assigned = (["import", "export"] as const).every((d) => sameList(want[d].policies, observed[d].policies));
-  const keep = new Set([desired?.import.name, desired?.export.name]);
+  const keep = new Set([desired?.import?.name, desired?.export.name]);
   const policyNames = new Set(await speaker.listPolicies());
   // (A kvrf policy left over, e.g. by a kvrfd that stopped half-way, is cleaned up too.)
   if (assigned && ![...policyNames].some((name) => isKvrf(name) && !keep.has(name))) return { changed: false, reset: [] };
@@ -257,7 +310,7 @@ export async function applySessionPolicy(
   const setNames = { neighbor: new Set(await speaker.listDefinedSets("neighbor")), "ext-community": new Set(await speaker.listDefinedSets("ext-community")) };
   if (desired !== undefined) {
     for (const s of desired.sets) if (!setNames[s.type].has(s.name)) await speaker.addDefinedSet(s);
-    for (const p of [desired.import, desired.export]) if (!policyNames.has(p.name)) await speaker.addPolicy(p);
+    for (const p of [desired.import, desired.export]) if (p !== undefined && !policyNames.has(p.name)) await speaker.addPolicy(p);
   }
   // … then the switch, one call per direction, …
   for (const d of ["import", "export"] as const) if (!sameList(want[d].policies, observed[d].policies)) await speaker.setGlobalPolicyAssignment(d, want[d]);

@@ -23,6 +23,11 @@ export interface SpeakerControllerDeps {
   nodeName: string;
   nodes: { get(name: string): V1Node | undefined; readonly hasSynced: boolean };
   instances: { list(): BGPInstance[]; readonly hasSynced: boolean };
+  /**
+   * The cluster's own next hops (every Node's addresses and published VTEP), which a peer with
+   * exportRoutes Pods is sent paths of; the daemon reconciles again when they change. Absent: none.
+   */
+  cluster?: { nextHops(): string[]; readonly hasSynced: boolean };
   link: { current(): Session | undefined; report(s: Session, err: unknown): void; loadVrfs(s: Session): Promise<void> };
   api: SpeakerApi;
   metrics: Metrics;
@@ -80,7 +85,7 @@ export class SpeakerController {
   gracefulPeers: ReadonlySet<string> = new Set();
 
   async reconcile(): Promise<ReconcileResult> {
-    if (!this.d.nodes.hasSynced || !this.d.instances.hasSynced) return { kind: "done" };
+    if (!this.d.nodes.hasSynced || !this.d.instances.hasSynced || this.d.cluster?.hasSynced === false) return { kind: "done" };
     const node = this.d.nodes.get(this.d.nodeName);
     const instances = this.d.instances.list();
     const { chosen, ignored } = node === undefined ? { chosen: undefined, ignored: [] } : selectInstance(instances, node.metadata?.labels ?? {});
@@ -93,7 +98,7 @@ export class SpeakerController {
     if (chosen !== undefined) {
       try {
         const addresses = (node?.status?.addresses ?? []) as NodeAddress[];
-        desired = await desiredSpeaker(chosen, addresses, (ref) => this.d.api.secretValue(ref));
+        desired = await desiredSpeaker(chosen, addresses, (ref) => this.d.api.secretValue(ref), this.d.cluster?.nextHops() ?? []);
         this.gracefulPeers = new Set(desired.peers.filter((p) => p.gracefulRestart !== undefined).map((p) => p.address));
       } catch (err) {
         if (!(err instanceof InstanceError)) throw err;
@@ -236,7 +241,7 @@ export class SpeakerController {
       }
     } catch (err) {
       this.appliedPolicy = undefined;
-      if (err instanceof SpeakerError) throw new SpeakerError(err.kind, `session policies (peers' vpcs): ${err.message}`, { cause: err });
+      if (err instanceof SpeakerError) throw new SpeakerError(err.kind, `session policies (peers' vpcs, exportRoutes): ${err.message}`, { cause: err });
       throw err;
     }
     this.appliedPolicy = desired.sessionPolicy?.peers ?? new Map<string, string[]>();

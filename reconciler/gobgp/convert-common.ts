@@ -365,7 +365,7 @@ interface MatchSetMessage {
 /** gobgpd's Statement, the parts kvrf writes and reads. */
 export interface StatementMessage {
   name: string;
-  conditions?: { neighborSet?: MatchSetMessage | undefined; extCommunitySet?: MatchSetMessage | undefined } | undefined;
+  conditions?: { neighborSet?: MatchSetMessage | undefined; extCommunitySet?: MatchSetMessage | undefined; nextHopInList?: string[] } | undefined;
   actions?: { routeAction: number } | undefined;
 }
 
@@ -394,6 +394,12 @@ function actionFrom(n: number, e: PolicyEnums): "accept" | "reject" | "none" {
   return n === e.routeAction.accept ? "accept" : n === e.routeAction.reject ? "reject" : "none";
 }
 
+/** Next hops as gobgpd parses them (address/length); an empty list would match every path. */
+function nextHopList(hops: readonly string[], statement: string): string[] {
+  if (hops.length === 0) throw new SpeakerError("invalid", `statement ${statement}: empty next-hop list (gobgpd would match every path)`);
+  return hops.map((h) => (h.includes("/") ? h : `${h}/${h.includes(":") ? 128 : 32}`));
+}
+
 export function policyTo(policy: RoutingPolicy, e: PolicyEnums): PolicyMessage {
   if (policy.name === "") throw new SpeakerError("invalid", "policy: empty name");
   return {
@@ -403,6 +409,7 @@ export function policyTo(policy: RoutingPolicy, e: PolicyEnums): PolicyMessage {
       conditions: {
         neighborSet: { type: e.matchAny, name: st.neighborSet },
         ...(st.extCommunitySet !== undefined ? { extCommunitySet: { type: e.matchAny, name: st.extCommunitySet } } : {}),
+        ...(st.nextHops !== undefined ? { nextHopInList: nextHopList(st.nextHops, st.name) } : {}),
       },
       actions: { routeAction: actionTo(st.action, e) },
     })),

@@ -52,6 +52,28 @@ describe("policy messages, v4 (api)", () => {
   });
 });
 
+describe("the next-hop condition, both APIs (next_hop_in_list = 10)", () => {
+  const pods: RoutingPolicy = {
+    name: "kvrf-0123abcd-export",
+    statements: [{ name: "kvrf-0123abcd-out-0-pods", neighborSet: "kvrf-0123abcd-peer-0", nextHops: ["192.0.2.1", "2001:db8::1", "198.51.100.0/24"], action: "accept" }],
+  };
+
+  it.each([
+    ["v4", v4.AddPolicyRequestSchema, policyEnumsV4],
+    ["v3", v3.AddPolicyRequestSchema, policyEnumsV3],
+  ] as const)("%s: addresses as address/length, set only where asked", (_api, schema, enums) => {
+    const back = fromBinary(schema, toBinary(schema, create(schema, { policy: policyTo(pods, enums) }))).policy;
+    expect(back?.statements[0]?.conditions?.nextHopInList).toEqual(["192.0.2.1/32", "2001:db8::1/128", "198.51.100.0/24"]);
+    const plain = fromBinary(schema, toBinary(schema, create(schema, { policy: policyTo(policy, enums) }))).policy;
+    expect(plain?.statements.map((s) => s.conditions?.nextHopInList)).toEqual([[], [], []]);
+  });
+
+  it("refuses an empty list, which gobgpd would take as no condition", () => {
+    const empty: RoutingPolicy = { name: "p", statements: [{ name: "s", neighborSet: "n", nextHops: [], action: "accept" }] };
+    expect(() => policyTo(empty, policyEnumsV4)).toThrow(/empty next-hop list/);
+  });
+});
+
 describe("policy messages, v3 (apipb)", () => {
   it("a policy: MatchSet ANY is 0 (the default, so the wire carries no type), ACCEPT 1 / REJECT 2", () => {
     const bytes = toBinary(v3.AddPolicyRequestSchema, create(v3.AddPolicyRequestSchema, { policy: policyTo(policy, policyEnumsV3) }));

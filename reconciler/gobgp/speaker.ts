@@ -184,8 +184,8 @@ export type SpeakerEvent =
 /**
  * gobgpd's routing-policy objects, the subset kvrf writes (session policies, docs/fabric.md):
  * defined sets of neighbors or of extended communities (entries "rt:<regexp>"), policies whose
- * statements match a neighbor set and optionally (any of) an ext-community set and then accept or
- * reject, and the global import and export policy lists.
+ * statements match a neighbor set and optionally (any of) an ext-community set and a next-hop list,
+ * then accept or reject, and the global import and export policy lists.
  */
 export type DefinedSetType = "neighbor" | "ext-community";
 export interface DefinedSet {
@@ -200,6 +200,12 @@ export interface PolicyStatement {
   neighborSet: string;
   /** And, when set, paths carrying any extended community of this set. */
   extCommunitySet?: string;
+  /**
+   * And, when set, paths whose next hop is one of these addresses. On export gobgpd compares the
+   * next hop the path had before it rewrote it for the peer (eBGP), in 3.10 and 4.8 alike. Never
+   * empty: gobgpd takes an empty list (or one it cannot parse) as no condition.
+   */
+  nextHops?: string[];
   action: RouteAction;
 }
 export interface RoutingPolicy {

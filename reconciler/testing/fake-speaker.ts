@@ -281,6 +281,8 @@ export class FakeSpeaker implements Speaker {
       if (st.extCommunitySet !== undefined && !this.definedSets.has(`ext-community ${st.extCommunitySet}`)) {
         throw new SpeakerError("not-found", `not found ext-community set ${st.extCommunitySet}`);
       }
+      // (The adapter refuses it: gobgpd would take an empty next-hop list as no condition.)
+      if (st.nextHops?.length === 0) throw new SpeakerError("invalid", `statement ${st.name}: empty next-hop list`);
     }
     if (this.policies.has(policy.name)) throw new SpeakerError("already-exists", `policy ${policy.name} exists (gobgpd would merge)`);
     this.policies.set(policy.name, structuredClone(policy));

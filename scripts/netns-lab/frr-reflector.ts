@@ -128,7 +128,7 @@ export async function labReflectorConfig(s: LabSettings): Promise<string> {
   const { node, instance } = reflectorInstance(s);
   const speaker = await desiredSpeaker(instance, [{ type: "InternalIP", address: underlayAddress(node, s) }], async () => undefined);
   if (speaker.skippedPeers.length > 0) throw new FrrConfigError(`route reflector peers left out: ${speaker.skippedPeers.join("; ")}`);
-  // Session policies (peers' vpcs) are gobgpd routing policy; nothing renders them for FRR.
-  if (speaker.sessionPolicy !== undefined) throw new FrrConfigError("peers with vpcs (session policies) are not rendered for FRR");
+  // Session policies (peers' vpcs, exportRoutes Pods) are gobgpd routing policy; nothing renders them for FRR.
+  if (speaker.sessionPolicy !== undefined) throw new FrrConfigError("peers with vpcs or exportRoutes Pods (session policies) are not rendered for FRR");
   return frrReflectorConfig(speaker, { hostname: node.name });
 }

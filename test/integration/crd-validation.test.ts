@@ -254,6 +254,9 @@ const instanceRows: [string, Mutate, Expect][] = [
   ["peer limited to no VPC", peer("vpcs", []), "ok"],
   ["peer VPC not canonical hex", peer("vpcs", ["0xA1"]), ["spec.peers[0].vpcs[0]", "should match '^(0|[1-9a-f][0-9a-f]{0,11})$'"]],
   ["peer VPC listed twice", peer("vpcs", ["a1", "a1"]), ["spec.peers[0].vpcs[1]", "\"a1\""]],
+  ["peer sent the cluster's own routes only", peer("exportRoutes", "Pods"), "ok"],
+  ["peer sent every route", peer("exportRoutes", "All"), "ok"],
+  ["peer exportRoutes unknown", peer("exportRoutes", "pods"), ["spec.peers[0].exportRoutes", 'supported values: "All", "Pods"']],
   ["peer with 257 VPCs", peer("vpcs", Array.from({ length: 257 }, (_, i) => (i + 1).toString(16))), ["spec.peers[0].vpcs", "must have at most 256 items"]],
 ];
 

@@ -3,7 +3,8 @@
 // turns that into gobgpd policy. Real kube-apiserver, kvrfd and gobgpd per node in network
 // namespaces (test/harness/kvrfd.ts), VXLAN on the host kernel. The outside router receives VPC
 // f01a's routes and not f01b's; of its routes, only those with f01a's route target alone reach a
-// worker's table; listing f01b too applies without the session going down. The cases of the
+// worker's table; listing f01b too applies without the session going down; with exportRoutes Pods
+// the workers' routes still pass (kvrfd's list of the cluster's next hops). The cases of the
 // policy itself, on both gobgpd versions: session-policy.test.ts.
 import { execFile } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
@@ -109,6 +110,7 @@ describeNeeds(kvrfdNeeds("vxlan", 6), "session policies through kvrfd: the refle
     }
   });
 
+  let exportBefore: string[] = [];
   it("listing f01b too applies by soft reset: the session stays up, both ways carry f01b", async () => {
     peerEvents.length = 0;
     const custom = f.kc.makeApiClient(k8s.CustomObjectsApi);
@@ -121,6 +123,32 @@ describeNeeds(kvrfdNeeds("vxlan", 6), "session policies through kvrfd: the refle
     // The route tagged with both VPCs now passes the session; kvrfd puts it into f01a only (its VNI's).
     await expect.poll(() => prefixesIn("b", 61466), poll).toEqual(["10.71.0.5/32", "10.81.0.0/24", "10.83.0.0/24"]);
     expect(peerEvents.filter((e) => e.kind === "peer" && e.state !== "established")).toEqual([]);
+    const rr = await f.rr.speaker();
+    exportBefore = (await rr.getGlobalPolicyAssignment("export")).policies;
+    rr.close();
+    const status = (await custom.getClusterCustomObject({ group, version, plural: bgpInstance.plural, name })) as BGPInstance;
+    expect(status.status?.nodes?.[0]?.conditions?.find((c) => c.type === "Ready")).toMatchObject({ status: "True" });
+  });
+
+  // exportRoutes Pods: kvrfd on the reflector takes the cluster's next hops from the Nodes (their
+  // addresses and VTEPs): the workers' pod routes still pass. (That a route from outside is not
+  // passed on to another router: session-policy.test.ts, on both gobgpd versions.)
+  it("exportRoutes Pods: the workers' routes still reach the outside router, by the Nodes' next hops", async () => {
+    const custom = f.kc.makeApiClient(k8s.CustomObjectsApi);
+    const name = `${label}-rr`;
+    const cur = (await custom.getClusterCustomObject({ group, version, plural: bgpInstance.plural, name })) as BGPInstance;
+    const peers = (cur.spec.peers ?? []).map((p) => (p.address === outsideAddress ? { ...p, exportRoutes: "Pods" as const } : p));
+    await custom.replaceClusterCustomObject({ group, version, plural: bgpInstance.plural, name, body: { ...cur, apiVersion, spec: { ...cur.spec, peers } } });
+    const rr = await f.rr.speaker();
+    try {
+      // kvrf's export policy is replaced (its content, so its name, changed).
+      await expect.poll(async () => (await rr.getGlobalPolicyAssignment("export")).policies, poll).not.toEqual(exportBefore);
+    } finally {
+      rr.close();
+    }
+    // (The peer is soft-reset right after the switch: what the policy no longer passes is withdrawn.)
+    await new Promise((r) => setTimeout(r, 2000 * timeScale));
+    expect(await outsideHas()).toEqual(["10.71.0.5/32", "10.71.1.7/32", "10.72.0.5/32", "10.72.1.7/32"]);
     const status = (await custom.getClusterCustomObject({ group, version, plural: bgpInstance.plural, name })) as BGPInstance;
     expect(status.status?.nodes?.[0]?.conditions?.find((c) => c.type === "Ready")).toMatchObject({ status: "True" });
   });

@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BGPInstanceSpec } from "../../reconciler/bgp-instance/bgp-instance.js";
 import { applySessionPolicy, complementPattern, peerRestrictions, sessionPolicy, type PeerReset } from "../../reconciler/bgp-instance/session-policy.js";
 import { connectSpeaker } from "../../reconciler/gobgp/connect.js";
-import type { RibFamily, RibPath, Speaker, SpeakerEvent, Srv6LocalPath, Vrf, VxlanLocalPath } from "../../reconciler/gobgp/speaker.js";
+import type { PeerConfig, RibFamily, RibPath, Speaker, SpeakerEvent, Srv6LocalPath, Vrf, VxlanLocalPath } from "../../reconciler/gobgp/speaker.js";
 import { SpeakerError } from "../../reconciler/gobgp/speaker.js";
 import { FakeSpeaker } from "../../reconciler/testing/fake-speaker.js";
 import { startGobgpd, type Gobgpd } from "../harness/gobgpd.js";
@@ -48,6 +48,44 @@ const fromR = [
   { prefix: "10.50.0.0/24", rts: ["65000:10", "65100:99"] },
 ];
 
+const cli = async (d: Gobgpd, ...args: string[]): Promise<string> => {
+  try {
+    return (await run(tool("gobgp4"), ["--target", `unix://${d.socket}`, ...args])).stdout;
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string };
+    throw new Error(`gobgp ${args.join(" ")}: ${(e.stderr ?? "").trim()} ${(e.stdout ?? "").trim()}`, { cause: err });
+  }
+};
+const prefixes = async (s: Speaker, fam: RibFamily, neighbor: string): Promise<string[]> =>
+  (await s.listRib(fam))
+    .filter((p: RibPath) => p.neighbor === neighbor)
+    .map((p) => p.prefix)
+    .sort();
+const originate = async (d: Gobgpd, nextHop: string, p: { prefix: string; rts: string[] }): Promise<void> => {
+  const rts = p.rts.length > 0 ? ["rt", ...p.rts] : [];
+  await cli(d, "global", "rib", "add", "-a", "evpn", "prefix", p.prefix, "gw", "0.0.0.0", "etag", "0", "label", "30", "rd", "65100:1", ...rts, "encap", "vxlan", "router-mac", "02:00:5e:10:00:30", "nexthop", nextHop);
+  await cli(d, "global", "rib", "add", "-a", "vpnv4", p.prefix.replace(/^10\.(\d+)\.0\./, "10.$1.1."), "label", "100", "rd", "65100:1", ...rts, "nexthop", nextHop);
+};
+const same = (want: { evpn: string[]; vpn: string[] }) => (got: { evpn: string[]; vpn: string[] }) => JSON.stringify(got) === JSON.stringify(want);
+const both = (ps: string[]) => ({ evpn: ps, vpn: ps.map((p) => p.replace(/^10\.(\d+)\.0\./, "10.$1.1.")) });
+
+/** Collects `s`'s peer events into `into` until `signal`. */
+const watchPeers = (s: Speaker, signal: AbortSignal, into: SpeakerEvent[]): void => {
+  void (async () => {
+    for await (const e of s.watch(signal)) if (e.kind === "peer") into.push(e);
+  })().catch(() => undefined);
+};
+/** A gobgpd in `ns` with its own directory under .testenv/run (both recorded for afterAll), and its Speaker. */
+const startIn = async (daemons: Gobgpd[], dirs: string[], binary: "gobgpd4" | "gobgpd3", ns: Netns, label: string): Promise<[Gobgpd, Speaker]> => {
+  const root = path.join(testEnvDir, "run");
+  mkdirSync(root, { recursive: true });
+  const dir = mkdtempSync(path.join(root, `${label}-`));
+  dirs.push(dir);
+  const d = await startGobgpd({ binary: tool(binary), dir, netns: ns.name });
+  daemons.push(d);
+  return [d, await connectSpeaker(d.socket)];
+};
+
 describe.each(["v4", "v3"] as const)("session policies on a node running gobgpd %s", (api) => {
   const daemons: Gobgpd[] = [];
   const dirs: string[] = [];
@@ -71,30 +109,11 @@ describe.each(["v4", "v3"] as const)("session policies on a node running gobgpd 
     return r.reset;
   };
 
-  const cli = async (d: Gobgpd, ...args: string[]): Promise<string> => {
-    try {
-      return (await run(tool("gobgp4"), ["--target", `unix://${d.socket}`, ...args])).stdout;
-    } catch (err) {
-      const e = err as { stdout?: string; stderr?: string };
-      throw new Error(`gobgp ${args.join(" ")}: ${(e.stderr ?? "").trim()} ${(e.stdout ?? "").trim()}`, { cause: err });
-    }
-  };
-  const prefixes = async (s: Speaker, fam: RibFamily, neighbor: string): Promise<string[]> =>
-    (await s.listRib(fam))
-      .filter((p: RibPath) => p.neighbor === neighbor)
-      .map((p) => p.prefix)
-      .sort();
   /** R's routes that N holds, by family, and N's routes that R holds. */
   const onN = async (): Promise<{ evpn: string[]; vpn: string[] }> => ({ evpn: await prefixes(sN, "evpn", addr.r), vpn: await prefixes(sN, "ipv4", addr.r) });
   const onR = async (): Promise<{ evpn: string[]; vpn: string[] }> => ({ evpn: await prefixes(sR, "evpn", addr.n), vpn: await prefixes(sR, "ipv4", addr.n) });
   const onR2 = async (): Promise<{ evpn: string[]; vpn: string[] }> => ({ evpn: await prefixes(sR2, "evpn", addr.n), vpn: await prefixes(sR2, "ipv4", addr.n) });
-  const originate = async (d: Gobgpd, nextHop: string, p: { prefix: string; rts: string[] }): Promise<void> => {
-    const rts = p.rts.length > 0 ? ["rt", ...p.rts] : [];
-    await cli(d, "global", "rib", "add", "-a", "evpn", "prefix", p.prefix, "gw", "0.0.0.0", "etag", "0", "label", "30", "rd", "65100:1", ...rts, "encap", "vxlan", "router-mac", "02:00:5e:10:00:30", "nexthop", nextHop);
-    await cli(d, "global", "rib", "add", "-a", "vpnv4", p.prefix.replace(/^10\.(\d+)\.0\./, "10.$1.1."), "label", "100", "rd", "65100:1", ...rts, "nexthop", nextHop);
-  };
-  const same = (want: { evpn: string[]; vpn: string[] }) => (got: { evpn: string[]; vpn: string[] }) => JSON.stringify(got) === JSON.stringify(want);
-  const both = (ps: string[]) => ({ evpn: ps, vpn: ps.map((p) => p.replace(/^10\.(\d+)\.0\./, "10.$1.1.")) });
+
 
   beforeAll(async () => {
     const [nsN, nsR] = await Promise.all([createNetns(`pol-n-${api}`), createNetns(`pol-r-${api}`)]);
@@ -107,15 +126,7 @@ describe.each(["v4", "v3"] as const)("session policies on a node running gobgpd 
       await ns.ip("link", "set", "eth0", "up");
     }
     await nsR.ip("addr", "add", `${addr.r2}/24`, "dev", "eth0");
-    const start = async (binary: "gobgpd4" | "gobgpd3", ns: Netns, label: string): Promise<[Gobgpd, Speaker]> => {
-      const root = path.join(testEnvDir, "run");
-      mkdirSync(root, { recursive: true });
-      const dir = mkdtempSync(path.join(root, `pol-${label}-`));
-      dirs.push(dir);
-      const d = await startGobgpd({ binary: tool(binary), dir, netns: ns.name });
-      daemons.push(d);
-      return [d, await connectSpeaker(d.socket)];
-    };
+    const start = (binary: "gobgpd4" | "gobgpd3", ns: Netns, label: string) => startIn(daemons, dirs, binary, ns, `pol-${label}`);
     [[, sN], [dR, sR], [dR2, sR2]] = await Promise.all([
       start(api === "v4" ? "gobgpd4" : "gobgpd3", nsN, `n${api}`),
       start("gobgpd4", nsR, `r${api}`),
@@ -143,9 +154,7 @@ describe.each(["v4", "v3"] as const)("session policies on a node running gobgpd 
     await sR.addPeer({ address: addr.n, asn: 65000, families: ["vpnv4", "l2vpn-evpn"], ...timers });
     await sN.addPeer({ address: addr.r2, asn: 65200, families: ["vpnv4", "l2vpn-evpn"], ...timers });
     await sR2.addPeer({ address: addr.n, asn: 65000, families: ["vpnv4", "l2vpn-evpn"], localAddress: addr.r2, ...timers });
-    void (async () => {
-      for await (const e of sN.watch(ac.signal)) if (e.kind === "peer") peerEvents.push(e);
-    })().catch(() => undefined);
+    watchPeers(sN, ac.signal, peerEvents);
     await eventually("the sessions", () => sN.listPeers(), (ps) => ps.length === 2 && ps.every((p) => p.state === "established"), 30_000);
   }, 90_000);
 
@@ -225,6 +234,133 @@ describe.each(["v4", "v3"] as const)("session policies on a node running gobgpd 
     expect(exp.policies).toEqual([]);
     expect(["accept", "none"]).toContain(exp.defaultAction);
   });
+});
+
+// exportRoutes Pods (which of a VPC's routes leave the cluster): N, the reflector, running gobgpd
+// 4.8 or 3.10, with C, a kvrf node (its route-reflector client, iBGP), G, a gateway outside the
+// cluster (eBGP, no restriction), and two routers that are sent the cluster's own paths only: R
+// over eBGP and I over iBGP (I also limited to VPC a). N and C originate pod routes (next hops
+// N's address and C's published VTEP), G a route of VPC a (next hop its own). R and I must not get
+// G's route: that would make N a transit between gateways. Over eBGP N rewrites the next hop to
+// its own address, one of the cluster's: gobgpd must judge the path by the next hop it had.
+describe.each(["v4", "v3"] as const)("exportRoutes Pods on a reflector running gobgpd %s", (api) => {
+  const daemons: Gobgpd[] = [];
+  const dirs: string[] = [];
+  let sN: Speaker, sR: Speaker, sI: Speaker, sG: Speaker, sC: Speaker, dG: Gobgpd, dC: Gobgpd;
+  const addr = { n: "192.0.2.1", r: "192.0.2.2", g: "192.0.2.3", c: "192.0.2.4", i: "192.0.2.5" };
+  const vtepC = "192.0.2.44";
+  let previous: ReadonlyMap<string, readonly string[]> | undefined;
+  const peerEvents: SpeakerEvent[] = [];
+  const ac = new AbortController();
+
+  const apply = async (r: "All" | "Pods", clusterNextHops: string[]): Promise<PeerReset[]> => {
+    const spec: BGPInstanceSpec = {
+      nodeSelector: {},
+      asn: 65000,
+      peers: [
+        { address: addr.r, asn: 65100, exportRoutes: r },
+        { address: addr.i, asn: 65000, vpcs: ["a"], exportRoutes: "Pods" },
+        { address: addr.g, asn: 65200 },
+        { address: addr.c, asn: 65000, routeReflectorClient: true },
+      ],
+    };
+    const policy = sessionPolicy(peerRestrictions(spec).restrictions, clusterNextHops);
+    const established = (await sN.listPeers()).filter((p) => p.state === "established").map((p) => p.address);
+    const out = await applySessionPolicy(sN, policy, previous, established);
+    previous = policy?.peers ?? new Map();
+    return out.reset;
+  };
+  const from = (s: Speaker) => async (): Promise<{ evpn: string[]; vpn: string[] }> => ({ evpn: await prefixes(s, "evpn", addr.n), vpn: await prefixes(s, "ipv4", addr.n) });
+  const pods = ["10.1.0.0/24", "10.2.0.0/24"];
+  const podsC = "10.80.0.0/24";
+  const gateway = "10.70.0.0/24";
+
+  beforeAll(async () => {
+    const [nsN, nsO] = await Promise.all([createNetns(`exp-n-${api}`), createNetns(`exp-o-${api}`)]);
+    await ip("link", "add", "eth0", "netns", nsN.name, "type", "veth", "peer", "name", "eth0", "netns", nsO.name);
+    await nsN.ip("addr", "add", `${addr.n}/24`, "dev", "eth0");
+    for (const x of [addr.r, addr.g, addr.c, addr.i]) await nsO.ip("addr", "add", `${x}/24`, "dev", "eth0");
+    for (const ns of [nsN, nsO]) await ns.ip("link", "set", "eth0", "up");
+    const start = (binary: "gobgpd4" | "gobgpd3", ns: Netns, label: string) => startIn(daemons, dirs, binary, ns, `exp-${label}`);
+    [[, sN], [, sR], [, sI], [dG, sG], [dC, sC]] = await Promise.all([
+      start(api === "v4" ? "gobgpd4" : "gobgpd3", nsN, `n${api}`),
+      start("gobgpd4", nsO, `r${api}`),
+      start("gobgpd4", nsO, `i${api}`),
+      start("gobgpd4", nsO, `g${api}`),
+      start("gobgpd4", nsO, `c${api}`),
+    ]);
+    await sN.startBgp({ asn: 65000, routerId: "10.255.0.1", listenPort: 179 });
+    const outside: [Speaker, string, number, string][] = [
+      [sR, addr.r, 65100, "10.255.0.2"],
+      [sG, addr.g, 65200, "10.255.0.3"],
+      [sC, addr.c, 65000, "10.255.0.4"],
+      [sI, addr.i, 65000, "10.255.0.5"],
+    ];
+    for (const [s, a, asn, routerId] of outside) await s.startBgp({ asn, routerId, listenPort: 179, listenAddresses: [a] });
+    await sN.addVrf(vrfA);
+    await sN.addVrf(vrfB);
+    await sN.addLocalPaths(vrfA, [evpnA, vpnA]);
+    await sN.addLocalPaths(vrfB, [evpnB, vpnB]);
+    await originate(dC, vtepC, { prefix: podsC, rts: ["65000:10"] });
+    await originate(dG, addr.g, { prefix: gateway, rts: ["65000:10"] });
+
+    // As kvrfd does it: the policy first (the cluster's next hops: N's own only, C not known yet).
+    await apply("Pods", [addr.n]);
+    const timers = { holdTimeSeconds: 9, keepaliveSeconds: 3 };
+    const families: PeerConfig["families"] = ["vpnv4", "l2vpn-evpn"];
+    for (const [s, a, asn] of outside) {
+      await sN.addPeer({ address: a, asn, families, ...timers, ...(a === addr.c ? { routeReflectorClient: true, routeReflectorClusterId: "10.255.0.1" } : {}) });
+      await s.addPeer({ address: addr.n, asn: 65000, families, localAddress: a, ...timers });
+    }
+    watchPeers(sN, ac.signal, peerEvents);
+    await eventually("the sessions", () => sN.listPeers(), (ps) => ps.length === 4 && ps.every((p) => p.state === "established"), 30_000);
+  }, 90_000);
+
+  afterAll(async () => {
+    ac.abort();
+    for (const s of [sN, sR, sI, sG, sC]) s.close();
+    await Promise.all(daemons.map((d) => d.stop()));
+    await cleanupNetns();
+    if (!keepDirs) for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  it("Pods peers get the cluster's own paths (eBGP and iBGP), never the gateway's; the gateway gets all", async () => {
+    // (C's paths are not the cluster's yet: its VTEP is not in the list.)
+    await eventually("N's pods on R (eBGP)", from(sR), same(both(pods)));
+    await eventually("N's pods of VPC a on I (iBGP)", from(sI), same(both(["10.1.0.0/24"])));
+    // C's route did reach N (it is the reflector), and G's too.
+    expect((await sN.listVrfPaths("vpc-a", "evpn")).filter((p) => !p.local).map((p) => p.prefix).sort()).toEqual([gateway, podsC]);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await from(sR)()).toEqual(both(pods));
+    expect(await from(sI)()).toEqual(both(["10.1.0.0/24"]));
+    // The gateway gets C's route whatever the list (G has no exportRoutes).
+    await eventually("C's route on G", from(sG), same(both([...pods, podsC].sort())));
+  });
+
+  it("a node's VTEP joining the list: its paths are sent, by soft reset, sessions up", async () => {
+    peerEvents.length = 0;
+    const reset = await apply("Pods", [addr.n, vtepC]);
+    expect(reset.sort((a, b) => a.address.localeCompare(b.address))).toEqual([
+      { address: addr.r, how: "both" },
+      { address: addr.i, how: "both" },
+    ]);
+    await eventually("N's and C's pods on R", from(sR), same(both([...pods, podsC].sort())));
+    await eventually("a's pods of N and C on I", from(sI), same(both(["10.1.0.0/24", podsC])));
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await from(sR)()).toEqual(both([...pods, podsC].sort()));
+    expect(peerEvents.filter((e) => e.kind === "peer" && e.state !== "established")).toEqual([]);
+  });
+
+  it("exportRoutes All passes the gateway's route on (today's behaviour)", async () => {
+    expect(await apply("All", [addr.n, vtepC])).toEqual([{ address: addr.r, how: "both" }]);
+    await eventually("everything on R", from(sR), same(both([...pods, gateway, podsC].sort())));
+  });
+
+  it(`back to Pods withdraws it (${api === "v4" ? "soft reset" : "gobgpd 3.10: the session is reset"})`, async () => {
+    expect(await apply("Pods", [addr.n, vtepC])).toEqual([{ address: addr.r, how: api === "v4" ? "both" : "hard" }]);
+    await eventually("the cluster's own on R", from(sR), same(both([...pods, podsC].sort())), 60_000);
+    await eventually("the session", () => sN.listPeers(), (ps) => ps.every((p) => p.state === "established"), 60_000);
+  }, 90_000);
 });
 
 // The routing-policy calls alone (no peers), against the FakeSpeaker kvrfd's unit tests use and
