@@ -4,7 +4,7 @@
 // (one fabric-facing link, or a loopback reached over several), so the DaemonSet works without a
 // per-cluster interface name; --underlay-interface and --next-hop still override it.
 import { isIPv6 } from "node:net";
-import ipaddr from "ipaddr.js";
+import { canonicalIp } from "../gobgp/convert.js";
 
 /** The node's underlay: the link SRv6 traffic leaves by, and the address it is advertised from. */
 export interface Underlay {
@@ -101,10 +101,4 @@ export function chooseNextHop(addrs: readonly AddrInfo[], nodeAddresses: readonl
   return auto === undefined ? undefined : { address: auto.local, why: "the link's only addresses are autoconfigured" };
 }
 
-function canonical(a: string): string {
-  try {
-    return ipaddr.parse(a).toNormalizedString();
-  } catch {
-    return a;
-  }
-}
+const canonical = (a: string): string => canonicalIp(a) ?? a;
