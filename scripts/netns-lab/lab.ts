@@ -18,6 +18,7 @@ import { cniBinDir, repoRoot, testEnvDir, tool } from "../../test/harness/tools.
 import { bgpVrfInstanceName, type BGPVRFInstance } from "../../shared/api-types.js";
 import { connectSpeaker } from "../../reconciler/gobgp/connect.js";
 import type { Speaker } from "../../reconciler/gobgp/speaker.js";
+import { deployKvrf, imageArchives, restoreKubeletSysctls, saveKubeletSysctls, startControllers, startNodeRuntime, stopNodeRuntime, runtimeDir } from "./kubelet.js";
 import { bgpInstances, conflist, demoPods, fabricNetns, labNodes, labReflector, nodeAnnotations, nodeNetns, nsPrefix, podNetns, srv6Lab, underlayAddress, workers, type DemoPod, type LabNode, type LabSettings } from "./topology.js";
 
 export const labDir = path.join(testEnvDir, "lab");
@@ -87,7 +88,11 @@ export async function isUp(settings?: LabSettings): Promise<boolean> {
   const have = new Set(await labNamespaces());
   if (![fabricNetns, ...labNodes.map((n) => nodeNetns(n.name))].every((n) => have.has(n))) return false;
   for (const n of labNodes) {
-    const pidfile = usesFrr(n, running) ? path.join(labDir, n.name, "frr", "frr-bgpd.pid") : path.join(labDir, n.name, "kvrfd.pid");
+    const pidfile = usesFrr(n, running)
+      ? path.join(labDir, n.name, "frr", "frr-bgpd.pid")
+      : usesKubelet(n, running)
+        ? path.join(runtimeDir(labDir, n.name), "kubelet.pid")
+        : path.join(labDir, n.name, "kvrfd.pid");
     if (!existsSync(pidfile)) return false;
     const { pid } = JSON.parse(readFileSync(pidfile, "utf8")) as { pid: number };
     if (!existsSync(`/proc/${pid}`)) return false;
@@ -103,12 +108,24 @@ export async function isUp(settings?: LabSettings): Promise<boolean> {
 /** Removes every daemon, namespace and file the lab made. Safe after a crash and when not up. */
 export async function down(log: (s: string) => void = () => undefined): Promise<void> {
   for (const pod of await labNamespaces()) if (pod.startsWith(`${nsPrefix}pod-`)) await run("ip", ["netns", "del", pod]).catch(() => undefined);
+  // Kubelet nodes first: kubelet, then everything in the node's cgroup (containerd, shims, pods).
+  for (const w of workers) {
+    if (!existsSync(runtimeDir(labDir, w.name))) continue;
+    const problems = await stopNodeRuntime(labDir, w.name);
+    for (const p of problems) log(`down: ${p}`);
+  }
+  restoreKubeletSysctls(labDir);
   const stopped = await stopByPidfiles(labDir);
   if (stopped.length > 0) log(`stopped ${stopped.join(", ")}`);
   for (const ns of await labNamespaces()) await run("ip", ["netns", "del", ns]).catch(() => undefined);
   // The FRR reflector's daemons are gone (their pidfiles above): now its pathspace.
   removeFrrPathspace(reflectorFrrName);
   rmSync(labDir, { recursive: true, force: true });
+}
+
+/** Do containerd and kubelet (instead of the lab) run this node's kvrf, as a DaemonSet pod? */
+export function usesKubelet(node: Pick<LabNode, "role">, settings: LabSettings): boolean {
+  return node.role === "worker" && settings.runtime === "kubelet";
 }
 
 /** Does FRR (instead of gobgpd and kvrfd) run this node's BGP under these settings? */
@@ -127,9 +144,16 @@ export async function up(log: (s: string) => void = () => undefined, settings: L
   const t0 = Date.now();
   try {
     // Control plane in the root namespace; namespaces reach it through a relay (no root addresses).
-    const cp = await startControlPlane({ dir: path.join(labDir, "control-plane"), detached: true });
+    const kubelets = settings.runtime === "kubelet";
+    const cp = await startControlPlane({ dir: path.join(labDir, "control-plane"), detached: true, kubelets });
     log(`kube-apiserver ${cp.url} (${Date.now() - t0} ms)`);
     const { socket: apiSocket } = await startApiRelay(cp.url, labDir, true);
+    let images: string[] = [];
+    if (kubelets) {
+      saveKubeletSysctls(labDir);
+      await startControllers({ dir: path.join(labDir, "control-plane"), kubeconfig: cp.kubeconfig, pki: cp.pki, log });
+      images = await imageArchives(path.join(labDir, "images"), log);
+    }
 
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(cp.kubeconfig);
@@ -140,6 +164,21 @@ export async function up(log: (s: string) => void = () => undefined, settings: L
     await ipn(fabricNetns, "link", "add", "br0", "type", "bridge");
     await ipn(fabricNetns, "link", "set", "br0", "up");
     for (const node of labNodes) await buildNode(node, apiSocket, cp.kubeconfig, settings);
+    if (kubelets) {
+      for (const w of workers) {
+        await startNodeRuntime({
+          labDir,
+          node: w,
+          nodeIp: underlayAddress(w, settings),
+          pki: cp.pki,
+          adminKubeconfig: cp.kubeconfig,
+          images,
+          labels: { "kvrf.dev/role": w.role },
+          log,
+        });
+      }
+      await deployKvrf({ kubeconfig: cp.kubeconfig, nodes: workers.map((w) => w.name), log });
+    }
 
     const state: LabState = { apiserverUrl: cp.url, kubeconfig: cp.kubeconfig, startedAt: new Date().toISOString(), settings };
     writeFileSync(stateFile, JSON.stringify(state, null, 2));
@@ -147,6 +186,10 @@ export async function up(log: (s: string) => void = () => undefined, settings: L
     log(`lab up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     return state;
   } catch (err) {
+    if (process.env["KVRF_LAB_KEEP_FAILED"] === "1") {
+      log(`lab up failed: ${(err as Error).message}; left as it is for inspection (KVRF_LAB_KEEP_FAILED=1): scripts/lab down removes it`);
+      throw err;
+    }
     log(`lab up failed: ${(err as Error).message}; removing what was made`);
     await down(log);
     throw err;
@@ -179,8 +222,14 @@ async function applyObjects(kc: k8s.KubeConfig, settings: LabSettings): Promise<
   }
   for (const n of labNodes) {
     // No kubelets here: the lab registers the nodes, InternalIP being the underlay address.
-    const created = await core.createNode({ body: { metadata: { name: n.name, labels: { "kvrf.dev/role": n.role, "kubernetes.io/hostname": n.name }, annotations: nodeAnnotations(n, settings) } } });
-    await core.replaceNodeStatus({ name: n.name, body: { ...created, status: { addresses: [{ type: "InternalIP", address: underlayAddress(n, settings) }] } } });
+    // With kubelets the workers' Nodes are made here too (labels and the operator's annotations
+    // before the DaemonSet's installer reads them); each kubelet then registers over its own.
+    await core.createNode({ body: { metadata: { name: n.name, labels: { "kvrf.dev/role": n.role, "kubernetes.io/hostname": n.name }, annotations: nodeAnnotations(n, settings) } } });
+    // A merge patch: the node controllers (kubelet lab) may change the Node in between.
+    await core.patchNodeStatus(
+      { name: n.name, body: { status: { addresses: [{ type: "InternalIP", address: underlayAddress(n, settings) }] } } },
+      k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+    );
   }
   // With FRR as the reflector no kvrfd reads the reflector's BGPInstance: FRR's configuration is
   // rendered from it instead (frr-reflector.ts), and the API holds only what kvrfd runs.
@@ -245,6 +294,10 @@ async function buildNode(node: LabNode, apiSocket: string, adminKubeconfig: stri
   await startNsForwarder(ns, apiSocket, dir, true);
   const kubeconfig = nsKubeconfig(adminKubeconfig, path.join(dir, "kubeconfig"));
 
+  if (usesKubelet(node, settings)) {
+    // containerd + kubelet start after every namespace is up (kubelet.ts); kvrf comes as a DaemonSet pod.
+    return;
+  }
   if (usesFrr(node, settings)) {
     // FRR's bgpd + zebra instead of gobgpd + kvrfd, detached with pidfiles like every lab daemon.
     await startFrr({ name: reflectorFrrName, netns: ns, dir: path.join(dir, "frr"), config: await labReflectorConfig(settings), detached: true });
@@ -312,6 +365,16 @@ export async function waitSessions(log: (s: string) => void, settings: LabSettin
   const rr = labNodes.find((n) => n.role === "route-reflector");
   if (rr === undefined) throw new Error("the lab has no route reflector");
   await waitFor("BGP sessions with the route reflector", async () => {
+    if (settings.runtime === "kubelet" && !usesFrr(rr, settings)) {
+      // The workers' gobgpd sockets are inside their pods: ask the reflector's gobgpd.
+      const s = await speakerOf(rr.name);
+      try {
+        const peers = await s.listPeers();
+        return workers.every((w) => peers.some((p) => p.address === underlayAddress(w, settings) && p.state === "established"));
+      } finally {
+        s.close();
+      }
+    }
     for (const w of workers) {
       const s = await speakerOf(w.name);
       try {

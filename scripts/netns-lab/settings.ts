@@ -33,11 +33,14 @@ export async function chooseSettings(args: readonly string[], log: (s: string) =
   }
   if (!["auto", "srv6", "vxlan"].includes(encapFlag)) throw new Error(`--encap: want srv6, vxlan or auto, got ${encapFlag}`);
   if (underlayFlag !== undefined && !["4", "6"].includes(underlayFlag)) throw new Error(`--underlay: want 4 or 6, got ${underlayFlag}`);
+  const kubelet = args.includes("--kubelet");
   const report = await probeCapabilities();
   const { mode } = defaultMode(report);
   const srv6Missing = labMissing(report, "srv6", 6);
   let encap: LabSettings["encap"];
-  if (encapFlag === "auto") {
+  if (encapFlag === "auto" && kubelet) {
+    encap = "vxlan";
+  } else if (encapFlag === "auto") {
     encap = srv6Missing.length === 0 ? "srv6" : "vxlan";
     log(
       encap === "srv6"
@@ -53,7 +56,16 @@ export async function chooseSettings(args: readonly string[], log: (s: string) =
   if (missing.length > 0) {
     throw new Error(`the lab's ${encap} data plane needs ${describeMissing(missing)}, which this kernel (${report.kernel}) lacks${encap === "srv6" ? "; try --encap vxlan" : ""}`);
   }
-  const settings: LabSettings = { encap, underlay, ...(reflector === "frr" ? { reflector } : {}), ...(fabricFlag === "ebgp" ? { fabric: "ebgp" as const } : {}) };
+  // Not a kernel limit: the kubelet lab's overlay renders a VXLAN conflist (manifests/overlays/lab-kubelet).
+  if (kubelet && reflector === "frr") throw new Error("--kubelet runs with the gobgpd reflector only (the lab reads the sessions from it)");
+  if (kubelet && encap === "srv6") throw new Error("--kubelet: the kubelet lab runs VXLAN (--encap vxlan); its overlay renders a VXLAN conflist");
+  const settings: LabSettings = {
+    encap,
+    underlay,
+    ...(reflector === "frr" ? { reflector } : {}),
+    ...(fabricFlag === "ebgp" ? { fabric: "ebgp" as const } : {}),
+    ...(kubelet ? { runtime: "kubelet" as const } : {}),
+  };
   log(`kernel ${report.kernel}, ${mode} mode: ${describeSettings(settings)}`);
   return settings;
 }

@@ -28,6 +28,12 @@ export interface LabSettings {
    * spine (reflector "frr"): it passes next hops on unchanged, which a VTEP needs.
    */
   fabric?: "ibgp" | "ebgp";
+  /**
+   * What runs on the workers; default "processes" (gobgpd and kvrfd started by the lab, pods
+   * attached with cnitool). "kubelet": containerd + kubelet per worker (kubelet.ts), kvrf deployed
+   * from manifests/ as a DaemonSet, pods created with kubectl and attached by kubelet.
+   */
+  runtime?: "processes" | "kubelet";
 }
 
 export type LabReflector = "gobgpd" | "frr";
@@ -59,7 +65,8 @@ export const srv6Lab: LabSettings = { encap: "srv6", underlay: 6 };
 export function describeSettings(s: LabSettings): string {
   const mode = s.mode === "mixed" ? ", VRF-device mode on iad and dfw, policy-routing mode on sjc" : s.mode !== undefined ? `, ${s.mode} mode` : "";
   const reflector = s.fabric === "ebgp" ? ", eBGP with an ASN per worker and FRR as the spine" : labReflector(s) === "frr" ? ", FRR as route reflector" : "";
-  return `${s.encap === "srv6" ? "SRv6" : "VXLAN (EVPN type-5)"} over an IPv${s.underlay} underlay${mode}${reflector}`;
+  const runtime = s.runtime === "kubelet" ? ", workers run by containerd + kubelet" : "";
+  return `${s.encap === "srv6" ? "SRv6" : "VXLAN (EVPN type-5)"} over an IPv${s.underlay} underlay${mode}${reflector}${runtime}`;
 }
 
 export interface LabNode {
@@ -95,8 +102,14 @@ export function underlayAddress(node: LabNode, s: LabSettings): string {
  */
 export function nodeAnnotations(node: LabNode, s: LabSettings): Record<string, string> {
   if (node.role !== "worker") return {};
-  return s.encap === "srv6" ? { [locatorAnnotation]: node.locator ?? "" } : { [vtepAnnotation]: underlayAddress(node, s) };
+  const own = s.encap === "srv6" ? { [locatorAnnotation]: node.locator ?? "" } : { [vtepAnnotation]: underlayAddress(node, s) };
+  // With kubelets the DaemonSet's installer renders the conflist from these (manifests/overlays/lab-kubelet).
+  return s.runtime === "kubelet" ? { ...own, [labSubnetAnnotation]: `10.10.${node.index}.0/24`, [labSubnet6Annotation]: `fd10:0:${node.index}::/64` } : own;
 }
+
+/** The node's pod ranges in a kubelet lab (host-local IPAM, shared by the node's VPCs). */
+export const labSubnetAnnotation = "kvrf.dev/lab-subnet";
+export const labSubnet6Annotation = "kvrf.dev/lab-subnet6";
 
 /**
  * VPC IDs (hex) of the demo. Both use 10.10.<node>.0/24: every address of VPC b1 is also one of

@@ -34,6 +34,12 @@ export interface ControlPlaneOptions {
   port?: number;
   /** Let etcd and kube-apiserver outlive this process (the lab). */
   detached?: boolean;
+  /**
+   * For real kubelets (the lab's kubelet runtime): the Node authorizer and NodeRestriction
+   * admission beside RBAC, and the ServiceAccount admission plugin on (pods get their account's
+   * token), as a cluster installer sets them. Default: RBAC only, no ServiceAccount admission.
+   */
+  kubelets?: boolean;
 }
 
 /** A TCP port that was free a moment ago on `host`. */
@@ -120,8 +126,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     ...(bind === "127.0.0.1" ? [] : [`--advertise-address=${bind}`]),
     "--service-cluster-ip-range=10.0.0.0/24",
     "--allow-privileged=true",
-    "--disable-admission-plugins=ServiceAccount",
-    "--authorization-mode=RBAC",
+    ...(opts.kubelets === true
+      ? ["--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction"]
+      : ["--disable-admission-plugins=ServiceAccount", "--authorization-mode=RBAC"]),
     `--service-account-issuer=${url}/`,
     `--service-account-key-file=${pki.saPub}`,
     `--service-account-signing-key-file=${pki.saKey}`,

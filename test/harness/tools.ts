@@ -16,7 +16,14 @@ export type ToolName =
   | "gobgp4"
   | "gobgpd3"
   | "gobgp3"
-  | "cnitool";
+  | "cnitool"
+  // The lab's kubelet runtime and the cluster tier (scripts/netns-lab/kubelet.ts).
+  | "kubelet"
+  | "kube-scheduler"
+  | "kube-controller-manager"
+  | "containerd"
+  | "ctr"
+  | "runc";
 
 export interface ToolInfo {
   path: string;

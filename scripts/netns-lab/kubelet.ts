@@ -1,0 +1,522 @@
+// Lab nodes with a real container runtime: containerd + kubelet per worker, inside the worker's
+// network namespace and a mount namespace of its own, joined to the lab's API server with a real
+// kube-scheduler and kube-controller-manager. kvrf then runs as users deploy it: the DaemonSet of
+// manifests/ (overlay manifests/overlays/lab-kubelet), its installer putting `kvrf`, a node-bound
+// token and the conflist onto the node, and kubelet calling the plugin through containerd.
+//
+// Why a mount namespace per node: the DaemonSet's hostPaths (/opt/cni/bin, /etc/cni/net.d) and
+// kubelet's, containerd's and the plugin's state (/var/lib/kubelet, /run/containerd, /run/kvrf,
+// /var/lib/cni, /run/netns, …) are fixed paths on a real node; several nodes on one machine must
+// each see their own. A holder process (`sleep`) keeps the node's mount namespace; containerd and
+// kubelet enter it and the node's network namespace with nsenter. /sys is the node's (a sysfs
+// mounted inside its network namespace) with the host's cgroup hierarchies bound back under it.
+//
+// cgroups: this machine has cgroup v1 (hybrid). kubelet 1.35 refuses v1 unless `failCgroupV1:
+// false`; each kubelet gets its own cgroupRoot (/<netns name>) and cgroupfs driver, and the node's
+// holder (so containerd, its shims and every container) lives under it in the pids hierarchy, so
+// stopping a node kills exactly what it started, by PID, and removes its cgroups.
+//
+// Host state kubelet changes: vm.overcommit_memory, kernel.panic, kernel.panic_on_oops (kubelet sets
+// them unless protectKernelDefaults); saved before the first kubelet and restored by `down`.
+import { execFile } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { makeClientCert, type Pki } from "../../test/harness/pki.js";
+import { cniBinDir, repoRoot, tool } from "../../test/harness/tools.js";
+import { spawnDaemon, waitFor } from "../lib/process.js";
+import { nodeNetns, type LabNode } from "./topology.js";
+
+/** Paths a real node has at fixed places: each lab node gets its own copy, bound there in its mount namespace. */
+export const nodePaths = [
+  "/opt/cni/bin",
+  "/etc/cni/net.d",
+  "/var/lib/cni",
+  "/var/lib/kubelet",
+  "/var/lib/containerd",
+  "/var/log/pods",
+  "/var/log/containers",
+  "/run/containerd",
+  "/run/kvrf",
+  "/run/netns",
+] as const;
+
+/** The sandbox (pause) image containerd uses; built by scripts/images.ts and imported. */
+export const sandboxImage = "registry.k8s.io/pause:3.10.1";
+
+/** Host sysctls kubelet sets at start (unless protectKernelDefaults); `down` puts them back. */
+const kubeletSysctls = ["vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops"];
+
+function run(cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { encoding: "utf8", maxBuffer: 64 << 20, timeout: opts.timeoutMs ?? 300_000, env: opts.env ?? process.env }, (err, stdout, stderr) => {
+      if (err === null) resolve(stdout);
+      else reject(new Error(`${cmd} ${args.join(" ")}: ${stderr.trim() || err.message}`));
+    });
+  });
+}
+
+/** The cgroup v1 hierarchies (controllers' mount points) on this machine. */
+function cgroupHierarchies(): string[] {
+  return readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((l) => l.split(" "))
+    .filter((f) => f.includes("cgroup") && f[f.indexOf("-") + 1] === "cgroup")
+    .map((f) => f[4] ?? "")
+    .filter((p) => p.startsWith("/sys/fs/cgroup/"));
+}
+
+export interface NodeRuntime {
+  node: string;
+  dir: string;
+  /** containerd's CRI socket (on the host's filesystem, reachable from the root namespaces too). */
+  containerdSocket: string;
+  /** Runs a command inside the node (its network and mount namespaces). */
+  exec(cmd: string, args: readonly string[], timeoutMs?: number): Promise<string>;
+}
+
+export function runtimeDir(labDir: string, node: string): string {
+  return path.join(labDir, node, "runtime");
+}
+
+function holderPid(dir: string): number {
+  return (JSON.parse(readFileSync(path.join(dir, "node-ns.pid"), "utf8")) as { pid: number }).pid;
+}
+
+/** nsenter into the node (holder's mount namespace + the node's network namespace). */
+function enterArgs(dir: string): string[] {
+  return ["--target", String(holderPid(dir)), "--mount", "--net", "--"];
+}
+
+/**
+ * nsenter into the node and into its cgroup (pids hierarchy), then exec `cmd`: for the node's
+ * daemons, so that stopping the node finds them (and their children) by cgroup.
+ */
+function daemonArgs(dir: string, node: string, cmd: string, args: readonly string[]): string[] {
+  const procs = `/sys/fs/cgroup/pids/${cgroupName(node)}/runtime/cgroup.procs`;
+  return [...enterArgs(dir), "bash", "-c", `echo $$ > ${procs} && exec "$@"`, `kvrf-${node}`, cmd, ...args];
+}
+
+export function nodeRuntime(labDir: string, node: string): NodeRuntime {
+  const dir = runtimeDir(labDir, node);
+  return {
+    node,
+    dir,
+    containerdSocket: path.join(dir, "containerd.sock"),
+    exec: (cmd, args, timeoutMs) => run("nsenter", [...enterArgs(dir), cmd, ...args], timeoutMs === undefined ? {} : { timeoutMs }),
+  };
+}
+
+/** Saves the host sysctls kubelet will change (once per lab). */
+export function saveKubeletSysctls(labDir: string): void {
+  const file = path.join(labDir, "host-sysctls.json");
+  if (existsSync(file)) return;
+  const saved = Object.fromEntries(kubeletSysctls.map((k) => [k, readFileSync(`/proc/sys/${k}`, "utf8").trim()]));
+  writeFileSync(file, JSON.stringify(saved));
+}
+
+export function restoreKubeletSysctls(labDir: string): void {
+  const file = path.join(labDir, "host-sysctls.json");
+  if (!existsSync(file)) return;
+  const saved = JSON.parse(readFileSync(file, "utf8")) as Record<string, string>;
+  for (const [k, v] of Object.entries(saved)) {
+    try {
+      writeFileSync(`/proc/sys/${k}`, v);
+    } catch {
+      // best effort: the value stays as kubelet set it
+    }
+  }
+  rmSync(file, { force: true });
+}
+
+/** Can this machine's root lower a process's OOM score (CAP_SYS_RESOURCE)? */
+async function canLowerOomScore(): Promise<boolean> {
+  return run("sh", ["-c", "echo -1 > /proc/self/oom_score_adj"]).then(() => true, () => false);
+}
+
+/**
+ * The runc the nodes' containerd runs. kubelet asks for negative OOM scores (-997 for node-critical
+ * pods such as kvrf's DaemonSet), which only a process holding CAP_SYS_RESOURCE may set; some
+ * sandboxes withhold it from root (this one does), and runc then fails every such container with
+ * "failed to update /proc/self/oom_score_adj: Permission denied". There, and only there, the lab
+ * puts a wrapper in front of runc that raises negative scores in the bundle's config to 0.
+ */
+async function runcFor(labDir: string, log: (s: string) => void): Promise<string> {
+  if (await canLowerOomScore()) return tool("runc");
+  const wrapper = path.join(labDir, "runc-oom-clamp");
+  if (!existsSync(wrapper)) {
+    writeFileSync(
+      wrapper,
+      [
+        "#!/bin/sh",
+        "# Written by scripts/netns-lab/kubelet.ts: this machine withholds CAP_SYS_RESOURCE from root, so",
+        "# no process may lower its OOM score; raise the negative scores kubelet asks for to 0, then run runc.",
+        'bundle=""; prev=""',
+        'for a in "$@"; do [ "$prev" = "--bundle" ] && bundle=$a; prev=$a; done',
+        'if [ -n "$bundle" ] && [ -f "$bundle/config.json" ]; then sed -i -E \'s/"oomScoreAdj":-[0-9]+/"oomScoreAdj":0/\' "$bundle/config.json"; fi',
+        `exec ${tool("runc")} "$@"`,
+        "",
+      ].join("\n"),
+      { mode: 0o755 },
+    );
+    log("this machine withholds CAP_SYS_RESOURCE (no negative OOM scores): runc runs behind runc-oom-clamp, which raises them to 0");
+  }
+  return wrapper;
+}
+
+export interface StartNodeOptions {
+  labDir: string;
+  node: LabNode;
+  /** The node's address in the lab's underlay family: kubelet's --node-ip. */
+  nodeIp: string;
+  pki: Pki;
+  /** Admin kubeconfig (the root namespace's server); the node's is derived from it. */
+  adminKubeconfig: string;
+  /** OCI archives to import into the node's containerd (scripts/images.ts). */
+  images: readonly string[];
+  labels: Record<string, string>;
+  log: (s: string) => void;
+}
+
+const cgroupName = (node: string): string => nodeNetns(node);
+
+/**
+ * Starts the node's holder, containerd (images imported) and kubelet; resolves when kubelet has
+ * registered the node (its Ready condition may still be False: the network plugin is not there yet).
+ */
+export async function startNodeRuntime(o: StartNodeOptions): Promise<NodeRuntime> {
+  const name = o.node.name;
+  const dir = runtimeDir(o.labDir, name);
+  const rootfs = path.join(dir, "root");
+  mkdirSync(dir, { recursive: true });
+  const t0 = Date.now();
+
+  // Mount points that do not exist on the host are made, recorded, and removed by `down`.
+  const created: string[] = [];
+  for (const p of nodePaths) {
+    if (!existsSync(p)) {
+      // Record the topmost directory that did not exist (removed whole by `down` when empty).
+      let top: string = p;
+      while (!existsSync(path.dirname(top))) top = path.dirname(top);
+      created.push(top);
+      mkdirSync(p, { recursive: true });
+    }
+    mkdirSync(path.join(rootfs, p), { recursive: true });
+  }
+  writeFileSync(path.join(dir, "created-host-dirs.json"), JSON.stringify(created));
+
+  // The node's standard plugins (a node's OS packages them, e.g. kubernetes-cni): loopback for
+  // the runtime, host-local for kvrf's IPAM. kvrf itself comes from the DaemonSet's installer.
+  for (const p of ["loopback", "host-local"]) copyFileSync(path.join(cniBinDir(), p), path.join(rootfs, "opt/cni/bin", p));
+
+  // cgroups: /<netns name> in every v1 hierarchy; the holder (and so containerd and its shims) in
+  // <root>/runtime of the pids hierarchy.
+  for (const h of cgroupHierarchies()) mkdirSync(path.join(h, cgroupName(name), "runtime"), { recursive: true });
+
+  const binds = nodePaths.map((p) => `mount --bind ${JSON.stringify(path.join(rootfs, p))} ${p}`).join("\n");
+  const holderScript = [
+    "set -eu",
+    `echo $$ > /sys/fs/cgroup/pids/${cgroupName(name)}/runtime/cgroup.procs`,
+    binds,
+    // /sys of the node's network namespace, with the host's cgroup hierarchies bound back in.
+    "mkdir -p /run/kvrf-cg-keep && mount --rbind /sys/fs/cgroup /run/kvrf-cg-keep",
+    "mount -t sysfs sysfs /sys",
+    "mount --rbind /run/kvrf-cg-keep /sys/fs/cgroup",
+    "umount -l /run/kvrf-cg-keep",
+    `touch ${JSON.stringify(path.join(dir, "node-ns.ready"))}`,
+    `exec -a kvrf-node-${name} sleep infinity`,
+  ].join("\n");
+  rmSync(path.join(dir, "node-ns.ready"), { force: true });
+  const holder = spawnDaemon("node-ns", "nsenter", [`--net=/run/netns/${nodeNetns(name)}`, "unshare", "--mount", "--propagation", "private", "bash", "-c", holderScript], {
+    dir,
+    detached: true,
+    execs: [`kvrf-node-${name}`, "infinity"],
+  });
+  await waitFor(`node ${name}'s namespaces`, async () => existsSync(path.join(dir, "node-ns.ready")), { timeoutMs: 10_000, daemon: holder });
+  // Under the holder's mount namespace, /run/kvrf-cg-keep was a directory of the host's /run.
+  rmSync("/run/kvrf-cg-keep", { recursive: true, force: true });
+
+  // containerd (CRI): its state at the fixed paths bound above; sockets under the node's dir.
+  const socket = path.join(dir, "containerd.sock");
+  const config = [
+    "version = 3",
+    `root = "/var/lib/containerd"`,
+    `state = "/run/containerd"`,
+    "[grpc]",
+    `  address = ${JSON.stringify(socket)}`,
+    "[ttrpc]",
+    `  address = ${JSON.stringify(`${socket}.ttrpc`)}`,
+    "[plugins.'io.containerd.cri.v1.images'.pinned_images]",
+    `  sandbox = ${JSON.stringify(sandboxImage)}`,
+    "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]",
+    `  runtime_type = "io.containerd.runc.v2"`,
+    "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]",
+    `  BinaryName = ${JSON.stringify(tool("runc"))}`,
+    "  SystemdCgroup = false",
+    "[plugins.'io.containerd.cri.v1.runtime'.cni]",
+    `  bin_dirs = ["/opt/cni/bin"]`,
+    `  conf_dir = "/etc/cni/net.d"`,
+    "[plugins.'io.containerd.grpc.v1.cri']",
+    `  stream_server_address = "127.0.0.1"`,
+    "",
+  ].join("\n");
+  writeFileSync(path.join(dir, "containerd.toml"), config.replace(JSON.stringify(tool("runc")), JSON.stringify(await runcFor(o.labDir, o.log))));
+  const containerd = tool("containerd");
+  const env = { ...process.env, PATH: `${path.dirname(containerd)}:${path.dirname(tool("runc"))}:${process.env["PATH"] ?? ""}` };
+  const ctd = spawnDaemon("containerd", "nsenter", daemonArgs(dir, name, containerd, ["--config", path.join(dir, "containerd.toml")]), {
+    dir,
+    detached: true,
+    env,
+    execs: [containerd, "--config", path.join(dir, "containerd.toml")],
+  });
+  await waitFor(`containerd on ${name}`, async () => existsSync(socket) && (await run(tool("ctr"), ["--address", socket, "version"]).then(() => true, () => false)), {
+    timeoutMs: 60_000,
+    daemon: ctd,
+    intervalMs: 250,
+  });
+  for (const image of o.images) {
+    await run(tool("ctr"), ["--address", socket, "-n", "k8s.io", "images", "import", "--platform", "linux/amd64", image], { timeoutMs: 180_000 });
+  }
+  o.log(`${name}: containerd up, ${o.images.length} images imported (${Date.now() - t0} ms)`);
+
+  // kubelet: node credentials (CN system:node:<name>, group system:nodes: the Node authorizer and
+  // NodeRestriction admission bind it to its own Node), the API server through the namespace's forwarder.
+  const creds = makeClientCert(o.pki, `kubelet-${name}`, `system:node:${name}`, ["system:nodes"]);
+  const kubeconfig = path.join(dir, "kubelet.kubeconfig");
+  writeFileSync(
+    kubeconfig,
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: "lab", cluster: { server: "https://127.0.0.1:6443", "certificate-authority": o.pki.caCert } }],
+      users: [{ name: `system:node:${name}`, user: { "client-certificate": creds.cert, "client-key": creds.key } }],
+      contexts: [{ name: "lab", context: { cluster: "lab", user: `system:node:${name}` } }],
+      "current-context": "lab",
+    }),
+  );
+  const kubeletConfig = {
+    apiVersion: "kubelet.config.k8s.io/v1beta1",
+    kind: "KubeletConfiguration",
+    // cgroup v1 on this machine: kubelet 1.35 refuses it unless told (the lab's nodes are throwaway).
+    failCgroupV1: false,
+    failSwapOn: false,
+    cgroupDriver: "cgroupfs",
+    cgroupRoot: `/${cgroupName(name)}`,
+    containerRuntimeEndpoint: `unix://${socket}`,
+    address: o.nodeIp,
+    port: 10250,
+    readOnlyPort: 0,
+    healthzBindAddress: "127.0.0.1",
+    healthzPort: 10248,
+    authentication: { anonymous: { enabled: false }, webhook: { enabled: false }, x509: { clientCAFile: o.pki.caCert } },
+    authorization: { mode: "AlwaysAllow" },
+    clusterDomain: "cluster.local",
+    // Several kubelets share one disk and one memory: no evictions and no image GC in the lab
+    // (the images are imported, never pulled).
+    evictionHard: { "memory.available": "1Mi", "nodefs.available": "1%", "imagefs.available": "1%", "nodefs.inodesFree": "1%" },
+    imageGCHighThresholdPercent: 100,
+    imageGCLowThresholdPercent: 99,
+    localStorageCapacityIsolation: false,
+    nodeStatusUpdateFrequency: "4s",
+    nodeStatusReportFrequency: "10s",
+    syncFrequency: "10s",
+    serializeImagePulls: false,
+    maxPods: 110,
+  };
+  writeFileSync(path.join(dir, "kubelet.yaml"), JSON.stringify(kubeletConfig, null, 2));
+  const kubelet = tool("kubelet");
+  const labels = Object.entries(o.labels).map(([k, v]) => `${k}=${v}`).join(",");
+  const kubeletArgs = [
+    "--config", path.join(dir, "kubelet.yaml"),
+    "--kubeconfig", kubeconfig,
+    "--hostname-override", name,
+    "--node-ip", o.nodeIp,
+    ...(labels !== "" ? ["--node-labels", labels] : []),
+    "--v=1",
+  ];
+  const kl = spawnDaemon("kubelet", "nsenter", daemonArgs(dir, name, kubelet, kubeletArgs), { dir, detached: true, env, execs: [kubelet, ...kubeletArgs] });
+  await waitFor(`kubelet on ${name} healthy`, async () => (await run("nsenter", [...enterArgs(dir), "curl", "-sf", "http://127.0.0.1:10248/healthz"]).then(() => true, () => false)), {
+    timeoutMs: 90_000,
+    daemon: kl,
+    intervalMs: 500,
+  });
+  o.log(`${name}: kubelet up (${Date.now() - t0} ms)`);
+  return nodeRuntime(o.labDir, name);
+}
+
+/** Restarts the node's kubelet with the same command line (kubelet restart). */
+export async function restartKubelet(labDir: string, node: string, downMs = 0): Promise<void> {
+  const dir = runtimeDir(labDir, node);
+  const pidfile = path.join(dir, "kubelet.pid");
+  const { pid, spawn } = JSON.parse(readFileSync(pidfile, "utf8")) as { pid: number; spawn: string[] };
+  process.kill(pid, "SIGTERM");
+  await waitFor(`kubelet on ${node} to exit`, async () => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z "), { timeoutMs: 30_000 });
+  rmSync(pidfile, { force: true });
+  if (downMs > 0) await sleep(downMs);
+  const [cmd, ...args] = spawn;
+  const cmdline = args.slice(args.indexOf(tool("kubelet")));
+  spawnDaemon("kubelet", cmd ?? "nsenter", args, { dir, detached: true, execs: cmdline });
+}
+
+function pidsIn(cgroup: string): number[] {
+  const pids: number[] = [];
+  if (!existsSync(cgroup)) return pids;
+  for (const e of readdirSync(cgroup, { recursive: true, withFileTypes: true })) {
+    if (e.isFile() && e.name === "cgroup.procs") {
+      for (const l of readFileSync(path.join(e.parentPath, e.name), "utf8").split("\n")) if (l.trim() !== "") pids.push(Number(l));
+    }
+  }
+  const own = readFileSync(path.join(cgroup, "cgroup.procs"), "utf8").split("\n").filter((l) => l.trim() !== "").map(Number);
+  return [...new Set([...pids, ...own])];
+}
+
+function removeCgroupTree(dir: string): void {
+  if (!existsSync(dir)) return;
+  for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) removeCgroupTree(path.join(dir, e.name));
+  try {
+    rmdirSync(dir);
+  } catch {
+    // busy (a process still inside): reported by the caller's check
+  }
+}
+
+/**
+ * Stops everything a node runs, by PID: kubelet, then every process in the node's cgroup (the
+ * holder, containerd, shims, containers), then removes its cgroups and the host directories that
+ * were made for its mount points. Safe when the node never started or is half up.
+ */
+export async function stopNodeRuntime(labDir: string, node: string): Promise<string[]> {
+  const dir = runtimeDir(labDir, node);
+  const problems: string[] = [];
+  const kubeletPid = path.join(dir, "kubelet.pid");
+  if (existsSync(kubeletPid)) {
+    try {
+      const { pid, cmdline } = JSON.parse(readFileSync(kubeletPid, "utf8")) as { pid: number; cmdline: string[] };
+      const live = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter((s) => s !== "");
+      if (JSON.stringify(live) === JSON.stringify(cmdline)) process.kill(pid, "SIGKILL");
+    } catch {
+      // gone
+    }
+    rmSync(kubeletPid, { force: true });
+  }
+  const pidsCgroup = path.join("/sys/fs/cgroup/pids", cgroupName(node));
+  for (let i = 0; i < 100; i++) {
+    const pids = pidsIn(pidsCgroup);
+    if (pids.length === 0) break;
+    for (const p of pids) {
+      try {
+        process.kill(p, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    await sleep(100);
+  }
+  const left = pidsIn(pidsCgroup);
+  if (left.length > 0) problems.push(`${node}: processes left in ${pidsCgroup}: ${left.join(", ")}`);
+  for (const h of cgroupHierarchies()) {
+    removeCgroupTree(path.join(h, cgroupName(node)));
+    if (existsSync(path.join(h, cgroupName(node)))) problems.push(`${node}: cgroup ${path.join(h, cgroupName(node))} left`);
+  }
+  for (const f of ["containerd.pid", "node-ns.pid"]) rmSync(path.join(dir, f), { force: true });
+  const createdFile = path.join(dir, "created-host-dirs.json");
+  if (existsSync(createdFile)) {
+    for (const d of JSON.parse(readFileSync(createdFile, "utf8")) as string[]) {
+      // Only directories the lab made, and only while they hold nothing but empty directories.
+      try {
+        if (statSync(d).isDirectory()) removeEmptyTree(d);
+      } catch {
+        // gone
+      }
+    }
+    rmSync(createdFile, { force: true });
+  }
+  return problems;
+}
+
+function removeEmptyTree(dir: string): void {
+  for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) removeEmptyTree(path.join(dir, e.name));
+  try {
+    rmdirSync(dir);
+  } catch {
+    // not empty: leave it
+  }
+}
+
+/**
+ * kube-controller-manager and kube-scheduler in the root namespace (beside the API server),
+ * detached with pidfiles in `dir`: Deployments, ReplicaSets, DaemonSets, the service-account
+ * token and root-CA publishers (the DaemonSet's projected kube-root-ca.crt), node lifecycle.
+ */
+export async function startControllers(o: { dir: string; kubeconfig: string; pki: Pki; log: (s: string) => void }): Promise<void> {
+  const t0 = Date.now();
+  const kcmArgs = [
+    "--kubeconfig", o.kubeconfig,
+    "--leader-elect=false",
+    "--secure-port=0",
+    `--service-account-private-key-file=${o.pki.saKey}`,
+    `--root-ca-file=${o.pki.caCert}`,
+    "--use-service-account-credentials=false",
+    "--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle",
+    "--concurrent-deployment-syncs=10",
+    "--v=1",
+  ];
+  const kcm = spawnDaemon("kube-controller-manager", tool("kube-controller-manager"), kcmArgs, { dir: o.dir, detached: true });
+  const schedArgs = ["--kubeconfig", o.kubeconfig, "--leader-elect=false", "--secure-port=0", "--v=1"];
+  const sched = spawnDaemon("kube-scheduler", tool("kube-scheduler"), schedArgs, { dir: o.dir, detached: true });
+  // Neither serves health without a secure port: up = still running after their start-up checks.
+  await sleep(2000);
+  for (const d of [kcm, sched]) if (d.hasExited()) throw new Error(`${d.name} exited at start: ${readFileSync(d.logFile, "utf8").split("\n").slice(-15).join("\n")}`);
+  o.log(`kube-controller-manager and kube-scheduler started (${Date.now() - t0} ms)`);
+}
+
+/**
+ * The images the nodes import, built without Docker by scripts/images.ts into `dir` (OCI
+ * archives; the Dockerfiles in images/ stay the source of truth, scripts/images.test.ts keeps the
+ * two in step). Resolves with the archives' paths.
+ */
+export async function imageArchives(dir: string, log: (s: string) => void): Promise<string[]> {
+  const t0 = Date.now();
+  await run(process.execPath, ["--import", "tsx", path.join(repoRoot, "scripts/images.ts"), "build", "--out", dir], { timeoutMs: 300_000 });
+  const manifest = JSON.parse(readFileSync(path.join(dir, "images.json"), "utf8")) as { images: { ref: string; archive: string }[] };
+  log(`images built (${Date.now() - t0} ms): ${manifest.images.map((i) => i.ref).join(", ")}`);
+  return manifest.images.map((i) => (path.isAbsolute(i.archive) ? i.archive : path.join(dir, i.archive)));
+}
+
+/** kubectl with the admin kubeconfig; resolves with stdout. */
+export function kubectl(kubeconfig: string, args: readonly string[], timeoutMs = 120_000): Promise<string> {
+  return run(tool("kubectl"), ["--kubeconfig", kubeconfig, ...args], { timeoutMs });
+}
+
+/**
+ * Deploys kvrf as a user does: `kubectl apply --server-side -k manifests/overlays/lab-kubelet`,
+ * then waits until the DaemonSet's pod on every node is ready (installer done, kvrfd ready).
+ */
+export async function deployKvrf(o: { kubeconfig: string; nodes: readonly string[]; log: (s: string) => void; timeoutMs?: number }): Promise<void> {
+  const t0 = Date.now();
+  await kubectl(o.kubeconfig, ["apply", "--server-side", "--field-manager=kvrf-lab", "-k", path.join(repoRoot, "manifests/overlays/lab-kubelet")]);
+  await waitFor(
+    "DaemonSet kvrf-system/kvrf-node ready on every node",
+    async () => {
+      const ds = JSON.parse(await kubectl(o.kubeconfig, ["-n", "kvrf-system", "get", "daemonset", "kvrf-node", "-o", "json"])) as {
+        metadata: { generation?: number };
+        status?: { numberReady?: number; desiredNumberScheduled?: number; updatedNumberScheduled?: number; observedGeneration?: number };
+      };
+      const st = ds.status ?? {};
+      return st.observedGeneration === ds.metadata.generation && st.desiredNumberScheduled === o.nodes.length && st.numberReady === o.nodes.length && st.updatedNumberScheduled === o.nodes.length;
+    },
+    { timeoutMs: o.timeoutMs ?? Number(process.env["KVRF_LAB_DEPLOY_TIMEOUT_MS"] ?? 240_000), intervalMs: 1000 },
+  ).catch(async (err: unknown) => {
+    throw new Error(`${(err as Error).message}\n${await podDiagnostics(o.kubeconfig, "kvrf-system")}`, { cause: err });
+  });
+  o.log(`kvrf deployed from manifests/overlays/lab-kubelet: DaemonSet ready on ${o.nodes.join(", ")} (${Date.now() - t0} ms)`);
+}
+
+/** What an operator looks at when pods do not come up: the pods, their containers' states, the events. */
+export async function podDiagnostics(kubeconfig: string, namespace: string): Promise<string> {
+  const get = (args: string[]): Promise<string> => kubectl(kubeconfig, args).catch((e: unknown) => String(e));
+  const pods = await get(["-n", namespace, "get", "pods", "-o", "wide"]);
+  const states = await get(["-n", namespace, "get", "pods", "-o", "jsonpath={range .items[*]}{.metadata.name}{range .status.initContainerStatuses[*]} init:{.name}={.state}{end}{range .status.containerStatuses[*]} {.name}={.state}{end}{\"\\n\"}{end}"]);
+  const events = await get(["-n", namespace, "get", "events", "--sort-by=.lastTimestamp", "-o", "custom-columns=OBJECT:.involvedObject.name,REASON:.reason,MESSAGE:.message"]);
+  return `pods in ${namespace}:\n${pods}\ncontainer states:\n${states}\nevents:\n${events.split("\n").slice(-30).join("\n")}`;
+}
