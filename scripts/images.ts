@@ -102,11 +102,13 @@ function baseFiles(): Item[] {
 }
 
 /**
- * Busybox applets of the kvrf image: kvrfd probes the kernel with a shell script
- * (shared/kernel/capabilities.ts: `unshare --net -- sh -s`, else `sh -s`; the script uses tr, cat).
- * The Dockerfile's base (node:…-bookworm-slim) has them from dash, util-linux and coreutils.
+ * The shell and tools of the kvrf image: kvrfd probes the kernel with a shell script
+ * (shared/kernel/capabilities.ts: `unshare --net -- sh -s`, else `sh -s`; the script runs ip, tr,
+ * cat). Debian's, as in the Dockerfile's base (node:…-bookworm-slim: dash, coreutils, util-linux),
+ * not busybox: Debian's busybox ash runs its own applets before PATH, so the probe's `ip` would be
+ * busybox's, which knows neither VRF devices nor SRv6.
  */
-export const kvrfApplets = ["sh", "cat", "tr", "unshare"] as const;
+export const kvrfShellTools = { sh: "/bin/dash", cat: "/usr/bin/cat", tr: "/usr/bin/tr", unshare: "/usr/bin/unshare" } as const;
 /** The commands images/gobgpd's two scripts run (checked against the scripts by the test). */
 export const gobgpdApplets = ["sh", "rm", "awk", "grep", "sleep", "cat", "ls"] as const;
 export const netshootApplets = ["sh", "ping", "ping6", "ip", "nc", "httpd", "sleep", "cat", "hostname", "wget", "ls", "ps", "kill", "echo", "nslookup", "traceroute", "traceroute6", "arping"] as const;
@@ -124,7 +126,8 @@ export function imageSpecs(i: Inputs): ImageSpec[] {
           name: "runtime",
           items: [
             ...baseFiles(),
-            ...busyboxItems(i.busybox, kvrfApplets),
+            ...Object.values(kvrfShellTools).map((p): Item => ({ type: "host", dest: p, libs: true })),
+            { type: "symlink", dest: "/bin/sh", target: "dash" },
             // node:…-bookworm-slim keeps node at /usr/local/bin/node.
             { type: "file", dest: "/usr/local/bin/node", from: i.node, libs: true },
             { type: "file", dest: "/usr/sbin/ip", from: i.ip, libs: true },
