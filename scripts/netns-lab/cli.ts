@@ -1,7 +1,8 @@
 // `scripts/lab up | status | demo | test | down` — see docs/lab.md.
 import { execFileSync, spawnSync } from "node:child_process";
 import * as k8s from "@kubernetes/client-node";
-import { attachDemoPods, converge, down, kernelRoutes, kubeClient, kubectlKvrfCommand, labSettings, readState, reflectorFrrName, renderMatrix, speakerOf, up, usesFrr } from "./lab.js";
+import { demoWorkloads, startWorkloads } from "./kubelet.js";
+import { attachDemoPods, labDir, type AttachedPod, converge, down, kernelRoutes, kubeClient, kubectlKvrfCommand, labSettings, readState, reflectorFrrName, renderMatrix, speakerOf, up, usesFrr } from "./lab.js";
 import { vtyshJson } from "./frr.js";
 import { describeSettings, labNodes, underlayAddress, workers } from "./topology.js";
 import { chooseSettings as choose } from "./settings.js";
@@ -12,6 +13,20 @@ import { cniBinDir, repoRoot, tool } from "../../test/harness/tools.js";
 import type { BGPVRFInstance } from "../../shared/api-types.js";
 
 const log = (s: string): void => void process.stdout.write(`${s}\n`);
+
+/** The kubelet lab's demo: a Deployment per VPC created with kubectl; kubelet attaches the pods through kvrf. */
+async function kubeletDemoPods(): Promise<AttachedPod[]> {
+  const state = readState();
+  if (state === undefined) throw new Error("the lab is not up");
+  const pods = await startWorkloads(labDir, state.kubeconfig, demoWorkloads, log);
+  const seen = new Map<string, number>();
+  return pods.map((p) => {
+    const key = `${p.vpc}-${p.node}`;
+    const n = (seen.get(key) ?? 0) + 1;
+    seen.set(key, n);
+    return { name: `${key}-${n}`, vpc: p.vpc as AttachedPod["vpc"], node: p.node, ipv4: p.ipv4, ipv6: p.ipv6, netnsPath: p.netnsPath };
+  });
+}
 
 async function status(): Promise<void> {
   const state = readState();
@@ -73,8 +88,8 @@ async function demo(args: readonly string[]): Promise<void> {
   const settings = await choose(args, log);
   await up(log, settings);
   const t0 = Date.now();
-  const pods = await attachDemoPods();
-  log(`\nattached ${pods.length} pods in ${Date.now() - t0} ms:`);
+  const pods = settings.runtime === "kubelet" ? await kubeletDemoPods() : await attachDemoPods();
+  log(`\n${settings.runtime === "kubelet" ? "kubelet attached" : "attached"} ${pods.length} pods in ${Date.now() - t0} ms:`);
   for (const p of pods) log(`  ${p.name.padEnd(9)} VPC ${p.vpc} on ${p.node}: ${p.ipv4}, ${p.ipv6}`);
   const { ms, cells } = await converge(pods);
   log(`\nconnectivity over ${describeSettings(settings)} (ping, IPv4 and IPv6), ${Number.isNaN(ms) ? "NOT converged after 120 s" : `converged ${ms} ms after the last pod was attached`}:\n`);
@@ -168,7 +183,7 @@ async function main(): Promise<void> {
       execFileSync("scripts/test", ["lab"], { cwd: repoRoot, stdio: "inherit" });
       return;
     default:
-      log("usage: scripts/lab up|demo [--encap srv6|vxlan|auto] [--underlay 4|6] [--reflector gobgpd|frr] [--fabric ibgp|ebgp] | status | kvrf ARGS (kubectl kvrf in the lab) | test | down | pki DIR | clab-context DIR");
+      log("usage: scripts/lab up|demo [--encap srv6|vxlan|auto] [--underlay 4|6] [--reflector gobgpd|frr] [--fabric ibgp|ebgp] [--kubelet] | status | kvrf ARGS (kubectl kvrf in the lab) | test | down | pki DIR | clab-context DIR");
       process.exitCode = cmd === "help" ? 0 : 2;
   }
 }

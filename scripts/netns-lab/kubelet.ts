@@ -520,3 +520,157 @@ export async function podDiagnostics(kubeconfig: string, namespace: string): Pro
   const events = await get(["-n", namespace, "get", "events", "--sort-by=.lastTimestamp", "-o", "custom-columns=OBJECT:.involvedObject.name,REASON:.reason,MESSAGE:.message"]);
   return `pods in ${namespace}:\n${pods}\ncontainer states:\n${states}\nevents:\n${events.split("\n").slice(-30).join("\n")}`;
 }
+
+/** A VPC's demo workload: a Deployment in a namespace whose annotation kvrf.dev/vpc names the VPC. */
+export interface Workload {
+  vpc: string;
+  replicas: number;
+}
+
+/** VPC a1 on every worker (4 pods over 3 nodes), b1 on two; the same per-node ranges in both. */
+export const demoWorkloads: Workload[] = [
+  { vpc: "a1", replicas: 4 },
+  { vpc: "b1", replicas: 2 },
+];
+
+export const workloadNamespace = (vpc: string): string => `vpc-${vpc}`;
+export const workloadLabel = "kvrf.dev/lab-workload";
+
+/** The namespace (annotated with its VPC) and Deployment of a workload, as `kubectl apply` takes them. */
+export function workloadObjects(w: Workload, image = "localhost:5000/kvrf/netshoot:dev"): Record<string, unknown>[] {
+  const labels = { [workloadLabel]: w.vpc };
+  return [
+    { apiVersion: "v1", kind: "Namespace", metadata: { name: workloadNamespace(w.vpc), annotations: { "kvrf.dev/vpc": w.vpc } } },
+    {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name: "pods", namespace: workloadNamespace(w.vpc), labels },
+      spec: {
+        replicas: w.replicas,
+        selector: { matchLabels: labels },
+        template: {
+          metadata: { labels },
+          spec: {
+            nodeSelector: { "kvrf.dev/role": "worker" },
+            // Spread over the workers, so the VPC's pods talk across nodes.
+            topologySpreadConstraints: [{ maxSkew: 1, topologyKey: "kubernetes.io/hostname", whenUnsatisfiable: "DoNotSchedule", labelSelector: { matchLabels: labels } }],
+            terminationGracePeriodSeconds: 1,
+            automountServiceAccountToken: false,
+            enableServiceLinks: false,
+            containers: [{ name: "netshoot", image, imagePullPolicy: "Never", resources: { requests: { cpu: "1m", memory: "4Mi" } } }],
+          },
+        },
+      },
+    },
+  ];
+}
+
+/** kubectl apply --server-side of objects (as YAML/JSON on stdin). */
+export async function kubectlApply(kubeconfig: string, objects: readonly Record<string, unknown>[]): Promise<void> {
+  const input = objects.map((o) => JSON.stringify(o)).join("\n");
+  await new Promise<void>((resolve, reject) => {
+    const child = execFile(tool("kubectl"), ["--kubeconfig", kubeconfig, "apply", "--server-side", "--field-manager=kvrf-lab", "-f", "-"], { encoding: "utf8", timeout: 120_000 }, (err, _o, stderr) =>
+      err === null ? resolve() : reject(new Error(`kubectl apply: ${stderr.trim() || err.message}`)),
+    );
+    child.stdin?.end(input);
+  });
+}
+
+interface PodJson {
+  metadata: { name: string; namespace: string; labels?: Record<string, string>; deletionTimestamp?: string };
+  spec: { nodeName?: string };
+  status: { phase?: string; podIPs?: { ip: string }[]; containerStatuses?: { containerID?: string; ready?: boolean }[] };
+}
+
+export interface KubeletPod {
+  name: string;
+  namespace: string;
+  vpc: string;
+  node: string;
+  ipv4: string;
+  ipv6: string;
+  /** /proc/<pid>/ns/net of the pod's container (found through the node's containerd). */
+  netnsPath: string;
+}
+
+/** The running pods with `selector`: their addresses (pod status) and network namespaces (containerd). */
+export async function kubeletPods(labDir: string, kubeconfig: string, selector = workloadLabel): Promise<KubeletPod[]> {
+  const list = JSON.parse(await kubectl(kubeconfig, ["get", "pods", "-A", "-l", selector, "-o", "json"])) as { items: PodJson[] };
+  const tasks = new Map<string, number>();
+  for (const node of new Set(list.items.map((p) => p.spec.nodeName ?? ""))) {
+    if (node === "") continue;
+    const out = await run(tool("ctr"), ["--address", path.join(runtimeDir(labDir, node), "containerd.sock"), "-n", "k8s.io", "tasks", "ls"]);
+    for (const line of out.split("\n").slice(1)) {
+      const [id, pid, status] = line.trim().split(/\s+/);
+      if (id !== undefined && status === "RUNNING") tasks.set(id, Number(pid));
+    }
+  }
+  const pods: KubeletPod[] = [];
+  for (const p of list.items) {
+    if (p.status.phase !== "Running" || p.metadata.deletionTimestamp !== undefined) continue;
+    const id = p.status.containerStatuses?.[0]?.containerID?.replace(/^containerd:\/\//, "");
+    const pid = id === undefined ? undefined : tasks.get(id);
+    if (pid === undefined) continue;
+    const ip = (v6: boolean): string => p.status.podIPs?.find((x) => x.ip.includes(":") === v6)?.ip ?? "";
+    pods.push({
+      name: p.metadata.name,
+      namespace: p.metadata.namespace,
+      vpc: p.metadata.labels?.[workloadLabel] ?? "",
+      node: p.spec.nodeName ?? "",
+      ipv4: ip(false),
+      ipv6: ip(true),
+      netnsPath: `/proc/${pid}/ns/net`,
+    });
+  }
+  return pods.sort((a, b) => (a.vpc + a.node + a.name < b.vpc + b.node + b.name ? -1 : 1));
+}
+
+/** Applies the workloads and waits until each has all its replicas running with addresses. */
+export async function startWorkloads(labDir: string, kubeconfig: string, workloads: readonly Workload[], log: (s: string) => void, timeoutMs = 180_000): Promise<KubeletPod[]> {
+  const t0 = Date.now();
+  await kubectlApply(kubeconfig, workloads.flatMap((w) => workloadObjects(w)));
+  const want = workloads.reduce((n, w) => n + w.replicas, 0);
+  let pods: KubeletPod[] = [];
+  await waitFor(
+    `${want} workload pods running`,
+    async () => {
+      pods = await kubeletPods(labDir, kubeconfig);
+      return pods.length === want && pods.every((p) => p.ipv4 !== "" && p.ipv6 !== "");
+    },
+    { timeoutMs, intervalMs: 1000 },
+  ).catch(async (err: unknown) => {
+    const diag = await Promise.all(workloads.map((w) => podDiagnostics(kubeconfig, workloadNamespace(w.vpc))));
+    throw new Error(`${(err as Error).message}\n${diag.join("\n")}`, { cause: err });
+  });
+  log(`${want} pods created with kubectl and running (${Date.now() - t0} ms)`);
+  return pods;
+}
+
+/**
+ * What kvrf and the runtime hold on a node, to compare before and after pod churn: links (veths,
+ * VXLAN devices), ip rules of both families, routes outside the local and main tables, host-local's
+ * leases, and the pod network namespaces containerd keeps. Sorted lines, no counters or ages.
+ */
+export async function nodeFootprint(labDir: string, node: string): Promise<Record<string, string[]>> {
+  const ns = nodeNetns(node);
+  const lines = (s: string): string[] => s.split("\n").map((l) => l.trim()).filter((l) => l !== "").sort();
+  const ip = (...args: string[]): Promise<string> => run("ip", ["-n", ns, ...args]);
+  const root = path.join(runtimeDir(labDir, node), "root");
+  const leasesDir = path.join(root, "var/lib/cni/networks");
+  const leases: string[] = [];
+  if (existsSync(leasesDir)) {
+    for (const net of readdirSync(leasesDir)) {
+      for (const f of readdirSync(path.join(leasesDir, net))) if (!f.startsWith("last_reserved_ip") && f !== "lock") leases.push(`${net}/${f}`);
+    }
+  }
+  const netnsDir = path.join(root, "run/netns");
+  return {
+    links: lines((await ip("-o", "link", "show")).replace(/^\d+: /gm, "").replace(/ qdisc.*$/gm, "").replace(/<[^>]*>/g, "")),
+    rules: lines(`${await ip("-4", "rule")}\n${await ip("-6", "rule")}`),
+    routes: lines(`${await ip("-4", "route", "show", "table", "all")}\n${await ip("-6", "route", "show", "table", "all")}`).filter(
+      (l) => !/ table (local|main)\b/.test(l) && / table /.test(l),
+    ),
+    leases: leases.sort(),
+    podNetns: existsSync(netnsDir) ? readdirSync(netnsDir).sort() : [],
+  };
+}

@@ -403,6 +403,8 @@ async function cnitool(verb: "add" | "del", pod: DemoPod): Promise<string> {
 export interface AttachedPod extends DemoPod {
   ipv4: string;
   ipv6: string;
+  /** A pod kubelet runs: its network namespace (/proc/<pid>/ns/net of a container), not a named one. */
+  netnsPath?: string;
 }
 
 export async function attachPod(pod: DemoPod): Promise<AttachedPod> {
@@ -426,7 +428,9 @@ export async function attachDemoPods(): Promise<AttachedPod[]> {
 
 /** One ping from a pod; true when answered. */
 export async function ping(from: AttachedPod, to: string): Promise<boolean> {
-  return inNs(podNetns(from.name), "ping", to.includes(":") ? "-6" : "-4", "-c", "1", "-W", "1", to).then(
+  const args = ["ping", to.includes(":") ? "-6" : "-4", "-c", "1", "-W", "1", to];
+  const done = from.netnsPath !== undefined ? run("nsenter", [`--net=${from.netnsPath}`, "--", ...args]) : inNs(podNetns(from.name), ...(args as [string, ...string[]]));
+  return done.then(
     () => true,
     () => false,
   );

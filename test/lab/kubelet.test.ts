@@ -1,0 +1,189 @@
+// kvrf under its real callers: the lab's workers run containerd 2.4 + kubelet 1.35 (scripts/lab up
+// --kubelet, scripts/netns-lab/kubelet.ts), kvrf is deployed from manifests/ with kubectl as users
+// deploy it (the DaemonSet's installer, kvrfd and gobgpd in their pods with the manifests' security
+// context), and pods come from Deployments created with kubectl — kubelet, not cnitool, calls the
+// plugin (ADD, DEL, CHECK, STATUS, GC on the runtime's schedule). VXLAN over IPv4, the encapsulation
+// this machine's kernel runs; the kernel mode is whatever the plugin picks (auto).
+// Times are logged, never asserted (scripts/bench-lab.ts measures).
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { converge, down, kernelRoutes, labDir, readState, up, type AttachedPod } from "../../scripts/netns-lab/lab.js";
+import {
+  demoWorkloads,
+  kubectl,
+  kubectlApply,
+  kubeletPods,
+  nodeFootprint,
+  restartKubelet,
+  runtimeDir,
+  startWorkloads,
+  workloadNamespace,
+  workloadObjects,
+  type KubeletPod,
+} from "../../scripts/netns-lab/kubelet.js";
+import { describeSettings, labNodes, underlayAddress, workers, type LabSettings } from "../../scripts/netns-lab/topology.js";
+import { cniNeeds, kvrfdNeeds } from "../../shared/kernel/capabilities.js";
+import { repoRoot } from "../harness/tools.js";
+import { waitFor } from "../harness/process.js";
+import { describeNeeds, timeScale } from "../harness/needs.js";
+
+const lab: LabSettings = { encap: "vxlan", underlay: 4, runtime: "kubelet" };
+const log = (s: string): void => void process.stderr.write(`[kubelet] ${s}\n`);
+const needs = [...new Set([...cniNeeds("policy-routing", lab.encap), ...kvrfdNeeds(lab.encap, lab.underlay)])];
+
+describeNeeds(needs, `kvrf under kubelet + containerd, deployed from manifests/ (${describeSettings(lab)})`, () => {
+  let kubeconfig = "";
+  let pods: KubeletPod[] = [];
+  const k = (...args: string[]): Promise<string> => kubectl(kubeconfig, args);
+  /** The matrix's view of kubelet's pods, named <vpc>-<node>-<n>. */
+  const attached = (list: readonly KubeletPod[]): AttachedPod[] => {
+    const seen = new Map<string, number>();
+    return list.map((p) => {
+      const key = `${p.vpc}-${p.node}`;
+      const n = (seen.get(key) ?? 0) + 1;
+      seen.set(key, n);
+      return { name: `${key}-${n}`, vpc: p.vpc as AttachedPod["vpc"], node: p.node, ipv4: p.ipv4, ipv6: p.ipv6, netnsPath: p.netnsPath };
+    });
+  };
+  const convergeOk = async (what: string): Promise<void> => {
+    const { ms, cells } = await converge(attached(pods), 90_000 * timeScale);
+    log(`${what}: matrix of ${pods.length} pods as expected after ${ms} ms`);
+    expect(cells.filter((c) => c.ok !== c.expected)).toEqual([]);
+  };
+  const readyCondition = async (node: string): Promise<string> =>
+    k("get", "node", node, "-o", 'jsonpath={range .status.conditions[?(@.type=="Ready")]}{.status} {.message}{end}');
+
+  beforeAll(async () => {
+    await up(log, lab);
+    const state = readState();
+    if (state === undefined) throw new Error("the lab did not record its state");
+    kubeconfig = state.kubeconfig;
+    pods = await startWorkloads(labDir, kubeconfig, demoWorkloads, log, 180_000 * timeScale);
+  });
+  afterAll(async () => {
+    await down(log);
+  });
+
+  it("the DaemonSet's installer put the plugin, its node-bound credentials and the conflist on every node, and every node is Ready", async () => {
+    const plugin = createHash("sha256").update(readFileSync(path.join(repoRoot, "dist/kvrf"))).digest("hex");
+    for (const w of workers) {
+      const root = path.join(runtimeDir(labDir, w.name), "root");
+      const bin = path.join(root, "opt/cni/bin/kvrf");
+      expect(createHash("sha256").update(readFileSync(bin)).digest("hex"), `${w.name}: /opt/cni/bin/kvrf is the image's dist/kvrf`).toBe(plugin);
+      const conf = JSON.parse(readFileSync(path.join(root, "etc/cni/net.d/90-kvrf.conflist"), "utf8")) as { plugins: Record<string, unknown>[] };
+      const kvrf = conf.plugins[0] ?? {};
+      expect(kvrf).toMatchObject({ type: "kvrf", nodeName: w.name, vtep: underlayAddress(w, lab), kubeconfig: "/etc/cni/net.d/kvrf.kubeconfig" });
+      expect(JSON.stringify(kvrf["ipam"])).toContain(`10.10.${w.index}.0/24`);
+      // The plugin's token is bound to the node: its claims name the Node object.
+      const token = readFileSync(path.join(root, "etc/cni/net.d/kvrf.token"), "utf8").trim();
+      const claims = JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString("utf8")) as { "kubernetes.io"?: { node?: { name?: string } }; sub?: string };
+      expect(claims.sub).toBe("system:serviceaccount:kvrf-system:kvrf-cni");
+      expect(claims["kubernetes.io"]?.node?.name).toBe(w.name);
+      expect(await readyCondition(w.name)).toMatch(/^True /);
+    }
+    const ds = JSON.parse(await k("-n", "kvrf-system", "get", "daemonset", "kvrf-node", "-o", "json")) as { status: { numberReady: number } };
+    expect(ds.status.numberReady).toBe(workers.length);
+  });
+
+  it("pods created with kubectl in two VPCs' namespaces reach their own VPC across nodes, never the other", async () => {
+    expect(new Set(pods.map((p) => p.node)).size).toBeGreaterThan(1);
+    expect(pods.filter((p) => p.vpc === "b1").length).toBe(2);
+    await convergeOk("kubectl-created pods");
+    // Each VPC's remote prefixes in its own table only.
+    const a1 = pods.filter((p) => p.vpc === "a1" && p.node !== "iad").map((p) => p.ipv4);
+    const tableA = (await kernelRoutes("iad", 0xa1)).map((r) => r.split(" ")[0]);
+    const tableB = (await kernelRoutes("iad", 0xb1)).map((r) => r.split(" ")[0]);
+    for (const ip of a1) expect(tableA, `VPC a1's ${ip} in iad's table 161`).toContain(ip);
+    for (const p of pods.filter((x) => x.vpc === "b1" && x.node !== "iad")) expect(tableB).toContain(p.ipv4);
+    for (const p of pods.filter((x) => x.vpc === "a1" && x.node !== "iad" && !pods.some((y) => y.vpc === "b1" && y.ipv4 === x.ipv4))) {
+      expect(tableB, `a1's ${p.ipv4} must not be in b1's table`).not.toContain(p.ipv4);
+    }
+  });
+
+  it("deleting a pod: kubelet's DEL detaches it and every node withdraws its address; the replacement is reachable", async () => {
+    const victim = pods.find((p) => p.vpc === "a1" && p.node === "sjc") ?? pods.find((p) => p.vpc === "a1" && p.node !== "iad");
+    if (victim === undefined) throw new Error("no a1 pod off iad");
+    const t0 = Date.now();
+    await k("-n", victim.namespace, "delete", "pod", victim.name, "--wait=true", "--timeout=120s");
+    await waitFor(
+      `${victim.ipv4} withdrawn from iad's table 161`,
+      async () => !(await kernelRoutes("iad", 0xa1)).some((r) => r.startsWith(`${victim.ipv4} `)) || (await kubeletPods(labDir, kubeconfig)).some((p) => p.ipv4 === victim.ipv4),
+      { timeoutMs: 60_000 * timeScale, intervalMs: 250 },
+    );
+    log(`pod ${victim.name} deleted and its address withdrawn in ${Date.now() - t0} ms`);
+    const footprint = await nodeFootprint(labDir, victim.node);
+    expect(footprint.leases.filter((l) => l.endsWith(`/${victim.ipv4}`)).length, "host-local lease released (unless the replacement took it)").toBeLessThanOrEqual(
+      (await kubeletPods(labDir, kubeconfig)).some((p) => p.ipv4 === victim.ipv4 && p.node === victim.node) ? 1 : 0,
+    );
+    const want = demoWorkloads.reduce((n, w) => n + w.replicas, 0);
+    await waitFor(`${want} pods running again`, async () => (pods = await kubeletPods(labDir, kubeconfig)).length === want && pods.every((p) => p.ipv4 !== ""), {
+      timeoutMs: 120_000 * timeScale,
+      intervalMs: 1000,
+    });
+    await convergeOk("after the replacement");
+  });
+
+  it("churn: pods created and deleted at once on every node leave no link, rule, route, lease, namespace or object behind", async () => {
+    const perNode = 10;
+    const before = Object.fromEntries(await Promise.all(workers.map(async (w) => [w.name, await nodeFootprint(labDir, w.name)] as const)));
+    const objectsBefore = await k("get", "bgpvrfinstances,routetargetclaims,vniclaims", "-o", "name");
+    const churn = workloadObjects({ vpc: "b1", replicas: perNode * workers.length }).filter((o) => o["kind"] === "Deployment") as { metadata: { name: string } }[];
+    for (const d of churn) d.metadata.name = "churn";
+    const t0 = Date.now();
+    await kubectlApply(kubeconfig, churn as unknown as Record<string, unknown>[]);
+    const selector = "kvrf.dev/lab-workload=b1";
+    await waitFor(
+      `${perNode * workers.length} churn pods running`,
+      async () => (await kubeletPods(labDir, kubeconfig, selector)).length >= perNode * workers.length + demoWorkloads.filter((w) => w.vpc === "b1").reduce((n, w) => n + w.replicas, 0),
+      { timeoutMs: 300_000 * timeScale, intervalMs: 2000 },
+    );
+    const up = Date.now() - t0;
+    await k("-n", workloadNamespace("b1"), "delete", "deployment", "churn", "--wait=true", "--timeout=300s");
+    await waitFor("churn pods gone", async () => JSON.parse(await k("-n", workloadNamespace("b1"), "get", "pods", "-o", "json")).items.length === 2, {
+      timeoutMs: 300_000 * timeScale,
+      intervalMs: 2000,
+    });
+    log(`churn: ${perNode * workers.length} pods running after ${up} ms, all deleted after ${Date.now() - t0} ms`);
+    for (const w of workers) {
+      await waitFor(`${w.name}'s footprint back to what it was`, async () => JSON.stringify(await nodeFootprint(labDir, w.name)) === JSON.stringify(before[w.name]), {
+        timeoutMs: 60_000 * timeScale,
+        intervalMs: 1000,
+      }).catch(async (err: unknown) => {
+        expect(await nodeFootprint(labDir, w.name), `${w.name} after churn`).toEqual(before[w.name]);
+        throw err;
+      });
+    }
+    await waitFor("API objects back to what they were", async () => (await k("get", "bgpvrfinstances,routetargetclaims,vniclaims", "-o", "name")) === objectsBefore, {
+      timeoutMs: 60_000 * timeScale,
+      intervalMs: 1000,
+    });
+    await convergeOk("after the churn");
+  }, 900_000 * timeScale);
+
+  it("a node whose plugin STATUS says not ready is NotReady with the plugin's reason, and Ready again once fixed", async () => {
+    // No BGPInstance selects a node without the worker label: the plugin cannot add pods there.
+    await k("label", "node", "sjc", "kvrf.dev/role-");
+    try {
+      await waitFor("sjc NotReady", async () => (await readyCondition("sjc")).startsWith("False"), { timeoutMs: 90_000 * timeScale, intervalMs: 1000 });
+      expect(await readyCondition("sjc")).toContain("no BGPInstance selects node sjc");
+    } finally {
+      await k("label", "node", "sjc", "kvrf.dev/role=worker", "--overwrite");
+    }
+    await waitFor("sjc Ready", async () => (await readyCondition("sjc")).startsWith("True"), { timeoutMs: 90_000 * timeScale, intervalMs: 1000 });
+    await convergeOk("sjc Ready again");
+  });
+
+  it("kubelet restart: the pods keep their sandboxes and addresses and stay reachable", async () => {
+    const before = (await kubeletPods(labDir, kubeconfig)).filter((p) => p.node === "iad").map((p) => `${p.name} ${p.ipv4} ${p.netnsPath}`).sort();
+    await restartKubelet(labDir, "iad", 2000);
+    await waitFor("iad Ready after the kubelet restart", async () => (await readyCondition("iad")).startsWith("True"), { timeoutMs: 90_000 * timeScale, intervalMs: 1000 });
+    await new Promise((r) => setTimeout(r, 5000));
+    pods = await kubeletPods(labDir, kubeconfig);
+    expect(pods.filter((p) => p.node === "iad").map((p) => `${p.name} ${p.ipv4} ${p.netnsPath}`).sort()).toEqual(before);
+    await convergeOk("after kubelet restarted on iad");
+    expect(existsSync(path.join(runtimeDir(labDir, "iad"), "kubelet.pid"))).toBe(true);
+    void labNodes;
+  });
+});
