@@ -6,7 +6,9 @@
 // ADD leaves no interface, route, rule, lease, hold or object.
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { CniError, ErrorCode, ioFailure, stackOf } from "./error.js";
-import { connect, credentials, dataplaneOf, makeContext, prefixesOf, readyMode, routing, speakerSettings, type Context } from "./context.js";
+import { connect, credentials, dataplaneOf, forVpc, makeContext, prefixesOf, readyMode, routing, speakerSettings, type Context } from "./context.js";
+import { readRecord, removeRecord, writeRecord, type AttachmentRecord } from "./attachment-record.js";
+import { chooseVpc } from "./pod-vpc.js";
 import { findPlugin, invokeIpam, IpamError, parseIpamResult } from "./ipam.js";
 import { checkLocator, configure, podAddressesOf, podGateway4, podGateway6, prepare } from "./dataplane/attachment.js";
 import { withLock } from "./dataplane/lock.js";
@@ -21,13 +23,12 @@ import { withTasks } from "./task-group.js";
 import type { CmdArgs } from "./skel.js";
 
 export async function add(args: CmdArgs, env: Readonly<Record<string, string | undefined>>): Promise<Result> {
-  const ctx = makeContext(args, env);
-  const { conf, log } = ctx;
+  const base = makeContext(args, env);
   // Before anything changes (code 7 naming the field otherwise): the IPAM plugin must be there,
   // and a chained ADD's prevResult must be one to append to.
-  findPlugin(conf.ipam.type, args.path);
+  findPlugin(base.conf.ipam.type, args.path);
   checkPrevResult(args.config["prevResult"]);
-  const creds = await credentials(conf);
+  const creds = await credentials(base.conf);
   const started = performance.now();
   // Where the time goes, for the benchmark (scripts/bench-cni.ts reads these from the log).
   const phase: Record<string, number> = { startup: Math.round(process.uptime() * 1000) };
@@ -45,11 +46,19 @@ export async function add(args: CmdArgs, env: Readonly<Record<string, string | u
     }
     return clientP;
   };
+  let log = base.log;
+  /** The attachment's record as it was before this ADD (a repeated ADD), restored by a clean undo. */
+  let record: { before: AttachmentRecord | undefined } | undefined;
   try {
+    // The VPC: the config's, or the pod namespace's annotation (one request) with vpcFromNamespace.
+    const chosen = await chooseVpc(base, api);
+    const ctx = forVpc(base, chosen.vpc, chosen.namespace);
+    const { conf } = ctx;
+    log = ctx.log;
     // The speaker config (the network config's, else the node's BGPInstance's) says which data
     // plane; the kernel must have what it needs. Both are known before anything changes.
     const sp = await speakerSettings(conf, api);
-    const dp = dataplaneOf(conf, sp.encapsulation);
+    const dp = dataplaneOf(conf, sp.encapsulation, chosen.field);
     const dpMode = await readyMode(ctx, sp.encapsulation);
     const { rd, rt } = routing(sp, conf);
     const id: VrfIdentity = {
@@ -64,6 +73,23 @@ export async function add(args: CmdArgs, env: Readonly<Record<string, string | u
       ...(dp.vxlan !== undefined ? { vxlan: dp.vxlan } : {}),
     };
     phase["config"] = since(started);
+    // With the VPC chosen from the namespace, the node records it before the first change, so
+    // DEL, CHECK and GC act on this VPC whatever the namespace says later (attachment-record.ts).
+    if (conf.vpcFromNamespace) {
+      const before = readRecord(conf.stateDir, conf.name, args.containerId, args.ifName);
+      try {
+        writeRecord(conf.stateDir, {
+          network: conf.name,
+          containerID: args.containerId,
+          ifName: args.ifName,
+          vpc: conf.vpcHex,
+          ...(chosen.namespace !== undefined ? { namespace: chosen.namespace } : {}),
+        });
+      } catch (err) {
+        throw ioFailure("stateDir", conf.stateDir, err);
+      }
+      record = { before };
+    }
 
     const t0 = performance.now();
     // Every concurrent step runs in a task group (task-group.ts): none can fail unobserved, and
@@ -198,6 +224,16 @@ export async function add(args: CmdArgs, env: Readonly<Record<string, string | u
     return render(result(ctx, dp.mtu, attached.hostIf, attached.hostMac, attached.podMac, attached.podAddresses, ipam.routes, ipam.dns), conf.cniVersion);
   } catch (err) {
     const failures = await undo.unwind();
+    // The record goes with a clean undo (a repeated ADD's failure puts back the record of the
+    // attachment that exists); after a partial one it stays for the runtime's DEL.
+    if (record !== undefined && failures.length === 0) {
+      try {
+        if (record.before !== undefined) writeRecord(base.conf.stateDir, record.before);
+        else removeRecord(base.conf.stateDir, base.conf.name, args.containerId, args.ifName);
+      } catch (e) {
+        failures.push(`undo attachment record: ${(e as Error).message}`);
+      }
+    }
     const e = CniError.from(err);
     log.error({ err: e.message, code: e.code, undoFailures: failures, ...(e.code === ErrorCode.Internal ? { stack: stackOf(err) } : {}) }, "ADD failed; undone");
     if (failures.length > 0) {

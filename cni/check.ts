@@ -4,7 +4,8 @@
 // first kernel difference, 101 an API one.
 import ipaddr from "ipaddr.js";
 import { CniError, ErrorCode } from "./error.js";
-import { findAttachment, kubeClient, makeContext, mode, type Context } from "./context.js";
+import { findAttachment, forVpc, kubeClient, makeContext, mode, type Context } from "./context.js";
+import { attachmentVpc } from "./pod-vpc.js";
 import type { AttachmentIds } from "./dataplane/attachment.js";
 import type { DataplaneMode } from "./dataplane/mode.js";
 import { invokeIpam } from "./ipam.js";
@@ -28,9 +29,8 @@ function differs(what: string): CniError {
 }
 
 export async function check(args: CmdArgs, env: Readonly<Record<string, string | undefined>>): Promise<void> {
-  const ctx = makeContext(args, env);
-  const { conf } = ctx;
-  const prev = conf.prevResult;
+  const base = makeContext(args, env);
+  const prev = base.conf.prevResult;
   if (prev === undefined) throw new CniError(ErrorCode.InvalidConfig, "prevResult: CHECK needs the result of ADD");
   const ifaces = (Array.isArray(prev["interfaces"]) ? prev["interfaces"] : []) as { name?: string; sandbox?: string }[];
   const podIndex = ifaces.findIndex((i) => i.name === args.ifName && i.sandbox !== undefined);
@@ -38,9 +38,15 @@ export async function check(args: CmdArgs, env: Readonly<Record<string, string |
     .filter((i) => i.interface === podIndex && typeof i.address === "string")
     .map((i) => i.address as string);
   if (podIndex < 0 || addresses.length === 0) throw new CniError(ErrorCode.InvalidConfig, `prevResult: no addresses on ${args.ifName}`);
-  const dpMode = await mode(ctx);
-  const client = await kubeClient(conf);
+  const dpMode = await mode(base);
+  const client = await kubeClient(base.conf);
   try {
+    // The VPC ADD recorded (or the config's fixed one, or the host interface's): not the one the
+    // namespace's annotation names now.
+    const found = await attachmentVpc(base, client, false);
+    if (found === undefined) throw differs(`no interface on this node carries ${base.alias}`);
+    const ctx = forVpc(base, found.vpc, found.namespace);
+    const { conf } = ctx;
     const ids = await findAttachment(ctx, client);
     if (ids === undefined) throw differs(`no interface on this node carries ${ctx.alias}`);
     const bvi = await getBgpVrfInstance(client, conf.nodeName, conf.vpcHex);
@@ -49,7 +55,7 @@ export async function check(args: CmdArgs, env: Readonly<Record<string, string |
   } finally {
     client.close();
   }
-  await invokeIpam(conf.ipam.type, "CHECK", args.path, env, args.stdin);
+  await invokeIpam(base.conf.ipam.type, "CHECK", args.path, env, args.stdin);
 }
 
 async function checkKernel(ctx: Context, dpMode: DataplaneMode, encap: Encapsulation, ids: AttachmentIds, addresses: string[]): Promise<void> {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { mtuFor, parseNetConf } from "./config.js";
+import { mtuFor, parseNetConf, parseVpcId } from "./config.js";
 import { CniError } from "./error.js";
 
 const base = {
@@ -31,9 +31,8 @@ describe("parseNetConf", () => {
   it("resolves a minimal config with defaults", () => {
     const c = parse({});
     expect(c).toMatchObject({
-      vpc: 0xabn,
-      vpcHex: "ab",
-      table: 0xab,
+      defaultVpc: { vpc: 0xabn, vpcHex: "ab", table: 0xab },
+      vpcFromNamespace: false,
       attachment: undefined,
       mtu: undefined,
       terminations: [],
@@ -81,7 +80,42 @@ describe("parseNetConf", () => {
     ]);
   });
 
+  it.each<[string, Record<string, unknown>, { vpcFromNamespace: boolean; defaultVpc: unknown }]>([
+    ["a fixed VPC", {}, { vpcFromNamespace: false, defaultVpc: { vpc: 0xabn, vpcHex: "ab", table: 0xab } }],
+    ["vpcFromNamespace false", { vpcFromNamespace: false }, { vpcFromNamespace: false, defaultVpc: { vpc: 0xabn, vpcHex: "ab", table: 0xab } }],
+    ["vpcFromNamespace with a default", { vpcFromNamespace: true, vpc: "0x0000000012ab" }, { vpcFromNamespace: true, defaultVpc: { vpc: 0x12abn, vpcHex: "12ab", table: 0x12ab } }],
+    ["vpcFromNamespace without a default", { vpcFromNamespace: true, vpc: undefined }, { vpcFromNamespace: true, defaultVpc: undefined }],
+    ["a VPC above 32 bits", { vpcFromNamespace: true, vpc: "ffff000000ab" }, { vpcFromNamespace: true, defaultVpc: { vpc: 0xffff000000abn, vpcHex: "ffff000000ab", table: 0xab } }],
+  ])("reads the VPC and vpcFromNamespace (%s)", (_name, over, want) => {
+    const c = parse(over);
+    expect({ vpcFromNamespace: c.vpcFromNamespace, defaultVpc: c.defaultVpc }).toEqual(want);
+  });
+
+  it.each<[string, string, string]>([
+    ["not hex", "xyz", 'namespace tenant-a annotation kvrf.dev/vpc: "xyz" is not hex'],
+    ["empty", "", 'namespace tenant-a annotation kvrf.dev/vpc: "" is not hex'],
+    ["too wide", "1000000000000", 'namespace tenant-a annotation kvrf.dev/vpc: "1000000000000" does not fit in 48 bits'],
+    ["the main table", "1000000fe", 'namespace tenant-a annotation kvrf.dev/vpc: "1000000fe": its low 32 bits (254) are a reserved kernel routing table (0, 253, 254, 255), which kvrf uses as the VPC\'s table'],
+    ["table 0", "0x100000000", 'namespace tenant-a annotation kvrf.dev/vpc: "0x100000000": its low 32 bits (0) are a reserved kernel routing table (0, 253, 254, 255), which kvrf uses as the VPC\'s table'],
+  ])("parses a namespace's VPC like the config's, naming the namespace and annotation (%s)", (_name, text, msg) => {
+    let got: unknown;
+    try {
+      parseVpcId(text, "namespace tenant-a annotation kvrf.dev/vpc");
+    } catch (err) {
+      got = err;
+    }
+    expect(got).toBeInstanceOf(CniError);
+    expect({ code: (got as CniError).code, msg: (got as CniError).message }).toEqual({ code: 7, msg });
+    // The config's field: the same messages under its own name (an empty "vpc" is a missing one).
+    if (text !== "") expect(error({ vpc: text }).msg).toBe(msg.replace("namespace tenant-a annotation kvrf.dev/vpc", "vpc"));
+  });
+
   it.each<[string, Record<string, unknown>, string]>([
+    ["vpcFromNamespace a string", { vpcFromNamespace: "true" }, 'vpcFromNamespace: must be true or false (got "true")'],
+    ["vpcFromNamespace a number", { vpcFromNamespace: 1 }, "vpcFromNamespace: must be true or false (got 1)"],
+    ["vpcFromNamespace null", { vpcFromNamespace: null }, "vpcFromNamespace: must be true or false (got null)"],
+    ["an empty default", { vpcFromNamespace: true, vpc: "" }, 'vpc: required: the VPC ID, 48-bit hex (got "")'],
+    ["a reserved default", { vpcFromNamespace: true, vpc: "ff" }, 'vpc: "ff": its low 32 bits (255) are a reserved kernel routing table'],
     ["no vpc", { vpc: undefined }, "vpc: required: the VPC ID, 48-bit hex (got nothing)"],
     ["vpc not hex", { vpc: "xyz" }, 'vpc: "xyz" is not hex'],
     ["vpc too wide", { vpc: "1000000000000" }, 'vpc: "1000000000000" does not fit in 48 bits'],

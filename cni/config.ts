@@ -82,13 +82,62 @@ export interface Termination {
   via: string;
 }
 
-export interface NetConf {
-  name: string;
-  /** Kernel routing table of the VPC on every node: uint32(vpc), unique per the RT claim. */
-  table: number;
-  cniVersion: string;
+/** A VPC as the plugin uses it: its 48-bit ID, the ID's canonical hex, and its kernel table. */
+export interface Vpc {
   vpc: bigint;
   vpcHex: string;
+  /** Kernel routing table of the VPC on every node: uint32(vpc), unique per the RT claim. */
+  table: number;
+}
+
+/**
+ * The namespace annotation that selects the VPC of a namespace's pods when the network config
+ * sets `vpcFromNamespace` (the same key as the VPC label of kvrf's objects).
+ */
+export const namespaceVpcAnnotation = "kvrf.dev/vpc";
+
+/**
+ * Parses a VPC ID from `field` (the config's "vpc", or a namespace's annotation): 48-bit hex whose
+ * low 32 bits are not a reserved kernel table. Throws code 7 naming `field` and the value.
+ */
+export function parseVpcId(text: string, field: string): Vpc {
+  let vpc: bigint;
+  try {
+    vpc = parseVpc(text, field);
+  } catch (err) {
+    if (err instanceof IdError) throw new CniError(ErrorCode.InvalidConfig, err.message);
+    throw err;
+  }
+  const table = vpcNumber(vpc);
+  if (reservedTables.has(table)) {
+    throw invalid(field, `"${text}": its low 32 bits (${table}) are a reserved kernel routing table (0, 253, 254, 255), which kvrf uses as the VPC's table`);
+  }
+  return { vpc, vpcHex: hex(vpc), table };
+}
+
+/** The VPC of an ID known to be valid (an interface name, a record, an object of the plugin's own). */
+export function vpcOf(vpc: bigint): Vpc {
+  return { vpc, vpcHex: hex(vpc), table: vpcNumber(vpc) };
+}
+
+/** The network config with the VPC of this invocation resolved (the config's, or its namespace's). */
+export type VpcConf = NetConf & Vpc;
+
+/** `conf` acting on `vpc`. */
+export function withVpc(conf: NetConf, vpc: Vpc): VpcConf {
+  return { ...conf, vpc: vpc.vpc, vpcHex: vpc.vpcHex, table: vpc.table };
+}
+
+export interface NetConf {
+  name: string;
+  cniVersion: string;
+  /**
+   * The config's `vpc`: the VPC of every attachment, or with `vpcFromNamespace` the VPC of pods
+   * whose namespace has no annotation (undefined: there is no default, such pods are refused).
+   */
+  defaultVpc: Vpc | undefined;
+  /** ADD takes the VPC from the pod namespace's kvrf.dev/vpc annotation (namespaceVpcAnnotation). */
+  vpcFromNamespace: boolean;
   /** Undefined: pick a free one on ADD; find it on the node or in the API otherwise. */
   attachment: number | undefined;
   ipam: Record<string, unknown> & { type: string };
@@ -125,7 +174,11 @@ export interface NetConf {
  * NODE_NAME, then the NODE_NAME environment variable). Throws CniError code 7 naming the field.
  */
 export function parseNetConf(raw: Record<string, unknown>, cniArgs: ReadonlyMap<string, string>, env: Readonly<Record<string, string | undefined>>): NetConf {
-  const vpcText = str(raw, "vpc", "the VPC ID, 48-bit hex");
+  const fromNamespace = raw["vpcFromNamespace"];
+  if (fromNamespace !== undefined && typeof fromNamespace !== "boolean") throw invalid("vpcFromNamespace", "must be true or false", fromNamespace);
+  const vpcFromNamespace = fromNamespace === true;
+  // With vpcFromNamespace the config's VPC is only the default, and may be left out.
+  const vpcText = vpcFromNamespace && raw["vpc"] === undefined ? undefined : str(raw, "vpc", "the VPC ID, 48-bit hex");
   // The attachment ID: from the config, Multus-style "args": {"cni": {...}}, or CNI_ARGS;
   // none means "pick a free one on this node".
   const argsCni = (raw["args"] as { cni?: Record<string, unknown> } | undefined)?.cni ?? {};
@@ -160,11 +213,10 @@ export function parseNetConf(raw: Record<string, unknown>, cniArgs: ReadonlyMap<
   const stateDir = optAbsPath(raw, "stateDir");
   const termRaw = raw["terminations"] ?? [];
   if (!Array.isArray(termRaw)) throw invalid("terminations", "must be a list of {network, via}", termRaw);
-  let vpc: bigint;
+  const defaultVpc = vpcText === undefined ? undefined : parseVpcId(vpcText, "vpc");
   let attachment: number | undefined;
   let locator: Locator | undefined;
   try {
-    vpc = parseVpc(vpcText, "vpc");
     attachment = attachmentText === undefined ? undefined : parseAttachment(attachmentText, "vpcAttachment");
     locator = locatorText === undefined ? undefined : parseLocator(locatorText, "srv6Locator");
   } catch (err) {
@@ -188,10 +240,6 @@ export function parseNetConf(raw: Record<string, unknown>, cniArgs: ReadonlyMap<
     }
     return { network: canonical, via: via.toString() };
   });
-  const table = vpcNumber(vpc);
-  if (reservedTables.has(table)) {
-    throw invalid("vpc", `"${vpcText}": its low 32 bits (${table}) are a reserved kernel routing table (0, 253, 254, 255), which kvrf uses as the VPC's table`);
-  }
   const nodeName = configNode ?? cniArgs.get("NODE_NAME") ?? env["NODE_NAME"];
   if (nodeName === undefined || nodeName === "") {
     throw invalid("nodeName", "the node name is unknown: set \"nodeName\" in the config, NODE_NAME in CNI_ARGS or in the environment");
@@ -202,10 +250,9 @@ export function parseNetConf(raw: Record<string, unknown>, cniArgs: ReadonlyMap<
   const prev = raw["prevResult"];
   return {
     name: String(raw["name"]),
-    table,
     cniVersion: String(raw["cniVersion"]),
-    vpc,
-    vpcHex: hex(vpc),
+    defaultVpc,
+    vpcFromNamespace,
     attachment,
     ipam: { ...ipam, type: ipamType },
     mtu,

@@ -1,11 +1,16 @@
 import { describe, expect, it } from "vitest";
-import { parseNetConf } from "./config.js";
+import { parseNetConf, withVpc, type VpcConf } from "./config.js";
 import { dataplaneOf, routing, speakerSettings } from "./context.js";
 import { CniError } from "./error.js";
 import type { KubeClient } from "./kube/client.js";
 
 const base = { vpc: "ab", kubeconfig: "/etc/kvrf.kubeconfig", nodeName: "iad", ipam: { type: "host-local" } };
-const conf = (over: Record<string, unknown>): ReturnType<typeof parseNetConf> => parseNetConf({ ...base, ...over }, new Map(), {});
+/** The config acting on its own (fixed) VPC. */
+const conf = (over: Record<string, unknown>): VpcConf => {
+  const c = parseNetConf({ ...base, ...over }, new Map(), {});
+  if (c.defaultVpc === undefined) throw new Error("no vpc");
+  return withVpc(c, c.defaultVpc);
+};
 
 /** A client answering the node and BGPInstance reads of speakerConfigsFor (the only requests made). */
 function apiWith(instances: { name: string; asn: number; encapsulation?: string; routeTargetASN?: number }[]): { client: () => Promise<KubeClient>; asked: () => number } {

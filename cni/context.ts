@@ -2,7 +2,7 @@
 // a Kubernetes client, and the attachment's kernel identity (IDs, interface name, SIDs).
 import { createHash } from "node:crypto";
 import { CniError, ErrorCode } from "./error.js";
-import { parseNetConf, type NetConf } from "./config.js";
+import { parseNetConf, withVpc, type NetConf, type Vpc, type VpcConf } from "./config.js";
 import type { KubeClient } from "./kube/client.js";
 import { KubeError, loadKubeconfig, type Credentials } from "./kube/credentials.js";
 import { createLogger, type Logger } from "./log.js";
@@ -22,7 +22,8 @@ import { mtuFor } from "./config.js";
 import type { VxlanVpc } from "./dataplane/lines.js";
 import { speakerFor } from "./kube/speaker-config.js";
 
-export interface Context {
+/** One invocation before its VPC is known (with `vpcFromNamespace` it depends on the pod's namespace). */
+export interface BaseContext {
   args: CmdArgs;
   conf: NetConf;
   log: Logger;
@@ -31,20 +32,37 @@ export interface Context {
   env: Readonly<Record<string, string | undefined>>;
 }
 
-export function makeContext(args: CmdArgs, env: Readonly<Record<string, string | undefined>>): Context {
-  const conf = parseNetConf(args.config, args.args, env);
-  const log = createLogger({
+/** One invocation acting on one VPC. */
+export interface Context extends BaseContext {
+  conf: VpcConf;
+}
+
+function logger(conf: NetConf, args: CmdArgs, fields: Record<string, unknown>): Logger {
+  return createLogger({
     logFile: conf.logFile,
     level: conf.logLevel,
     bindings: {
       verb: args.verb,
       containerID: args.containerId,
       ifName: args.ifName,
-      vpc: conf.vpcHex,
+      ...fields,
       ...(conf.attachment !== undefined ? { attachment: conf.attachment.toString(16) } : {}),
     },
   });
+}
+
+export function makeContext(args: CmdArgs, env: Readonly<Record<string, string | undefined>>): BaseContext {
+  const conf = parseNetConf(args.config, args.args, env);
+  // A config's fixed VPC is in every log line from the start, as it always was.
+  const log = logger(conf, args, !conf.vpcFromNamespace && conf.defaultVpc !== undefined ? { vpc: conf.defaultVpc.vpcHex } : {});
   return { args, conf, log, alias: attachmentAlias(conf.name, args.containerId, args.ifName), env };
+}
+
+/** The invocation acting on `vpc` (its log lines name it, and the pod's namespace when known). */
+export function forVpc(ctx: BaseContext, vpc: Vpc, namespace?: string): Context {
+  const conf = withVpc(ctx.conf, vpc);
+  const log = logger(conf, ctx.args, { vpc: vpc.vpcHex, ...(namespace !== undefined ? { namespace } : {}) });
+  return { ...ctx, conf, log };
 }
 
 export function attachmentAlias(network: string, containerId: string, ifName: string): string {
@@ -99,7 +117,7 @@ export async function kubeClient(conf: NetConf): Promise<KubeClient> {
   return connect(await credentials(conf));
 }
 
-export function routing(sp: { asn: number; routeTargetAsn: number }, conf: NetConf): { rd: string; rt: string } {
+export function routing(sp: { asn: number; routeTargetAsn: number }, conf: VpcConf): { rd: string; rt: string } {
   try {
     return vpcRoutingText(sp.asn, conf.vpc, sp.routeTargetAsn);
   } catch (err) {
@@ -112,7 +130,7 @@ export function routing(sp: { asn: number; routeTargetAsn: number }, conf: NetCo
 }
 
 /** The node's kernel (probed once per boot); a fresh probe is logged with what it found. */
-export async function kernel(ctx: Context): Promise<KernelInfo> {
+export async function kernel(ctx: BaseContext): Promise<KernelInfo> {
   const forced = ctx.conf.dataplaneMode === "auto" ? undefined : ctx.conf.dataplaneMode;
   let info;
   try {
@@ -132,7 +150,7 @@ export async function kernel(ctx: Context): Promise<KernelInfo> {
 }
 
 /** The kernel mode, for verbs that must work whatever the kernel lacks (DEL, GC, CHECK). */
-export async function mode(ctx: Context): Promise<DataplaneMode> {
+export async function mode(ctx: BaseContext): Promise<DataplaneMode> {
   return (await kernel(ctx)).mode;
 }
 
@@ -174,7 +192,8 @@ export interface Dataplane {
   vxlan: VxlanVpc | undefined;
 }
 
-export function dataplaneOf(conf: NetConf, encap: Encapsulation): Dataplane {
+/** `vpcField`: where the VPC came from, for the message (the config's "vpc", or a namespace's annotation). */
+export function dataplaneOf(conf: VpcConf, encap: Encapsulation, vpcField = "vpc"): Dataplane {
   const mtu = mtuFor(conf, encap);
   if (encap === "srv6") {
     if (conf.locator === undefined) throw new CniError(ErrorCode.InvalidConfig, 'srv6Locator: required with the srv6 encapsulation: the node\'s SRv6 locator, e.g. "fd00:0:a::/48"');
@@ -182,7 +201,7 @@ export function dataplaneOf(conf: NetConf, encap: Encapsulation): Dataplane {
   }
   if (conf.vtep === undefined) throw new CniError(ErrorCode.InvalidConfig, "vtep: required with the vxlan encapsulation: the node's underlay address VXLAN packets are sent from and to");
   const vni = vpcVni(conf.vpc);
-  if (vni === 0) throw new CniError(ErrorCode.InvalidConfig, `vpc: "${conf.vpcHex}": its low 24 bits are 0, which is not a usable VNI`);
+  if (vni === 0) throw new CniError(ErrorCode.InvalidConfig, `${vpcField}: "${conf.vpcHex}": its low 24 bits are 0, which is not a usable VNI`);
   return { encap, mtu, locator: undefined, vxlan: { vni, vtep: conf.vtep, routerMac: routerMac(conf.nodeName) } };
 }
 
@@ -190,7 +209,7 @@ export function dataplaneOf(conf: NetConf, encap: Encapsulation): Dataplane {
  * The kernel mode, once the kernel is known to have everything the data plane needs (ADD):
  * otherwise code 104 naming each missing feature and its kernel option, before anything changed.
  */
-export async function readyMode(ctx: Context, encap: Encapsulation): Promise<DataplaneMode> {
+export async function readyMode(ctx: BaseContext, encap: Encapsulation): Promise<DataplaneMode> {
   const info = await kernel(ctx);
   const reason = notReadyReason(info, encap);
   if (reason !== undefined) throw new CniError(ErrorCode.MissingCapability, `kernel: ${reason}`);

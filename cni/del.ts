@@ -2,8 +2,12 @@
 // forward), then remove the data plane, then the IPAM lease. The removal of the VPC's last
 // attachment on the node also releases the node's route-target hold (route-target-hold.ts). What
 // is already gone counts as removed, so DEL succeeds without a netns, without an object, and when
-// repeated.
-import { findAttachment, kubeClient, makeContext, mode, type Context } from "./context.js";
+// repeated. With vpcFromNamespace the VPC is the one ADD recorded, not what the namespace says now
+// (pod-vpc.ts); DEL succeeds without a namespace, and without a record (a reboot).
+import { findAttachment, forVpc, kubeClient, makeContext, mode, type Context } from "./context.js";
+import { removeRecord } from "./attachment-record.js";
+import { ioFailure } from "./error.js";
+import { attachmentVpc } from "./pod-vpc.js";
 import { invokeIpam } from "./ipam.js";
 import { detach, releaseVpcIfUnused, type AttachmentIds } from "./dataplane/attachment.js";
 import { withLock } from "./dataplane/lock.js";
@@ -14,9 +18,19 @@ import { releaseRouteTargets } from "./route-target-hold.js";
 import type { CmdArgs } from "./skel.js";
 
 export async function del(args: CmdArgs, env: Readonly<Record<string, string | undefined>>): Promise<void> {
-  const ctx = makeContext(args, env);
-  const client = await kubeClient(ctx.conf);
+  const base = makeContext(args, env);
+  const client = await kubeClient(base.conf);
   try {
+    // The VPC ADD put the attachment in (pod-vpc.ts): the node's record of it, else the config's
+    // fixed VPC, else the host interface's, else the node's object of a VPC it could be in.
+    const found = await attachmentVpc(base, client, true);
+    if (found === undefined) {
+      // Nothing of the attachment is left where it could be: only its lease, if any.
+      await invokeIpam(base.conf.ipam.type, "DEL", args.path, env, args.stdin);
+      base.log.info({ apiRoundTrips: client.roundTrips }, "detached: no VPC holds this attachment on this node");
+      return;
+    }
+    const ctx = forVpc(base, found.vpc, found.namespace);
     const started = performance.now();
     // Where the time goes, for the benchmark (scripts/bench-cni.ts reads these from the log).
     const phase: Record<string, number> = { startup: Math.round(process.uptime() * 1000) };
@@ -37,7 +51,15 @@ export async function del(args: CmdArgs, env: Readonly<Record<string, string | u
       () => invokeIpam(ctx.conf.ipam.type, "DEL", args.path, env, args.stdin).then(() => lap("ipam")),
       lap,
     );
-    ctx.log.info({ ms: Math.round(performance.now() - started), phaseMs: phase, apiRoundTrips: client.roundTrips, apiMs: client.requestMs, lastOfVpc }, "detached");
+    try {
+      removeRecord(ctx.conf.stateDir, ctx.conf.name, args.containerId, args.ifName);
+    } catch (err) {
+      throw ioFailure("stateDir", ctx.conf.stateDir, err);
+    }
+    ctx.log.info(
+      { ms: Math.round(performance.now() - started), phaseMs: phase, apiRoundTrips: client.roundTrips, apiMs: client.requestMs, lastOfVpc, vpcFrom: found.from },
+      "detached",
+    );
   } finally {
     client.close();
   }

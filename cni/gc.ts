@@ -2,19 +2,19 @@
 // (cni.dev/valid-attachments; cni.dev/attachments is read too, see FACTS §1), from the kernel and
 // the API, release the node's route-target holds of VPCs with no attachment left on the node,
 // then forward GC to the IPAM plugin. Continues past errors and reports them together.
-import { readdirSync } from "node:fs";
-import path from "node:path";
-import { CniError, ErrorCode } from "./error.js";
-import { attachmentAlias, kubeClient, makeContext, mode, type Context } from "./context.js";
+import { CniError, ErrorCode, ioFailure } from "./error.js";
+import { attachmentAlias, forVpc, kubeClient, makeContext, mode, type BaseContext } from "./context.js";
+import { listRecords, removeRecord } from "./attachment-record.js";
+import { vpcOf, type Vpc } from "./config.js";
+import { markedVpcs } from "./pod-vpc.js";
 import { attachmentIds } from "./dataplane/attachment.js";
 import { invokeIpam } from "./ipam.js";
 import { releaseVpc, removeAttachment } from "./del.js";
 import { withLock } from "./dataplane/lock.js";
-import { markerPath } from "./route-target-hold.js";
 import { getBgpVrfInstance } from "./kube/objects.js";
 import { ipJson } from "../shared/kernel/ip.js";
 import { parseHostVethName } from "../shared/ifnames.js";
-import { hex, parseVpc, vpcNumber } from "../shared/ids.js";
+import { parseVpc } from "../shared/ids.js";
 import type { CmdArgs } from "./skel.js";
 
 interface Valid {
@@ -35,13 +35,24 @@ function validList(config: Record<string, unknown>): Valid[] {
 }
 
 export async function gc(args: CmdArgs, env: Readonly<Record<string, string | undefined>>): Promise<void> {
-  const ctx = makeContext(args, env);
-  const { conf, log } = ctx;
+  const base = makeContext(args, env);
+  const { conf, log } = base;
   const valid = new Set(validList(args.config).map((v) => `${v.containerID}/${v.ifname}`));
   const prefix = attachmentAlias(conf.name, "", "").slice(0, -2); // "kvrf:<network>"
   const client = await kubeClient(conf);
   const errors: string[] = [];
   const removed = new Set<string>();
+  /** Attachments whose removal failed: their records stay for the next try. */
+  const failed = new Set<string>();
+  // The VPC each attachment of this network was ADDed to, as the node recorded it (attachment-record.ts).
+  const records = new Map(listRecords(conf.stateDir, conf.name).map((r) => [`${r.containerID}/${r.ifName}`, r]));
+  const forget = (containerId: string, ifName: string): void => {
+    try {
+      removeRecord(conf.stateDir, conf.name, containerId, ifName);
+    } catch (err) {
+      errors.push(`${containerId}/${ifName}: ${ioFailure("stateDir", conf.stateDir, err).message}`);
+    }
+  };
   try {
     const links = await ipJson<{ ifname: string; ifalias?: string }>(["link", "show", "type", "veth"]);
     const live = new Set<string>();
@@ -55,49 +66,64 @@ export async function gc(args: CmdArgs, env: Readonly<Record<string, string | un
       live.add(key);
       if (valid.has(key)) continue;
       try {
-        await removeAttachment(forVpc(ctx, ids.vpc), client, rest.slice(0, sep), rest.slice(sep + 1), attachmentIds(conf.locator, ids.vpc, ids.attachment), () =>
-          releaseLease(ctx, rest.slice(0, sep), rest.slice(sep + 1)),
+        await removeAttachment(forVpc(base, vpcOf(ids.vpc)), client, rest.slice(0, sep), rest.slice(sep + 1), attachmentIds(conf.locator, ids.vpc, ids.attachment), () =>
+          releaseLease(base, rest.slice(0, sep), rest.slice(sep + 1)),
         );
         removed.add(key);
+        forget(rest.slice(0, sep), rest.slice(sep + 1));
         log.info({ stale: key, hostIf: link.ifname }, "GC removed a stale attachment");
       } catch (err) {
+        failed.add(key);
         errors.push(`${key}: ${(err as Error).message}`);
       }
     }
-    // API entries of this VPC on this node whose interface is gone (e.g. the node rebooted).
-    const bvi = await getBgpVrfInstance(client, conf.nodeName, conf.vpcHex).catch((err: unknown) => {
-      errors.push((err as Error).message);
-      return undefined;
-    });
-    for (const a of bvi?.spec.attachments ?? []) {
-      const key = `${a.containerID}/${a.ifName}`;
-      if (valid.has(key) || live.has(key) || removed.has(key)) continue;
-      try {
-        await removeAttachment(ctx, client, a.containerID, a.ifName, attachmentIds(conf.locator, conf.vpc, parseInt(a.attachment, 16)), () =>
-          releaseLease(ctx, a.containerID, a.ifName),
-        );
-        log.info({ stale: key }, "GC removed a stale API entry");
-      } catch (err) {
-        errors.push(`${key}: ${(err as Error).message}`);
+    // API entries whose interface is gone (e.g. the node rebooted): every entry of the config's
+    // VPC (without vpcFromNamespace, the VPC of all this network's attachments), and in the other
+    // VPCs the entries this network's records put there.
+    const apiVpcs = new Map<string, Vpc>();
+    if (conf.defaultVpc !== undefined) apiVpcs.set(conf.defaultVpc.vpcHex, conf.defaultVpc);
+    for (const r of records.values()) if (!apiVpcs.has(r.vpc)) apiVpcs.set(r.vpc, vpcOf(parseVpc(r.vpc)));
+    for (const v of apiVpcs.values()) {
+      const ctx = forVpc(base, v);
+      const bvi = await getBgpVrfInstance(client, conf.nodeName, v.vpcHex).catch((err: unknown) => {
+        errors.push((err as Error).message);
+        return undefined;
+      });
+      for (const a of bvi?.spec.attachments ?? []) {
+        const key = `${a.containerID}/${a.ifName}`;
+        if (valid.has(key) || live.has(key) || removed.has(key)) continue;
+        const rec = records.get(key);
+        if (v.vpcHex !== conf.defaultVpc?.vpcHex && rec?.vpc !== v.vpcHex) continue; // another network's
+        try {
+          await removeAttachment(ctx, client, a.containerID, a.ifName, attachmentIds(conf.locator, v.vpc, parseInt(a.attachment, 16)), () =>
+            releaseLease(ctx, a.containerID, a.ifName),
+          );
+          removed.add(key);
+          forget(a.containerID, a.ifName);
+          log.info({ stale: key, vpc: v.vpcHex }, "GC removed a stale API entry");
+        } catch (err) {
+          failed.add(key);
+          errors.push(`${key}: ${(err as Error).message}`);
+        }
       }
     }
-    // Holds of VPCs with no attachment left on the node: this network's VPC, and every VPC this
-    // node has a hold marker for (a DEL that failed after removing its kernel state, never retried).
-    const vpcs = new Map<string, bigint>([[conf.vpcHex, conf.vpc]]);
-    for (const name of markedVpcs(conf.stateDir)) {
-      try {
-        vpcs.set(name, parseVpc(name));
-      } catch {
-        // not a marker
-      }
+    // Records of attachments that left nothing behind (an ADD killed before its first change,
+    // whose DEL never came).
+    for (const [key, r] of records) {
+      if (valid.has(key) || live.has(key) || removed.has(key) || failed.has(key)) continue;
+      forget(r.containerID, r.ifName);
     }
-    const dpMode = await mode(ctx);
-    for (const [vpcHex, vpc] of vpcs) {
-      const c = vpc === conf.vpc ? ctx : forVpc(ctx, vpc);
+    // Holds of VPCs with no attachment left on the node: the config's VPC, the recorded ones, and
+    // every VPC this node has a hold marker for (a DEL that failed after removing its kernel
+    // state, never retried).
+    const vpcs = new Map<string, Vpc>(apiVpcs);
+    for (const v of markedVpcs(conf.stateDir)) if (!vpcs.has(v.vpcHex)) vpcs.set(v.vpcHex, v);
+    const dpMode = await mode(base);
+    for (const v of vpcs.values()) {
       try {
-        if (await withLock(`vpc-${vpcHex}`, () => releaseVpc(c, client, dpMode))) log.info({ vpc: vpcHex }, "GC: no attachment of the VPC left on this node");
+        if (await withLock(`vpc-${v.vpcHex}`, () => releaseVpc(forVpc(base, v), client, dpMode))) log.info({ vpc: v.vpcHex }, "GC: no attachment of the VPC left on this node");
       } catch (err) {
-        errors.push(`route-target hold of VPC ${vpcHex}: ${(err as Error).message}`);
+        errors.push(`route-target hold of VPC ${v.vpcHex}: ${(err as Error).message}`);
       }
     }
   } finally {
@@ -108,22 +134,8 @@ export async function gc(args: CmdArgs, env: Readonly<Record<string, string | un
 }
 
 /** The stale attachment's IPAM lease, released as its DEL would (IPAM plugins key leases by container and interface). */
-async function releaseLease(ctx: Context, containerId: string, ifName: string): Promise<void> {
+async function releaseLease(ctx: BaseContext, containerId: string, ifName: string): Promise<void> {
   const env = { ...ctx.env, CNI_CONTAINERID: containerId, CNI_IFNAME: ifName, CNI_NETNS: "" };
   const { "cni.dev/valid-attachments": _v, "cni.dev/attachments": _a, ...conf } = ctx.args.config;
   await invokeIpam(ctx.conf.ipam.type, "DEL", ctx.args.path, env, Buffer.from(JSON.stringify(conf)));
-}
-
-/** VPCs this node has a route-target hold marker for. */
-function markedVpcs(stateDir: string): string[] {
-  try {
-    return readdirSync(path.dirname(markerPath(stateDir, "x"))).filter((n) => !n.includes("."));
-  } catch {
-    return [];
-  }
-}
-
-/** The context of another VPC's attachment of this network (GC), from its interface name. */
-function forVpc(ctx: Context, vpc: bigint): Context {
-  return { ...ctx, conf: { ...ctx.conf, vpc, vpcHex: hex(vpc), table: vpcNumber(vpc) } };
 }

@@ -58,6 +58,7 @@ const configKeys = [
   "name",
   "type",
   "vpc",
+  "vpcFromNamespace",
   "vpcAttachment",
   "ipam",
   "srv6Locator",
@@ -82,6 +83,7 @@ const validFor: Record<string, fc.Arbitrary<unknown>> = {
   cniVersion: fc.constantFrom("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"),
   vpc: fc.constantFrom("e1", "0xe1", "00000000e1", "e2", "1000000e1"),
   vpcAttachment: fc.constantFrom("1", "0x2", "ffff", "0"),
+  vpcFromNamespace: fc.constantFrom(true, false),
   mtu: fc.constantFrom(1280, 1400, 9000, 65535),
   asn: fc.constantFrom(64601, 64602, 4200000001),
   logLevel: fc.constantFrom("debug", "info", "warn", "error"),
@@ -126,7 +128,7 @@ const envChangeArb: fc.Arbitrary<EnvChange> = fc.oneof(
   fc.tuple(fc.constantFrom(...envNames), fc.oneof(fc.string({ unit: "grapheme", maxLength: 30 }), fc.constantFrom("", " ", "a/b", "x\nlink del lo", "-x", "a".repeat(300), "lo", "eth0:1", "relative/ns", "/nonexistent/ns"))).map(
     ([name, value]): EnvChange => ({ name, value }),
   ),
-  fc.constantFrom("K8S_POD_NAME", "=x", ";;", "IgnoreUnknown=1;K8S_POD_NAME=p", "KVRF_VPC_ATTACHMENT=zz", "KVRF_VPC_ATTACHMENT=3", "NODE_NAME=Not_A_Name").map((value): EnvChange => ({ name: "CNI_ARGS", value })),
+  fc.constantFrom("K8S_POD_NAME", "=x", ";;", "IgnoreUnknown=1;K8S_POD_NAME=p", "KVRF_VPC_ATTACHMENT=zz", "KVRF_VPC_ATTACHMENT=3", "NODE_NAME=Not_A_Name", "IgnoreUnknown=1;K8S_POD_NAMESPACE=default", "IgnoreUnknown=1;K8S_POD_NAMESPACE=no-such-ns").map((value): EnvChange => ({ name: "CNI_ARGS", value })),
 );
 
 const verbArb = fc.oneof(

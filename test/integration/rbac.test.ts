@@ -315,6 +315,7 @@ describe("identities, RBAC and node restriction", () => {
     ["remove its own holder entry again", "PATCH", `${api}/routetargetclaims/rt-65000-177${ssa(`kvrf-cni-node/${nodeA}`)}`, { apiVersion: "kvrf.dev/v1alpha1", kind: "RouteTargetClaim", metadata: { name: "rt-65000-177" } }, apply, 200],
     ["list claims by VPC", "GET", `${api}/routetargetclaims?labelSelector=kvrf.dev%2Fvpc%3Da3`, undefined, undefined, 200],
     ["read its Node", "GET", `/api/v1/nodes/${nodeA}`, undefined, undefined, 200],
+    ["read a pod's namespace (vpcFromNamespace: its kvrf.dev/vpc annotation)", "GET", "/api/v1/namespaces/default", undefined, undefined, 200],
     ["list BGPInstances", "GET", `${api}/bgpinstances`, undefined, undefined, 200],
     ["delete its claim", "DELETE", `${api}/routetargetclaims/rt-65000-163`, undefined, undefined, 200],
     ["delete its BGPVRFInstance", "DELETE", `${api}/bgpvrfinstances/${nodeA}.vpc-a3`, undefined, undefined, 200],
@@ -337,6 +338,8 @@ describe("identities, RBAC and node restriction", () => {
     ["read a Secret", "GET", `/api/v1/namespaces/${ns}/secrets/kvrf-bgp-passwords`, undefined, undefined, 403, rbac],
     ["create a ConfigMap", "POST", `/api/v1/namespaces/${ns}/configmaps`, { metadata: { name: "x" } }, undefined, 403, rbac],
     ["list pods", "GET", "/api/v1/pods", undefined, undefined, 403, rbac],
+    ["list namespaces", "GET", "/api/v1/namespaces", undefined, undefined, 403, rbac],
+    ["annotate a namespace (choose a pod's VPC)", "PATCH", "/api/v1/namespaces/default", { metadata: { annotations: { "kvrf.dev/vpc": "a3" } } }, mergePatch, 403, rbac],
   ];
 
   it.each(cniRows)("kvrf-cni of node A: %s", async (_what, method, apiPath, body, ct, status, message) => {
