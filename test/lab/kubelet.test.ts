@@ -114,7 +114,7 @@ describeNeeds(needs, `kvrf under kubelet + containerd, deployed from manifests/ 
     );
     log(`pod ${victim.name} deleted and its address withdrawn in ${Date.now() - t0} ms`);
     const footprint = await nodeFootprint(labDir, victim.node);
-    expect(footprint.leases.filter((l) => l.endsWith(`/${victim.ipv4}`)).length, "host-local lease released (unless the replacement took it)").toBeLessThanOrEqual(
+    expect((footprint["leases"] ?? []).filter((l) => l.endsWith(`/${victim.ipv4}`)).length, "host-local lease released (unless the replacement took it)").toBeLessThanOrEqual(
       (await kubeletPods(labDir, kubeconfig)).some((p) => p.ipv4 === victim.ipv4 && p.node === victim.node) ? 1 : 0,
     );
     const want = demoWorkloads.reduce((n, w) => n + w.replicas, 0);
