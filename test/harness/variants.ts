@@ -46,9 +46,9 @@ export interface Variant {
   needs: Capability[];
   /**
    * Whether fault suites run every case against this variant. The others run only the cases that
-   * hit their own kernel steps: IPAM, API and state-directory faults take the same code path
-   * whatever the data plane, and each case costs seconds (minutes under the vm tier's emulation).
-   * Best on a variant the host kernel runs natively.
+   * hit their own kernel steps (ownSteps below): IPAM, API and state-directory faults take the same
+   * code path whatever the data plane, and each case costs seconds (15–25 s under the vm tier's
+   * emulation). Best on a variant the host kernel runs natively.
    */
   full: boolean;
   /** The plugin's config entry (without cniVersion/name) for this variant. */
