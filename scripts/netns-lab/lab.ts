@@ -10,6 +10,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import * as k8s from "@kubernetes/client-node";
 import { nsKubeconfig, startApiRelay, startNsForwarder } from "../../test/harness/api-bridge.js";
 import { startControlPlane } from "../../test/harness/apiserver.js";
+import { labControlPlaneFromHost, labControlPlanesVar, releaseLabControlPlane } from "../../test/harness/vm-apiserver.js";
 import { startGobgpd } from "../../test/harness/gobgpd.js";
 import { spawnDaemon, stopByPidfiles, waitFor } from "../lib/process.js";
 import { removeFrrPathspace, startFrr } from "./frr.js";
@@ -105,6 +106,8 @@ export async function down(log: (s: string) => void = () => undefined): Promise<
   for (const pod of await labNamespaces()) if (pod.startsWith(`${nsPrefix}pod-`)) await run("ip", ["netns", "del", pod]).catch(() => undefined);
   const stopped = await stopByPidfiles(labDir);
   if (stopped.length > 0) log(`stopped ${stopped.join(", ")}`);
+  // In the vm tier's guest: the control plane the host ran for this lab (vm-apiserver.ts).
+  await releaseLabControlPlane(path.join(labDir, "control-plane"));
   for (const ns of await labNamespaces()) await run("ip", ["netns", "del", ns]).catch(() => undefined);
   // The FRR reflector's daemons are gone (their pidfiles above): now its pathspace.
   removeFrrPathspace(reflectorFrrName);
@@ -127,7 +130,9 @@ export async function up(log: (s: string) => void = () => undefined, settings: L
   const t0 = Date.now();
   try {
     // Control plane in the root namespace; namespaces reach it through a relay (no root addresses).
-    const cp = await startControlPlane({ dir: path.join(labDir, "control-plane"), detached: true });
+    // In the vm tier's guest the host runs it, natively (test/harness/vm-apiserver.ts).
+    const cpDir = path.join(labDir, "control-plane");
+    const cp = process.env[labControlPlanesVar] === "host" ? await labControlPlaneFromHost(cpDir) : await startControlPlane({ dir: cpDir, detached: true });
     log(`kube-apiserver ${cp.url} (${Date.now() - t0} ms)`);
     const { socket: apiSocket } = await startApiRelay(cp.url, labDir, true);
 
