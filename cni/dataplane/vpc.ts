@@ -167,7 +167,7 @@ export async function releaseVpcIfUnused(mode: DataplaneMode, vpc: bigint, table
   for (const b of vxlanReleaseBatches({ mode, vpc, table })) await ip(b.args, { ...h, batch: b.lines, force: true }).catch(() => undefined);
   if (mode === "vrf") {
     await ip(["link", "del", vrfDeviceName(vpc)], h).catch((err: unknown) => {
-      if (!(err instanceof IpError && err.notFound)) throw err;
+      if (!(err instanceof IpError && err.notFound)) throw kernelError(`removing VRF device ${vrfDeviceName(vpc)}`, err);
     });
   }
   await ip([], { ...h, batch: releaseTableLines(table), force: true }).catch(() => undefined);

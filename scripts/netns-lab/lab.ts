@@ -10,6 +10,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import * as k8s from "@kubernetes/client-node";
 import { nsKubeconfig, startApiRelay, startNsForwarder } from "../../test/harness/api-bridge.js";
 import { startControlPlane } from "../../test/harness/apiserver.js";
+import { labControlPlaneFromHost, labControlPlanesVar, releaseLabControlPlane } from "../../test/harness/vm-apiserver.js";
 import { startGobgpd } from "../../test/harness/gobgpd.js";
 import { spawnDaemon, stopByPidfiles, waitFor } from "../lib/process.js";
 import { removeFrrPathspace, startFrr } from "./frr.js";
@@ -117,6 +118,8 @@ export async function down(log: (s: string) => void = () => undefined): Promise<
   restoreKubeletSysctls(labDir);
   const stopped = await stopByPidfiles(labDir);
   if (stopped.length > 0) log(`stopped ${stopped.join(", ")}`);
+  // In the vm tier's guest: the control plane the host ran for this lab (vm-apiserver.ts).
+  await releaseLabControlPlane(path.join(labDir, "control-plane"));
   for (const ns of await labNamespaces()) await run("ip", ["netns", "del", ns]).catch(() => undefined);
   // The FRR reflector's daemons are gone (their pidfiles above): now its pathspace.
   removeFrrPathspace(reflectorFrrName);
@@ -145,7 +148,11 @@ export async function up(log: (s: string) => void = () => undefined, settings: L
   try {
     // Control plane in the root namespace; namespaces reach it through a relay (no root addresses).
     const kubelets = settings.runtime === "kubelet";
-    const cp = await startControlPlane({ dir: path.join(labDir, "control-plane"), detached: true, kubelets });
+    // In the vm tier's guest the host runs it, natively (test/harness/vm-apiserver.ts); a kubelet
+    // lab starts its own (Node authorizer, NodeRestriction, its PKI for the kubelets' certificates).
+    const cpDir = path.join(labDir, "control-plane");
+    const cp =
+      process.env[labControlPlanesVar] === "host" && !kubelets ? await labControlPlaneFromHost(cpDir) : await startControlPlane({ dir: cpDir, detached: true, kubelets });
     log(`kube-apiserver ${cp.url} (${Date.now() - t0} ms)`);
     const { socket: apiSocket } = await startApiRelay(cp.url, labDir, true);
     let images: string[] = [];

@@ -18,8 +18,8 @@ import { parseArgs } from "node:util";
 import type { Capability } from "../../shared/kernel/capabilities.js";
 import { parseCaps, type DeferredSuite } from "../../test/harness/needs.js";
 import { repoRoot, vmImage, type VmImage } from "../../test/harness/tools.js";
-import { runInVm, type VmResult } from "../../test/harness/vm.js";
-import { startHostControlPlane } from "../../test/harness/vm-apiserver.js";
+import { jobRoot, runInVm, type VmResult } from "../../test/harness/vm.js";
+import { labControlPlanesVar, serveLabControlPlanes, startHostControlPlane } from "../../test/harness/vm-apiserver.js";
 import { filesOf, readDeferred, type VmTierMeta } from "../lib/deferred.js";
 
 const { values: opt } = parseArgs({
@@ -95,10 +95,14 @@ async function main(): Promise<number> {
   }
   const files = filesOf(deferred, repoRoot);
   say(`booting ${image.package} (${image.kernelVersion}) under qemu; vitest on ${files.length} file(s) inside`);
-  // The integration tier's control plane runs on the host, natively (test/harness/vm-apiserver.ts).
-  const needsApi = listFiles(files).some((f) => f.projectName === "integration");
-  const host = needsApi ? await startHostControlPlane() : undefined;
+  // The integration tier's control plane runs on the host, natively (test/harness/vm-apiserver.ts),
+  // and so do the labs' (one per lab, started when the guest asks through the job directory).
+  const projects = new Set(listFiles(files).map((f) => f.projectName));
+  const host = projects.has("integration") ? await startHostControlPlane() : undefined;
   if (host !== undefined) say(`integration suites use a control plane on the host: ${host.cp.url} (10.0.2.2 from the guest)`);
+  const jobDir = path.join(jobRoot, `${process.pid}-tier`);
+  const labPlanes = projects.has("lab") ? serveLabControlPlanes(jobDir) : undefined;
+  if (labPlanes !== undefined) say("lab suites get a control plane of their own on the host, each when its lab comes up");
   // verbose: one line per test as it ends, so a long run under emulation shows progress.
   // Two workers (the guest's two CPUs): the suites mostly wait on processes and the network, and
   // integration files already share one API server on the host (their node names are their own).
@@ -116,16 +120,19 @@ async function main(): Promise<number> {
         KVRF_HOST_CAPS: [...hostCaps].join(","),
         KVRF_DEFERRED_DIR: "/vmjob/deferred",
         ...(host !== undefined ? { KVRF_VM_KUBECONFIG: host.cp.kubeconfig, KVRF_VM_ETCD_URL: host.cp.etcdUrl } : {}),
+        ...(labPlanes !== undefined ? { [labControlPlanesVar]: "host" } : {}),
         ...pass("CI"),
         ...pass("KVRF_KEEP_TEST_DIRS"),
       },
       // A default route for what needs one (kube-apiserver refuses to start without), and the
       // host's loopback services at 10.0.2.2.
       network: true,
+      jobDir,
       timeoutMs: Number(process.env["KVRF_VM_TIMEOUT_MS"] ?? 60 * 60_000),
       onConsole: (t) => process.stdout.write(t),
     });
   } finally {
+    await labPlanes?.stop();
     await host?.stop();
   }
   const report = path.join(r.jobDir, "report.json");

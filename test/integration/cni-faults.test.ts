@@ -17,7 +17,7 @@ import { expectAnswer, FaultNode, mountTmpfs, type IpamFault, type PluginRun } f
 import type { ApiFault } from "../harness/api-faults.js";
 import type { IpFault } from "../harness/fault-ip.js";
 import type { Netns } from "../harness/netns.js";
-import { variants, type Variant } from "../harness/variants.js";
+import { ownSteps, variants, type IpSteps, type Variant } from "../harness/variants.js";
 
 const claims = /\/routetargetclaims\//;
 const bvis = /\/bgpvrfinstances\//;
@@ -35,8 +35,46 @@ interface AddCase {
   fired?: number[];
 }
 
-/** Whether a case aims at the variant's own kernel steps (every variant runs those). */
-const kernelCase = (c: { ip?: unknown; before?: unknown }): boolean => c.ip !== undefined || c.before !== undefined;
+/** What a case injects, for choosing the variants that run it. */
+interface Injects {
+  ip?: (v: Variant, pod: Netns) => IpFault[];
+  ipam?: unknown;
+  api?: unknown;
+  conf?: unknown;
+  /** Before the verb: the pod's namespace removed. */
+  before?: unknown;
+}
+
+/** Stands in for the pod when a case's `ip` rules are only read, not run. */
+const anyPod = { name: "(pod)", path: "/var/run/netns/(pod)" } as Netns;
+
+/** A rule for one of the variant's steps; none when the variant has no such step. */
+const atStep = (v: Variant, step: keyof IpSteps, action: IpFault["action"]): IpFault[] => {
+  const match = v.ipSteps[step];
+  return match !== undefined ? [{ match, action }] : [];
+};
+
+/**
+ * Whether variant `v` runs case `c`. The all-cases variant (variants.ts `full`, policy routing
+ * with VXLAN: on the host) runs every case. Each other variant runs only the cases that can tell
+ * its kernel mode and encapsulation apart from that one: those that inject into one of ITS OWN
+ * kernel steps (variants.ts ownSteps: steps whose kernel lines, read off cni/dataplane/lines.ts,
+ * the all-cases variant never runs; for VRF mode with SRv6 the prepare batch — the VRF device up,
+ * the veth enslaved, End.DT46 into the VRF — and the VPC's VRF device), or that remove the pod's
+ * namespace before the verb (the veth goes with it; what stays behind is the mode's own, in VRF
+ * mode End.DT46 on the VRF device), and that inject nothing else: an IPAM, API or config fault
+ * beside a kernel one only decides which error is reported, the same code in every mode. A case
+ * aimed at a step the variant does not have is not its case.
+ */
+function runsCase(v: Variant, c: Injects): boolean {
+  const rules = c.ip?.(v, anyPod);
+  if (rules !== undefined && rules.length === 0) return false;
+  if (v.full) return true;
+  if (c.ipam !== undefined || c.api !== undefined || c.conf !== undefined) return false;
+  const own = ownSteps(v);
+  const steps = Object.entries(v.ipSteps).filter(([, match]) => (rules ?? []).some((r) => r.match === match)).map(([step]) => step as keyof IpSteps);
+  return c.before !== undefined || steps.some((s) => own.has(s));
+}
 
 /** Cases that need the data plane: the ADD gets past the kernel check. */
 const addCases: AddCase[] = [
@@ -106,6 +144,8 @@ const addCases: AddCase[] = [
   { name: "ip is killed before the veth batch", ip: (v) => [{ match: v.ipSteps.prepare, action: { kind: "kill-before" } }], code: 100 },
   { name: "ip is killed after the veth batch went in", ip: (v) => [{ match: v.ipSteps.prepare, action: { kind: "kill-after" } }], code: 100 },
   { name: "the pod's namespace is gone before the veth batch", ip: (v, pod) => [{ match: v.ipSteps.prepare, action: { kind: "netns-del-before", netns: pod.name } }], code: 100 },
+  // The VPC's own device (VRF or VXLAN), made by its first attachment on the node, before the veth.
+  { name: "ip is killed after the VPC's device went in", ip: (v) => atStep(v, "vpcDevice", { kind: "kill-after" }), code: 100, msg: /^creating (VRF|VXLAN) device kv/ },
   // The publication and the addresses (configure), concurrent.
   { name: "the publication is answered 500", api: [{ method: "PATCH", path: bvis, action: { status: 500 } }], code: 11, msg: /publishing attachment/ },
   { name: "the publication is answered 409", api: [{ method: "PATCH", path: bvis, times: 1, action: { status: 409, reason: "Conflict" } }], code: 101, msg: /disagrees with this attachment/ },
@@ -244,7 +284,7 @@ for (const [i, v] of faultVariants.entries()) {
         });
       });
 
-      it.each(v.full ? addCases : addCases.filter(kernelCase))("$name", async (c) => {
+      it.each(addCases.filter((c) => runsCase(v, c)))("$name", async (c) => {
         const n = node();
         const pod = await n.pod("add");
         await n.checked(c.name, [pod], async () => expectError(await runAdd(n, v, vpc, c, pod), c));
@@ -272,7 +312,8 @@ for (const [i, v] of faultVariants.entries()) {
         }
       });
 
-      it("the undo itself fails (API down): the answer says what is left, and DEL removes it", async () => {
+      // A pod-side and an API fault: the same steps in every variant (runsCase).
+      if (v.full) it("the undo itself fails (API down): the answer says what is left, and DEL removes it", async () => {
         const n = node();
         const pod = await n.pod("undo");
         await n.checked("DEL after a failed undo", [pod], async () => {
@@ -323,9 +364,11 @@ for (const [i, v] of faultVariants.entries()) {
         { name: "IPAM answers an error (its code 11 passes through)", ipam: { then: "error", code: 11 }, code: 11, msg: /IPAM plugin kvrf-fault-ipam DEL/ },
         { name: "IPAM crashes", ipam: { then: "crash" }, code: 102, msg: /IPAM plugin kvrf-fault-ipam DEL: killed by SIGKILL/ },
         { name: "the pod's namespace is gone", before: (pod) => pod.delete() },
+        // The VPC's last attachment on the node goes, and with it the VPC's own device (VRF or VXLAN).
+        { name: "ip is killed while removing the VPC's device", ip: (v) => atStep(v, "vpcRelease", { kind: "kill-before" }), code: 100, msg: /^removing (VRF|VXLAN) device kv/ },
       ];
 
-      it.each(v.full ? delCases : delCases.filter(kernelCase))("$name", async (c) => {
+      it.each(delCases.filter((c) => runsCase(v, c)))("$name", async (c) => {
         const n = node();
         const pod = await n.pod("del");
         await n.checked(c.name, [pod], async () => {

@@ -298,18 +298,23 @@ function cniSuite(v: CniVariant): void {
     await finishDeletion("aa");
   });
 
-  it("converges 20 parallel ADDs and then 20 parallel DELs of one VPC to nothing left", async () => {
+  // Twenty on the all-cases variant: concurrency on the VPC lock, attachment IDs, IPAM, the claim
+  // and the object, the same code whatever the data plane. Four elsewhere: still several veths
+  // joining (VRF mode: enslaved to) one VPC's device at once and its last DEL racing the others to
+  // remove it, at a fifth of the cost under the vm tier's emulation (each ADD there takes seconds).
+  const parallel = v.full ? 20 : 4;
+  it(`converges ${parallel} parallel ADDs and then ${parallel} parallel DELs of one VPC to nothing left`, async () => {
     cni.writeConflist("vpc-bb", [plugin("bb", { ipam: cni.hostLocal([[{ subnet: "10.2.0.0/24" }], [{ subnet: "fd20::/64" }]], "vpc-bb") })]);
-    const pods = await Promise.all(Array.from({ length: 20 }, (_, i) => createNetns(`par${i}`)));
+    const pods = await Promise.all(Array.from({ length: parallel }, (_, i) => createNetns(`par${i}`)));
     const adds = await Promise.all(pods.map((p) => cni.cnitool("add", "vpc-bb", p.path)));
     for (const r of adds) expectOk(r);
     const bvi = await getBvi("bb");
-    expect(bvi?.spec.attachments).toHaveLength(20);
-    expect(new Set(bvi?.spec.attachments?.map((a) => a.attachment)).size).toBe(20);
-    expect(new Set(bvi?.spec.attachments?.flatMap((a) => a.prefixes)).size).toBe(40);
+    expect(bvi?.spec.attachments).toHaveLength(parallel);
+    expect(new Set(bvi?.spec.attachments?.map((a) => a.attachment)).size).toBe(parallel);
+    expect(new Set(bvi?.spec.attachments?.flatMap((a) => a.prefixes)).size).toBe(2 * parallel);
     expect((await getClaim("65000:187"))?.spec.holders).toEqual([{ node: nodeName }]);
-    expect(await kvrfLinks()).toHaveLength(20);
-    expect(leases("bb")).toHaveLength(40);
+    expect(await kvrfLinks()).toHaveLength(parallel);
+    expect(leases("bb")).toHaveLength(2 * parallel);
     // Two of them talk across the shared VPC table.
     const ip1 = ((adds[1]?.json as { ips: { address: string }[] }).ips[0]?.address ?? "").split("/")[0] ?? "";
     expect(await pods[0]?.exec("ping", "-c", "1", "-W", "2", ip1)).toMatch(/1 received/);
