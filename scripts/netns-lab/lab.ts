@@ -151,14 +151,16 @@ export async function up(log: (s: string) => void = () => undefined, settings: L
     // In the vm tier's guest the host runs it, natively (test/harness/vm-apiserver.ts); a kubelet
     // lab starts its own (Node authorizer, NodeRestriction, its PKI for the kubelets' certificates).
     const cpDir = path.join(labDir, "control-plane");
-    const cp =
-      process.env[labControlPlanesVar] === "host" && !kubelets ? await labControlPlaneFromHost(cpDir) : await startControlPlane({ dir: cpDir, detached: true, kubelets });
+    const own = process.env[labControlPlanesVar] === "host" && !kubelets ? undefined : await startControlPlane({ dir: cpDir, detached: true, kubelets });
+    const cp = own ?? (await labControlPlaneFromHost(cpDir));
     log(`kube-apiserver ${cp.url} (${Date.now() - t0} ms)`);
     const { socket: apiSocket } = await startApiRelay(cp.url, labDir, true);
     let images: string[] = [];
+    const pki = own?.pki;
     if (kubelets) {
+      if (pki === undefined) throw new Error("a kubelet lab needs its own control plane");
       saveKubeletSysctls(labDir);
-      await startControllers({ dir: path.join(labDir, "control-plane"), kubeconfig: cp.kubeconfig, pki: cp.pki, log });
+      await startControllers({ dir: cpDir, kubeconfig: cp.kubeconfig, pki, log });
       images = await imageArchives(path.join(labDir, "images"), log);
     }
 
@@ -171,13 +173,13 @@ export async function up(log: (s: string) => void = () => undefined, settings: L
     await ipn(fabricNetns, "link", "add", "br0", "type", "bridge");
     await ipn(fabricNetns, "link", "set", "br0", "up");
     for (const node of labNodes) await buildNode(node, apiSocket, cp.kubeconfig, settings);
-    if (kubelets) {
+    if (kubelets && pki !== undefined) {
       for (const w of workers) {
         await startNodeRuntime({
           labDir,
           node: w,
           nodeIp: underlayAddress(w, settings),
-          pki: cp.pki,
+          pki,
           adminKubeconfig: cp.kubeconfig,
           images,
           labels: { "kvrf.dev/role": w.role },

@@ -129,10 +129,10 @@ describeNeeds(needs, `kvrf under kubelet + containerd, deployed from manifests/ 
     const perNode = 10;
     const before = Object.fromEntries(await Promise.all(workers.map(async (w) => [w.name, await nodeFootprint(labDir, w.name)] as const)));
     const objectsBefore = await k("get", "bgpvrfinstances,routetargetclaims,vniclaims", "-o", "name");
-    const churn = workloadObjects({ vpc: "b1", replicas: perNode * workers.length }).filter((o) => o["kind"] === "Deployment") as { metadata: { name: string } }[];
-    for (const d of churn) d.metadata.name = "churn";
+    const churn = workloadObjects({ vpc: "b1", replicas: perNode * workers.length }).filter((o) => o["kind"] === "Deployment");
+    for (const d of churn) (d["metadata"] as { name: string }).name = "churn";
     const t0 = Date.now();
-    await kubectlApply(kubeconfig, churn as unknown as Record<string, unknown>[]);
+    await kubectlApply(kubeconfig, churn);
     const selector = "kvrf.dev/lab-workload=b1";
     await waitFor(
       `${perNode * workers.length} churn pods running`,
@@ -141,7 +141,7 @@ describeNeeds(needs, `kvrf under kubelet + containerd, deployed from manifests/ 
     );
     const up = Date.now() - t0;
     await k("-n", workloadNamespace("b1"), "delete", "deployment", "churn", "--wait=true", "--timeout=300s");
-    await waitFor("churn pods gone", async () => JSON.parse(await k("-n", workloadNamespace("b1"), "get", "pods", "-o", "json")).items.length === 2, {
+    await waitFor("churn pods gone", async () => (JSON.parse(await k("-n", workloadNamespace("b1"), "get", "pods", "-o", "json")) as { items: unknown[] }).items.length === 2, {
       timeoutMs: 300_000 * timeScale,
       intervalMs: 2000,
     });
