@@ -293,7 +293,7 @@ describe("images without Docker follow their Dockerfiles' final stage", () => {
 
   it("gives gobgpd's scripts every command they run", () => {
     const spec = byName("gobgpd");
-    for (const script of ["gobgpd-entrypoint", "gobgp-drain"]) {
+    for (const script of ["gobgpd-entrypoint", "gobgp-drain", "gobgp-alive"]) {
       const text = readFileSync(path.join(root, "images/gobgpd", script), "utf8");
       expect(text.startsWith("#!/bin/sh\n")).toBe(true);
       for (const cmd of scriptCommands(text)) {

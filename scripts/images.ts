@@ -160,6 +160,7 @@ export function imageSpecs(i: Inputs): ImageSpec[] {
             { type: "file", dest: "/usr/local/bin/gobgp", from: i.gobgp, libs: true },
             { type: "file", dest: "/usr/local/bin/gobgpd-entrypoint", from: path.join(i.root, "images/gobgpd/gobgpd-entrypoint") },
             { type: "file", dest: "/usr/local/bin/gobgp-drain", from: path.join(i.root, "images/gobgpd/gobgp-drain") },
+            { type: "file", dest: "/usr/local/bin/gobgp-alive", from: path.join(i.root, "images/gobgpd/gobgp-alive") },
           ],
         },
       ],

@@ -38,7 +38,7 @@ interface Container {
     seccompProfile?: { type: string };
   };
   volumeMounts?: { name: string; mountPath: string }[];
-  livenessProbe?: { httpGet?: { path: string; port: string | number } };
+  livenessProbe?: { httpGet?: { path: string; port: string | number }; exec?: { command: string[] } };
   readinessProbe?: { httpGet?: { path: string; port: string | number } };
   lifecycle?: { preStop?: { exec?: { command: string[] } } };
 }
@@ -160,6 +160,8 @@ describe("manifests", () => {
     it("drains BGP in gobgpd's preStop within the grace period, and updates one node at a time", () => {
       const g = byName("gobgpd");
       expect(g?.lifecycle?.preStop?.exec?.command).toEqual(["/usr/local/bin/gobgp-drain"]);
+      // gobgpd 4 cannot start BGP again after StopBgp: kubelet restarts it (gobgp-alive.test.ts).
+      expect(g?.livenessProbe?.exec?.command).toEqual(["/usr/local/bin/gobgp-alive"]);
       // kvrfd's hook stops BGP without a NOTIFICATION when graceful restart is negotiated; it must
       // reach gobgpd's socket, which gobgp-drain waits on.
       const k = byName("kvrfd");
@@ -188,7 +190,7 @@ describe("manifests", () => {
         expect(kvrfImage).toContain(`/src/dist/${path.basename(script)}`);
         expect(script.startsWith("/opt/kvrf/")).toBe(true);
       }
-      expect(readdirSync(path.join(repoRoot, "images/gobgpd"))).toEqual(expect.arrayContaining(["gobgp-drain", "gobgpd-entrypoint", "Dockerfile"]));
+      expect(readdirSync(path.join(repoRoot, "images/gobgpd"))).toEqual(expect.arrayContaining(["gobgp-drain", "gobgp-alive", "gobgpd-entrypoint", "Dockerfile"]));
     });
 
     it("keeps the identities and namespaces the admission policies name", () => {

@@ -173,6 +173,11 @@ describeNeeds(needs, `kvrf under kubelet + containerd, deployed from manifests/ 
     }
     await waitFor("sjc Ready", async () => (await readyCondition("sjc")).startsWith("True"), { timeoutMs: 90_000 * timeScale, intervalMs: 1000 });
     await convergeOk("sjc Ready again");
+    // Without a BGPInstance kvrfd stopped BGP, which gobgpd 4 cannot start again: its liveness
+    // probe (gobgp-alive) failed and kubelet restarted it, and kvrfd started BGP on the new one.
+    const restarts = await k("-n", "kvrf-system", "get", "pods", "--field-selector", "spec.nodeName=sjc", "-o", 'jsonpath={.items[0].status.containerStatuses[?(@.name=="gobgpd")].restartCount}');
+    log(`sjc's gobgpd container restarted ${restarts} time(s)`);
+    expect(Number(restarts)).toBeGreaterThanOrEqual(1);
   });
 
   it("kubelet restart: the pods keep their sandboxes and addresses and stay reachable", async () => {
