@@ -1,7 +1,7 @@
 // `scripts/lab up | status | demo | test | down` — see docs/lab.md.
 import { execFileSync, spawnSync } from "node:child_process";
 import * as k8s from "@kubernetes/client-node";
-import { demoWorkloads, startWorkloads } from "./kubelet.js";
+import { demoWorkloads, matrixPods, startWorkloads } from "./kubelet.js";
 import { attachDemoPods, labDir, type AttachedPod, converge, down, kernelRoutes, kubeClient, kubectlKvrfCommand, labSettings, readState, reflectorFrrName, renderMatrix, speakerOf, up, usesFrr } from "./lab.js";
 import { vtyshJson } from "./frr.js";
 import { describeSettings, labNodes, underlayAddress, workers } from "./topology.js";
@@ -18,14 +18,7 @@ const log = (s: string): void => void process.stdout.write(`${s}\n`);
 async function kubeletDemoPods(): Promise<AttachedPod[]> {
   const state = readState();
   if (state === undefined) throw new Error("the lab is not up");
-  const pods = await startWorkloads(labDir, state.kubeconfig, demoWorkloads, log);
-  const seen = new Map<string, number>();
-  return pods.map((p) => {
-    const key = `${p.vpc}-${p.node}`;
-    const n = (seen.get(key) ?? 0) + 1;
-    seen.set(key, n);
-    return { name: `${key}-${n}`, vpc: p.vpc as AttachedPod["vpc"], node: p.node, ipv4: p.ipv4, ipv6: p.ipv6, netnsPath: p.netnsPath };
-  });
+  return matrixPods(await startWorkloads(labDir, state.kubeconfig, demoWorkloads, log));
 }
 
 async function status(): Promise<void> {

@@ -26,6 +26,7 @@ import { makeClientCert, type Pki } from "../../test/harness/pki.js";
 import { cniBinDir, repoRoot, tool } from "../../test/harness/tools.js";
 import { spawnDaemon, waitFor } from "../lib/process.js";
 import { nodeNetns, type LabNode } from "./topology.js";
+import type { AttachedPod } from "./lab.js";
 
 /** Paths a real node has at fixed places: each lab node gets its own copy, bound there in its mount namespace. */
 export const nodePaths = [
@@ -673,4 +674,15 @@ export async function nodeFootprint(labDir: string, node: string): Promise<Recor
     leases: leases.sort(),
     podNetns: existsSync(netnsDir) ? readdirSync(netnsDir).sort() : [],
   };
+}
+
+/** kubelet's pods as the lab's matrix takes them, named <vpc>-<node>-<n> (pod names are random). */
+export function matrixPods(list: readonly KubeletPod[]): AttachedPod[] {
+  const seen = new Map<string, number>();
+  return list.map((p) => {
+    const key = `${p.vpc}-${p.node}`;
+    const n = (seen.get(key) ?? 0) + 1;
+    seen.set(key, n);
+    return { name: `${key}-${n}`, vpc: p.vpc as AttachedPod["vpc"], node: p.node, ipv4: p.ipv4, ipv6: p.ipv6, netnsPath: p.netnsPath };
+  });
 }

@@ -9,12 +9,13 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { converge, down, kernelRoutes, labDir, readState, up, type AttachedPod } from "../../scripts/netns-lab/lab.js";
+import { converge, down, kernelRoutes, labDir, readState, up } from "../../scripts/netns-lab/lab.js";
 import {
   demoWorkloads,
   kubectl,
   kubectlApply,
   kubeletPods,
+  matrixPods,
   nodeFootprint,
   restartKubelet,
   runtimeDir,
@@ -37,18 +38,8 @@ describeNeeds(needs, `kvrf under kubelet + containerd, deployed from manifests/ 
   let kubeconfig = "";
   let pods: KubeletPod[] = [];
   const k = (...args: string[]): Promise<string> => kubectl(kubeconfig, args);
-  /** The matrix's view of kubelet's pods, named <vpc>-<node>-<n>. */
-  const attached = (list: readonly KubeletPod[]): AttachedPod[] => {
-    const seen = new Map<string, number>();
-    return list.map((p) => {
-      const key = `${p.vpc}-${p.node}`;
-      const n = (seen.get(key) ?? 0) + 1;
-      seen.set(key, n);
-      return { name: `${key}-${n}`, vpc: p.vpc as AttachedPod["vpc"], node: p.node, ipv4: p.ipv4, ipv6: p.ipv6, netnsPath: p.netnsPath };
-    });
-  };
   const convergeOk = async (what: string): Promise<void> => {
-    const { ms, cells } = await converge(attached(pods), 90_000 * timeScale);
+    const { ms, cells } = await converge(matrixPods(pods), 90_000 * timeScale);
     log(`${what}: matrix of ${pods.length} pods as expected after ${ms} ms`);
     expect(cells.filter((c) => c.ok !== c.expected)).toEqual([]);
   };
