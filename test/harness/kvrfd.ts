@@ -7,7 +7,8 @@
 // kill -9 really kills it); KVRF_KVRFD_BIN=dist/kvrfd runs the built bundle instead, and
 // KVRF_KVRFD_NODE_ARGS adds node flags (V8 heap limits).
 import { execFile } from "node:child_process";
-import { mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
 import path from "node:path";
 import * as k8s from "@kubernetes/client-node";
 import { attachmentSid, parseLocator } from "../../shared/srv6-sid.js";
@@ -36,7 +37,7 @@ import { startGobgpd, type Gobgpd } from "./gobgpd.js";
 import { createNetns, ip, type Netns } from "./netns.js";
 import { startFrr, type Frr } from "./frr.js";
 import { spawnDaemon, waitFor, type Daemon } from "./process.js";
-import { repoRoot } from "./tools.js";
+import { repoRoot, testEnvDir } from "./tools.js";
 import { vxlanDeviceName } from "../../shared/ifnames.js";
 import { routerMac } from "../../shared/router-mac.js";
 
@@ -263,9 +264,46 @@ function isNotFound(err: unknown): boolean {
   return err instanceof k8s.ApiException && err.code === 404;
 }
 
+/**
+ * One fabric at a time per API server. Fabrics share what the API server holds cluster-wide — the
+ * route-target and VNI claims of their VPCs (the same VPC IDs in every test), and Node records with
+ * the same addresses and locators — so two at once meddle: one's stop() deletes the claims the
+ * other's kvrfd programs its VPCs by (seen in the vm tier, where two files' fabrics overlapped). A
+ * lock directory per server in the run directory, taken over when its owner process is gone.
+ */
+async function fabricLock(kc: k8s.KubeConfig): Promise<() => void> {
+  const server = kc.getCurrentCluster()?.server ?? "";
+  const lock = path.join(testEnvDir, "run", `fabric-${createHash("sha256").update(server).digest("hex").slice(0, 12)}.lock`);
+  mkdirSync(path.dirname(lock), { recursive: true });
+  const deadline = Date.now() + 30 * 60_000;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      writeFileSync(path.join(lock, "owner"), String(process.pid));
+      return () => rmSync(lock, { recursive: true, force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      const owner = Number(readFileSync(path.join(lock, "owner"), { encoding: "utf8", flag: "a+" }) || "0");
+      if (owner > 0 && owner !== process.pid && !existsSync(`/proc/${owner}`)) rmSync(lock, { recursive: true, force: true });
+      if (Date.now() > deadline) throw new Error(`waited 30 min for another fabric on ${server} (${lock})`, { cause: err });
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
 export async function startFabric(opts: FabricOptions): Promise<Fabric> {
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(opts.kubeconfig);
+  const unlock = await fabricLock(kc);
+  try {
+    return await buildFabric(opts, kc, unlock);
+  } catch (err) {
+    unlock();
+    throw err;
+  }
+}
+
+async function buildFabric(opts: FabricOptions, kc: k8s.KubeConfig, unlock: () => void): Promise<Fabric> {
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const custom = kc.makeApiClient(k8s.CustomObjectsApi);
   const asn = opts.asn ?? 65000;
@@ -491,6 +529,14 @@ export async function startFabric(opts: FabricOptions): Promise<Fabric> {
       await custom.deleteClusterCustomObject({ group, version, plural: bgpVrfInstance.plural, name: vrfObjectName(worker(n).name, vpc) });
     },
     stop: async () => {
+      try {
+        await stopFabric();
+      } finally {
+        unlock();
+      }
+    },
+  };
+  async function stopFabric(): Promise<void> {
       for (const n of nodes) await n.kvrfd?.stop().catch(() => undefined);
       // Objects left with our finalizer would never go away once no kvrfd runs: release them.
       const list = (await custom.listClusterCustomObject({ group, version, plural: bgpVrfInstance.plural })) as { items: BGPVRFInstance[] };
@@ -515,8 +561,7 @@ export async function startFabric(opts: FabricOptions): Promise<Fabric> {
       for (const n of nodes) await n.gobgpd.stop().catch(() => undefined);
       for (const n of nodes) await n.netns.delete().catch(() => undefined);
       await fab.delete().catch(() => undefined);
-    },
-  };
+  }
   return fabric;
 }
 
