@@ -239,6 +239,7 @@ export async function startNodeRuntime(o: StartNodeOptions): Promise<NodeRuntime
 
   // containerd (CRI): its state at the fixed paths bound above; sockets under the node's dir.
   const socket = path.join(dir, "containerd.sock");
+  const runc = await runcFor(o.labDir, o.log);
   const config = [
     "version = 3",
     `root = "/var/lib/containerd"`,
@@ -252,7 +253,7 @@ export async function startNodeRuntime(o: StartNodeOptions): Promise<NodeRuntime
     "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]",
     `  runtime_type = "io.containerd.runc.v2"`,
     "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]",
-    `  BinaryName = ${JSON.stringify(tool("runc"))}`,
+    `  BinaryName = ${JSON.stringify(runc)}`,
     "  SystemdCgroup = false",
     "[plugins.'io.containerd.cri.v1.runtime'.cni]",
     `  bin_dirs = ["/opt/cni/bin"]`,
@@ -261,7 +262,7 @@ export async function startNodeRuntime(o: StartNodeOptions): Promise<NodeRuntime
     `  stream_server_address = "127.0.0.1"`,
     "",
   ].join("\n");
-  writeFileSync(path.join(dir, "containerd.toml"), config.replace(JSON.stringify(tool("runc")), JSON.stringify(await runcFor(o.labDir, o.log))));
+  writeFileSync(path.join(dir, "containerd.toml"), config);
   const containerd = tool("containerd");
   const env = { ...process.env, PATH: `${path.dirname(containerd)}:${path.dirname(tool("runc"))}:${process.env["PATH"] ?? ""}` };
   const ctd = spawnDaemon("containerd", "nsenter", daemonArgs(dir, name, containerd, ["--config", path.join(dir, "containerd.toml")]), {
