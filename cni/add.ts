@@ -9,6 +9,7 @@ import { CniError, ErrorCode, ioFailure, stackOf } from "./error.js";
 import { connect, credentials, dataplaneOf, forVpc, makeContext, prefixesOf, readyMode, routing, speakerSettings, type Context } from "./context.js";
 import { readRecord, removeRecord, writeRecord, type AttachmentRecord } from "./attachment-record.js";
 import { chooseVpc } from "./pod-vpc.js";
+import { sweepAfterBoot } from "./boot-sweep.js";
 import { findPlugin, invokeIpam, IpamError, parseIpamResult } from "./ipam.js";
 import { checkLocator, configure, podAddressesOf, podGateway4, podGateway6, prepare } from "./dataplane/attachment.js";
 import { withLock } from "./dataplane/lock.js";
@@ -73,6 +74,9 @@ export async function add(args: CmdArgs, env: Readonly<Record<string, string | u
       ...(dp.vxlan !== undefined ? { vxlan: dp.vxlan } : {}),
     };
     phase["config"] = since(started);
+    // Checked, nothing changed yet: the first ADD after a boot waits for what the previous boot
+    // left to be swept (boot-sweep.ts).
+    await sweepAfterBoot(base);
     // With the VPC chosen from the namespace, the node records it before the first change, so
     // DEL, CHECK and GC act on this VPC whatever the namespace says later (attachment-record.ts).
     if (conf.vpcFromNamespace) {

@@ -77,8 +77,8 @@ export function removeRecord(stateDir: string, network: string, containerID: str
   rmSync(recordPath(stateDir, network, containerID, ifName), { force: true });
 }
 
-/** Every record of `network` on this node (GC). */
-export function listRecords(stateDir: string, network: string): AttachmentRecord[] {
+/** Every record of `network` on this node (GC); of every network when none is given. */
+export function listRecords(stateDir: string, network?: string): AttachmentRecord[] {
   let names: string[];
   try {
     names = readdirSync(recordDir(stateDir));
@@ -94,7 +94,7 @@ export function listRecords(stateDir: string, network: string): AttachmentRecord
       continue; // removed meanwhile, or a temporary file
     }
     const r = parse(text);
-    if (r !== undefined && r.network === network) out.push(r);
+    if (r !== undefined && (network === undefined || r.network === network)) out.push(r);
   }
   return out;
 }

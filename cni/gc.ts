@@ -11,7 +11,8 @@ import { attachmentIds } from "./dataplane/attachment.js";
 import { invokeIpam } from "./ipam.js";
 import { releaseVpc, removeAttachment } from "./del.js";
 import { withLock } from "./dataplane/lock.js";
-import { getBgpVrfInstance } from "./kube/objects.js";
+import { getBgpVrfInstance, listAllClaims } from "./kube/objects.js";
+import type { KubeClient } from "./kube/client.js";
 import { ipJson } from "../shared/kernel/ip.js";
 import { parseHostVethName } from "../shared/ifnames.js";
 import { parseVpc } from "../shared/ids.js";
@@ -36,8 +37,22 @@ function validList(config: Record<string, unknown>): Valid[] {
 
 export async function gc(args: CmdArgs, env: Readonly<Record<string, string | undefined>>): Promise<void> {
   const base = makeContext(args, env);
-  const { conf, log } = base;
   const valid = new Set(validList(args.config).map((v) => `${v.containerID}/${v.ifname}`));
+  const errors = await collect(base, valid, false);
+  await invokeIpam(base.conf.ipam.type, "GC", args.path, env, args.stdin).catch((err: unknown) => errors.push((err as Error).message));
+  if (errors.length > 0) throw new CniError(ErrorCode.Kernel, `GC left ${errors.length} attachment(s) behind`, errors.join("\n"));
+}
+
+/**
+ * Removes this network's attachments that are not in `valid`: their host veths, their API entries
+ * whose interface is gone, their records; then the route-target holds of VPCs left without an
+ * attachment on the node. The API entries are looked for in the config's VPC and the recorded
+ * ones, and with `nodeWide` (the sweep after a boot, boot-sweep.ts) also in every VPC whose
+ * route-target claim names this node as a holder, where an entry with a live interface or a
+ * record (of any network) is left alone. Returns the errors; does not touch IPAM.
+ */
+export async function collect(base: BaseContext, valid: ReadonlySet<string>, nodeWide: boolean): Promise<string[]> {
+  const { conf, log } = base;
   const prefix = attachmentAlias(conf.name, "", "").slice(0, -2); // "kvrf:<network>"
   const client = await kubeClient(conf);
   const errors: string[] = [];
@@ -56,9 +71,15 @@ export async function gc(args: CmdArgs, env: Readonly<Record<string, string | un
   try {
     const links = await ipJson<{ ifname: string; ifalias?: string }>(["link", "show", "type", "veth"]);
     const live = new Set<string>();
+    /** "<containerID>/<ifName>" of every kvrf host veth, whatever its network (nodeWide). */
+    const liveAny = new Set<string>();
     for (const link of links) {
       const ids = parseHostVethName(link.ifname);
       const alias = link.ifalias ?? "";
+      if (ids !== undefined && alias.startsWith("kvrf:")) {
+        const fields = alias.split(":");
+        if (fields.length >= 4) liveAny.add(`${fields.slice(2, -1).join(":")}/${fields.at(-1) ?? ""}`);
+      }
       if (ids === undefined || !alias.startsWith(`${prefix}:`)) continue;
       const rest = alias.slice(prefix.length + 1);
       const sep = rest.lastIndexOf(":");
@@ -83,6 +104,16 @@ export async function gc(args: CmdArgs, env: Readonly<Record<string, string | un
     const apiVpcs = new Map<string, Vpc>();
     if (conf.defaultVpc !== undefined) apiVpcs.set(conf.defaultVpc.vpcHex, conf.defaultVpc);
     for (const r of records.values()) if (!apiVpcs.has(r.vpc)) apiVpcs.set(r.vpc, vpcOf(parseVpc(r.vpc)));
+    const heldOnly = new Set<string>();
+    if (nodeWide) {
+      for (const v of await heldVpcs(client, conf.nodeName)) {
+        if (!apiVpcs.has(v.vpcHex)) {
+          apiVpcs.set(v.vpcHex, v);
+          heldOnly.add(v.vpcHex);
+        }
+      }
+    }
+    const anyRecord = nodeWide ? new Set(listRecords(conf.stateDir).map((r) => `${r.containerID}/${r.ifName}`)) : new Set<string>();
     for (const v of apiVpcs.values()) {
       const ctx = forVpc(base, v);
       const bvi = await getBgpVrfInstance(client, conf.nodeName, v.vpcHex).catch((err: unknown) => {
@@ -93,7 +124,10 @@ export async function gc(args: CmdArgs, env: Readonly<Record<string, string | un
         const key = `${a.containerID}/${a.ifName}`;
         if (valid.has(key) || live.has(key) || removed.has(key)) continue;
         const rec = records.get(key);
-        if (v.vpcHex !== conf.defaultVpc?.vpcHex && rec?.vpc !== v.vpcHex) continue; // another network's
+        if (heldOnly.has(v.vpcHex)) {
+          // Found only through the node's claims: any network's; stale once nothing on the node has it.
+          if (liveAny.has(key) || anyRecord.has(key)) continue;
+        } else if (v.vpcHex !== conf.defaultVpc?.vpcHex && rec?.vpc !== v.vpcHex) continue; // another network's
         try {
           await removeAttachment(ctx, client, a.containerID, a.ifName, attachmentIds(conf.locator, v.vpc, parseInt(a.attachment, 16)), () =>
             releaseLease(ctx, a.containerID, a.ifName),
@@ -129,8 +163,22 @@ export async function gc(args: CmdArgs, env: Readonly<Record<string, string | un
   } finally {
     client.close();
   }
-  await invokeIpam(conf.ipam.type, "GC", args.path, env, args.stdin).catch((err: unknown) => errors.push((err as Error).message));
-  if (errors.length > 0) throw new CniError(ErrorCode.Kernel, `GC left ${errors.length} attachment(s) behind`, errors.join("\n"));
+  return errors;
+}
+
+/** VPCs whose route-target claim names this node as a holder (the plugin may list claims, not BGPVRFInstances). */
+async function heldVpcs(client: KubeClient, nodeName: string): Promise<Vpc[]> {
+  const out = new Map<string, Vpc>();
+  for (const c of await listAllClaims(client, "routeTarget")) {
+    const vpc = c.spec?.vpc;
+    if (vpc === undefined || !(c.spec?.holders ?? []).some((h) => h.node === nodeName)) continue;
+    try {
+      out.set(vpc, vpcOf(parseVpc(vpc)));
+    } catch {
+      // not a VPC ID: not ours to judge
+    }
+  }
+  return [...out.values()];
 }
 
 /** The stale attachment's IPAM lease, released as its DEL would (IPAM plugins key leases by container and interface). */

@@ -30,7 +30,7 @@ interface Marker {
 
 let boot: string | undefined;
 
-function bootId(): string {
+export function bootId(): string {
   if (boot === undefined) {
     try {
       boot = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();

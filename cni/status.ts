@@ -8,6 +8,7 @@ import { CniError, ErrorCode } from "./error.js";
 import { encapsulation, kernel, kubeClient, makeContext } from "./context.js";
 import { notReadyReason } from "./dataplane/mode.js";
 import { invokeIpam } from "./ipam.js";
+import { sweepAfterBoot } from "./boot-sweep.js";
 import { speakerConfigsFor } from "./kube/speaker-config.js";
 import type { CmdArgs } from "./skel.js";
 import type { Encapsulation } from "../shared/api-types.js";
@@ -51,6 +52,9 @@ export async function status(args: CmdArgs, env: Readonly<Record<string, string 
   if (sp.status === "rejected") reasons.push(CniError.from(sp.reason).message);
   else reasons.push(...sp.value.reasons);
   if (ip.status === "rejected") reasons.push(CniError.from(ip.reason).message);
+  // A node otherwise ready sweeps what its previous boot left first (boot-sweep.ts): it is not
+  // ready for ADD before that, and the first ADD would wait for it.
+  if (reasons.length === 0) await sweepAfterBoot(ctx).catch((err: unknown) => reasons.push(CniError.from(err).message));
   if (reasons.length > 0) {
     ctx.log.warn({ reasons }, "not ready");
     throw new CniError(ErrorCode.NotAvailable, `not ready: ${reasons.join("; ")}`);

@@ -226,6 +226,18 @@ export async function listClaims(client: KubeClient, vpcHex: string): Promise<Fo
   return lists.flat();
 }
 
+/** Every claim of a kind, cluster-wide (the sweep after a boot finds the VPCs its node holds). */
+export async function listAllClaims(client: KubeClient, kind: ClaimKind): Promise<Claim[]> {
+  const k = claimKinds[kind];
+  try {
+    const list = await client.request<{ items?: Claim[] }>("GET", `${base}/${k.resource.plural}`);
+    return list.body.items ?? [];
+  } catch (err) {
+    if (err instanceof KubeError && err.notFound) return [];
+    throw apiFailure(`listing ${k.resource.kind}s`, err);
+  }
+}
+
 function bviBody(id: VrfIdentity, attachment: Attachment): object {
   return {
     apiVersion,

@@ -250,7 +250,7 @@ export class FaultNode {
     left.push(...this.leases().map((a) => `IPAM lease ${a}`));
     const claimsDir = path.join(this.stateDir, "claims");
     if (existsSync(claimsDir)) left.push(...readdirSync(claimsDir).map((f) => `state ${path.join("claims", f)}`));
-    if (existsSync(this.stateDir)) left.push(...readdirSync(this.stateDir).filter((f) => f !== "claims" && f !== "kernel.json").map((f) => `state ${f}`));
+    if (existsSync(this.stateDir)) left.push(...readdirSync(this.stateDir).filter((f) => f !== "claims" && f !== "kernel.json" && f !== "booted").map((f) => `state ${f}`));
     await this.finishDeletions();
     for (const o of await this.list(bgpVrfInstance.plural, `${nodeLabel}=${nodeLabelValue(this.nodeName)}`)) {
       const n = o.spec?.attachments?.length ?? 0;

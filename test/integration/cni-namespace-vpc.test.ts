@@ -324,4 +324,48 @@ describeNeeds(cniNeeds(mode, encap), "kvrf CNI plugin: the VPC of a namespace (v
     expect(await getClaim(0xc7)).toBeUndefined();
     await expectNothingLeft([0xc7]);
   });
+  it("after a reboot (pods' namespaces gone, state directory cleared) the first ADD sweeps what the old boot left: API entries, claims, leases, rules; a live pod is kept", async () => {
+    cni.writeConflist(network, [plugin()]);
+    const [nsA, nsB] = [await namespace("boot-a", "c9"), await namespace("boot-b", "ca")];
+    const [p1, p2, live] = await Promise.all([createNetns("boot1"), createNetns("boot2"), createNetns("boot3")]);
+    const added = new Map<string, string>();
+    for (const [pod, ns] of [[p1, nsA], [p2, nsB], [live, nsA]] as const) {
+      const r = await cni.cnitool("add", network, pod.path, { args: args(ns) });
+      expectOk(r);
+      added.set(pod.name, (r.json as { interfaces: { name: string }[] }).interfaces[0]?.name ?? "");
+    }
+    const [id1, id2, idLive] = [await cnitoolContainerId(p1.path), await cnitoolContainerId(p2.path), await cnitoolContainerId(live.path)];
+    const leasesBefore = leases().length;
+    const sweeps = (): number => readFileSync(logFile, "utf8").split("\n").filter((l) => l.includes("swept what the node's previous boot left")).length;
+    const sweepsBefore = sweeps();
+    // The "reboot": two pods' network namespaces die with their veths (their iif rules stay in the
+    // kernel), the state directory (a tmpfs) is empty, and no runtime remembers them: no DEL comes.
+    // One pod lives on, as it would through an upgrade to a plugin with the sweep.
+    await Promise.all([p1.delete(), p2.delete()]);
+    rmSync(state, { recursive: true, force: true });
+    expect(await node.ip("-4", "rule", "show")).toContain(`iif ${added.get(p1.name) ?? "?"} `);
+    const fresh = await createNetns("boot4");
+    expectOk(await cni.cnitool("add", network, fresh.path, { args: args(nsA) }));
+    const idFresh = await cnitoolContainerId(fresh.path);
+    expect(sweeps()).toBe(sweepsBefore + 1);
+    expect((await getBvi("c9"))?.spec.attachments?.map((a) => a.containerID).sort()).toEqual([idLive, idFresh].sort());
+    expect((await getBvi("ca"))?.metadata.deletionTimestamp).toBeDefined();
+    await finishDeletion("ca");
+    expect(await getClaim(0xca)).toBeUndefined();
+    expect(await getClaim(0xc9)).toBeDefined();
+    const rules = `${await node.ip("-4", "rule", "show")}${await node.ip("-6", "rule", "show")}`;
+    expect(rules).not.toContain(added.get(p1.name) ?? "?");
+    expect(rules).not.toContain(added.get(p2.name) ?? "?");
+    expect(rules).toContain(`iif ${added.get(live.name) ?? "?"} `);
+    // The two dead pods' leases went back to the pool (two families each), the live one's stayed.
+    expect(leases()).toHaveLength(leasesBefore - 4 + 2);
+    // Once per boot: the next ADD does not sweep again.
+    const again = await createNetns("boot5");
+    expectOk(await cni.cnitool("add", network, again.path, { args: args(nsA) }));
+    expect(sweeps()).toBe(sweepsBefore + 1);
+    for (const pod of [live, fresh, again]) expectOk(await cni.cnitool("del", network, pod.path, { args: args(nsA) }));
+    await finishDeletion("c9");
+    expect([id1, id2].some((id) => records().some((r) => r.includes(id)))).toBe(false);
+    await expectNothingLeft([0xc9, 0xca]);
+  });
 });
