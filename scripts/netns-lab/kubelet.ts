@@ -191,6 +191,9 @@ export async function startNodeRuntime(o: StartNodeOptions): Promise<NodeRuntime
   const rootfs = path.join(dir, "root");
   mkdirSync(dir, { recursive: true });
   const t0 = Date.now();
+  // What a boot needs again (rebootNode).
+  const { log: _log, ...saved } = o;
+  writeFileSync(path.join(dir, "start.json"), JSON.stringify(saved));
 
   // Mount points that do not exist on the host are made, recorded, and removed by `down`.
   const created: string[] = [];
@@ -344,6 +347,43 @@ export async function startNodeRuntime(o: StartNodeOptions): Promise<NodeRuntime
   });
   o.log(`${name}: kubelet up (${Date.now() - t0} ms)`);
   return nodeRuntime(o.labDir, name);
+}
+
+/** Paths of a node a reboot empties: /run (a tmpfs) and the runtime's state, so no sandbox is known after it. */
+export const rebootClears = ["/run/containerd", "/run/kvrf", "/run/netns", "/var/lib/containerd", "/var/lib/kubelet"] as const;
+
+/**
+ * A node reboot, as far as a network namespace can have one: everything the node runs dies at
+ * once and nothing is told (no DEL: kubelet, containerd, the shims and the containers are killed;
+ * the pods' network namespaces, their veths and routes go with their last reference), /run is
+ * emptied (containerd's state, the pods' netns pins, kvrf's state directory — tmpfs on a real
+ * node) and so is the runtime's state (/var/lib/containerd, /var/lib/kubelet: the runtime knows no
+ * sandbox afterwards, as on a node whose runtime state is ephemeral), then containerd (images
+ * imported again) and kubelet start as at boot. What stays is what a disk keeps — /var/lib/cni
+ * (host-local's leases), /etc/cni/net.d, /opt/cni/bin — and what a real reboot would clear but a
+ * network namespace keeps: the rules, routes and devices in the node's namespace. Cleaning what is
+ * kvrf's of those is the plugin's sweep after a boot (cni/boot-sweep.ts). Resolves when kubelet
+ * is up again; the caller waits for Ready and for the pods.
+ */
+export async function rebootNode(labDir: string, node: string, log: (s: string) => void): Promise<void> {
+  const dir = runtimeDir(labDir, node);
+  const saved = JSON.parse(readFileSync(path.join(dir, "start.json"), "utf8")) as Omit<StartNodeOptions, "log">;
+  const t0 = Date.now();
+  const problems = await stopNodeRuntime(labDir, node);
+  if (problems.length > 0) throw new Error(`reboot of ${node}: ${problems.join("; ")}`);
+  const rootfs = path.join(dir, "root");
+  // Nothing may still be mounted below the node's directories (the mount namespace died with its holder).
+  const mounted = readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "").filter((m) => m.startsWith(`${rootfs}/`));
+  if (mounted.length > 0) throw new Error(`reboot of ${node}: still mounted: ${mounted.join(", ")}`);
+  for (const p of rebootClears) {
+    const d = path.join(rootfs, p);
+    rmSync(d, { recursive: true, force: true });
+    mkdirSync(d, { recursive: true });
+  }
+  // The pods' network namespaces are freed once nothing refers to them: their host veths go with them.
+  await waitFor(`${node}'s pod veths gone`, async () => !/ kv[a-z2-7]{13}@/.test(await run("ip", ["-n", nodeNetns(node), "-o", "link", "show", "type", "veth"])), { timeoutMs: 30_000, intervalMs: 250 });
+  log(`${node}: everything stopped, /run and the runtime's state cleared (${Date.now() - t0} ms); booting`);
+  await startNodeRuntime({ ...saved, log });
 }
 
 /** Restarts the node's kubelet with the same command line (kubelet restart). */

@@ -5,7 +5,9 @@
 // plugin (ADD, DEL, CHECK, STATUS, GC on the runtime's schedule). VXLAN over IPv4, the encapsulation
 // this machine's kernel runs; the kernel mode is whatever the plugin picks (auto).
 // Times are logged, never asserted (scripts/bench-lab.ts measures).
+import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
+import { promisify } from "node:util";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -17,6 +19,7 @@ import {
   kubeletPods,
   matrixPods,
   nodeFootprint,
+  rebootNode,
   restartKubelet,
   runtimeDir,
   startWorkloads,
@@ -24,12 +27,13 @@ import {
   workloadObjects,
   type KubeletPod,
 } from "../../scripts/netns-lab/kubelet.js";
-import { describeSettings, labNodes, underlayAddress, workers, type LabSettings } from "../../scripts/netns-lab/topology.js";
+import { describeSettings, labNodes, nodeNetns, underlayAddress, workers, type LabSettings } from "../../scripts/netns-lab/topology.js";
 import { cniNeeds, kvrfdNeeds } from "../../shared/kernel/capabilities.js";
 import { repoRoot } from "../harness/tools.js";
 import { waitFor } from "../harness/process.js";
 import { describeNeeds, timeScale } from "../harness/needs.js";
 
+const run = async (cmd: string, args: string[]): Promise<string> => (await promisify(execFile)(cmd, args, { encoding: "utf8" })).stdout;
 const lab: LabSettings = { encap: "vxlan", underlay: 4, runtime: "kubelet" };
 const log = (s: string): void => void process.stderr.write(`[kubelet] ${s}\n`);
 const needs = [...new Set([...cniNeeds("policy-routing", lab.encap), ...kvrfdNeeds(lab.encap, lab.underlay)])];
@@ -182,4 +186,44 @@ describeNeeds(needs, `kvrf under kubelet + containerd, deployed from manifests/ 
     expect(existsSync(path.join(runtimeDir(labDir, "iad"), "kubelet.pid"))).toBe(true);
     void labNodes;
   });
+
+  it("node reboot (everything killed, /run and the runtime's state cleared): the first plugin run after the boot sweeps the old pods' entries, leases and rules; new pods reachable, old addresses gone everywhere", async () => {
+    const node = "sjc";
+    const old = (await kubeletPods(labDir, kubeconfig)).filter((p) => p.node === node);
+    expect(old.length).toBeGreaterThan(0);
+    const oldVeths = (await run("ip", ["-n", nodeNetns(node), "-o", "link", "show", "type", "veth"])).match(/kv[a-z2-7]{13}/g) ?? [];
+    const t0 = Date.now();
+    await rebootNode(labDir, node, log);
+    await waitFor(`${node} Ready after the reboot`, async () => (await readyCondition(node)).startsWith("True"), { timeoutMs: 120_000 * timeScale, intervalMs: 1000 });
+    const want = demoWorkloads.reduce((n, w) => n + w.replicas, 0);
+    await waitFor(`${want} pods running after ${node}'s reboot`, async () => (pods = await kubeletPods(labDir, kubeconfig)).length === want && pods.every((p) => p.ipv4 !== "" && p.ipv6 !== ""), {
+      timeoutMs: 180_000 * timeScale,
+      intervalMs: 1000,
+    });
+    log(`${node} rebooted: node Ready and ${want} pods running after ${Date.now() - t0} ms`);
+    const now = pods.filter((p) => p.node === node);
+    expect(now.map((p) => p.name).sort()).toEqual(old.map((p) => p.name).sort());
+    const addresses = new Set(now.flatMap((p) => [p.ipv4, p.ipv6]));
+    // host-local's leases (on disk, kept through the reboot): exactly the running pods' addresses.
+    await waitFor(`${node}'s leases are its pods'`, async () => {
+      const leased = ((await nodeFootprint(labDir, node))["leases"] ?? []).map((l) => l.split("/").pop() ?? "");
+      return JSON.stringify(leased.sort()) === JSON.stringify([...addresses].sort());
+    }, { timeoutMs: 30_000 * timeScale, intervalMs: 1000 }).catch(async (err: unknown) => {
+      expect((await nodeFootprint(labDir, node))["leases"], `${node}'s leases`).toEqual([...addresses]);
+      throw err;
+    });
+    // The API: the node's entries are its running pods' addresses, nothing of the old boot.
+    const objs = JSON.parse(await k("get", "bgpvrfinstances", "-l", `kvrf.dev/node=${node}`, "-o", "json")) as { items: { spec: { attachments?: { prefixes: string[] }[] } }[] };
+    expect(objs.items.flatMap((o) => (o.spec.attachments ?? []).flatMap((a) => a.prefixes.map((x) => x.split("/")[0] ?? ""))).sort()).toEqual([...addresses].sort());
+    // The old veths' rules are gone with them; the new ones have theirs.
+    const rules = ((await nodeFootprint(labDir, node))["rules"] ?? []).join("\n");
+    for (const v of oldVeths) expect(rules, `rule of the old boot's ${v}`).not.toContain(`iif ${v} `);
+    // No node routes an old address that no running pod has.
+    const gone = old.map((p) => p.ipv4).filter((ip) => !pods.some((p) => p.ipv4 === ip));
+    for (const w of workers) {
+      const routes = [...(await kernelRoutes(w.name, 0xa1)), ...(await kernelRoutes(w.name, 0xb1))];
+      for (const ip of gone) expect(routes.some((r) => r.startsWith(`${ip} `)), `${w.name} still routes ${ip} of ${node}'s old boot`).toBe(false);
+    }
+    await convergeOk(`after ${node}'s reboot`);
+  }, 600_000 * timeScale);
 });
