@@ -35,10 +35,27 @@ export default defineConfig({
           hookTimeout: 120_000 * slow,
         },
       },
+      // The lab and cluster tiers share one lab (scripts/netns-lab): one file at a time in each
+      // project, and lab-session.ts holds the lab lock around every file, so a file of one never
+      // runs its lab while a file of the other (or of another vitest run) has one up. Vitest puts
+      // files of projects with fileParallelism false into one group of its own that runs after
+      // all the others, one file at a time; the lock does not rely on that.
       {
         test: {
           name: "lab",
           include: ["test/lab/**/*.test.ts"],
+          setupFiles: ["test/harness/lab-session.ts"],
+          testTimeout: 180_000 * slow,
+          hookTimeout: 600_000 * slow,
+          fileParallelism: false,
+        },
+      },
+      // kvrf under kubelet + containerd on the lab's three workers (scripts/lab up --kubelet).
+      {
+        test: {
+          name: "cluster",
+          include: ["test/cluster/**/*.test.ts"],
+          setupFiles: ["test/harness/lab-session.ts"],
           testTimeout: 180_000 * slow,
           hookTimeout: 600_000 * slow,
           fileParallelism: false,

@@ -1,13 +1,14 @@
 // The vm tier (scripts/test): runs, on Debian's stock kernel under qemu, every suite the host kernel
 // could not (test/harness/needs.ts), in ONE guest, with one vitest over exactly their files.
 //
-//   tsx scripts/vm/tier.ts --deferred DIR --report FILE --meta FILE [--collect kernel,integration,lab]
+//   tsx scripts/vm/tier.ts --deferred DIR --report FILE --meta FILE [--collect kernel,integration,lab,cluster]
 //
-// DIR holds what the host's vitest recorded (KVRF_DEFERRED_DIR). --collect names tiers the host did
-// not run in this invocation: their files that use describeNeeds are collected (`vitest list`
-// without static parsing runs each file's top level, so describeNeeds decides and records exactly
-// as in a real run) to find their deferred suites without running any host test. The guest's
-// vitest report goes to --report, timings and counts to --meta (scripts/test-summary.ts merges).
+// DIR holds what the host's vitest recorded (KVRF_DEFERRED_DIR). --collect names tiers (vitest
+// projects) the host did not run in this invocation: their files that use describeNeeds are
+// collected (`vitest list` without static parsing runs each file's top level, so describeNeeds
+// decides and records exactly as in a real run) to find their deferred suites without running any
+// host test. The guest's vitest report goes to --report, timings and counts to --meta
+// (scripts/test-summary.ts merges).
 // Exit: vitest's exit code in the guest; 1 when the vm itself failed; 3 when the vm image is not
 // provisioned (scripts/test reports the tier as skipped).
 import { spawnSync } from "node:child_process";
@@ -101,6 +102,7 @@ async function main(): Promise<number> {
   const host = projects.has("integration") ? await startHostControlPlane() : undefined;
   if (host !== undefined) say(`integration suites use a control plane on the host: ${host.cp.url} (10.0.2.2 from the guest)`);
   const jobDir = path.join(jobRoot, `${process.pid}-tier`);
+  // (Not for the cluster tier's: a kubelet lab always starts its own, with the PKI its kubelets need.)
   const labPlanes = projects.has("lab") ? serveLabControlPlanes(jobDir) : undefined;
   if (labPlanes !== undefined) say("lab suites get a control plane of their own on the host, each when its lab comes up");
   // verbose: one line per test as it ends, so a long run under emulation shows progress.
