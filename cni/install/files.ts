@@ -3,7 +3,7 @@
 // written to a hidden temporary name in the same directory, flushed, then renamed over the target.
 // A binary being replaced this way keeps running in the processes that have it open.
 import { randomBytes } from "node:crypto";
-import { open, readFile, rename, rm, stat } from "node:fs/promises";
+import { copyFile, open, readFile, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 
 export type WriteResult = "written" | "unchanged";
@@ -54,6 +54,58 @@ export async function writeAtomic(file: string, data: string | Buffer, mode: num
     throw err;
   }
   // The rename itself is durable only once the directory is flushed.
+  const dh = await open(dir, "r");
+  try {
+    await dh.sync();
+  } finally {
+    await dh.close();
+  }
+  return "written";
+}
+
+/** Whether two files hold the same bytes, read a chunk at a time (never whole: the plugin is ~100 MiB). */
+async function sameContent(a: string, b: string): Promise<boolean> {
+  const [sa, sb] = await Promise.all([stat(a), stat(b)]);
+  if (sa.size !== sb.size) return false;
+  const chunk = 1 << 20;
+  const [ha, hb] = await Promise.all([open(a, "r"), open(b, "r")]);
+  try {
+    const [ba, bb] = [Buffer.alloc(chunk), Buffer.alloc(chunk)];
+    for (let pos = 0; pos < sa.size; pos += chunk) {
+      const [ra, rb] = await Promise.all([ha.read(ba, 0, chunk, pos), hb.read(bb, 0, chunk, pos)]);
+      if (ra.bytesRead !== rb.bytesRead || !ba.subarray(0, ra.bytesRead).equals(bb.subarray(0, rb.bytesRead))) return false;
+      if (ra.bytesRead === 0) break;
+    }
+    return true;
+  } finally {
+    await Promise.all([ha.close(), hb.close()]);
+  }
+}
+
+/**
+ * Installs a copy of `source` as `file` (mode `mode`) atomically, like writeAtomic, without holding
+ * either in memory: the plugin executable is ~100 MiB, and the installer's container has a memory
+ * limit (reading the image's copy and the node's whole, 2 × 100 MiB, got it OOM-killed on every
+ * restart once the node had the plugin). Leaves `file` alone when it already holds exactly that.
+ */
+export async function copyAtomic(source: string, file: string, mode: number): Promise<WriteResult> {
+  if ((await currentMode(file)) === mode && (await sameContent(source, file).catch(() => false))) return "unchanged";
+  const dir = path.dirname(file);
+  const tmp = path.join(dir, `.${path.basename(file)}.kvrf-tmp-${randomBytes(6).toString("hex")}`);
+  try {
+    await copyFile(source, tmp);
+    const fh = await open(tmp, "r+");
+    try {
+      await fh.chmod(mode);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
   const dh = await open(dir, "r");
   try {
     await dh.sync();

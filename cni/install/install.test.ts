@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { loadKubeconfig, type KubeClient } from "../kube/client.js";
 import type { Logger } from "../log.js";
 import { ConflistError, mayReplace, renderConflist } from "./conflist.js";
-import { writeAtomic } from "./files.js";
+import { copyAtomic, writeAtomic } from "./files.js";
 import { cniKubeconfig, fileNames, initialRefreshDelay, install, installConflist, refreshLoop, type InstallConfig } from "./install.js";
 import { refreshDelay, tokenTimes } from "./token.js";
 
@@ -127,6 +127,29 @@ describe("installer files", () => {
     chmodSync(f, 0o666);
     expect(await writeAtomic(f, "two", 0o640)).toBe("written");
     expect(mode(f)).toBe(0o640);
+    expect(readdirSync(dir).filter((n) => n.includes("kvrf-tmp"))).toEqual([]);
+  });
+
+  it("copyAtomic installs a copy by rename, keeps an identical one (compared a chunk at a time), replaces a changed one of the same size", async () => {
+    const src = path.join(dir, "src");
+    const f = path.join(dir, "bin-copy");
+    // Larger than one compare chunk (1 MiB), differing only in the last byte of the second.
+    const big = Buffer.alloc((1 << 20) + 4096, 7);
+    writeFileSync(src, big);
+    expect(await copyAtomic(src, f, 0o755)).toBe("written");
+    expect(mode(f)).toBe(0o755);
+    const inode = statSync(f).ino;
+    expect(await copyAtomic(src, f, 0o755)).toBe("unchanged");
+    expect(statSync(f).ino).toBe(inode);
+    big[big.length - 1] = 8;
+    writeFileSync(src, big);
+    expect(await copyAtomic(src, f, 0o755)).toBe("written");
+    expect(readFileSync(f).equals(big)).toBe(true);
+    expect(statSync(f).ino).not.toBe(inode);
+    chmodSync(f, 0o700);
+    expect(await copyAtomic(src, f, 0o755)).toBe("written");
+    expect(mode(f)).toBe(0o755);
+    await expect(copyAtomic(path.join(dir, "missing"), f, 0o755)).rejects.toThrow(/ENOENT/);
     expect(readdirSync(dir).filter((n) => n.includes("kvrf-tmp"))).toEqual([]);
   });
 

@@ -2,14 +2,15 @@
 // give it credentials (a node-bound kvrf-cni token and a kubeconfig pointing at it), and, when a
 // template is configured, write the node's conflist. The conflist comes last: once it exists the
 // runtime may call the plugin, which then needs its binary and credentials in place.
-import { readFile } from "node:fs/promises";
+import { constants } from "node:fs";
+import { access, readFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { locatorAnnotation } from "../../shared/api-types.js";
 import { KubeClient, KubeError } from "../kube/client.js";
 import type { Logger } from "../log.js";
 import { ConflistError, mayReplace, renderConflist } from "./conflist.js";
-import { writeAtomic, type WriteResult } from "./files.js";
+import { copyAtomic, writeAtomic, type WriteResult } from "./files.js";
 import { readNode, refreshDelay, requestNodeBoundToken, tokenTimes, type IssuedToken, type NodeInfo } from "./token.js";
 
 
@@ -54,13 +55,12 @@ export function cniKubeconfig(server: string, ca: Buffer, tokenFile: string): st
 }
 
 export async function installBinary(cfg: InstallConfig): Promise<WriteResult> {
-  let bin: Buffer;
   try {
-    bin = await readFile(cfg.binarySource);
+    await access(cfg.binarySource, constants.R_OK);
   } catch (err) {
     throw new InstallError(`reading the plugin ${cfg.binarySource}: ${(err as Error).message}`, { cause: err });
   }
-  return writeAtomic(path.join(cfg.binDir, fileNames.binary), bin, 0o755);
+  return copyAtomic(cfg.binarySource, path.join(cfg.binDir, fileNames.binary), 0o755);
 }
 
 /** Requests a fresh node-bound token and writes it, then the kubeconfig that points at it. */

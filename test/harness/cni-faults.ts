@@ -447,7 +447,10 @@ export async function mountTmpfs(dir: string, keep: Record<string, string> = {})
       execFile(cmd, args, (err, _o, stderr) => (err ? reject(new Error(`${cmd} ${args.join(" ")}: ${stderr || err.message}`)) : resolve())),
     );
   await run("mount", ["-t", "tmpfs", "-o", "size=256k,mode=0755", tmpfsSource, dir]);
-  for (const [name, text] of Object.entries(keep)) writeFileSync(path.join(dir, name), text);
+  for (const [name, text] of Object.entries(keep)) {
+    mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+    writeFileSync(path.join(dir, name), text);
+  }
   return {
     remount: (how) => run("mount", ["-o", `remount,${how === "read-only" ? "ro" : "rw"}`, dir]),
     fill: () => run("sh", ["-c", `dd if=/dev/zero of='${dir}/filler' bs=4k 2>/dev/null; true`]),

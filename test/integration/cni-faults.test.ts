@@ -18,6 +18,8 @@ import type { ApiFault } from "../harness/api-faults.js";
 import type { IpFault } from "../harness/fault-ip.js";
 import type { Netns } from "../harness/netns.js";
 import { ownSteps, variants, type IpSteps, type Variant } from "../harness/variants.js";
+import { bootMarkerPath } from "../../cni/boot-sweep.js";
+import { bootId } from "../../cni/route-target-hold.js";
 
 const claims = /\/routetargetclaims\//;
 const bvis = /\/bgpvrfinstances\//;
@@ -294,9 +296,10 @@ for (const [i, v] of faultVariants.entries()) {
         const n = node();
         const pod = await n.pod("state");
         const dir = path.join(n.dir, `state-${how}`);
-        // The kernel's capabilities as recorded before: only the hold's marker is new.
+        // The kernel's capabilities as recorded before, and this boot already swept
+        // (cni/boot-sweep.ts): only the hold's marker is new.
         const kernelJson = await n.kernelJson(v.config(n.base(vpc)));
-        const m = await mountTmpfs(dir, { "kernel.json": kernelJson });
+        const m = await mountTmpfs(dir, { "kernel.json": kernelJson, [path.relative(dir, bootMarkerPath(dir, "faults"))]: `${bootId()}\n` });
         try {
           await n.checked(`state directory ${how}`, [pod], async () => {
             if (how === "read-only") await m.remount("read-only");
@@ -305,7 +308,7 @@ for (const [i, v] of faultVariants.entries()) {
             // Node reports a read-only file system as ENOENT from a recursive mkdir.
             expectError(r, { name: `state directory ${how}`, code: 5, msg: new RegExp(`^stateDir ${dir}: (${errno}|ENOENT)`) });
           });
-          const files = readdirSync(dir, { recursive: true, encoding: "utf8" }).filter((f) => !["kernel.json", "filler", "claims"].includes(f));
+          const files = readdirSync(dir, { recursive: true, encoding: "utf8" }).filter((f) => !["kernel.json", "filler", "claims", "booted", path.join("booted", "faults")].includes(f));
           expect(files, "nothing of the hold left in the state directory").toEqual([]);
         } finally {
           await m.unmount();
