@@ -8,8 +8,9 @@
 // records), then the IPAM plugin's GC with the same list. Every ADD passes the sweep before it
 // changes anything, under a node lock, so nothing of this boot can be mistaken for stale; a live
 // attachment (an upgrade from a version without the sweep) is never touched.
-// The marker `<stateDir>/booted/<network>` holds the kernel's boot ID: a new boot ID, or a state
-// directory cleared with /run (its default, /run/kvrf, is a tmpfs), means the sweep is due.
+// The marker `<stateDir>/booted/<network>` holds the kernel's boot ID: a new boot ID (a state
+// directory on disk), or a state directory cleared with /run (its default, /run/kvrf, a tmpfs),
+// means the sweep is due.
 import { existsSync, readFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import path from "node:path";
@@ -27,12 +28,17 @@ export function bootMarkerPath(stateDir: string, network: string): string {
   return path.join(stateDir, "booted", name);
 }
 
-function swept(marker: string): boolean {
+/** The boot the marker names: undefined without one. */
+function markedBoot(marker: string): string | undefined {
   try {
-    return existsSync(marker) && readFileSync(marker, "utf8").trim() === bootId();
+    return existsSync(marker) ? readFileSync(marker, "utf8").trim() : undefined;
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+function swept(marker: string): boolean {
+  return markedBoot(marker) === bootId();
 }
 
 /**
@@ -55,7 +61,10 @@ export async function sweepAfterBoot(base: BaseContext): Promise<void> {
       const sep = rest.lastIndexOf(":");
       if (sep > 0) alive.push({ containerID: rest.slice(0, sep), ifname: rest.slice(sep + 1) });
     }
-    for (const r of listRecords(conf.stateDir, conf.name)) alive.push({ containerID: r.containerID, ifname: r.ifName });
+    // Records count as alive (an ADD of an older plugin still running) unless the marker names
+    // another boot: then the state directory is on disk and they are the old boot's.
+    const previous = markedBoot(marker);
+    if (previous === undefined || previous === "") for (const r of listRecords(conf.stateDir, conf.name)) alive.push({ containerID: r.containerID, ifname: r.ifName });
     const valid = new Set(alive.map((a) => `${a.containerID}/${a.ifname}`));
     const errors = await collect(base, valid, true).catch((err: unknown) => [CniError.from(err).message]);
     if (errors.length > 0) {

@@ -727,3 +727,53 @@ export function matrixPods(list: readonly KubeletPod[]): AttachedPod[] {
     return { name: `${key}-${n}`, vpc: p.vpc as AttachedPod["vpc"], node: p.node, ipv4: p.ipv4, ipv6: p.ipv6, netnsPath: p.netnsPath };
   });
 }
+
+export interface ProbeResult {
+  from: string;
+  to: string;
+  sent: number;
+  received: number;
+  /** The longest run of unanswered probes, as time (probes × interval); 0 when none was lost. */
+  longestOutageMs: number;
+  /** Probes still unanswered at the end (the outage had not ended). */
+  lostAtEnd: number;
+}
+
+/**
+ * Continuous pings from pod to pod (ping -i in the source pod's network namespace), to measure
+ * how long connectivity is lost while something happens. stop() ends them and says, per pair,
+ * the longest run of unanswered probes.
+ */
+export function startProbes(pairs: readonly { from: KubeletPod; to: KubeletPod }[], intervalMs = 200): { stop(): Promise<ProbeResult[]> } {
+  const running = pairs.map(({ from, to }) => {
+    const child = execFile("nsenter", [`--net=${from.netnsPath}`, "ping", "-n", "-i", String(intervalMs / 1000), "-W", "1", to.ipv4], { encoding: "utf8", maxBuffer: 64 << 20 });
+    let out = "";
+    child.stdout?.on("data", (d: string) => (out += d));
+    const done = new Promise<void>((resolve) => child.on("close", () => resolve()));
+    return { from, to, child, done, out: () => out };
+  });
+  return {
+    async stop(): Promise<ProbeResult[]> {
+      for (const r of running) r.child.kill("SIGINT");
+      await Promise.all(running.map((r) => r.done));
+      return running.map((r) => {
+        const text = r.out();
+        const seqs = [...text.matchAll(/icmp_seq=(\d+) /g)].map((m) => Number(m[1]));
+        const sent = Number(/(\d+) packets transmitted/.exec(text)?.[1] ?? seqs.at(-1) ?? 0);
+        return { from: `${r.from.name}@${r.from.node}`, to: `${r.to.name}@${r.to.node}`, sent, received: seqs.length, ...outage(seqs, sent, intervalMs) };
+      });
+    },
+  };
+}
+
+/** The longest run of missing sequence numbers in 1..sent (answered: `seqs`), as time, and the run at the end. */
+export function outage(seqs: readonly number[], sent: number, intervalMs: number): { longestOutageMs: number; lostAtEnd: number } {
+  const got = new Set(seqs);
+  let run = 0;
+  let longest = 0;
+  for (let s = 1; s <= sent; s++) {
+    run = got.has(s) ? 0 : run + 1;
+    longest = Math.max(longest, run);
+  }
+  return { longestOutageMs: longest * intervalMs, lostAtEnd: run };
+}

@@ -22,10 +22,12 @@ import {
   rebootNode,
   restartKubelet,
   runtimeDir,
+  startProbes,
   startWorkloads,
   workloadNamespace,
   workloadObjects,
   type KubeletPod,
+  type ProbeResult,
 } from "../../scripts/netns-lab/kubelet.js";
 import { describeSettings, labNodes, nodeNetns, underlayAddress, workers, type LabSettings } from "../../scripts/netns-lab/topology.js";
 import { cniNeeds, kvrfdNeeds } from "../../shared/kernel/capabilities.js";
@@ -186,6 +188,64 @@ describeNeeds(needs, `kvrf under kubelet + containerd, deployed from manifests/ 
     expect(existsSync(path.join(runtimeDir(labDir, "iad"), "kubelet.pid"))).toBe(true);
     void labNodes;
   });
+
+  it("kvrfd's pod deleted, then a rolling update of the DaemonSet: every pod keeps reaching the other nodes' pods (longest outage measured)", async () => {
+    // One a1 pod per node probes an a1 pod on every other node, 5 probes a second.
+    const a1 = pods.filter((p) => p.vpc === "a1");
+    const firstOn = workers.map((w) => a1.find((p) => p.node === w.name)).filter((p): p is KubeletPod => p !== undefined);
+    const pairs = firstOn.flatMap((from) => firstOn.filter((to) => to.node !== from.node).map((to) => ({ from, to })));
+    expect(pairs.length).toBeGreaterThanOrEqual(2);
+    const ds = (): Promise<{ desired: number; updated: number; ready: number; generation: number; observed: number }> =>
+      k("-n", "kvrf-system", "get", "daemonset", "kvrf-node", "-o", "json").then((t) => {
+        const d = JSON.parse(t) as { metadata: { generation: number }; status: { desiredNumberScheduled: number; updatedNumberScheduled?: number; numberReady: number; observedGeneration?: number } };
+        return { desired: d.status.desiredNumberScheduled, updated: d.status.updatedNumberScheduled ?? 0, ready: d.status.numberReady, generation: d.metadata.generation, observed: d.status.observedGeneration ?? 0 };
+      });
+    const report = (what: string, results: ProbeResult[]): void => {
+      for (const r of results) log(`${what}: ${r.from} -> ${r.to}: ${r.received}/${r.sent} answered, longest outage ${r.longestOutageMs} ms`);
+      log(`${what}: longest outage of any pod ${Math.max(...results.map((r) => r.longestOutageMs))} ms`);
+      // Connectivity came back for every pair, and every pair was answered most of the time.
+      for (const r of results) {
+        expect(r.lostAtEnd, `${r.from} -> ${r.to} still unanswered at the end`).toBe(0);
+        expect(r.received, `${r.from} -> ${r.to}`).toBeGreaterThan(r.sent / 2);
+      }
+    };
+
+    /** Probes running while `during` runs, and 10 s after it (the pings hold the pods' namespaces: always stopped). */
+    const probed = async (what: string, during: () => Promise<void>): Promise<void> => {
+      const probes = startProbes(pairs);
+      let results: ProbeResult[];
+      try {
+        await new Promise((r) => setTimeout(r, 3000));
+        const t0 = Date.now();
+        await during();
+        log(`${what}: done after ${Date.now() - t0} ms`);
+        await new Promise((r) => setTimeout(r, 10_000));
+      } finally {
+        results = await probes.stop();
+      }
+      report(what, results);
+    };
+
+    // kvrfd's pod on sjc deleted: the DaemonSet makes a new one (graceful restart keeps the routes).
+    const old = (await k("-n", "kvrf-system", "get", "pods", "--field-selector", "spec.nodeName=sjc", "-o", "jsonpath={.items[0].metadata.name}")).trim();
+    await probed("kvrfd pod restart on sjc", async () => {
+      await k("-n", "kvrf-system", "delete", "pod", old, "--wait=true", "--timeout=180s");
+      await waitFor("kvrf-node ready on every node again", async () => {
+        const d = await ds();
+        const now = (await k("-n", "kvrf-system", "get", "pods", "--field-selector", "spec.nodeName=sjc", "-o", "jsonpath={.items[*].metadata.name}")).trim();
+        return d.ready === d.desired && now !== "" && now !== old;
+      }, { timeoutMs: 180_000 * timeScale, intervalMs: 1000 });
+    });
+
+    // A rolling update (kubectl rollout restart: a new pod template), one node at a time.
+    await probed("rolling update of kvrf-node", async () => {
+      await k("-n", "kvrf-system", "rollout", "restart", "daemonset/kvrf-node");
+      await k("-n", "kvrf-system", "rollout", "status", "daemonset/kvrf-node", `--timeout=${Math.round(600 * timeScale)}s`);
+    });
+    const d = await ds();
+    expect(d).toMatchObject({ updated: d.desired, ready: d.desired, observed: d.generation });
+    await convergeOk("after the rolling update");
+  }, 900_000 * timeScale);
 
   it("node reboot (everything killed, /run and the runtime's state cleared): the first plugin run after the boot sweeps the old pods' entries, leases and rules; new pods reachable, old addresses gone everywhere", async () => {
     const node = "sjc";
