@@ -766,12 +766,17 @@ export function startProbes(pairs: readonly { from: KubeletPod; to: KubeletPod }
   };
 }
 
-/** The longest run of missing sequence numbers in 1..sent (answered: `seqs`), as time, and the run at the end. */
+/**
+ * The longest run of missing sequence numbers in 1..sent (answered: `seqs`), as time, and the run
+ * at the end. The last second's probes may still have been in flight when ping was stopped: they
+ * are left out.
+ */
 export function outage(seqs: readonly number[], sent: number, intervalMs: number): { longestOutageMs: number; lostAtEnd: number } {
   const got = new Set(seqs);
+  const settled = sent - Math.ceil(1000 / intervalMs);
   let run = 0;
   let longest = 0;
-  for (let s = 1; s <= sent; s++) {
+  for (let s = 1; s <= settled; s++) {
     run = got.has(s) ? 0 : run + 1;
     longest = Math.max(longest, run);
   }

@@ -88,14 +88,20 @@ describeNeeds(needs, `kvrf under kubelet + containerd, deployed from manifests/ 
     expect(new Set(pods.map((p) => p.node)).size).toBeGreaterThan(1);
     expect(pods.filter((p) => p.vpc === "b1").length).toBe(2);
     await convergeOk("kubectl-created pods");
-    // Each VPC's remote prefixes in its own table only.
-    const a1 = pods.filter((p) => p.vpc === "a1" && p.node !== "iad").map((p) => p.ipv4);
-    const tableA = (await kernelRoutes("iad", 0xa1)).map((r) => r.split(" ")[0]);
-    const tableB = (await kernelRoutes("iad", 0xb1)).map((r) => r.split(" ")[0]);
-    for (const ip of a1) expect(tableA, `VPC a1's ${ip} in iad's table 161`).toContain(ip);
-    for (const p of pods.filter((x) => x.vpc === "b1" && x.node !== "iad")) expect(tableB).toContain(p.ipv4);
-    for (const p of pods.filter((x) => x.vpc === "a1" && x.node !== "iad" && !pods.some((y) => y.vpc === "b1" && y.ipv4 === x.ipv4))) {
-      expect(tableB, `a1's ${p.ipv4} must not be in b1's table`).not.toContain(p.ipv4);
+    // On every node with a pod of a VPC, the VPC's table routes its pods on the other nodes, and
+    // never an address only the other VPC has (a node without a pod of a VPC does not import it).
+    for (const w of workers) {
+      const tables = { a1: await kernelRoutes(w.name, 0xa1), b1: await kernelRoutes(w.name, 0xb1) };
+      for (const vpc of ["a1", "b1"] as const) {
+        const other = vpc === "a1" ? "b1" : "a1";
+        const prefixes = tables[vpc].map((r) => r.split(" ")[0]);
+        if (pods.some((p) => p.vpc === vpc && p.node === w.name)) {
+          for (const p of pods.filter((x) => x.vpc === vpc && x.node !== w.name)) expect(prefixes, `${vpc}'s ${p.ipv4} in ${w.name}'s table of ${vpc}`).toContain(p.ipv4);
+        }
+        for (const p of pods.filter((x) => x.vpc === other && !pods.some((y) => y.vpc === vpc && y.ipv4 === x.ipv4))) {
+          expect(prefixes, `${other}'s ${p.ipv4} must not be in ${w.name}'s table of ${vpc}`).not.toContain(p.ipv4);
+        }
+      }
     }
   });
 
@@ -203,11 +209,9 @@ describeNeeds(needs, `kvrf under kubelet + containerd, deployed from manifests/ 
     const report = (what: string, results: ProbeResult[]): void => {
       for (const r of results) log(`${what}: ${r.from} -> ${r.to}: ${r.received}/${r.sent} answered, longest outage ${r.longestOutageMs} ms`);
       log(`${what}: longest outage of any pod ${Math.max(...results.map((r) => r.longestOutageMs))} ms`);
-      // Connectivity came back for every pair, and every pair was answered most of the time.
-      for (const r of results) {
-        expect(r.lostAtEnd, `${r.from} -> ${r.to} still unanswered at the end`).toBe(0);
-        expect(r.received, `${r.from} -> ${r.to}`).toBeGreaterThan(r.sent / 2);
-      }
+      // Graceful restart (the lab's BGPInstances set it) and kvrfd leaving the kernel's routes in
+      // place on SIGTERM: the pods' traffic never notices, not one probe is lost.
+      for (const r of results) expect({ pair: `${r.from} -> ${r.to}`, longestOutageMs: r.longestOutageMs, lostAtEnd: r.lostAtEnd }).toEqual({ pair: `${r.from} -> ${r.to}`, longestOutageMs: 0, lostAtEnd: 0 });
     };
 
     /** Probes running while `during` runs, and 10 s after it (the pings hold the pods' namespaces: always stopped). */
