@@ -33,21 +33,29 @@ export async function writeAtomic(file: string, data: string | Buffer, mode: num
   const bytes = typeof data === "string" ? Buffer.from(data) : data;
   const existing = await currentContent(file);
   if (existing !== undefined && existing.equals(bytes) && (await currentMode(file)) === mode) return "unchanged";
+  await replaceWith(file, async (tmp) => {
+    const fh = await open(tmp, "wx", mode);
+    try {
+      await fh.writeFile(bytes);
+      await fh.chmod(mode); // the umask may have narrowed the mode given to open
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  });
+  return "written";
+}
+
+/**
+ * Makes the new content with `fill` under a temporary name beside `file`, renames it over `file`,
+ * and flushes the directory; the temporary file never outlives a failure.
+ */
+async function replaceWith(file: string, fill: (tmp: string) => Promise<void>): Promise<void> {
   const dir = path.dirname(file);
   // Hidden and without a .conf/.conflist/.json extension: libcni never loads a half-written file.
   const tmp = path.join(dir, `.${path.basename(file)}.kvrf-tmp-${randomBytes(6).toString("hex")}`);
-  const fh = await open(tmp, "wx", mode);
   try {
-    await fh.writeFile(bytes);
-    await fh.chmod(mode); // the umask may have narrowed the mode given to open
-    await fh.sync();
-  } catch (err) {
-    await fh.close();
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await fh.close();
-  try {
+    await fill(tmp);
     await rename(tmp, file);
   } catch (err) {
     await rm(tmp, { force: true });
@@ -60,7 +68,6 @@ export async function writeAtomic(file: string, data: string | Buffer, mode: num
   } finally {
     await dh.close();
   }
-  return "written";
 }
 
 /** Whether two files hold the same bytes, read a chunk at a time (never whole: the plugin is ~100 MiB). */
@@ -90,9 +97,7 @@ async function sameContent(a: string, b: string): Promise<boolean> {
  */
 export async function copyAtomic(source: string, file: string, mode: number): Promise<WriteResult> {
   if ((await currentMode(file)) === mode && (await sameContent(source, file).catch(() => false))) return "unchanged";
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.kvrf-tmp-${randomBytes(6).toString("hex")}`);
-  try {
+  await replaceWith(file, async (tmp) => {
     await copyFile(source, tmp);
     const fh = await open(tmp, "r+");
     try {
@@ -101,16 +106,6 @@ export async function copyAtomic(source: string, file: string, mode: number): Pr
     } finally {
       await fh.close();
     }
-    await rename(tmp, file);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  const dh = await open(dir, "r");
-  try {
-    await dh.sync();
-  } finally {
-    await dh.close();
-  }
+  });
   return "written";
 }
