@@ -129,7 +129,8 @@ describeNeeds(needs, `kvrf under kubelet + containerd, deployed from manifests/ 
   });
 
   it("churn: pods created and deleted at once on every node leave no link, rule, route, lease, namespace or object behind", async () => {
-    const perNode = 10;
+    // 10 per node in CI (time); KVRF_CHURN_PER_NODE=30 for the issue's 30 per node (docs/benchmarks.md).
+    const perNode = Number(process.env["KVRF_CHURN_PER_NODE"] ?? 10);
     const before = Object.fromEntries(await Promise.all(workers.map(async (w) => [w.name, await nodeFootprint(labDir, w.name)] as const)));
     const objectsBefore = await k("get", "bgpvrfinstances,routetargetclaims,vniclaims", "-o", "name");
     const churn = workloadObjects({ vpc: "b1", replicas: perNode * workers.length }).filter((o) => o["kind"] === "Deployment");
