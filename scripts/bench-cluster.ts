@@ -3,8 +3,9 @@
 // bare Pods pinned to --node (nodeSelector, so the scheduler is in the path as in a cluster) are
 // created with one `kubectl apply`, then deleted with one `kubectl delete`; timed client side from a
 // watch on the pods (ms): apply → each pod Ready, apply → all Ready, delete → each pod gone, delete
-// → all gone. --rounds rounds, the two plugins taking turns (kvrf first in even rounds, bridge
-// first in odd ones, so that a change of load over the run falls on both).
+// → all gone; and kvrf's own ADD and DEL times, from its log on the node. --rounds rounds, the two
+// plugins taking turns (kvrf first in rounds 1, 3, …, bridge first in rounds 2, 4, …, so that a
+// change of load over the run falls on both).
 //
 // The reference runs on the node that kvrf's DaemonSet installed: the script writes
 // 00-bridge.conflist (a bridge kvbench0 with its own subnets, 10.99.<node>.0/24 and
@@ -24,7 +25,7 @@
 // Prints a table and writes it to docs/benchmarks.md (section "cluster") unless --no-write.
 // Usage: tsx scripts/bench-cluster.ts [--rounds 5] [--pods 10] [--node iad] [--timeout 180] [--no-write]
 import { execFile } from "node:child_process";
-import { copyFileSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -175,6 +176,37 @@ interface RoundResult {
   readyMs: number[];
   allGoneMs: number;
   goneMs: number[];
+  /** kvrf only: its ADDs' and DELs' own durations (process start to result), from its log. */
+  pluginAddMs: number[];
+  pluginDelMs: number[];
+  /** kvrf only: each phase's samples (the plugin's own clock), ADD and DEL. */
+  addPhases: Map<string, number[]>;
+  delPhases: Map<string, number[]>;
+}
+
+/** The plugin's log on the node (the lab's conflist: logFile /run/kvrf/kvrf-cni.log). */
+const pluginLog = path.join(root, "run/kvrf/kvrf-cni.log");
+const logSize = (): number => (existsSync(pluginLog) ? statSync(pluginLog).size : 0);
+
+/** kvrf's "attached" and "detached" lines written since `offset`: each call's time from process start to its result. */
+function pluginTimes(offset: number): { add: number[]; del: number[]; addPhases: Map<string, number[]>; delPhases: Map<string, number[]> } {
+  const out = { add: [] as number[], del: [] as number[], addPhases: new Map<string, number[]>(), delPhases: new Map<string, number[]>() };
+  if (!existsSync(pluginLog)) return out;
+  const text = readFileSync(pluginLog).subarray(offset).toString("utf8");
+  for (const line of text.split("\n")) {
+    if (!line.includes('"msg":"attached"') && !line.includes('"msg":"detached"')) continue;
+    let l: { msg: string; ms?: number; phaseMs?: Record<string, number> };
+    try {
+      l = JSON.parse(line) as typeof l;
+    } catch {
+      continue; // a line still being written
+    }
+    if (l.ms === undefined) continue;
+    (l.msg === "attached" ? out.add : out.del).push(l.ms + (l.phaseMs?.["startup"] ?? 0));
+    const phases = l.msg === "attached" ? out.addPhases : out.delPhases;
+    for (const [k, v] of Object.entries(l.phaseMs ?? {})) phases.set(k, [...(phases.get(k) ?? []), v]);
+  }
+  return out;
 }
 
 interface WatchedPod {
@@ -216,6 +248,7 @@ async function round(kubeconfig: string, kc: k8s.KubeConfig, plugin: Plugin): Pr
       await sleep(20);
     }
   };
+  const offset = logSize();
   try {
     t0 = performance.now();
     await kubectlApply(kubeconfig, names.map((n) => pod(n, { [roundLabel]: plugin })));
@@ -232,7 +265,17 @@ async function round(kubeconfig: string, kc: k8s.KubeConfig, plugin: Plugin): Pr
   }
   const ready = [...times.values()].map((t) => t.readyMs ?? Number.NaN);
   const gone = [...times.values()].map((t) => t.goneMs ?? Number.NaN);
-  return { allReadyMs: Math.max(...ready), readyMs: ready, allGoneMs: Math.max(...gone), goneMs: gone };
+  const own = plugin === "kvrf" ? pluginTimes(offset) : { add: [], del: [], addPhases: new Map<string, number[]>(), delPhases: new Map<string, number[]>() };
+  return {
+    allReadyMs: Math.max(...ready),
+    readyMs: ready,
+    allGoneMs: Math.max(...gone),
+    goneMs: gone,
+    pluginAddMs: own.add,
+    pluginDelMs: own.del,
+    addPhases: own.addPhases,
+    delPhases: own.delPhases,
+  };
 }
 
 // --- clean-up -----------------------------------------------------------------------------------
@@ -355,10 +398,22 @@ async function main(): Promise<void> {
       return [String(i + 1), k.allReadyMs.toFixed(0), b?.allReadyMs.toFixed(0) ?? "-", k.allGoneMs.toFixed(0), b?.allGoneMs.toFixed(0) ?? "-"];
     }),
   );
+  const phases = (k: "addPhases" | "delPhases"): string => {
+    const all = new Map<string, number[]>();
+    for (const r of results.kvrf) for (const [p, v] of r[k]) all.set(p, [...(all.get(p) ?? []), ...v]);
+    return [...all].map(([p, v]) => `${p} ${quantile(v, 0.5).toFixed(0)}`).join(", ");
+  };
+  const addMs = results.kvrf.flatMap((r) => r.pluginAddMs);
+  const delMs = results.kvrf.flatMap((r) => r.pluginDelMs);
+  const own =
+    `kvrf's own calls in these rounds (its log: process start → result), p50 / p90 / max: ADD ${q(addMs)} ms (${addMs.length} calls), ` +
+    `DEL ${q(delMs)} ms (${delMs.length} calls)\n` +
+    `  ADD phases, p50 ms: ${phases("addPhases")}\n` +
+    `  DEL phases, p50 ms: ${phases("delPhases")}\n`;
   const head =
-    `${argv.pods} pods at once on ${worker?.name}, ${argv.rounds} rounds (kvrf first in odd-numbered rounds, bridge first in even ones), kubelet lab (${describeSettings(settings)}), ` +
+    `${argv.pods} pods at once on ${worker?.name}, ${argv.rounds} rounds (kvrf first in rounds 1, 3, …, bridge first in 2, 4, …), kubelet lab (${describeSettings(settings)}), ` +
     `containerd ${await containerdVersion()}, kubelet ${await kubeletVersion()}, Node ${process.version}, load average ${loadStart} at the start and ${load()} at the end`;
-  process.stdout.write(`${head}\n\n${t}\n${perRound}`);
+  process.stdout.write(`${head}\n\n${t}\n${perRound}\n${own}`);
   if (footprintNote !== "") process.stdout.write(`\n${footprintNote}\n`);
   if (argv.write) {
     const file = writeSection(
@@ -370,6 +425,8 @@ async function main(): Promise<void> {
         t +
         "\n" +
         perRound +
+        "\n" +
+        own +
         "```\n",
     );
     log(`written to ${file}`);
