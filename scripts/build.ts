@@ -4,7 +4,7 @@
 // Usage: tsx scripts/build.ts [--no-sea]
 import { build, type BuildOptions, type Metafile } from "esbuild";
 import { execFileSync } from "node:child_process";
-import { copyFileSync, chmodSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, chmodSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { inject } from "postject";
@@ -72,16 +72,20 @@ async function makeSea(bundleFile: string, output: string): Promise<void> {
   );
   // The blob and its code cache must come from the very Node binary it is injected into.
   execFileSync(process.execPath, ["--experimental-sea-config", seaConfig], { stdio: ["ignore", "ignore", "inherit"] });
-  rmSync(output, { force: true });
-  copyFileSync(process.execPath, output);
-  chmodSync(output, 0o755);
+  // Made under a temporary name and renamed over the old one: a run of the old executable (a test
+  // calling dist/kvrf while this builds) never finds a plain node, or half a file, at its path.
+  const tmp = `${output}.building`;
+  rmSync(tmp, { force: true });
+  copyFileSync(process.execPath, tmp);
+  chmodSync(tmp, 0o755);
   try {
     // Symbols are ~15% of node's size and never used by the plugin.
-    execFileSync("strip", ["--strip-all", output], { stdio: "ignore" });
+    execFileSync("strip", ["--strip-all", tmp], { stdio: "ignore" });
   } catch {
     process.stderr.write("build: `strip` not available, dist/kvrf keeps node's debug symbols\n");
   }
-  await inject(output, "NODE_SEA_BLOB", readFileSync(blob), { sentinelFuse: seaFuse });
+  await inject(tmp, "NODE_SEA_BLOB", readFileSync(blob), { sentinelFuse: seaFuse });
+  renameSync(tmp, output);
   rmSync(blob);
   rmSync(seaConfig);
 }
