@@ -124,10 +124,11 @@ export async function collect(base: BaseContext, valid: ReadonlySet<string>, nod
         const key = `${a.containerID}/${a.ifName}`;
         if (valid.has(key) || live.has(key) || removed.has(key)) continue;
         const rec = records.get(key);
-        if (heldOnly.has(v.vpcHex)) {
-          // Found only through the node's claims: any network's; stale once nothing on the node has it.
-          if (liveAny.has(key) || anyRecord.has(key)) continue;
-        } else if (v.vpcHex !== conf.defaultVpc?.vpcHex && rec?.vpc !== v.vpcHex) continue; // another network's
+        // The sweep after a boot never takes what any network on the node still has (an interface,
+        // a record) for stale; in a VPC found only through the node's claims, the rest is stale
+        // whichever network made it.
+        if (nodeWide && (liveAny.has(key) || anyRecord.has(key))) continue;
+        if (!heldOnly.has(v.vpcHex) && v.vpcHex !== conf.defaultVpc?.vpcHex && rec?.vpc !== v.vpcHex) continue; // another network's
         try {
           await removeAttachment(ctx, client, a.containerID, a.ifName, attachmentIds(conf.locator, v.vpc, parseInt(a.attachment, 16)), () =>
             releaseLease(ctx, a.containerID, a.ifName),
