@@ -15,7 +15,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import path from "node:path";
 import { CniError, ErrorCode, ioFailure } from "./error.js";
-import { attachmentAlias, kvrfLinksByAlias, type BaseContext } from "./context.js";
+import type { BaseContext } from "./context.js";
 import { listRecords } from "./attachment-record.js";
 import { collect } from "./gc.js";
 import { invokeIpam } from "./ipam.js";
@@ -53,29 +53,25 @@ export async function sweepAfterBoot(base: BaseContext): Promise<void> {
   await withLock(`boot-${createHash("sha256").update(conf.name).digest("hex").slice(0, 16)}`, async () => {
     if (swept(marker)) return; // another run swept while this one waited
     const t0 = performance.now();
-    const prefix = `${attachmentAlias(conf.name, "", "").slice(0, -2)}:`;
-    const alive: { containerID: string; ifname: string }[] = [];
-    for (const alias of (await kvrfLinksByAlias()).keys()) {
-      if (!alias.startsWith(prefix)) continue;
-      const rest = alias.slice(prefix.length);
-      const sep = rest.lastIndexOf(":");
-      if (sep > 0) alive.push({ containerID: rest.slice(0, sep), ifname: rest.slice(sep + 1) });
-    }
     // Records count as alive (an ADD of an older plugin still running) unless the marker names
-    // another boot: then the state directory is on disk and they are the old boot's.
+    // another boot: then the state directory is on disk and they are the old boot's. Live host
+    // veths are always kept (collect, afterBoot).
     const previous = markedBoot(marker);
-    if (previous === undefined || previous === "") for (const r of listRecords(conf.stateDir, conf.name)) alive.push({ containerID: r.containerID, ifname: r.ifName });
-    const valid = new Set(alive.map((a) => `${a.containerID}/${a.ifname}`));
-    const errors = await collect(base, valid, true).catch((err: unknown) => [CniError.from(err).message]);
+    const records = previous === undefined || previous === "" ? listRecords(conf.stateDir, conf.name).map((r) => ({ containerID: r.containerID, ifname: r.ifName })) : [];
+    const { errors, live } = await collect(base, new Set(records.map((a) => `${a.containerID}/${a.ifname}`)), true).catch((err: unknown) => ({
+      errors: [CniError.from(err).message],
+      live: [],
+    }));
     if (errors.length > 0) {
       const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : "";
       throw new CniError(ErrorCode.TryAgainLater, `cleaning up what the node's previous boot left failed: ${errors[0] ?? ""}${more}; no attachment is added until it succeeds`, errors.join("\n"));
     }
+    const alive = [...new Map([...records, ...live].map((a) => [`${a.containerID}/${a.ifname}`, a])).values()];
     // The IPAM plugin's leases: GC with the same valid list (GC needs CNI 1.1). A plugin that cannot
     // GC keeps its leases (logged): blocking every ADD for it would be worse than the leak.
     const { "cni.dev/valid-attachments": _v, "cni.dev/attachments": _a, prevResult: _p, ...rest } = args.config;
     const version = typeof rest["cniVersion"] === "string" ? rest["cniVersion"] : "";
-    const stdin = Buffer.from(JSON.stringify({ ...rest, cniVersion: /^(0\.|1\.0\.)/.test(version) ? "1.1.0" : version, "cni.dev/valid-attachments": [...new Map(alive.map((a) => [`${a.containerID}/${a.ifname}`, a])).values()] }));
+    const stdin = Buffer.from(JSON.stringify({ ...rest, cniVersion: /^(0\.|1\.0\.)/.test(version) ? "1.1.0" : version, "cni.dev/valid-attachments": alive }));
     await invokeIpam(conf.ipam.type, "GC", args.path, env, stdin).catch((err: unknown) =>
       log.warn({ ipam: conf.ipam.type, err: (err as Error).message }, "after the boot: the IPAM plugin's GC failed; its leases from the previous boot stay"),
     );
@@ -84,6 +80,6 @@ export async function sweepAfterBoot(base: BaseContext): Promise<void> {
     } catch (err) {
       throw ioFailure("stateDir", conf.stateDir, err);
     }
-    log.info({ alive: valid.size, ms: Math.round(performance.now() - t0) }, "swept what the node's previous boot left");
+    log.info({ alive: alive.length, ms: Math.round(performance.now() - t0) }, "swept what the node's previous boot left");
   });
 }

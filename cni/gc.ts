@@ -18,7 +18,7 @@ import { parseHostVethName } from "../shared/ifnames.js";
 import { parseVpc } from "../shared/ids.js";
 import type { CmdArgs } from "./skel.js";
 
-interface Valid {
+export interface Valid {
   containerID: string;
   ifname: string;
 }
@@ -38,7 +38,7 @@ function validList(config: Record<string, unknown>): Valid[] {
 export async function gc(args: CmdArgs, env: Readonly<Record<string, string | undefined>>): Promise<void> {
   const base = makeContext(args, env);
   const valid = new Set(validList(args.config).map((v) => `${v.containerID}/${v.ifname}`));
-  const errors = await collect(base, valid, false);
+  const { errors } = await collect(base, valid, false);
   await invokeIpam(base.conf.ipam.type, "GC", args.path, env, args.stdin).catch((err: unknown) => errors.push((err as Error).message));
   if (errors.length > 0) throw new CniError(ErrorCode.Kernel, `GC left ${errors.length} attachment(s) behind`, errors.join("\n"));
 }
@@ -47,11 +47,12 @@ export async function gc(args: CmdArgs, env: Readonly<Record<string, string | un
  * Removes this network's attachments that are not in `valid`: their host veths, their API entries
  * whose interface is gone, their records; then the route-target holds of VPCs left without an
  * attachment on the node. The API entries are looked for in the config's VPC and the recorded
- * ones, and with `nodeWide` (the sweep after a boot, boot-sweep.ts) also in every VPC whose
- * route-target claim names this node as a holder, where an entry with a live interface or a
- * record (of any network) is left alone. Returns the errors; does not touch IPAM.
+ * ones. `afterBoot` (the sweep after a boot, boot-sweep.ts) keeps every live host veth, and looks
+ * for entries also in every VPC whose route-target claim names this node as a holder, leaving
+ * alone an entry any network still has (an interface, a record). Returns the errors and this
+ * network's live attachments; does not touch IPAM.
  */
-export async function collect(base: BaseContext, valid: ReadonlySet<string>, nodeWide: boolean): Promise<string[]> {
+export async function collect(base: BaseContext, valid: ReadonlySet<string>, afterBoot: boolean): Promise<{ errors: string[]; live: Valid[] }> {
   const { conf, log } = base;
   const prefix = attachmentAlias(conf.name, "", "").slice(0, -2); // "kvrf:<network>"
   const client = await kubeClient(conf);
@@ -68,10 +69,11 @@ export async function collect(base: BaseContext, valid: ReadonlySet<string>, nod
       errors.push(`${containerId}/${ifName}: ${ioFailure("stateDir", conf.stateDir, err).message}`);
     }
   };
+  /** "<containerID>/<ifName>" of this network's host veths. */
+  const live = new Set<string>();
   try {
     const links = await ipJson<{ ifname: string; ifalias?: string }>(["link", "show", "type", "veth"]);
-    const live = new Set<string>();
-    /** "<containerID>/<ifName>" of every kvrf host veth, whatever its network (nodeWide). */
+    /** "<containerID>/<ifName>" of every kvrf host veth, whatever its network (afterBoot). */
     const liveAny = new Set<string>();
     for (const link of links) {
       const ids = parseHostVethName(link.ifname);
@@ -85,7 +87,7 @@ export async function collect(base: BaseContext, valid: ReadonlySet<string>, nod
       const sep = rest.lastIndexOf(":");
       const key = `${rest.slice(0, sep)}/${rest.slice(sep + 1)}`;
       live.add(key);
-      if (valid.has(key)) continue;
+      if (valid.has(key) || afterBoot) continue;
       try {
         await removeAttachment(forVpc(base, vpcOf(ids.vpc)), client, rest.slice(0, sep), rest.slice(sep + 1), attachmentIds(conf.locator, ids.vpc, ids.attachment), () =>
           releaseLease(base, rest.slice(0, sep), rest.slice(sep + 1)),
@@ -105,7 +107,7 @@ export async function collect(base: BaseContext, valid: ReadonlySet<string>, nod
     if (conf.defaultVpc !== undefined) apiVpcs.set(conf.defaultVpc.vpcHex, conf.defaultVpc);
     for (const r of records.values()) if (!apiVpcs.has(r.vpc)) apiVpcs.set(r.vpc, vpcOf(parseVpc(r.vpc)));
     const heldOnly = new Set<string>();
-    if (nodeWide) {
+    if (afterBoot) {
       for (const v of await heldVpcs(client, conf.nodeName)) {
         if (!apiVpcs.has(v.vpcHex)) {
           apiVpcs.set(v.vpcHex, v);
@@ -113,7 +115,7 @@ export async function collect(base: BaseContext, valid: ReadonlySet<string>, nod
         }
       }
     }
-    const anyRecord = nodeWide ? new Set(listRecords(conf.stateDir).map((r) => `${r.containerID}/${r.ifName}`)) : new Set<string>();
+    const anyRecord = afterBoot ? new Set(listRecords(conf.stateDir).map((r) => `${r.containerID}/${r.ifName}`)) : new Set<string>();
     for (const v of apiVpcs.values()) {
       const ctx = forVpc(base, v);
       const bvi = await getBgpVrfInstance(client, conf.nodeName, v.vpcHex).catch((err: unknown) => {
@@ -127,7 +129,7 @@ export async function collect(base: BaseContext, valid: ReadonlySet<string>, nod
         // The sweep after a boot never takes what any network on the node still has (an interface,
         // a record) for stale; in a VPC found only through the node's claims, the rest is stale
         // whichever network made it.
-        if (nodeWide && (liveAny.has(key) || anyRecord.has(key))) continue;
+        if (afterBoot && (liveAny.has(key) || anyRecord.has(key))) continue;
         if (!heldOnly.has(v.vpcHex) && v.vpcHex !== conf.defaultVpc?.vpcHex && rec?.vpc !== v.vpcHex) continue; // another network's
         try {
           await removeAttachment(ctx, client, a.containerID, a.ifName, attachmentIds(conf.locator, v.vpc, parseInt(a.attachment, 16)), () =>
@@ -164,7 +166,7 @@ export async function collect(base: BaseContext, valid: ReadonlySet<string>, nod
   } finally {
     client.close();
   }
-  return errors;
+  return { errors, live: [...live].map((k) => ({ containerID: k.slice(0, k.lastIndexOf("/")), ifname: k.slice(k.lastIndexOf("/") + 1) })) };
 }
 
 /** VPCs whose route-target claim names this node as a holder (the plugin may list claims, not BGPVRFInstances). */

@@ -5,9 +5,7 @@
 // plugin (ADD, DEL, CHECK, STATUS, GC on the runtime's schedule). VXLAN over IPv4, the encapsulation
 // this machine's kernel runs; the kernel mode is whatever the plugin picks (auto).
 // Times are logged, never asserted (scripts/bench-lab.ts measures).
-import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { promisify } from "node:util";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -29,13 +27,12 @@ import {
   type KubeletPod,
   type ProbeResult,
 } from "../../scripts/netns-lab/kubelet.js";
-import { describeSettings, labNodes, nodeNetns, underlayAddress, workers, type LabSettings } from "../../scripts/netns-lab/topology.js";
+import { describeSettings, labNodes, underlayAddress, workers, type LabSettings } from "../../scripts/netns-lab/topology.js";
 import { cniNeeds, kvrfdNeeds } from "../../shared/kernel/capabilities.js";
 import { repoRoot } from "../harness/tools.js";
 import { waitFor } from "../harness/process.js";
 import { describeNeeds, timeScale } from "../harness/needs.js";
 
-const run = async (cmd: string, args: string[]): Promise<string> => (await promisify(execFile)(cmd, args, { encoding: "utf8" })).stdout;
 const lab: LabSettings = { encap: "vxlan", underlay: 4, runtime: "kubelet" };
 const log = (s: string): void => void process.stderr.write(`[kubelet] ${s}\n`);
 const needs = [...new Set([...cniNeeds("policy-routing", lab.encap), ...kvrfdNeeds(lab.encap, lab.underlay)])];
@@ -256,7 +253,7 @@ describeNeeds(needs, `kvrf under kubelet + containerd, deployed from manifests/ 
     const node = "sjc";
     const old = (await kubeletPods(labDir, kubeconfig)).filter((p) => p.node === node);
     expect(old.length).toBeGreaterThan(0);
-    const oldVeths = (await run("ip", ["-n", nodeNetns(node), "-o", "link", "show", "type", "veth"])).match(/kv[a-z2-7]{13}/g) ?? [];
+    const oldVeths = ((await nodeFootprint(labDir, node))["links"] ?? []).join("\n").match(/kv[a-z2-7]{13}/g) ?? [];
     const t0 = Date.now();
     await rebootNode(labDir, node, log);
     await waitFor(`${node} Ready after the reboot`, async () => (await readyCondition(node)).startsWith("True"), { timeoutMs: 120_000 * timeScale, intervalMs: 1000 });
@@ -274,7 +271,7 @@ describeNeeds(needs, `kvrf under kubelet + containerd, deployed from manifests/ 
       const leased = ((await nodeFootprint(labDir, node))["leases"] ?? []).map((l) => l.split("/").pop() ?? "");
       return JSON.stringify(leased.sort()) === JSON.stringify([...addresses].sort());
     }, { timeoutMs: 30_000 * timeScale, intervalMs: 1000 }).catch(async (err: unknown) => {
-      expect((await nodeFootprint(labDir, node))["leases"], `${node}'s leases`).toEqual([...addresses]);
+      expect(((await nodeFootprint(labDir, node))["leases"] ?? []).map((l) => l.split("/").pop() ?? "").sort(), `${node}'s leased addresses`).toEqual([...addresses].sort());
       throw err;
     });
     // The API: the node's entries are its running pods' addresses, nothing of the old boot.
