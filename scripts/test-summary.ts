@@ -2,33 +2,45 @@
 // vitest-reports.ts) and prints per-place counts, where the tests ran, and — always last — the line
 // `tests: N passed, N failed, N skipped`. Exit 1 when a test failed, a report is unreadable, or
 // (with --ci) a test ran nowhere.
-//   tsx scripts/test-summary.ts [--host FILE] [--vm FILE] [--vm-meta FILE] [--ci]
+// Each failure is printed with the first lines of its error: a hook's error comes from the suite
+// errors file written beside each report (suite-errors-reporter.ts; vitest's JSON has none).
+//   tsx scripts/test-summary.ts [--host FILE] [--host-errors FILE] [--vm FILE] [--vm-errors FILE]
+//                               [--vm-meta FILE] [--ci]
 import { existsSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { repoRoot } from "../test/harness/tools.js";
 import type { VmTierMeta } from "./lib/deferred.js";
-import { count, formatCounts, merge, missingSuites, outcomes, ranOn, type Place, type TestOutcome, type VitestJson } from "./lib/vitest-reports.js";
+import type { SuiteError } from "./lib/suite-errors-reporter.js";
+import { count, errorExcerpt, formatCounts, merge, missingSuites, outcomes, ranOn, type Place, type TestOutcome, type VitestJson } from "./lib/vitest-reports.js";
 
 const { values: opt } = parseArgs({
-  options: { host: { type: "string" }, vm: { type: "string" }, "vm-meta": { type: "string" }, ci: { type: "boolean", default: false } },
+  options: {
+    host: { type: "string" },
+    "host-errors": { type: "string" },
+    vm: { type: "string" },
+    "vm-errors": { type: "string" },
+    "vm-meta": { type: "string" },
+    ci: { type: "boolean", default: false },
+  },
 });
 
 const reports: Partial<Record<Place, TestOutcome[]>> = {};
 /** A place's tests from its report; a report that should exist and does not is one failure. */
-function readReport(place: Place, file: string | undefined): void {
+function readReport(place: Place, file: string | undefined, errorsFile: string | undefined): void {
   if (file === undefined) return;
   if (!existsSync(file)) {
     reports[place] = [{ key: `(no ${place} report)`, file, name: `(no ${place} report: vitest did not finish)`, outcome: "failed", ran: false }];
     return;
   }
-  reports[place] = outcomes(JSON.parse(readFileSync(file, "utf8")) as VitestJson, repoRoot);
+  const errors = errorsFile !== undefined && existsSync(errorsFile) ? (JSON.parse(readFileSync(errorsFile, "utf8")) as SuiteError[]) : [];
+  reports[place] = outcomes(JSON.parse(readFileSync(file, "utf8")) as VitestJson, repoRoot, errors);
 }
 
-readReport("host", opt.host);
+readReport("host", opt.host, opt["host-errors"]);
 const metaFile = opt["vm-meta"];
 const meta = metaFile !== undefined && existsSync(metaFile) ? (JSON.parse(readFileSync(metaFile, "utf8")) as VmTierMeta) : undefined;
 if (meta?.booted === true) {
-  readReport("vm", opt.vm);
+  readReport("vm", opt.vm, opt["vm-errors"]);
   const vm = reports.vm ?? [];
   vm.push(...missingSuites(vm, meta.suites, "vm"));
   // vitest failing without a failed test (a global setup, an unhandled error) still failed.
@@ -50,7 +62,10 @@ if (meta !== undefined) {
 const merged = merge(reports);
 const total = count(merged);
 const failed = merged.filter((t) => t.outcome === "failed");
-for (const t of failed.slice(0, 20)) process.stdout.write(`failed${t.ranOn.length > 0 ? ` (${t.ranOn.join(", ")})` : ""}: ${t.file} › ${t.name}\n`);
+for (const t of failed.slice(0, 20)) {
+  process.stdout.write(`failed${t.ranOn.length > 0 ? ` (${t.ranOn.join(", ")})` : ""}: ${t.file} › ${t.name}\n`);
+  for (const w of t.why) process.stdout.write(`${errorExcerpt(w.message, t.why.length > 1 ? `${w.place}: ` : "")}\n`);
+}
 if (failed.length > 20) process.stdout.write(`failed: … and ${failed.length - 20} more\n`);
 const skipped = merged.filter((t) => t.outcome === "skipped");
 for (const t of skipped.slice(0, 20)) process.stdout.write(`ran nowhere: ${t.file} › ${t.name}\n`);

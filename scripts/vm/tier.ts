@@ -1,7 +1,7 @@
 // The vm tier (scripts/test): runs, on Debian's stock kernel under qemu, every suite the host kernel
 // could not (test/harness/needs.ts), in ONE guest, with one vitest over exactly their files.
 //
-//   tsx scripts/vm/tier.ts --deferred DIR --report FILE --meta FILE [--collect kernel,integration,lab,cluster]
+//   tsx scripts/vm/tier.ts --deferred DIR --report FILE --meta FILE [--suite-errors FILE] [--collect kernel,integration,lab,cluster]
 //
 // DIR holds what the host's vitest recorded (KVRF_DEFERRED_DIR). --collect names tiers (vitest
 // projects) the host did not run in this invocation: their files that use describeNeeds are
@@ -22,9 +22,10 @@ import { repoRoot, vmImage, type VmImage } from "../../test/harness/tools.js";
 import { jobRoot, runInVm, type VmResult } from "../../test/harness/vm.js";
 import { labControlPlanesVar, serveLabControlPlanes, startHostControlPlane } from "../../test/harness/vm-apiserver.js";
 import { filesOf, readDeferred, type VmTierMeta } from "../lib/deferred.js";
+import { suiteErrorsVar } from "../lib/suite-errors-reporter.js";
 
 const { values: opt } = parseArgs({
-  options: { deferred: { type: "string" }, report: { type: "string" }, meta: { type: "string" }, collect: { type: "string" } },
+  options: { deferred: { type: "string" }, report: { type: "string" }, meta: { type: "string" }, "suite-errors": { type: "string" }, collect: { type: "string" } },
 });
 if (opt.deferred === undefined || opt.report === undefined || opt.meta === undefined) {
   process.stderr.write("usage: tsx scripts/vm/tier.ts --deferred DIR --report FILE --meta FILE [--collect TIER,...]\n");
@@ -108,7 +109,8 @@ async function main(): Promise<number> {
   // verbose: one line per test as it ends, so a long run under emulation shows progress.
   // Two workers (the guest's two CPUs): the suites mostly wait on processes and the network, and
   // integration files already share one API server on the host (their node names are their own).
-  const vitest = ["vitest", "run", ...files, "--maxWorkers=2", "--reporter=verbose", "--reporter=json", "--outputFile.json=/vmjob/report.json"];
+  // And each suite's hook errors, which the JSON report lacks (scripts/lib/suite-errors-reporter.ts).
+  const vitest = ["vitest", "run", ...files, "--maxWorkers=2", "--reporter=verbose", "--reporter=json", "--outputFile.json=/vmjob/report.json", "--reporter=./scripts/lib/suite-errors-reporter.ts"];
   const pass = (k: string): Record<string, string> => (process.env[k] !== undefined ? { [k]: process.env[k] } : {});
   let r: VmResult;
   try {
@@ -121,6 +123,7 @@ async function main(): Promise<number> {
         KVRF_TIME_SCALE: "5",
         KVRF_HOST_CAPS: [...hostCaps].join(","),
         KVRF_DEFERRED_DIR: "/vmjob/deferred",
+        [suiteErrorsVar]: "/vmjob/suite-errors.json",
         ...(host !== undefined ? { KVRF_VM_KUBECONFIG: host.cp.kubeconfig, KVRF_VM_ETCD_URL: host.cp.etcdUrl } : {}),
         ...(labPlanes !== undefined ? { [labControlPlanesVar]: "host" } : {}),
         ...pass("CI"),
@@ -139,6 +142,8 @@ async function main(): Promise<number> {
   }
   const report = path.join(r.jobDir, "report.json");
   if (existsSync(report)) copyFileSync(report, reportFile);
+  const suiteErrors = path.join(r.jobDir, "suite-errors.json");
+  if (opt["suite-errors"] !== undefined && existsSync(suiteErrors)) copyFileSync(suiteErrors, opt["suite-errors"]);
   const nowhere = readDeferred(path.join(r.jobDir, "deferred")).filter((d) => d.kind === "nowhere");
   for (const d of nowhere) say(`no kernel here runs ${path.relative(repoRoot, d.file)} › ${d.suite}: ${d.why}`);
   const meta: VmTierMeta = {
