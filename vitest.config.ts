@@ -1,4 +1,5 @@
 // Test tiers, fast to real. `scripts/test` decides which tiers this machine can run and says so.
+import { availableParallelism } from "node:os";
 import { defineConfig } from "vitest/config";
 
 // In the vm tier's guest (test/harness/vm.ts) the CPU is emulated: the same work takes several
@@ -11,6 +12,12 @@ const integrationSetup = process.env["KVRF_VM_KUBECONFIG"] !== undefined ? "test
 
 export default defineConfig({
   test: {
+    // vitest's default is one worker fewer than the CPUs: on a 2-CPU machine one, and then it runs
+    // every file of every project one after another (its groupSpecs puts projects with one worker
+    // into its sequential group). The unit, kernel and integration files mostly wait on processes
+    // and the network, and run two at a time in the vm tier's guest already: at least two here.
+    // (The lab and cluster projects stay one file at a time: fileParallelism false below.)
+    maxWorkers: Math.max(2, availableParallelism()),
     projects: [
       {
         test: {

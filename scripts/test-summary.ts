@@ -4,7 +4,8 @@
 // (with --ci) a test ran nowhere.
 // Each failure is printed with the first lines of its error: a hook's error comes from the suite
 // errors file written beside each report (suite-errors-reporter.ts; vitest's JSON has none).
-//   tsx scripts/test-summary.ts [--host FILE] [--host-errors FILE] [--vm FILE] [--vm-errors FILE]
+// --host and --host-errors repeat (one pair per host vitest: scripts/test runs two at once).
+//   tsx scripts/test-summary.ts [--host FILE --host-errors FILE]... [--vm FILE] [--vm-errors FILE]
 //                               [--vm-meta FILE] [--ci]
 import { existsSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -15,8 +16,8 @@ import { count, errorExcerpt, formatCounts, merge, missingSuites, outcomes, ranO
 
 const { values: opt } = parseArgs({
   options: {
-    host: { type: "string" },
-    "host-errors": { type: "string" },
+    host: { type: "string", multiple: true },
+    "host-errors": { type: "string", multiple: true },
     vm: { type: "string" },
     "vm-errors": { type: "string" },
     "vm-meta": { type: "string" },
@@ -28,15 +29,16 @@ const reports: Partial<Record<Place, TestOutcome[]>> = {};
 /** A place's tests from its report; a report that should exist and does not is one failure. */
 function readReport(place: Place, file: string | undefined, errorsFile: string | undefined): void {
   if (file === undefined) return;
+  const tests = (reports[place] ??= []);
   if (!existsSync(file)) {
-    reports[place] = [{ key: `(no ${place} report)`, file, name: `(no ${place} report: vitest did not finish)`, outcome: "failed", ran: false }];
+    tests.push({ key: `(no ${place} report ${file})`, file, name: `(no ${place} report: vitest did not finish)`, outcome: "failed", ran: false });
     return;
   }
   const errors = errorsFile !== undefined && existsSync(errorsFile) ? (JSON.parse(readFileSync(errorsFile, "utf8")) as SuiteError[]) : [];
-  reports[place] = outcomes(JSON.parse(readFileSync(file, "utf8")) as VitestJson, repoRoot, errors);
+  tests.push(...outcomes(JSON.parse(readFileSync(file, "utf8")) as VitestJson, repoRoot, errors));
 }
 
-readReport("host", opt.host, opt["host-errors"]);
+(opt.host ?? []).forEach((file, i) => readReport("host", file, opt["host-errors"]?.[i]));
 const metaFile = opt["vm-meta"];
 const meta = metaFile !== undefined && existsSync(metaFile) ? (JSON.parse(readFileSync(metaFile, "utf8")) as VmTierMeta) : undefined;
 if (meta?.booted === true) {

@@ -19,7 +19,7 @@
 // Host state kubelet changes: vm.overcommit_memory, kernel.panic, kernel.panic_on_oops (kubelet sets
 // them unless protectKernelDefaults); saved before the first kubelet and restored by `down`.
 import { execFile } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, type Dirent, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { makeClientCert, type Pki } from "../../test/harness/pki.js";
@@ -400,25 +400,47 @@ export async function restartKubelet(labDir: string, node: string, downMs = 0): 
   spawnDaemon("kubelet", cmd ?? "nsenter", args, { dir, detached: true, execs: cmdline });
 }
 
+/**
+ * Every process in a cgroup and below. The tree changes while it is read (runc and containerd remove
+ * a container's cgroup as it exits, which the kills here cause): what vanished is skipped.
+ */
 function pidsIn(cgroup: string): number[] {
-  const pids: number[] = [];
-  if (!existsSync(cgroup)) return pids;
-  for (const e of readdirSync(cgroup, { recursive: true, withFileTypes: true })) {
-    if (e.isFile() && e.name === "cgroup.procs") {
-      for (const l of readFileSync(path.join(e.parentPath, e.name), "utf8").split("\n")) if (l.trim() !== "") pids.push(Number(l));
-    }
+  const pids = new Set<number>();
+  const walk = (dir: string): void => {
+    for (const l of readIfThere(path.join(dir, "cgroup.procs")).split("\n")) if (l.trim() !== "") pids.add(Number(l));
+    for (const e of readdirIfThere(dir)) if (e.isDirectory()) walk(path.join(dir, e.name));
+  };
+  walk(cgroup);
+  return [...pids];
+}
+
+/** A directory's entries; none when it is gone (ENOENT). */
+function readdirIfThere(dir: string): Dirent[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw err;
   }
-  const own = readFileSync(path.join(cgroup, "cgroup.procs"), "utf8").split("\n").filter((l) => l.trim() !== "").map(Number);
-  return [...new Set([...pids, ...own])];
+}
+
+/** A file's text; empty when it is gone (ENOENT, or ENODEV for a cgroup file whose group went). */
+function readIfThere(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENODEV") return "";
+    throw err;
+  }
 }
 
 function removeCgroupTree(dir: string): void {
-  if (!existsSync(dir)) return;
-  for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) removeCgroupTree(path.join(dir, e.name));
+  for (const e of readdirIfThere(dir)) if (e.isDirectory()) removeCgroupTree(path.join(dir, e.name));
   try {
     rmdirSync(dir);
   } catch {
-    // busy (a process still inside): reported by the caller's check
+    // gone, or busy (a process still inside): reported by the caller's check
   }
 }
 

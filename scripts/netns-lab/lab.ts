@@ -534,6 +534,20 @@ export async function routesProgrammed(node: string, vpc: string): Promise<{ sta
  * the very same command line again (detached, same log). For the failure scenarios.
  */
 export async function restartDaemon(pidfile: string, signal: "SIGTERM" | "SIGKILL", downMs = 0, beforeStart?: () => void): Promise<void> {
+  const stopped = await stopDaemon(pidfile, signal);
+  if (downMs > 0) await sleep(downMs);
+  beforeStart?.();
+  startDaemon(stopped);
+}
+
+/** A lab daemon stopped by stopDaemon: what startDaemon starts again. */
+export interface StoppedDaemon {
+  pidfile: string;
+  command: string[];
+}
+
+/** Sends `signal` to the daemon of `pidfile` and waits until it has exited. */
+export async function stopDaemon(pidfile: string, signal: "SIGTERM" | "SIGKILL"): Promise<StoppedDaemon> {
   const { pid, cmdline, spawn } = JSON.parse(readFileSync(pidfile, "utf8")) as { pid: number; cmdline: string[]; spawn?: string[] };
   try {
     process.kill(pid, signal);
@@ -542,10 +556,13 @@ export async function restartDaemon(pidfile: string, signal: "SIGTERM" | "SIGKIL
   }
   await waitFor(`pid ${pid} to exit`, async () => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z "), { timeoutMs: 30_000 });
   rmSync(pidfile, { force: true });
-  if (downMs > 0) await sleep(downMs);
-  beforeStart?.();
-  const [cmd, ...args] = spawn ?? cmdline;
-  spawnDaemon(path.basename(pidfile, ".pid"), cmd ?? "", args, { dir: path.dirname(pidfile), detached: true });
+  return { pidfile, command: spawn ?? cmdline };
+}
+
+/** Starts a daemon stopDaemon stopped, as it was started, detached with its pidfile. */
+export function startDaemon(d: StoppedDaemon): void {
+  const [cmd, ...args] = d.command;
+  spawnDaemon(path.basename(d.pidfile, ".pid"), cmd ?? "", args, { dir: path.dirname(d.pidfile), detached: true });
 }
 
 export const pidfiles = {
@@ -569,8 +586,15 @@ export async function replaceKvrfPod(node: string): Promise<{ drain: string; pre
       env: { ...process.env, GOBGP: tool("gobgp4"), GOBGPD_SOCKET: socket, KVRF_DRAIN_SECONDS: "10" },
     }),
   ]);
-  await restartDaemon(pidfiles.kvrfd(node), "SIGTERM", 0);
-  await restartDaemon(pidfiles.gobgpd(node), "SIGTERM", 1000, () => rmSync(socket, { force: true }));
+  // The old pod is gone before the new one starts (the DaemonSet's rolling update, maxSurge 0): both
+  // containers stop, then the new pod's start. (Starting the new kvrfd before the old gobgpd had its
+  // SIGTERM let the new kvrfd reach the stopping gobgpd and start BGP on it again, prestop having
+  // stopped it; its exit then sent the peers a Hard Reset: a state no pod replacement produces.)
+  const [kvrfd, gobgpd] = await Promise.all([stopDaemon(pidfiles.kvrfd(node), "SIGTERM"), stopDaemon(pidfiles.gobgpd(node), "SIGTERM")]);
+  await sleep(1000);
+  rmSync(socket, { force: true });
+  startDaemon(gobgpd);
+  startDaemon(kvrfd);
   const last = (out: string): string => out.trim().split("\n").at(-1) ?? "";
   let prestop = last(hook.stderr);
   try {
